@@ -1,0 +1,90 @@
+"""Value types shared by every request kind, policy, quorum and the audit trail."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from coldvault.keystore import KeyAlgorithm
+
+
+class Chain(enum.StrEnum):
+    BITCOIN = "bitcoin"
+    ETHEREUM = "ethereum"
+    SOLANA = "solana"
+
+
+class MovementKind(enum.StrEnum):
+    EXTERNAL = "external"  # value leaves the wallet: checked against whitelist and limits
+    CHANGE = "change"  # value returns to the same wallet, proven by re-derivation
+    CONTRACT_CALL = "contract-call"  # value/calldata to a contract (Ethereum)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One flow of value. ``amount`` is in base units (sat, wei, lamports)."""
+
+    kind: MovementKind
+    asset: str  # "BTC", "ETH", "SOL"
+    amount: int
+    destination: str  # address as the chain writes it
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    """Everything the operator is shown and the policy decides on. Nothing is signed that
+    is not described here."""
+
+    chain: Chain
+    network: str  # "main", "test", "regtest", or an EVM chain id as string, "mainnet-beta"
+    kind: str  # "psbt", "eth-transaction", "eth-personal-message", "eth-typed-data", ...
+    wallet: str  # registered wallet name
+    client: str  # client (segregated account) that owns the wallet
+    movements: tuple[Movement, ...]
+    fee: int | None  # base units; None when not applicable (messages)
+    fee_rate: float | None = None  # sat/vB for Bitcoin, None elsewhere
+    details: tuple[tuple[str, str], ...] = ()  # extra labelled lines (nonce, chain id, ...)
+    warnings: tuple[str, ...] = ()
+    #: sha256 of the exact request bytes as received: binds approvals to this request.
+    request_digest: bytes = b""
+
+    @property
+    def external(self) -> tuple[Movement, ...]:
+        return tuple(m for m in self.movements if m.kind is not MovementKind.CHANGE)
+
+    @property
+    def total_external(self) -> int:
+        return sum(m.amount for m in self.external)
+
+    @property
+    def fingerprint(self) -> str:
+        """Short request fingerprint shown to operator and approvers, e.g. ``"3F2A-9C01-77BE"``."""
+        h = hashlib.sha256(b"coldvault/request-fingerprint\x00" + self.request_digest).hexdigest()
+        return "-".join(h[i : i + 4] for i in range(0, 12, 4)).upper()
+
+
+@dataclass(frozen=True)
+class SignJob:
+    """One signature the HSM must make."""
+
+    key_id: bytes
+    algorithm: KeyAlgorithm
+    #: secp256k1: the 32-byte digest; Ed25519: the full message.
+    payload: bytes
+    purpose: str  # e.g. "input 3", "transaction", "message"
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A parsed, checked request ready for policy, approvals and signing."""
+
+    review: Review
+    jobs: tuple[SignJob, ...]
+    #: Given one signature per job (DER for ECDSA -- actually the EcdsaSignature object --
+    #: or 64 raw bytes for Ed25519, in job order), build the response payload bytes.
+    finish: Callable[[Sequence[object]], bytes] = field(repr=False, compare=False)
+    #: UR type of the response ("crypto-psbt", "eth-signature", "sol-signature").
+    response_type: str = ""
