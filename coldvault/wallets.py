@@ -1,0 +1,67 @@
+"""Registered wallets: which keys are ours, for which client, and how their scripts derive.
+
+A wallet registry is a TOML file (format in docs/wallets.md) changed only with an admin
+quorum. Each client's wallets are separate: a request may touch exactly one wallet.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from coldvault.errors import ConfigError
+from coldvault.requests.base import Chain
+
+MAX_WALLETS = 1000
+
+
+@dataclass(frozen=True)
+class Wallet:
+    name: str
+    client: str
+    chain: Chain
+    network: str  # bitcoin: "main"|"test"|"regtest"; ethereum: chain id as str; solana cluster
+    #: "bip84" | "bip48-wsh-sortedmulti" | "bip44-eth" | "sol"
+    template: str
+    #: hex master fingerprint of *our* seed for this wallet
+    master_fingerprint: str
+    #: our account path, e.g. "m/84h/0h/0h"
+    account_path: str
+    #: Bitcoin: output descriptor with key origins and a ``<0;1>/*`` multipath (or None).
+    descriptor: str | None = None
+    #: highest address/change index the appliance will search (the key-pool size - 1)
+    max_index: int = 99
+
+
+def load_wallets(path: Path) -> dict[str, Wallet]:
+    """Load a wallet registry TOML file; raise ConfigError naming the problem."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"wallet registry {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"wallet registry {path} is not valid TOML: {exc}") from exc
+    entries = data.get("wallet", [])
+    if not isinstance(entries, list) or len(entries) > MAX_WALLETS:
+        raise ConfigError(f"wallet registry {path}: expected [[wallet]] tables")
+    wallets: dict[str, Wallet] = {}
+    for i, entry in enumerate(entries):
+        try:
+            wallet = Wallet(
+                name=str(entry["name"]),
+                client=str(entry["client"]),
+                chain=Chain(entry["chain"]),
+                network=str(entry["network"]),
+                template=str(entry["template"]),
+                master_fingerprint=str(entry["master_fingerprint"]).lower(),
+                account_path=str(entry["account_path"]),
+                descriptor=entry.get("descriptor"),
+                max_index=int(entry.get("max_index", 99)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"wallet registry {path}: wallet #{i + 1} is invalid: {exc!r}") from exc
+        if wallet.name in wallets:
+            raise ConfigError(f"wallet registry {path}: wallet name {wallet.name!r} appears twice")
+        wallets[wallet.name] = wallet
+    return wallets
