@@ -1,0 +1,69 @@
+"""The appliance's state machine: which state may follow which, and the audit names."""
+
+from __future__ import annotations
+
+import enum
+
+from coldvault.errors import ColdvaultError
+
+
+class State(enum.StrEnum):
+    IDLE = "idle"
+    RECEIVING = "receiving"
+    REVIEW = "review"
+    COLLECTING_APPROVALS = "collecting-approvals"
+    SIGNING = "signing"
+    SHOWING_RESPONSE = "showing-response"
+
+
+#: Allowed transitions. Every waiting state may also go back to IDLE (cancel, timeout, error).
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.RECEIVING}),
+    State.RECEIVING: frozenset({State.REVIEW, State.IDLE}),
+    State.REVIEW: frozenset({State.COLLECTING_APPROVALS, State.IDLE}),
+    State.COLLECTING_APPROVALS: frozenset({State.SIGNING, State.IDLE}),
+    State.SIGNING: frozenset({State.SHOWING_RESPONSE, State.IDLE}),
+    State.SHOWING_RESPONSE: frozenset({State.IDLE}),
+}
+
+WAITING_STATES = frozenset(
+    {State.RECEIVING, State.REVIEW, State.COLLECTING_APPROVALS, State.SHOWING_RESPONSE}
+)
+
+
+class Cancelled(ColdvaultError):
+    """The operator cancelled the request; nothing was signed."""
+
+    code = "cancelled"
+
+
+class TimedOut(ColdvaultError):
+    """A waiting state timed out; nothing was signed."""
+
+    code = "timeout"
+
+    def __init__(self, state: State, seconds: float) -> None:
+        super().__init__(
+            f"Timed out after {seconds:.0f} s while {state.value}; nothing was signed."
+        )
+        self.state = state.value
+        self.seconds = seconds
+
+
+class StateMachine:
+    """Tracks the current state and refuses transitions the table does not allow."""
+
+    def __init__(self) -> None:
+        self.state = State.IDLE
+        self.history: list[State] = [State.IDLE]
+
+    def to(self, new: State) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise ValueError(f"illegal transition {self.state.value} -> {new.value}")
+        self.state = new
+        self.history.append(new)
+
+    def reset(self) -> None:
+        if self.state is not State.IDLE:
+            self.state = State.IDLE
+            self.history.append(State.IDLE)
