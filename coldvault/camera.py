@@ -1,0 +1,171 @@
+"""Where QR frames come from: the FrameSource and TextSource seams.
+
+A :class:`FrameSource` yields camera images (PIL); a QR decoder turns each into zero or more
+texts.  A :class:`TextSource` (serial/HID scanner, stdin) already yields decoded texts, one
+per line.  :func:`frame_texts` glues a frame source to a decoder so the rest of the appliance
+only ever sees an iterator of texts, whatever the hardware.
+
+Implementations: :class:`ImageFileSource` (PNG files and animated GIFs, here),
+``coldvault.backends.v4l2_camera.V4l2Camera`` (real camera, OpenCV),
+``coldvault.backends.serial_scanner.SerialScanner`` (text lines) and
+``hardware_emulators.virtual_camera.VirtualCamera`` (frames with drops, blur, noise).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from coldvault.errors import HardwareError, InputError
+
+if TYPE_CHECKING:
+    from coldvault.backends.qr_decode import QrDecoder
+
+#: Refuse image files larger than this (bytes) and frames larger than this many pixels.
+MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
+MAX_FRAME_PIXELS = 4096 * 4096
+
+
+class CameraError(HardwareError):
+    """A camera or scanner is missing, busy or stopped delivering frames."""
+
+    code = "camera"
+
+    def __init__(self, message: str, *, device: str) -> None:
+        super().__init__(message)
+        self.device = device
+
+
+class ImageFileError(InputError):
+    """An image file given as a frame source is missing, too large or not an image."""
+
+    code = "image-file"
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Yields camera frames as PIL images, at roughly ``fps`` frames per second."""
+
+    @property
+    def fps(self) -> float: ...
+
+    def frames(self) -> Iterator[Image.Image]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TextSource(Protocol):
+    """Yields already-decoded QR texts (a hardware scanner that types out each code)."""
+
+    def lines(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ImageFileError(f"The image file {path} cannot be read.", path=str(path)) from None
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise ImageFileError(
+            f"The image file {path} is larger than {MAX_IMAGE_FILE_BYTES} bytes.", path=str(path)
+        )
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError):
+        raise ImageFileError(
+            f"The file {path} is not a PNG or GIF image this appliance can read.", path=str(path)
+        ) from None
+    if image.width * image.height > MAX_FRAME_PIXELS:
+        image.close()
+        raise ImageFileError(
+            f"The image {path} is {image.width}x{image.height}, larger than a camera frame.",
+            path=str(path),
+        )
+    return image
+
+
+def image_file_frames(path: str | os.PathLike[str]) -> list[Image.Image]:
+    """Every frame of a PNG (one) or animated GIF (all), as greyscale images."""
+    image = _open_image(Path(path))
+    with image:
+        try:
+            return [frame.convert("L") for frame in ImageSequence.Iterator(image)]
+        except (OSError, ValueError):
+            raise ImageFileError(
+                f"The image file {path} is damaged and cannot be decoded.", path=str(path)
+            ) from None
+
+
+def gif_frame_duration_ms(path: str | os.PathLike[str]) -> int | None:
+    """The duration of the first GIF frame in milliseconds, if the file says."""
+    with _open_image(Path(path)) as image:
+        duration = image.info.get("duration")
+    return int(duration) if isinstance(duration, int | float) and duration > 0 else None
+
+
+class ImageFileSource:
+    """Plays image files once, in order: each PNG is one frame, each GIF all its frames.
+
+    ``fps`` is nominal (taken from the first GIF's frame duration when not given); this
+    source never sleeps.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, fps: float | None = None):
+        if not paths:
+            raise ValueError("ImageFileSource needs at least one path")
+        self._paths = [Path(p) for p in paths]
+        if fps is None:
+            duration = next(
+                (
+                    gif_frame_duration_ms(p)
+                    for p in self._paths
+                    if p.suffix.lower() == ".gif"
+                ),
+                None,
+            )
+            fps = 1000.0 / duration if duration else 5.0
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self._fps = float(fps)
+        self._closed = False
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    def frames(self) -> Iterator[Image.Image]:
+        for path in self._paths:
+            if self._closed:
+                return
+            yield from image_file_frames(path)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def frame_texts(
+    frames: Iterable[Image.Image], decoder: QrDecoder, *, dedupe: bool = True
+) -> Iterator[str]:
+    """Decode every frame and yield the QR texts found.
+
+    With ``dedupe`` the same text seen on consecutive frames (a camera holding on one QR
+    code) is yielded once.
+    """
+    previous: str | None = None
+    for frame in frames:
+        for text in decoder.decode(frame):
+            if dedupe and text == previous:
+                continue
+            previous = text
+            yield text
