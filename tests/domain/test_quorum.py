@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coldvault.quorum import (
+    TOKEN_PREFIX,
+    ApprovalExpired,
+    ApprovalForOtherRequest,
+    ApprovalReplayed,
+    ApprovalSession,
+    ApprovalToken,
+    BadApprovalSignature,
+    CardRevoked,
+    DuplicateHolder,
+    MalformedToken,
+    MemoryReplayGuard,
+    ThresholdNotMet,
+    UnknownCard,
+    WrongRole,
+)
+
+from .conftest import make_review
+
+T0 = 1_800_000_000
+
+
+class Clock:
+    def __init__(self, t: int = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def token_for(cards, review=None, nonce=b"\x11" * 16, m=2) -> ApprovalToken:
+    return ApprovalToken.for_review(
+        review or make_review(),
+        policy_version=7,
+        roster=cards.roster(),
+        required_approvals=m,
+        now=T0,
+        ttl=600,
+        nonce=nonce,
+    )
+
+
+def session(cards, token=None, guard=None, clock=None, **kw) -> ApprovalSession:
+    token = token or token_for(cards)
+    return ApprovalSession(
+        cards.roster(), token, guard=guard or MemoryReplayGuard(), now=clock or Clock(), **kw
+    )
+
+
+def test_token_bytes_are_canonical_and_round_trip(cards) -> None:
+    token = token_for(cards)
+    data = token.to_bytes()
+    assert data.startswith(TOKEN_PREFIX) and len(data) < 255
+    assert ApprovalToken.from_bytes(data) == token
+    assert token_for(cards).to_bytes() == data  # deterministic
+    assert token_for(cards, nonce=b"\x22" * 16).to_bytes() != data
+    assert token.request_fingerprint == make_review().fingerprint
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"junk", TOKEN_PREFIX + b"\xff", TOKEN_PREFIX + b"\xa0", TOKEN_PREFIX + b"\x00" * 2000],
+)
+def test_malformed_tokens(data: bytes) -> None:
+    with pytest.raises(MalformedToken):
+        ApprovalToken.from_bytes(data)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=300))
+def test_token_parser_only_raises_malformed(data: bytes) -> None:
+    try:
+        ApprovalToken.from_bytes(TOKEN_PREFIX + data)
+    except MalformedToken:
+        pass
+
+
+def test_two_of_n_satisfied_with_all_card_types(cards) -> None:
+    s = session(cards)
+    assert not s.satisfied
+    s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    assert not s.satisfied
+    s.add("APR-2", cards.approvers[2].sign(s.token_bytes, high_s=True))
+    assert s.satisfied
+    assert [a.holder for a in s.approvals] == ["Approver 0", "Approver 2"]
+    s.add("APR-1", cards.approvers[1].sign(s.token_bytes))  # extra approvals are fine
+    assert len(s.consume()) == 3
+
+
+def test_unknown_card(cards) -> None:
+    s = session(cards)
+    with pytest.raises(UnknownCard) as info:
+        s.add("OUT-0", cards.outsider.sign(s.token_bytes))
+    assert info.value.card_serial == "OUT-0" and info.value.roster_version == 1
+
+
+def test_revoked_card(cards) -> None:
+    roster = cards.roster().revoke("APR-1")
+    token = ApprovalToken.for_review(
+        make_review(), policy_version=7, roster=roster, required_approvals=2, now=T0
+    )
+    s = ApprovalSession(roster, token, now=Clock())
+    with pytest.raises(CardRevoked):
+        s.add("APR-1", cards.approvers[1].sign(s.token_bytes))
+
+
+@pytest.mark.parametrize("who", ["admin", "custodian"])
+def test_admins_and_custodians_do_not_approve_requests(cards, who: str) -> None:
+    s = session(cards)
+    card = cards.admins[0] if who == "admin" else cards.custodian
+    with pytest.raises(WrongRole):
+        s.add(card.serial, card.sign(s.token_bytes))
+
+
+def test_bad_signature(cards) -> None:
+    s = session(cards)
+    with pytest.raises(BadApprovalSignature):
+        s.add("APR-0", cards.approvers[1].sign(s.token_bytes))  # another card's signature
+    with pytest.raises(BadApprovalSignature):
+        s.add("APR-0", b"\x00" * 64)
+    assert s.approvals == ()
+
+
+def test_duplicate_holder_two_cards_counts_once(cards) -> None:
+    s = session(cards)
+    s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    with pytest.raises(DuplicateHolder) as info:
+        s.add("APR-0B", cards.spare.sign(s.token_bytes))  # "approver 0" == "Approver 0"
+    assert info.value.counted_card == "APR-0"
+    with pytest.raises(DuplicateHolder):
+        s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    assert not s.satisfied
+
+
+def test_expired(cards) -> None:
+    clock = Clock()
+    s = session(cards, clock=clock)
+    s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    s.add("APR-1", cards.approvers[1].sign(s.token_bytes))
+    clock.t = T0 + 600
+    assert not s.satisfied
+    with pytest.raises(ApprovalExpired):
+        s.add("APR-2", cards.approvers[2].sign(s.token_bytes))
+    with pytest.raises(ApprovalExpired):
+        s.consume()
+
+
+def test_threshold_not_met(cards) -> None:
+    s = session(cards)
+    s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    with pytest.raises(ThresholdNotMet) as info:
+        s.consume()
+    assert (info.value.have, info.value.need) == (1, 2)
+
+
+def test_approval_for_other_request(cards) -> None:
+    other = token_for(cards, review=make_review(request_digest=b"\x01" * 32))
+    s = session(cards, recent_tokens=[other.to_bytes()])
+    sig = cards.approvers[0].sign(other.to_bytes())
+    with pytest.raises(ApprovalForOtherRequest) as info:
+        s.add("APR-0", sig)
+    assert info.value.signed_fingerprint == other.request_fingerprint
+    s2 = session(cards)
+    with pytest.raises(ApprovalForOtherRequest):
+        s2.add("APR-0", sig, signed_token=other.to_bytes())
+    with pytest.raises(BadApprovalSignature):  # nothing to say which request it was for
+        s2.add("APR-0", sig)
+
+
+def test_same_request_new_session_refuses_old_signature(cards) -> None:
+    first = token_for(cards)
+    second = token_for(cards, nonce=b"\x33" * 16)  # same request, new session nonce
+    sig = cards.approvers[0].sign(first.to_bytes())
+    s = session(cards, token=second, recent_tokens=[first.to_bytes()])
+    with pytest.raises(ApprovalForOtherRequest):
+        s.add("APR-0", sig)
+
+
+def test_replay_after_consume(cards) -> None:
+    guard = MemoryReplayGuard()
+    token = token_for(cards)
+    sigs = {c.serial: c.sign(token.to_bytes()) for c in cards.approvers[:2]}
+    s = session(cards, token=token, guard=guard)
+    for serial, sig in sigs.items():
+        s.add(serial, sig)
+    s.consume()
+    with pytest.raises(ApprovalReplayed):
+        s.consume()
+    again = session(cards, token=token, guard=guard)  # e.g. after a restart, same token
+    with pytest.raises(ApprovalReplayed):
+        again.add("APR-0", sigs["APR-0"])
+    with pytest.raises(ApprovalReplayed):  # even a fresh card on a consumed token
+        again.add("APR-3", cards.approvers[3].sign(token.to_bytes()))
+
+
+def test_replay_guard_consume_is_atomic(cards) -> None:
+    guard = MemoryReplayGuard()
+    token = token_for(cards)
+    a, b = session(cards, token=token, guard=guard), session(cards, token=token, guard=guard)
+    for s in (a, b):
+        for c in cards.approvers[:2]:
+            s.add(c.serial, c.sign(token.to_bytes()))
+    a.consume()
+    with pytest.raises(ApprovalReplayed):  # the race loser
+        b.consume()
+
+
+def test_session_mismatch_is_programmer_error(cards) -> None:
+    token = token_for(cards)
+    with pytest.raises(ValueError):
+        ApprovalSession(cards.roster(version=2), token)
+    with pytest.raises(ValueError):
+        ApprovalSession(cards.roster(), token, threshold=1)
