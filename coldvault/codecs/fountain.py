@@ -198,11 +198,13 @@ def find_nominal_fragment_length(
     """Fragment length for the fewest fragments no longer than ``max_fragment_len``.
 
     Equals the reference's search: the smallest fragment count ``n`` with
-    ``ceil(message_len / n) <= max_fragment_len``, then ``ceil(message_len / n)``.
+    ``ceil(message_len / n) <= max_fragment_len``, then ``ceil(message_len / n)``; the
+    count never exceeds ``message_len // min_fragment_len`` (at least 1), so when the two
+    bounds conflict the minimum fragment length wins, as in the reference.
     """
-    if message_len < 1 or min_fragment_len < 1 or max_fragment_len < min_fragment_len:
-        raise ValueError("need message_len >= 1 and 1 <= min_fragment_len <= max_fragment_len")
-    count = -(-message_len // max_fragment_len)
+    if message_len < 1 or min_fragment_len < 1 or max_fragment_len < 1:
+        raise ValueError("message and fragment lengths must be positive")
+    count = min(-(-message_len // max_fragment_len), max(1, message_len // min_fragment_len))
     return -(-message_len // count)
 
 
