@@ -1,0 +1,357 @@
+"""The hardware-in-loop lab as a whole: SoftHSM tokens, a private pcscd with vpcd readers and
+virtual OpenPGP cards, described by a TOML lab file (``hardware_emulators/lab.toml``).
+
+Two ways to run it:
+
+* **In process** (pytest fixtures): :class:`Lab` ``up()``/``down()``; every child process is
+  bound to the calling process (``PR_SET_PDEATHSIG`` + ``atexit`` + TERM-then-KILL stop), so
+  an interrupted test run leaves nothing behind.
+* **Daemonised** (``coldvault-lab up``): :func:`spawn_daemon` starts a detached supervisor
+  (``python -m hardware_emulators.cli serve``) that owns the lab and answers a control
+  socket; the lab outlives the command.  The registry file ``lab.json`` in the lab dir names
+  the supervisor and its children by PID *and* command line, so ``coldvault-lab down`` from
+  any shell stops exactly those processes and nothing else (see :func:`stop_daemon`).
+
+Lab state lives under the lab dir (``COLDVAULT_LAB_DIR``, default ``./lab-state``)::
+
+    softhsm/      SoftHSM2 conf + tokens       pcsc/     pcscd run dir, reader.conf.d, log
+    cards/        one state file per card      lab.json  registry (daemon only)
+    control.sock  supervisor control socket    daemon.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coldvault.errors import ConfigError
+from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec
+
+DEFAULT_LAB_FILE = Path(__file__).with_name("lab.toml")
+REGISTRY = "lab.json"
+CONTROL_SOCKET = "control.sock"
+DAEMON_LOG = "daemon.log"
+DAEMON_MODULE = "hardware_emulators.cli"
+DAEMON_COMMAND = "serve"
+
+
+def default_lab_dir() -> Path:
+    """``$COLDVAULT_LAB_DIR`` or ``./lab-state``."""
+    return Path(os.environ.get("COLDVAULT_LAB_DIR") or "lab-state").resolve()
+
+
+class LabFileError(ConfigError):
+    """The lab description (TOML) is invalid."""
+
+    code = "lab-file"
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"The lab file {str(path)!r} is invalid: {problem}.")
+        self.path = str(path)
+        self.problem = problem
+
+
+class LabNotRunning(ConfigError):
+    """No lab supervisor is running for this lab dir."""
+
+    code = "lab-not-running"
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(f"No lab is running in {str(state_dir)!r}; run 'coldvault-lab up'.")
+        self.state_dir = str(state_dir)
+
+
+class LabCommandError(ConfigError):
+    """A lab command (insert/remove) named an unknown card or reader, or failed."""
+
+    code = "lab-command"
+
+
+# --------------------------------------------------------------------------- lab file
+@dataclass(frozen=True)
+class LabToken:
+    """A SoftHSM token of the lab and what it stands for."""
+
+    spec: TokenSpec
+    role: str  # "appliance" | "backup"
+    site: str | None = None
+
+
+@dataclass(frozen=True)
+class CardSpec:
+    """A virtual OpenPGP card. It starts blank; enrolment generates its keys."""
+
+    serial: str
+    holder: str
+    role: str  # "approver" | "admin"
+    site: str | None
+    pin: str = field(repr=False)
+    admin_pin: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    name: str
+    tokens: tuple[LabToken, ...]
+    readers: int
+    base_port: int | None
+    cards: tuple[CardSpec, ...]
+
+    @property
+    def token_specs(self) -> tuple[TokenSpec, ...]:
+        return tuple(t.spec for t in self.tokens)
+
+    def appliance_token(self) -> TokenSpec:
+        for token in self.tokens:
+            if token.role == "appliance":
+                return token.spec
+        raise KeyError("appliance")
+
+    def card(self, serial: str) -> CardSpec:
+        for card in self.cards:
+            if card.serial.upper() == serial.upper():
+                return card
+        raise LabCommandError(
+            f"The lab has no card with serial {serial!r} "
+            f"(cards: {', '.join(c.serial for c in self.cards)})."
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> LabConfig:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise LabFileError(path, str(exc)) from exc
+        try:
+            return cls._parse(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabFileError(path, f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> LabConfig:
+        tokens = tuple(
+            LabToken(
+                spec=TokenSpec(
+                    label=str(t["label"]), so_pin=str(t["so_pin"]), user_pin=str(t["user_pin"])
+                ),
+                role=_one_of(t.get("role", "backup"), ("appliance", "backup"), "token role"),
+                site=t.get("site"),
+            )
+            for t in data.get("softhsm", {}).get("tokens", [])
+        )
+        if sum(t.role == "appliance" for t in tokens) != 1:
+            raise ValueError("exactly one token must have role 'appliance'")
+        pcsc = data.get("pcsc", {})
+        readers = int(pcsc.get("readers", 3))
+        if not 1 <= readers <= 16:
+            raise ValueError("pcsc.readers must be 1..16")
+        base_port = int(pcsc.get("base_port", 0)) or None
+        cards = tuple(
+            CardSpec(
+                serial=_serial(c["serial"]),
+                holder=str(c["holder"]),
+                role=_one_of(c.get("role", "approver"), ("approver", "admin"), "card role"),
+                site=c.get("site"),
+                pin=str(c.get("pin", "123456")),
+                admin_pin=str(c.get("admin_pin", "12345678")),
+            )
+            for c in data.get("cards", [])
+        )
+        if len({c.serial for c in cards}) != len(cards):
+            raise ValueError("card serials must be unique")
+        name = str(data.get("lab", {}).get("name", "coldvault-lab"))
+        return cls(name=name, tokens=tokens, readers=readers, base_port=base_port, cards=cards)
+
+
+def _one_of(value: Any, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
+def _serial(value: Any) -> str:
+    text = str(value).upper()
+    if len(text) != 8 or any(ch not in "0123456789ABCDEF" for ch in text):
+        raise ValueError(f"card serial must be 8 hex digits, not {value!r}")
+    return text
+
+
+# --------------------------------------------------------------------------- in-process lab
+class Lab:
+    """The whole lab, run in this process (children die with it)."""
+
+    def __init__(self, config: LabConfig, state_dir: Path) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir).resolve()
+        self.softhsm = SoftHsmLab(state_dir=self.state_dir / "softhsm", tokens=config.token_specs)
+        self.pcsc: Any = None  # hardware_emulators.pcsc_lab.PcscLab once up
+        self._cards: dict[str, Any] = {}  # serial -> VirtualCard
+        self._inserted: dict[int, str] = {}  # reader index -> serial
+
+    @classmethod
+    def from_file(cls, path: Path | None = None, state_dir: Path | None = None) -> Lab:
+        config = LabConfig.load(Path(path) if path else DEFAULT_LAB_FILE)
+        return cls(config, Path(state_dir) if state_dir else default_lab_dir())
+
+    # -- lifecycle
+    def up(self, *, pcsc: bool = True) -> Lab:
+        """Provision SoftHSM tokens (idempotent); start pcscd + readers; prepare blank cards."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.softhsm.setup()
+        if pcsc and self.pcsc is None:
+            from hardware_emulators.pcsc_lab import PcscLab
+
+            self.pcsc = PcscLab(
+                state_dir=self.state_dir / "pcsc",
+                readers=self.config.readers,
+                base_port=self.config.base_port,
+            )
+            try:
+                self.pcsc.start()
+            except BaseException:
+                self.pcsc.stop()
+                self.pcsc = None
+                raise
+        return self
+
+    def down(self) -> None:
+        """Remove every card and stop pcscd. SoftHSM tokens (files) are kept."""
+        for reader in list(self._inserted):
+            with contextlib.suppress(Exception):
+                self.remove(reader)
+        self._cards.clear()
+        if self.pcsc is not None:
+            self.pcsc.stop()
+            self.pcsc = None
+
+    def __enter__(self) -> Lab:
+        return self.up()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(self.softhsm.env)
+        env["COLDVAULT_LAB_DIR"] = str(self.state_dir)
+        if self.pcsc is not None:
+            env.update(self.pcsc.env)
+        return env
+
+    # -- cards
+    def card(self, serial: str) -> Any:
+        """The (lazily created) ``VirtualCard`` controller for a card of the lab file."""
+        spec = self.config.card(serial)
+        if spec.serial not in self._cards:
+            from hardware_emulators.openpgp_card.controller import VirtualCard
+
+            card_dir = self.state_dir / "cards"
+            card_dir.mkdir(parents=True, exist_ok=True)
+            self._cards[spec.serial] = VirtualCard(
+                state_file=card_dir / f"{spec.serial}.json", serial=spec.serial
+            )
+        return self._cards[spec.serial]
+
+    def _reader_index(self, reader: int | str) -> int:
+        if self.pcsc is None:
+            raise LabCommandError("The lab's PC/SC part is not running.")
+        names = self.pcsc.reader_names()
+        if isinstance(reader, int) or str(reader).isdigit():
+            index = int(reader)
+            if 0 <= index < len(names):
+                return index
+        elif reader in names:
+            return names.index(reader)
+        raise LabCommandError(
+            f"The lab has no reader {reader!r} (readers: 0..{len(names) - 1} or "
+            f"{', '.join(repr(n) for n in names)})."
+        )
+
+    def insert(self, serial: str, reader: int | str) -> None:
+        index = self._reader_index(reader)
+        if index in self._inserted:
+            raise LabCommandError(
+                f"Reader {index} already holds card {self._inserted[index]}; remove it first."
+            )
+        card = self.card(serial)
+        for other, held in self._inserted.items():
+            if held == self.config.card(serial).serial:
+                raise LabCommandError(f"Card {held} is already in reader {other}.")
+        card.insert(self.pcsc.reader_ports[index])
+        self._inserted[index] = self.config.card(serial).serial
+
+    def remove(self, reader: int | str) -> str | None:
+        """Pull the card out of a reader; returns its serial (None if the reader was empty)."""
+        index = self._reader_index(reader)
+        serial = self._inserted.pop(index, None)
+        if serial is not None:
+            self._cards[serial].remove()
+        return serial
+
+    # -- status
+    def pids(self) -> dict[str, int]:
+        """PIDs of the processes this lab started (for the registry and tests)."""
+        found: dict[str, int] = {}
+        if self.pcsc is not None and self.pcsc.pid:
+            found["pcscd"] = int(self.pcsc.pid)
+        for serial in self._inserted.values():
+            pid = getattr(self._cards[serial], "pid", None)
+            if pid:
+                found[f"card:{serial}"] = int(pid)
+        return found
+
+    def status(self) -> dict[str, Any]:
+        roles = {t.spec.label: t for t in self.config.tokens}
+        tokens = []
+        for state in self.softhsm.status():
+            lab_token = roles.get(state.label)
+            tokens.append(
+                {
+                    "label": state.label,
+                    "serial": state.serial,
+                    "slot": state.slot,
+                    "role": lab_token.role if lab_token else None,
+                    "site": lab_token.site if lab_token else None,
+                }
+            )
+        readers = []
+        if self.pcsc is not None:
+            for i, (name, port) in enumerate(
+                zip(self.pcsc.reader_names(), self.pcsc.reader_ports, strict=True)
+            ):
+                readers.append(
+                    {"index": i, "name": name, "port": port, "card": self._inserted.get(i)}
+                )
+        where = {serial: i for i, serial in self._inserted.items()}
+        return {
+            "lab": self.config.name,
+            "state_dir": str(self.state_dir),
+            "softhsm": {
+                "conf": str(self.softhsm.conf_path),
+                "module": self.softhsm.module_path,
+                "tokens": tokens,
+            },
+            "pcsc": {
+                "running": self.pcsc is not None and self.pcsc.running(),
+                "pid": self.pcsc.pid if self.pcsc is not None else None,
+                "socket": str(self.pcsc.socket_path) if self.pcsc is not None else None,
+                "readers": readers,
+            },
+            "cards": [
+                {
+                    "serial": c.serial,
+                    "holder": c.holder,
+                    "role": c.role,
+                    "site": c.site,
+                    "reader": where.get(c.serial),
+                }
+                for c in self.config.cards
+            ],
+            "env": self.env,
+        }

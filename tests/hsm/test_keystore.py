@@ -1,0 +1,351 @@
+"""Pkcs11Keystore on a real SoftHSM2 token (no mocks): keys, signatures, attributes, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+
+import coincurve
+import nacl.signing
+import pytest
+from pkcs11 import Mechanism
+
+from coldvault.backends.pkcs11_keystore import (
+    SECP256K1_N,
+    DuplicateKey,
+    EmulatedTokenRefused,
+    KeyAlgorithmMismatch,
+    KeyNotFound,
+    MechanismUnsupported,
+    Pkcs11Keystore,
+    TokenNotFound,
+    UnsupportedKey,
+    list_tokens,
+)
+from coldvault.keystore import (
+    AUDIT_KEY_ID,
+    HARDENED,
+    IDENTITY_KEY_ID,
+    EcdsaSignature,
+    KeyAlgorithm,
+    derived_key_id,
+    derived_key_label,
+)
+
+pytestmark = pytest.mark.lab
+
+FP = bytes.fromhex("d34db33f")
+PATH = [84 | HARDENED, 0 | HARDENED, 0 | HARDENED, 0, 5]
+
+
+def _verify_host(public_key: bytes, sig: EcdsaSignature, digest: bytes) -> bool:
+    return coincurve.PublicKey(public_key).verify(sig.der, digest, hasher=None)
+
+
+def test_token_facts(keystore: Pkcs11Keystore, softhsm_lab, lab_config) -> None:
+    info = keystore.token_info
+    assert info.label == "coldvault-appliance"
+    assert info.manufacturer == "SoftHSM project"
+    assert info.model.startswith("SoftHSM")
+    assert len(info.serial) == 16
+    assert keystore.is_emulated is True
+    labels = {t.label for t in list_tokens(softhsm_lab.module_path)}
+    assert labels == {t.spec.label for t in lab_config.tokens}
+    assert labels >= {"coldvault-appliance", "backup-site-a", "backup-site-b", "backup-site-c"}
+
+
+def test_secp256k1_generated_key_signs_low_s_and_verifies(keystore: Pkcs11Keystore) -> None:
+    info = keystore.generate_key(KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
+    assert info.key_id == AUDIT_KEY_ID
+    assert info.label == "audit"
+    assert info.algorithm is KeyAlgorithm.SECP256K1
+    assert len(info.public_key) == 33 and info.public_key[0] in (2, 3)
+    assert keystore.find_key(AUDIT_KEY_ID) == info
+    rs = set()
+    # SoftHSM returns high-S about half the time: 2**-256 chance that 256 raw sigs were all low.
+    for i in range(256):
+        digest = hashlib.sha256(i.to_bytes(4, "big")).digest()
+        sig = keystore.sign_ecdsa(AUDIT_KEY_ID, digest)
+        assert 0 < sig.r < SECP256K1_N
+        assert 0 < sig.s <= SECP256K1_N // 2
+        assert _verify_host(info.public_key, sig, digest)
+        assert len(sig.compact) == 64 and sig.der[0] == 0x30
+        rs.add(sig.r)
+    assert len(rs) == 256
+    # non-deterministic: the same digest twice gives two different signatures
+    d = b"\x42" * 32
+    assert keystore.sign_ecdsa(AUDIT_KEY_ID, d) != keystore.sign_ecdsa(AUDIT_KEY_ID, d)
+
+
+def test_ed25519_generated_key_verifies_with_pynacl(keystore: Pkcs11Keystore) -> None:
+    info = keystore.generate_key(KeyAlgorithm.ED25519, IDENTITY_KEY_ID, "identity")
+    assert info.algorithm is KeyAlgorithm.ED25519 and len(info.public_key) == 32
+    verify_key = nacl.signing.VerifyKey(info.public_key)
+    for message in (b"", b"x", os.urandom(1000)):
+        sig = keystore.sign_ed25519(IDENTITY_KEY_ID, message)
+        assert len(sig) == 64
+        assert verify_key.verify(message, sig) == message
+
+
+def test_imported_secp256k1_key_matches_host_public_key(keystore: Pkcs11Keystore) -> None:
+    secret = bytearray(hashlib.sha256(b"coldvault test scalar").digest())
+    host_public = coincurve.PrivateKey(bytes(secret)).public_key.format(compressed=True)
+    key_id = derived_key_id(FP, PATH)
+    label = derived_key_label(FP, PATH)
+    info = keystore.import_private_key(KeyAlgorithm.SECP256K1, secret, key_id, label)
+    assert info.public_key == host_public
+    assert info.label == "d34db33f/84h/0h/0h/0/5"
+    assert keystore.find_key(key_id).public_key == host_public
+    digest = hashlib.sha256(b"spend").digest()
+    for _ in range(20):
+        sig = keystore.sign_ecdsa(key_id, digest)
+        assert sig.s <= SECP256K1_N // 2
+        assert _verify_host(host_public, sig, digest)
+
+
+def test_imported_ed25519_key_matches_host_and_is_deterministic(keystore: Pkcs11Keystore) -> None:
+    seed = hashlib.sha256(b"coldvault ed25519 seed").digest()
+    host = nacl.signing.SigningKey(seed)
+    info = keystore.import_private_key(KeyAlgorithm.ED25519, seed, b"sol-0", "sol/0")
+    assert info.public_key == bytes(host.verify_key)
+    message = b"solana message"
+    assert keystore.sign_ed25519(b"sol-0", message) == host.sign(message).signature
+
+
+def test_private_key_attributes(keystore: Pkcs11Keystore) -> None:
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"gen-k1", "gen-k1")
+    keystore.generate_key(KeyAlgorithm.ED25519, b"gen-ed", "gen-ed")
+    keystore.import_private_key(KeyAlgorithm.SECP256K1, b"\x01" * 32, b"imp-k1", "imp-k1")
+    for key_id in (b"gen-k1", b"gen-ed", b"imp-k1"):
+        attrs = keystore.key_attributes(key_id)
+        assert attrs.sensitive is True
+        assert attrs.extractable is False
+        assert attrs.token is True and attrs.private is True
+        assert attrs.sign is True and attrs.derive is False
+        info = keystore.find_key(key_id)
+        assert info.sensitive is True and info.extractable is False
+    for key_id in (b"gen-k1", b"gen-ed"):
+        attrs = keystore.key_attributes(key_id)
+        assert (attrs.always_sensitive, attrs.never_extractable, attrs.local) == (True, True, True)
+    # PKCS#11: a key that once existed outside the token is neither.
+    attrs = keystore.key_attributes(b"imp-k1")
+    assert (attrs.always_sensitive, attrs.never_extractable, attrs.local) == (False, False, False)
+
+
+def _pkcs11_tool_objects(softhsm_lab, token_label: str, pin: str) -> dict[str, dict[str, str]]:
+    """Private-key objects by hex ID, as OpenSC's pkcs11-tool (an independent client) lists them."""
+    out = subprocess.run(
+        [
+            "pkcs11-tool",
+            "--module",
+            softhsm_lab.module_path,
+            "--token-label",
+            token_label,
+            "--login",
+            "--pin",
+            pin,
+            "--list-objects",
+        ],
+        env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    objects: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            current = {"type": line} if line.startswith("Private Key Object") else None
+            continue
+        if current is not None and ":" in line:
+            name, value = line.strip().split(":", 1)
+            current[name] = value.strip()
+            if name == "ID":
+                objects[value.strip()] = current
+    return objects
+
+
+def test_attributes_as_seen_by_pkcs11_tool(keystore, softhsm_lab, lab_config) -> None:
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"tool-k1", "tool-k1")
+    keystore.import_private_key(KeyAlgorithm.ED25519, b"\x07" * 32, b"tool-ed", "tool-ed")
+    token = lab_config.appliance_token()
+    objects = _pkcs11_tool_objects(softhsm_lab, token.label, token.user_pin)
+    generated = objects[b"tool-k1".hex()]
+    assert generated["type"].startswith("Private Key Object; EC")
+    assert generated["Usage"] == "sign"
+    access = {a.strip() for a in generated["Access"].split(",")}
+    assert access == {"sensitive", "always sensitive", "never extractable", "local"}
+    imported = objects[b"tool-ed".hex()]
+    assert imported["type"] == "Private Key Object; EC_EDWARDS"
+    assert imported["Usage"] == "sign"
+    assert imported["Access"] == "sensitive"  # and, by omission, not extractable
+
+
+def test_random_comes_from_the_token(keystore: Pkcs11Keystore) -> None:
+    a, b = keystore.random(32), keystore.random(32)
+    assert len(a) == 32 and len(b) == 32 and a != b
+    assert len(keystore.random(4096)) == 4096
+    with pytest.raises(ValueError):
+        keystore.random(0)
+
+
+def test_list_keys(keystore: Pkcs11Keystore) -> None:
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"list-1", "list-1")
+    keystore.generate_key(KeyAlgorithm.ED25519, b"list-2", "list-2")
+    keys = {k.key_id: k for k in keystore.list_keys()}
+    assert keys[b"list-1"].algorithm is KeyAlgorithm.SECP256K1
+    assert keys[b"list-2"].algorithm is KeyAlgorithm.ED25519
+
+
+def test_concurrent_threads_are_serialised(keystore: Pkcs11Keystore) -> None:
+    info = keystore.generate_key(KeyAlgorithm.SECP256K1, b"threads", "threads")
+    errors: list[BaseException] = []
+    digest = hashlib.sha256(b"threads").digest()
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                assert _verify_host(
+                    info.public_key, keystore.sign_ecdsa(b"threads", digest), digest
+                )
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+# ------------------------------------------------------------------------------- negatives
+def test_missing_key_id(keystore: Pkcs11Keystore) -> None:
+    with pytest.raises(KeyNotFound) as err:
+        keystore.find_key(b"no-such-key")
+    assert err.value.key_id == b"no-such-key".hex()
+    assert err.value.token_label == "coldvault-appliance"
+    with pytest.raises(KeyNotFound):
+        keystore.sign_ecdsa(b"no-such-key", b"\x00" * 32)
+    with pytest.raises(KeyNotFound):
+        keystore.sign_ed25519(b"no-such-key", b"m")
+
+
+def test_duplicate_key_id_refused(keystore: Pkcs11Keystore) -> None:
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"dup", "dup")
+    with pytest.raises(DuplicateKey) as err:
+        keystore.generate_key(KeyAlgorithm.ED25519, b"dup", "dup")
+    assert err.value.key_id == b"dup".hex()
+    with pytest.raises(DuplicateKey):
+        keystore.import_private_key(KeyAlgorithm.SECP256K1, b"\x02" * 32, b"dup", "dup")
+
+
+def test_wrong_algorithm_for_key(keystore: Pkcs11Keystore) -> None:
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"k1-only", "k1-only")
+    keystore.generate_key(KeyAlgorithm.ED25519, b"ed-only", "ed-only")
+    with pytest.raises(KeyAlgorithmMismatch) as err:
+        keystore.sign_ed25519(b"k1-only", b"m")
+    assert (err.value.expected, err.value.actual) == ("ed25519", "secp256k1")
+    with pytest.raises(KeyAlgorithmMismatch):
+        keystore.sign_ecdsa(b"ed-only", b"\x00" * 32)
+
+
+def test_unknown_algorithm_and_bad_arguments_are_caller_bugs(keystore: Pkcs11Keystore) -> None:
+    with pytest.raises(ValueError):
+        keystore.generate_key("secp256r1", b"p256", "p256")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        keystore.import_private_key(KeyAlgorithm.SECP256K1, b"\x00" * 32, b"zero", "zero")
+    with pytest.raises(ValueError):
+        keystore.import_private_key(KeyAlgorithm.ED25519, b"\x00" * 31, b"short", "short")
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"digest", "digest")
+    with pytest.raises(ValueError):
+        keystore.sign_ecdsa(b"digest", b"\x00" * 31)
+
+
+def test_key_on_unsupported_curve(keystore: Pkcs11Keystore, softhsm_lab, lab_config) -> None:
+    token = lab_config.appliance_token()
+    subprocess.run(
+        [
+            "pkcs11-tool",
+            "--module",
+            softhsm_lab.module_path,
+            "--token-label",
+            token.label,
+            "--login",
+            "--pin",
+            token.user_pin,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "9256",
+            "--label",
+            "p256",
+        ],
+        env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    try:
+        with pytest.raises(UnsupportedKey) as err:
+            keystore.find_key(bytes.fromhex("9256"))
+        assert err.value.key_id == "9256"
+        assert "06082a8648ce3d030107" in err.value.description  # prime256v1 OID
+        assert bytes.fromhex("9256") not in {k.key_id for k in keystore.list_keys()}
+    finally:
+        for kind in ("privkey", "pubkey"):
+            subprocess.run(
+                [
+                    "pkcs11-tool",
+                    "--module",
+                    softhsm_lab.module_path,
+                    "--token-label",
+                    token.label,
+                    "--login",
+                    "--pin",
+                    token.user_pin,
+                    "--delete-object",
+                    "--type",
+                    kind,
+                    "--id",
+                    "9256",
+                ],
+                env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )
+
+
+def test_mechanism_the_token_lacks(keystore: Pkcs11Keystore) -> None:
+    assert keystore.supports(Mechanism.ECDSA) and keystore.supports(Mechanism.EDDSA)
+    assert not keystore.supports(Mechanism.SHA3_256)  # SoftHSM 2.6.1 has no SHA-3
+    with pytest.raises(MechanismUnsupported) as err:
+        keystore.require(Mechanism.SHA3_256, "hash with SHA-3")
+    assert err.value.mechanism == "CKM_SHA3_256"
+    assert err.value.token_label == "coldvault-appliance"
+    assert str(err.value) == (
+        "HSM token 'coldvault-appliance' does not support CKM_SHA3_256, which is needed "
+        "to hash with SHA-3."
+    )
+
+
+def test_missing_token_label(softhsm_lab, lab_config) -> None:
+    with pytest.raises(TokenNotFound) as err:
+        Pkcs11Keystore.open(softhsm_lab.module_path, "no-such-token", "1234", allow_emulated=True)
+    assert err.value.token_label == "no-such-token"
+    assert "coldvault-appliance" in err.value.available
+    assert str(err.value).startswith("No HSM token labelled 'no-such-token' is present")
+
+
+def test_emulated_token_refused_without_allow_emulated(softhsm_lab, lab_config) -> None:
+    token = lab_config.appliance_token()
+    with pytest.raises(EmulatedTokenRefused) as err:
+        Pkcs11Keystore.open(softhsm_lab.module_path, token.label, token.user_pin)
+    assert err.value.manufacturer == "SoftHSM project"
+    assert str(err.value).startswith("REFUSING EMULATED HSM")
+    assert token.user_pin not in str(err.value)
