@@ -1,0 +1,144 @@
+"""Hardware QR scanners that "type" each decoded code as a line of text.
+
+Serial (USB-CDC/UART) scanners are read with pyserial; HID keyboard-wedge scanners and
+test harnesses are read from any binary stream (stdin, a pty, a pipe).  Lines end with CR,
+LF or CRLF; empty lines are skipped.  Lines longer than ``max_line_len`` are discarded (and
+counted) so a misbehaving scanner cannot grow memory without bound.
+
+Implements :class:`coldvault.camera.TextSource`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from coldvault.camera import CameraError
+
+#: Longest accepted line: a version-40 QR holds at most 4,296 alphanumeric characters.
+DEFAULT_MAX_LINE_LEN = 8192
+
+
+class ScannerError(CameraError):
+    """The QR scanner is missing, cannot be opened, or went away."""
+
+    code = "scanner"
+
+
+class SerialScanner:
+    """Yields lines from a serial QR scanner (``port``) or from a binary ``stream``.
+
+    ``idle_timeout`` (seconds) ends :meth:`lines` when nothing arrives for that long; the
+    default ``None`` waits forever (until :meth:`close` or end of stream).
+    """
+
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        stream: BinaryIO | None = None,
+        baudrate: int = 115200,
+        idle_timeout: float | None = None,
+        max_line_len: int = DEFAULT_MAX_LINE_LEN,
+    ) -> None:
+        if (port is None) == (stream is None):
+            raise ValueError("give exactly one of port or stream")
+        if max_line_len < 16:
+            raise ValueError("max_line_len is too small for any QR frame")
+        self.device = port or getattr(stream, "name", "<stream>")
+        self.idle_timeout = idle_timeout
+        self.max_line_len = max_line_len
+        self.overlong_lines = 0
+        self._closed = False
+        self._serial: Any = None
+        self._stream = stream
+        if port is not None:
+            self._serial = self._open_serial(port, baudrate)
+
+    def _open_serial(self, port: str, baudrate: int) -> Any:
+        try:
+            import serial
+        except ImportError as exc:  # pragma: no cover - pyserial is a core dependency
+            raise ScannerError(
+                "pyserial is not installed, so serial QR scanners cannot be used.",
+                device=port,
+            ) from exc
+        if not os.path.exists(port):
+            raise ScannerError(
+                f"The QR scanner device {port} does not exist; check the cable and udev rules.",
+                device=port,
+            )
+        try:
+            return serial.Serial(port, baudrate=baudrate, timeout=0.05)
+        except (serial.SerialException, OSError) as exc:
+            raise ScannerError(
+                f"The QR scanner device {port} cannot be opened ({exc.__class__.__name__}); "
+                "check permissions and that no other program uses it.",
+                device=port,
+            ) from None
+
+    def _read_chunk(self) -> bytes | None:
+        """Some bytes, b'' when nothing arrived within the poll interval, None at EOF."""
+        if self._serial is not None:
+            import serial
+
+            try:
+                waiting = self._serial.in_waiting
+                return bytes(self._serial.read(max(1, min(waiting, 4096))))
+            except (serial.SerialException, OSError) as exc:
+                raise ScannerError(
+                    f"The QR scanner {self.device} stopped responding ({exc.__class__.__name__}).",
+                    device=self.device,
+                ) from None
+        stream = self._stream
+        if stream is None:
+            return None
+        reader = getattr(stream, "read1", None)
+        chunk = reader(4096) if reader is not None else stream.read(1)
+        return chunk or None
+
+    def lines(self) -> Iterator[str]:
+        buffer = bytearray()
+        discarding = False
+        last_data = time.monotonic()
+        while not self._closed:
+            chunk = self._read_chunk()
+            if chunk is None:
+                break
+            if not chunk:
+                if self.idle_timeout is not None and (
+                    time.monotonic() - last_data > self.idle_timeout
+                ):
+                    break
+                continue
+            last_data = time.monotonic()
+            for byte in chunk:
+                if byte in (0x0A, 0x0D):
+                    if buffer and not discarding:
+                        yield buffer.decode("utf-8", errors="replace")
+                    buffer.clear()
+                    discarding = False
+                    continue
+                if discarding:
+                    continue
+                if len(buffer) >= self.max_line_len:
+                    self.overlong_lines += 1
+                    buffer.clear()
+                    discarding = True
+                    continue
+                buffer.append(byte)
+        if buffer and not discarding:
+            yield buffer.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self._closed = True
+        if self._serial is not None:
+            self._serial.close()
+
+    def __enter__(self) -> SerialScanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
