@@ -1,0 +1,296 @@
+"""Solana sign requests: messages built and signatures verified with solders (independent)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import cbor2
+import nacl.signing
+import pytest
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import Message, MessageV0, VersionedMessage, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction, VersionedTransaction
+
+from coldvault.errors import Refused
+from coldvault.keystore import KeyAlgorithm, KeyInfo
+from coldvault.requests.base import Chain, MovementKind
+from coldvault.requests.ethereum import AddressMismatch, KeyNotOurs, SignatureCheckFailed
+from coldvault.requests.solana import (
+    MessageLooksLikeTransaction,
+    SignerNotOurs,
+    SolanaRequestError,
+    UnshowableDestination,
+    parse_message,
+    prepare_sol,
+    sol_signature_cbor,
+)
+from coldvault.wallets import Wallet
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+H = 0x8000_0000
+FP = bytes.fromhex("d34db33f")
+PATH = (44 | H, 501 | H, 0 | H, 0 | H)
+REQ_ID = uuid.UUID("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d").bytes
+DIGEST = hashlib.sha256(b"sol request").digest()
+BLOCKHASH = Hash(hashlib.sha256(b"blockhash").digest())
+DEST = Keypair.from_seed(hashlib.sha256(b"dest").digest()).pubkey()
+
+
+def seed_for(key_id: bytes) -> bytes:
+    return hashlib.sha256(b"sol-test/" + key_id).digest()
+
+
+class SoftKeys:
+    """Software stand-in for the HSM keystore (pure-library tests only)."""
+
+    def lookup(self, key_id: bytes) -> KeyInfo | None:
+        pub = bytes(nacl.signing.SigningKey(seed_for(key_id)).verify_key)
+        return KeyInfo(key_id, "test", KeyAlgorithm.ED25519, pub)
+
+    def sign_ed25519(self, key_id: bytes, message: bytes) -> bytes:
+        return nacl.signing.SigningKey(seed_for(key_id)).sign(message).signature
+
+
+KEYS = SoftKeys()
+OUR_KEY_ID = b"K" + FP + b"".join(i.to_bytes(4, "big") for i in PATH)
+OURS = Keypair.from_seed(seed_for(OUR_KEY_ID))
+
+
+def wallet(fp: bytes = FP, account: str = "m/44h/501h/0h") -> Wallet:
+    return Wallet(
+        name="sol-ops",
+        client="acme",
+        chain=Chain.SOLANA,
+        network="mainnet-beta",
+        template="sol",
+        master_fingerprint=fp.hex(),
+        account_path=account,
+    )
+
+
+def prepare(sign_data: bytes, sign_type: int = 1, **kw):  # type: ignore[no-untyped-def]
+    args = dict(
+        sign_data=sign_data,
+        sign_type=sign_type,
+        path=PATH,
+        source_fingerprint=FP,
+        address=None,
+        request_id=REQ_ID,
+        wallet=wallet(),
+        lookup_key=KEYS.lookup,
+        request_digest=DIGEST,
+    )
+    args.update(kw)
+    return prepare_sol(**args)
+
+
+def sign(prepared) -> bytes:  # type: ignore[no-untyped-def]
+    (job,) = prepared.jobs
+    assert job.algorithm is KeyAlgorithm.ED25519
+    response = cbor2.loads(prepared.finish([KEYS.sign_ed25519(job.key_id, job.payload)]))
+    assert response[1] == uuid.UUID(bytes=REQ_ID)
+    assert set(response) == {1, 2}
+    return response[2]
+
+
+def transfer_message(lamports: int = 1_500_000_000, payer: Pubkey | None = None) -> Message:
+    ix = transfer(TransferParams(from_pubkey=OURS.pubkey(), to_pubkey=DEST, lamports=lamports))
+    return Message.new_with_blockhash([ix], payer or OURS.pubkey(), BLOCKHASH)
+
+
+def test_legacy_transfer_signed_and_verified_by_solders() -> None:
+    msg = transfer_message()
+    prepared = prepare(bytes(msg))
+    assert prepared.response_type == "sol-signature"
+    assert prepared.jobs[0].payload == bytes(msg)
+    sig = sign(prepared)
+    assert Signature.from_bytes(sig).verify(OURS.pubkey(), bytes(msg))
+    tx = Transaction.populate(msg, [Signature.from_bytes(sig)])
+    tx.verify()  # raises if the signature does not verify
+    review = prepared.review
+    assert review.kind == "sol-transaction" and review.network == "mainnet-beta"
+    (move,) = review.movements
+    assert move.kind is MovementKind.EXTERNAL and move.asset == "SOL"
+    assert move.amount == 1_500_000_000 and move.destination == str(DEST)
+    assert review.fee == 5000
+    details = dict(review.details)
+    assert details["fee payer"] == str(OURS.pubkey())
+    assert details["recent blockhash"] == str(BLOCKHASH)
+    assert details["instruction 0"].endswith(f"1.5 SOL {OURS.pubkey()} -> {DEST}")
+    assert review.warnings == ()
+
+
+def test_parsed_accounts_match_solders() -> None:
+    msg = transfer_message(42)
+    parsed = parse_message(bytes(msg))
+    assert [bytes(k) for k in msg.account_keys] == list(parsed.account_keys)
+    assert parsed.num_required_signatures == msg.header.num_required_signatures
+    assert parsed.instructions[0].data == bytes(msg.instructions[0].data)
+    assert list(parsed.instructions[0].accounts) == list(msg.instructions[0].accounts)
+
+
+def test_v0_with_compute_budget_and_lookup_table() -> None:
+    table_key = Pubkey.from_bytes(hashlib.sha256(b"table").digest())
+    extra = Pubkey.from_bytes(hashlib.sha256(b"extra").digest())
+    program = Pubkey.from_bytes(hashlib.sha256(b"program").digest())
+    other = Instruction(program, b"\x01\x02", [AccountMeta(extra, False, False)])
+    table = AddressLookupTableAccount(table_key, [extra])
+    ixs = [
+        set_compute_unit_limit(300_000),
+        set_compute_unit_price(10_000),
+        transfer(TransferParams(from_pubkey=OURS.pubkey(), to_pubkey=DEST, lamports=7)),
+        other,
+    ]
+    msg = MessageV0.try_compile(OURS.pubkey(), ixs, [table], BLOCKHASH)
+    raw = to_bytes_versioned(
+        VersionedMessage(msg) if not isinstance(msg, VersionedMessage) else msg
+    )
+    prepared = prepare(raw)
+    sig = sign(prepared)
+    vtx = VersionedTransaction.populate(msg, [Signature.from_bytes(sig)])
+    assert vtx.verify_with_results() == [True]
+    review = prepared.review
+    assert review.fee == 5000 + 3000  # 300k CU * 10k micro-lamports
+    assert [m.amount for m in review.movements] == [7]
+    assert any("address lookup tables" in w for w in review.warnings)
+    assert any(str(program) in w for w in review.warnings)
+    assert dict(review.details)["message version"] == "v0"
+
+
+def test_keystone_sol_vectors_decode() -> None:
+    vectors = json.loads((VECTORS / "ur_registry.json").read_text())["keystone"]
+    for vec in vectors["sol-sign-request"]:
+        dec = vec["decoded"]
+        data = bytes.fromhex(dec["sign_data_hex"])
+        parsed = parse_message(data)
+        solders_msg = Message.from_bytes(data)
+        assert [bytes(k) for k in solders_msg.account_keys] == list(parsed.account_keys)
+        comps = dec["derivation_path"]["components"]
+        path = tuple(comps[i] | (H if comps[i + 1] else 0) for i in range(0, len(comps), 2))
+        fp = bytes.fromhex(dec["derivation_path"]["source_fingerprint_hex"])
+        signer = parsed.account_keys[0]
+
+        def lookup(key_id: bytes, signer: bytes = signer) -> KeyInfo:
+            return KeyInfo(key_id, "x", KeyAlgorithm.ED25519, signer)
+
+        kw = dict(path=path, source_fingerprint=fp, wallet=wallet(fp), lookup_key=lookup)
+        if dec["sign_type"] == 2:  # the vector's "message" is a transaction: refused
+            with pytest.raises(MessageLooksLikeTransaction):
+                prepare(data, 2, **kw)
+            continue
+        review = prepare(data, 1, **kw).review
+        (move,) = review.movements
+        assert move.amount == 100_000_000 and move.asset == "SOL"
+        assert move.destination == str(solders_msg.account_keys[1])
+    expected = vectors["sol-signature"][0]
+    built = sol_signature_cbor(
+        uuid.UUID(expected["decoded"]["request_id_uuid"]).bytes,
+        bytes.fromhex(expected["decoded"]["signature_hex"]),
+    )
+    assert built.hex() == expected["cbor_hex"]
+
+
+def test_off_chain_message_is_shown() -> None:
+    prepared = prepare(b"Sign in to Acme custody portal", 2)
+    sig = sign(prepared)
+    assert Signature.from_bytes(sig).verify(OURS.pubkey(), b"Sign in to Acme custody portal")
+    assert ("message", "Sign in to Acme custody portal") in prepared.review.details
+    assert prepared.review.kind == "sol-message" and prepared.review.fee is None
+    body = b"hello"
+    offchain = (
+        b"\xffsolana offchain"
+        + b"\x00"
+        + bytes(32)
+        + b"\x00"
+        + b"\x01"
+        + bytes(OURS.pubkey())
+        + len(body).to_bytes(2, "little")
+        + body
+    )
+    details = dict(prepare(offchain, 2).review.details)
+    assert details["message"] == "hello" and details["signer 0"] == str(OURS.pubkey())
+    assert details["format"].startswith("Solana off-chain message")
+    binary = dict(prepare(b"\x00\x01\xfe", 2).review.details)
+    assert binary["message"] == "0x0001fe"
+
+
+# --- negatives ----------------------------------------------------------------------------
+
+
+def test_truncated_and_trailing() -> None:
+    raw = bytes(transfer_message())
+    for cut in (1, 10, 40, len(raw) - 1):
+        with pytest.raises(SolanaRequestError):
+            prepare(raw[:cut])
+    with pytest.raises(SolanaRequestError):
+        prepare(raw + b"\x00")
+
+
+def test_compact_u16_overflow_and_noncanonical() -> None:
+    header = b"\x01\x00\x01"
+    with pytest.raises(SolanaRequestError, match="overflows 16 bits"):
+        prepare(header + b"\xff\xff\x04")
+    with pytest.raises(SolanaRequestError, match="not minimally encoded"):
+        prepare(header + b"\x83\x00")
+
+
+def test_too_many_accounts() -> None:
+    with pytest.raises(SolanaRequestError, match="limit is 64") as info:
+        prepare(b"\x01\x00\x01" + b"\x41" + bytes(32 * 30))
+    assert info.value.field == "account keys"
+
+
+def test_index_out_of_range() -> None:
+    raw = bytearray(bytes(transfer_message()))
+    # layout: header 3, count 1, 3 keys, blockhash, ix count 1, program index
+    program_at = 3 + 1 + 3 * 32 + 32 + 1
+    assert raw[program_at] == 2
+    raw[program_at] = 3
+    with pytest.raises(SolanaRequestError, match="program index 3"):
+        prepare(bytes(raw))
+    raw[program_at] = 2
+    raw[program_at + 2] = 9  # first account index of the transfer
+    with pytest.raises(SolanaRequestError, match="account index beyond"):
+        prepare(bytes(raw))
+
+
+def test_signer_not_ours_and_address_mismatch() -> None:
+    stranger = Keypair.from_seed(hashlib.sha256(b"stranger").digest()).pubkey()
+    ix = transfer(TransferParams(from_pubkey=stranger, to_pubkey=DEST, lamports=1))
+    msg = Message.new_with_blockhash([ix], stranger, BLOCKHASH)
+    with pytest.raises(SignerNotOurs):
+        prepare(bytes(msg))
+    with pytest.raises(AddressMismatch):
+        prepare(bytes(transfer_message()), address=bytes(stranger))
+    with pytest.raises(KeyNotOurs):
+        prepare(bytes(transfer_message()), path=(44 | H, 501 | H, 1 | H, 0 | H))
+    assert issubclass(SignerNotOurs, Refused)
+
+
+def test_unshowable_lookup_destination_is_refused() -> None:
+    table_key = Pubkey.from_bytes(hashlib.sha256(b"table").digest())
+    table = AddressLookupTableAccount(table_key, [DEST])
+    ix = transfer(TransferParams(from_pubkey=OURS.pubkey(), to_pubkey=DEST, lamports=1))
+    msg = MessageV0.try_compile(OURS.pubkey(), [ix], [table], BLOCKHASH)
+    with pytest.raises(UnshowableDestination):
+        prepare(to_bytes_versioned(msg))
+
+
+def test_bad_signature_and_sign_type() -> None:
+    prepared = prepare(bytes(transfer_message()))
+    with pytest.raises(SignatureCheckFailed):
+        prepared.finish([bytes(64)])
+    with pytest.raises(SolanaRequestError):
+        prepare(b"hi", 3)
+    with pytest.raises(SolanaRequestError):
+        prepare(b"x" * 1300)
