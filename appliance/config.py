@@ -31,7 +31,7 @@ class ApplianceConfig:
     state_dir: Path
     hsm_module: Path
     hsm_token_label: str
-    roster_file: Path
+    roster_files: tuple[Path, ...]
     policy_file: Path
     wallets_file: Path
     genesis_roster_sha256: str
@@ -106,6 +106,8 @@ def load_config(path: Path) -> ApplianceConfig:
     fragment_len = _get(out, "fragment_len", int, "output", 200)
     if not 10 <= fragment_len <= 2000:
         raise ConfigError("configuration: [output] fragment_len must be between 10 and 2000 bytes")
+    if not _get(trust, "rosters", list, "trust"):
+        raise ConfigError("configuration: [trust] rosters must list at least the genesis roster")
     genesis = _get(trust, "genesis_roster_sha256", str, "trust").lower()
     if len(genesis) != 64 or any(c not in "0123456789abcdef" for c in genesis):
         raise ConfigError("configuration: [trust] genesis_roster_sha256 must be 64 hex digits")
@@ -121,7 +123,7 @@ def load_config(path: Path) -> ApplianceConfig:
         allow_emulated_hardware=_get(app, "allow_emulated_hardware", bool, "appliance", False),
         hsm_module=rel(_get(hsm, "module", str, "hsm")),
         hsm_token_label=_get(hsm, "token_label", str, "hsm"),
-        roster_file=rel(_get(trust, "roster", str, "trust")),
+        roster_files=tuple(rel(str(p)) for p in _get(trust, "rosters", list, "trust")),
         policy_file=rel(_get(trust, "policy", str, "trust")),
         wallets_file=rel(_get(trust, "wallets", str, "trust")),
         genesis_roster_sha256=genesis,

@@ -37,10 +37,18 @@ class Wallet:
 def load_wallets(path: Path) -> dict[str, Wallet]:
     """Load a wallet registry TOML file; raise ConfigError naming the problem."""
     try:
-        data = tomllib.loads(path.read_text())
+        content = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"wallet registry {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
+    return parse_wallets(content, where=str(path))
+
+
+def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str, Wallet]:
+    """Parse wallet registry TOML bytes (e.g. a signed document's content)."""
+    path = where
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"wallet registry {path} is not valid TOML: {exc}") from exc
     entries = data.get("wallet", [])
     if not isinstance(entries, list) or len(entries) > MAX_WALLETS:
@@ -60,7 +68,9 @@ def load_wallets(path: Path) -> dict[str, Wallet]:
                 max_index=int(entry.get("max_index", 99)),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"wallet registry {path}: wallet #{i + 1} is invalid: {exc!r}") from exc
+            raise ConfigError(
+                f"wallet registry {path}: wallet #{i + 1} is invalid: {exc!r}"
+            ) from exc
         if wallet.name in wallets:
             raise ConfigError(f"wallet registry {path}: wallet name {wallet.name!r} appears twice")
         wallets[wallet.name] = wallet
