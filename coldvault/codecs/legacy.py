@@ -152,7 +152,7 @@ def parse_pmofn(text: str) -> PmofnFrame:
         )
     if index > total:
         raise LegacyError(f"The QR part number {index} is larger than the part count {total}.")
-    return PmofnFrame(index, total, text[match.end() :].strip())
+    return PmofnFrame(index, total, text[match.end() :])
 
 
 class _PartStore:
@@ -209,7 +209,7 @@ class PmofnJoiner:
         self._store = _PartStore(max_chars)
 
     def add(self, text: str) -> bool:
-        frame = parse_pmofn(text.strip())
+        frame = parse_pmofn(text.strip("\r\n"))
         return self._store.put(frame.index, frame.total, frame.chunk)
 
     @property

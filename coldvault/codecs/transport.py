@@ -310,8 +310,8 @@ class Assembler:
         for damaged or foreign frames; the assembly state is unchanged in that case."""
         if not isinstance(text, str):
             raise TypeError("feed() takes the scanned text as str")
-        text = text.strip()
-        if not text:
+        text = text.strip("\r\n")  # keep spaces: they may be pMofN text content
+        if not text.strip():
             raise UnknownFormat("The scanned QR code is empty.")
         fmt = detect_format(text)
         if self._format is not None and fmt is not self._format:
@@ -359,6 +359,7 @@ class Assembler:
         return self._feed_plain(fmt, text)
 
     def _feed_plain(self, fmt: TransportFormat, text: str) -> bool:
+        text = text.strip()
         if len(text) > 2 * self.max_message_len + 4:
             raise PayloadTooLarge(len(text) // 2, self.max_message_len)
         found = _plain_psbt(text)
