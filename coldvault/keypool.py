@@ -31,6 +31,8 @@ from embit import ec as embit_ec
 from embit import script as embit_script
 from embit.networks import NETWORKS
 
+from coldvault.codecs import ur_registry
+from coldvault.codecs.ur import encode_single
 from coldvault.crypto import slip10, wipe
 from coldvault.crypto.bip32 import HDKey, Network
 from coldvault.crypto.descriptors import KeyOrigin, wpkh_descriptor
@@ -403,6 +405,35 @@ def provision(
     )
 
 
+# -- UR exports (BCR-2020-010 crypto-output, BCR-2020-015 crypto-account) -------------------
+def _ur_output(export: AccountExport) -> ur_registry.Output | None:
+    origin = export.key_origin
+    if origin is None or export.spec.template.chain != "bitcoin":
+        return None
+    keypath = ur_registry.Keypath.from_path(
+        path_to_str(origin.path), int.from_bytes(origin.fingerprint, "big")
+    )
+    hdkey = ur_registry.HDKey.from_base58(origin.xpub, origin=keypath)
+    if export.spec.template is Template.BIP84:
+        return ur_registry.Output((ur_registry.ScriptKind.WPKH,), hdkey)
+    return ur_registry.Output((ur_registry.ScriptKind.WSH, ur_registry.ScriptKind.COSIGNER), hdkey)
+
+
+def ur_output(export: AccountExport) -> str | None:
+    """``ur:crypto-output/...`` of a Bitcoin account (``wpkh`` or ``wsh(cosigner)``)."""
+    output = _ur_output(export)
+    return None if output is None else encode_single(ur_registry.encode_output(output))
+
+
+def ur_account(exports: Sequence[AccountExport]) -> str | None:
+    """``ur:crypto-account/...`` with every Bitcoin account of one seed (None if none)."""
+    outputs = [o for o in (_ur_output(e) for e in exports) if o is not None]
+    if not outputs:
+        return None
+    fp = int.from_bytes(exports[0].master_fingerprint, "big")
+    return encode_single(ur_registry.encode_account(fp, tuple(outputs)))
+
+
 def verify_pool(keystore: Keystore, keys: Sequence[PoolKey]) -> list[str]:
     """Labels of pool keys missing from the HSM or with another public key ([] = all fine)."""
     have = {k.key_id: k for k in keystore.list_keys()}
@@ -420,6 +451,8 @@ __all__ = [
     "Template",
     "derive_pool",
     "provision",
+    "ur_account",
+    "ur_output",
     "verify_pool",
     "wallet_registry_toml",
 ]

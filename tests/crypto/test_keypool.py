@@ -177,3 +177,20 @@ def test_exports_are_public_only(pool) -> None:
     root = HDKey.from_seed(SEED)
     assert root.xprv()[:20] not in blob and "xprv" not in blob and "tprv" not in blob
     assert root.derive("m/84h/0h/0h/0/0").private_key().hex() not in blob
+
+
+def test_ur_exports_decode_back(pool) -> None:
+    from coldvault.codecs.ur import decode_single
+    from coldvault.codecs.ur_registry import decode_registry
+    from coldvault.keypool import ur_account, ur_output
+
+    exports, _ = pool
+    text = ur_output(exports[0])
+    assert text is not None and text.startswith("ur:crypto-output/")
+    out = decode_registry(decode_single(text))
+    assert out.to_descriptor() == "wpkh([73c5da0a/84'/0'/0']" + exports[0].key_origin.xpub + ")"
+    cosigner = decode_registry(decode_single(ur_output(exports[1])))
+    assert cosigner.to_descriptor().startswith("wsh(cosigner([73c5da0a/48'/0'/0'/2']xpub")
+    assert ur_output(exports[2]) is None
+    account = decode_registry(decode_single(ur_account(exports)))
+    assert account.master_fingerprint == 0x73C5DA0A and len(account.outputs) == 2
