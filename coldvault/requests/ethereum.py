@@ -19,12 +19,13 @@ transactions, ``recid + 2 * chainId + 35`` (minimal big-endian) for legacy trans
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cbor2
 import coincurve
 
+from coldvault.codecs.ur_registry import EthSignRequest, encode_eth_signature
 from coldvault.errors import ConfigError, InputError, IntegrityError, Refused
 from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, derived_key_id, path_to_str
 from coldvault.requests import rlp
@@ -44,7 +45,6 @@ MAX_PATH_DEPTH = 10
 MAX_ACCESS_LIST = 256
 SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
 WEI_PER_ETH = 10**18
-UUID_TAG = 37
 ERC20_TRANSFER = bytes.fromhex("a9059cbb")
 ERC20_APPROVE = bytes.fromhex("095ea7b3")
 ERC20_TRANSFER_FROM = bytes.fromhex("23b872dd")
@@ -439,13 +439,8 @@ def recovery_id(signature: EcdsaSignature, digest: bytes, public_key: bytes) -> 
 
 def eth_signature_cbor(request_id: bytes | None, signature: bytes, origin: str | None) -> bytes:
     """The ``eth-signature`` CBOR map: {1: uuid (tag 37), 2: r||s||v, 3: origin}."""
-    body: dict[int, object] = {}
-    if request_id is not None:
-        body[1] = cbor2.CBORTag(UUID_TAG, request_id)
-    body[2] = signature
-    if origin:
-        body[3] = origin
-    return cbor2.dumps(body)
+    rid = uuid.UUID(bytes=request_id) if request_id is not None else None
+    return encode_eth_signature(signature, rid, origin or None).cbor
 
 
 def _message_text(data: bytes) -> str:
@@ -492,6 +487,8 @@ def prepare_eth(
         raise EthRequestError(
             f"Unknown Ethereum data type {data_type}.", field="data_type"
         ) from exc
+    if chain_id is not None and not 0 < chain_id < 2**63:
+        raise EthRequestError(f"Chain id {chain_id} is out of range.", field="chain_id")
     if chain_id is not None and chain_id != wallet_chain:
         raise ChainIdMismatch("request", chain_id, wallet_chain)
     key = resolve_wallet_key(
@@ -605,3 +602,37 @@ def prepare_eth(
         return eth_signature_cbor(request_id, sig.compact + v, origin)
 
     return PreparedRequest(review=review, jobs=(job,), finish=finish, response_type="eth-signature")
+
+
+def prepare_eth_request(
+    request: EthSignRequest,
+    *,
+    wallet: Wallet,
+    lookup_key: Callable[[bytes], KeyInfo | None],
+    request_digest: bytes,
+) -> PreparedRequest:
+    """:func:`prepare_eth` for a decoded registry ``eth-sign-request``."""
+    path = request.derivation_path
+    try:
+        indices = path.indices
+    except ValueError as exc:
+        raise EthRequestError(
+            "The derivation path has a wildcard or range.", field="derivation_path"
+        ) from exc
+    if path.source_fingerprint is None:
+        raise EthRequestError(
+            "The derivation path has no source fingerprint.", field="derivation_path"
+        )
+    return prepare_eth(
+        sign_data=request.sign_data,
+        data_type=int(request.data_type),
+        chain_id=request.chain_id,
+        path=indices,
+        source_fingerprint=path.source_fingerprint.to_bytes(4, "big"),
+        address=request.address,
+        request_id=request.request_id.bytes if request.request_id is not None else None,
+        wallet=wallet,
+        lookup_key=lookup_key,
+        request_digest=request_digest,
+        origin=request.origin,
+    )

@@ -22,19 +22,19 @@ signature). The signature is Ed25519 over the exact bytes.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cbor2
 import nacl.exceptions
 import nacl.signing
 from embit import base58
 
+from coldvault.codecs.ur_registry import SolSignRequest, encode_sol_signature
 from coldvault.errors import InputError, Refused
 from coldvault.keystore import KeyAlgorithm, KeyInfo, path_to_str
 from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
 from coldvault.requests.ethereum import (
-    UUID_TAG,
     AddressMismatch,
     SignatureCheckFailed,
     resolve_wallet_key,
@@ -374,11 +374,8 @@ def _describe_message(data: bytes) -> tuple[list[tuple[str, str]], list[str]]:
 
 def sol_signature_cbor(request_id: bytes | None, signature: bytes) -> bytes:
     """The ``sol-signature`` CBOR map: {1: uuid (tag 37), 2: 64-byte signature}."""
-    body: dict[int, object] = {}
-    if request_id is not None:
-        body[1] = cbor2.CBORTag(UUID_TAG, request_id)
-    body[2] = signature
-    return cbor2.dumps(body)
+    rid = uuid.UUID(bytes=request_id) if request_id is not None else None
+    return encode_sol_signature(signature, rid).cbor
 
 
 def prepare_sol(
@@ -497,3 +494,35 @@ def prepare_sol(
         return sol_signature_cbor(request_id, sig)
 
     return PreparedRequest(review=review, jobs=(job,), finish=finish, response_type="sol-signature")
+
+
+def prepare_sol_request(
+    request: SolSignRequest,
+    *,
+    wallet: Wallet,
+    lookup_key: Callable[[bytes], KeyInfo | None],
+    request_digest: bytes,
+) -> PreparedRequest:
+    """:func:`prepare_sol` for a decoded registry ``sol-sign-request``."""
+    path = request.derivation_path
+    try:
+        indices = path.indices
+    except ValueError as exc:
+        raise SolanaRequestError(
+            "The derivation path has a wildcard or range.", field="derivation_path"
+        ) from exc
+    if path.source_fingerprint is None:
+        raise SolanaRequestError(
+            "The derivation path has no source fingerprint.", field="derivation_path"
+        )
+    return prepare_sol(
+        sign_data=request.sign_data,
+        sign_type=int(request.sign_type),
+        path=indices,
+        source_fingerprint=path.source_fingerprint.to_bytes(4, "big"),
+        address=request.address,
+        request_id=request.request_id.bytes if request.request_id is not None else None,
+        wallet=wallet,
+        lookup_key=lookup_key,
+        request_digest=request_digest,
+    )

@@ -503,3 +503,25 @@ def test_rlp_roundtrip_against_reference() -> None:
         assert rlp.encode(item) == encoded
         assert rlp.decode(encoded) == item
     assert issubclass(RlpError, InputError)
+
+
+def test_registry_adapter_from_keystone_ur() -> None:
+    from coldvault.codecs.ur import UR, decode_single
+    from coldvault.codecs.ur_registry import EthSignature, EthSignRequest, decode_registry
+    from coldvault.requests.ethereum import prepare_eth_request
+
+    vec = keystone("eth-sign-request")[2]
+    request = decode_registry(decode_single(vec["ur"]))
+    assert isinstance(request, EthSignRequest)
+    args = vector_args(vec)
+    prepared = prepare_eth_request(
+        request, wallet=args["wallet"], lookup_key=KEYS.lookup, request_digest=DIGEST
+    )
+    assert ("chain id", "43113") in prepared.review.details
+    job = prepared.jobs[0]
+    response = decode_registry(
+        UR("eth-signature", prepared.finish([KEYS.sign_ecdsa(job.key_id, job.payload)]))
+    )
+    assert isinstance(response, EthSignature)
+    assert response.request_id == uuid.UUID(vec["decoded"]["request_id_uuid"])
+    assert response.origin == "core wallet" and response.signature[64] in (0, 1)

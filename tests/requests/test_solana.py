@@ -294,3 +294,33 @@ def test_bad_signature_and_sign_type() -> None:
         prepare(b"hi", 3)
     with pytest.raises(SolanaRequestError):
         prepare(b"x" * 1300)
+
+
+def test_registry_adapter_from_keystone_ur() -> None:
+    from coldvault.codecs.ur import UR, decode_single
+    from coldvault.codecs.ur_registry import SolSignature, SolSignRequest, decode_registry
+    from coldvault.requests.solana import prepare_sol_request
+
+    vec = json.loads((VECTORS / "ur_registry.json").read_text())["keystone"]["sol-sign-request"][1]
+    request = decode_registry(decode_single(vec["ur"]))
+    assert isinstance(request, SolSignRequest)
+    fee_payer = parse_message(request.sign_data).account_keys[0]
+    seen: list[bytes] = []
+
+    def lookup(key_id: bytes) -> KeyInfo:
+        seen.append(key_id)
+        return KeyInfo(key_id, "x", KeyAlgorithm.ED25519, fee_payer)
+
+    prepared = prepare_sol_request(
+        request, wallet=wallet(bytes.fromhex("12345678")), lookup_key=lookup, request_digest=DIGEST
+    )
+    assert seen == [b"K\x12\x34\x56\x78" + b"".join(i.to_bytes(4, "big") for i in PATH)]
+    assert prepared.review.movements[0].amount == 100_000_000
+    # the vector's key is not ours, so the response is built from a software signature
+    # of our own and must be refused by the host-side check
+    with pytest.raises(SignatureCheckFailed):
+        prepared.finish([KEYS.sign_ed25519(b"x", request.sign_data)])
+    sig = bytes(64)
+    encoded = sol_signature_cbor(request.request_id.bytes if request.request_id else None, sig)
+    decoded = decode_registry(UR("sol-signature", encoded))
+    assert isinstance(decoded, SolSignature) and decoded.request_id == request.request_id
