@@ -22,7 +22,13 @@ Lab state lives under the lab dir (``COLDVAULT_LAB_DIR``, default ``./lab-state`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +136,9 @@ class LabConfig:
             raise LabFileError(path, str(exc)) from exc
         try:
             return cls._parse(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise LabFileError(path, f"missing field {exc}") from exc
+        except (TypeError, ValueError) as exc:
             raise LabFileError(path, f"{type(exc).__name__}: {exc}") from exc
 
     @classmethod
@@ -254,7 +262,10 @@ class Lab:
             card_dir = self.state_dir / "cards"
             card_dir.mkdir(parents=True, exist_ok=True)
             self._cards[spec.serial] = VirtualCard(
-                state_file=card_dir / f"{spec.serial}.json", serial=spec.serial
+                state_file=card_dir / f"{spec.serial}.json",
+                serial=int(spec.serial, 16),
+                pw1=spec.pin,
+                pw3=spec.admin_pin,
             )
         return self._cards[spec.serial]
 
@@ -355,3 +366,267 @@ class Lab:
             ],
             "env": self.env,
         }
+
+
+# --------------------------------------------------------------------------- daemonised lab
+def proc_identity(pid: int) -> tuple[list[str], str] | None:
+    """``(cmdline, start time)`` of a live process from /proc, or None if it is gone.
+
+    Recording both lets ``down`` prove a PID still names the process ``up`` started (PIDs
+    are reused; a start time in clock ticks since boot is not).
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields and fields[0] == "Z":  # zombie: already dead, only not reaped yet
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a], fields[19]
+
+
+def _record(pid: int) -> dict[str, Any] | None:
+    ident = proc_identity(pid)
+    if ident is None:
+        return None
+    return {"pid": pid, "cmdline": ident[0], "start": ident[1]}
+
+
+def is_ours(entry: Mapping[str, Any]) -> bool:
+    """Whether a registry entry still names the very process that was recorded."""
+    ident = proc_identity(int(entry["pid"]))
+    return ident is not None and ident[0] == entry["cmdline"] and ident[1] == entry["start"]
+
+
+def read_registry(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((Path(state_dir) / REGISTRY).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_registry(state_dir: Path, data: Mapping[str, Any]) -> None:
+    path = Path(state_dir) / REGISTRY
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def daemon_running(state_dir: Path) -> bool:
+    reg = read_registry(state_dir)
+    return bool(reg and reg.get("supervisor") and is_ours(reg["supervisor"]))
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def spawn_daemon(
+    state_dir: Path, lab_file: Path | None = None, *, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Start the detached lab supervisor (idempotent) and return its status once ready."""
+    state_dir = Path(state_dir).resolve()
+    lab_file = Path(lab_file or DEFAULT_LAB_FILE).resolve()
+    LabConfig.load(lab_file)  # fail here, in the caller's terminal, on a bad lab file
+    if daemon_running(state_dir):
+        return send_command(state_dir, {"cmd": "status"})
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / REGISTRY).unlink(missing_ok=True)
+    log_path = state_dir / DAEMON_LOG
+    argv = [
+        sys.executable,
+        "-m",
+        DAEMON_MODULE,
+        "--lab-dir",
+        str(state_dir),
+        "--lab-file",
+        str(lab_file),
+        DAEMON_COMMAND,
+    ]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(state_dir),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabCommandError(
+                f"The lab supervisor exited with code {proc.returncode} while starting. "
+                f"Log tail:\n{_log_tail(log_path)}"
+            )
+        reg = read_registry(state_dir)
+        if reg and reg.get("ready") and reg["supervisor"]["pid"] == proc.pid:
+            return send_command(state_dir, {"cmd": "status"})
+        time.sleep(0.05)
+    _terminate_pid(proc.pid, grace=3.0)
+    raise LabCommandError(
+        f"The lab was not ready within {timeout:g} seconds. Log tail:\n{_log_tail(log_path)}"
+    )
+
+
+def _terminate_pid(pid: int, *, grace: float) -> None:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if proc_identity(pid) is None:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def stop_daemon(state_dir: Path, *, grace: float = 5.0) -> list[int]:
+    """Stop exactly the processes the registry names (verified by cmdline + start time).
+
+    The supervisor gets SIGTERM (it stops its children), then SIGKILL after ``grace``; any
+    recorded child still alive afterwards is killed the same way.  Returns the PIDs stopped.
+    """
+    state_dir = Path(state_dir).resolve()
+    reg = read_registry(state_dir)
+    if reg is None:
+        raise LabNotRunning(state_dir)
+    entries = [reg["supervisor"], *reg.get("children", {}).values()]
+    ours = [e for e in entries if is_ours(e)]
+    for entry in ours:
+        if is_ours(entry):
+            _terminate_pid(int(entry["pid"]), grace=grace)
+    (state_dir / REGISTRY).unlink(missing_ok=True)
+    (state_dir / CONTROL_SOCKET).unlink(missing_ok=True)
+    return [int(e["pid"]) for e in ours]
+
+
+def send_command(state_dir: Path, request: Mapping[str, Any], timeout: float = 30.0) -> Any:
+    """One request/response over the supervisor's control socket (JSON lines)."""
+    path = Path(state_dir).resolve() / CONTROL_SOCKET
+    if not daemon_running(Path(state_dir)):
+        raise LabNotRunning(Path(state_dir).resolve())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(dict(request)).encode() + b"\n")
+        reply = _read_line(sock)
+    answer = json.loads(reply)
+    if not answer.get("ok"):
+        raise LabCommandError(str(answer.get("message", "The lab command failed.")))
+    return answer.get("result")
+
+
+def _read_line(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            raise LabCommandError("The lab control reply is too large.")
+    return data
+
+
+class _Supervisor:
+    """The body of ``coldvault-lab serve``: owns a :class:`Lab` and its control socket."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.stopping = False
+
+    def _registry(self, *, ready: bool) -> dict[str, Any]:
+        children = {}
+        for name, pid in self.lab.pids().items():
+            rec = _record(pid)
+            if rec is not None:
+                children[name] = rec
+        supervisor = _record(os.getpid())
+        return {
+            "supervisor": supervisor,
+            "children": children,
+            "ready": ready,
+            "lab": self.lab.config.name,
+            "env": self.lab.env,
+        }
+
+    def handle(self, request: Mapping[str, Any]) -> Any:
+        cmd = request.get("cmd")
+        if cmd == "status":
+            return self.lab.status()
+        if cmd == "insert":
+            self.lab.insert(str(request["card"]), request["reader"])
+        elif cmd == "remove":
+            return {"removed": self.lab.remove(request["reader"])}
+        elif cmd == "stop":
+            self.stopping = True
+            return {"stopping": True}
+        else:
+            raise LabCommandError(f"Unknown lab command {cmd!r}.")
+        _write_registry(self.lab.state_dir, self._registry(ready=True))
+        return self.lab.status()
+
+    def run(self) -> int:
+        def stop(_signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        sock_path = self.lab.state_dir / CONTROL_SOCKET
+        sock_path.unlink(missing_ok=True)
+        try:
+            self.lab.up()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+                server.bind(str(sock_path))
+                os.chmod(sock_path, 0o600)
+                server.listen(8)
+                server.settimeout(0.2)
+                _write_registry(self.lab.state_dir, self._registry(ready=True))
+                while not self.stopping:
+                    try:
+                        conn, _ = server.accept()
+                    except TimeoutError:
+                        continue
+                    except InterruptedError:
+                        continue
+                    with conn:
+                        self._serve_one(conn)
+        finally:
+            self.lab.down()
+            sock_path.unlink(missing_ok=True)
+            reg = read_registry(self.lab.state_dir)
+            if reg and reg.get("supervisor", {}).get("pid") == os.getpid():
+                (self.lab.state_dir / REGISTRY).unlink(missing_ok=True)
+        return 0
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        conn.settimeout(10.0)
+        try:
+            request = json.loads(_read_line(conn) or b"{}")
+            result = self.handle(request)
+            answer: dict[str, Any] = {"ok": True, "result": result}
+        except ConfigError as err:
+            answer = {"ok": False, "message": err.message}
+        except Exception as err:  # noqa: BLE001 - reported to the client, the lab keeps running
+            answer = {"ok": False, "message": f"The lab command failed: {err}"}
+        with contextlib.suppress(OSError):
+            conn.sendall(json.dumps(answer).encode() + b"\n")
+
+
+def serve(state_dir: Path, lab_file: Path | None = None) -> int:
+    """Run the lab supervisor in the foreground until SIGTERM/SIGINT (``coldvault-lab serve``)."""
+    lab = Lab.from_file(lab_file, state_dir)
+    return _Supervisor(lab).run()

@@ -139,7 +139,13 @@ def card_factory(
             if not free:
                 raise ValueError("every reader already holds a card")
             reader = free[0]
-        card = VirtualCard(state_file=tmp_path / f"card-{serial}.json", serial=serial)
+        spec = lab_config.card(serial)
+        card = VirtualCard(
+            state_file=tmp_path / f"card-{spec.serial}.json",
+            serial=int(spec.serial, 16),
+            pw1=spec.pin,
+            pw3=spec.admin_pin,
+        )
         card.insert(pcsc_lab.reader_ports[reader])
         inserted.append(card)
         used_readers.add(reader)

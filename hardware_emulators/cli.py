@@ -1,0 +1,193 @@
+"""``coldvault-lab``: bring the emulated hardware lab up and down (docs/lab.md).
+
+A thin click front end over :mod:`hardware_emulators.lab`; lab errors become output here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from coldvault.errors import ColdvaultError
+from hardware_emulators import lab as labmod
+from hardware_emulators.softhsm_lab import SoftHsmUnavailable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ColdvaultError as err:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps(err.to_dict()))
+            else:
+                click.echo(f"coldvault-lab: {err}", err=True)
+            sys.exit(1)
+        except BrokenPipeError:
+            sys.exit(0)  # output piped into e.g. head
+        except (SoftHsmUnavailable, OSError, RuntimeError) as err:
+            click.echo(f"coldvault-lab: {err}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Ctx:
+    def __init__(self, lab_dir: Path, lab_file: Path) -> None:
+        self.lab_dir = lab_dir.resolve()
+        self.lab_file = lab_file.resolve()
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--lab-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="COLDVAULT_LAB_DIR",
+    default="lab-state",
+    show_default=True,
+    help="Directory holding the lab's state (env COLDVAULT_LAB_DIR).",
+)
+@click.option(
+    "--lab-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="COLDVAULT_LAB_FILE",
+    default=str(labmod.DEFAULT_LAB_FILE),
+    show_default=True,
+    help="Lab description (TOML). Its PINs are test-only.",
+)
+@click.pass_context
+def main(ctx: click.Context, lab_dir: Path, lab_file: Path) -> None:
+    """The emulated hardware lab: SoftHSM2 tokens, pcscd + vpcd readers, virtual cards."""
+    ctx.obj = _Ctx(lab_dir, lab_file)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    click.echo(f"lab {status['lab']} in {status['state_dir']}")
+    daemon = status.get("daemon")
+    click.echo(f"  supervisor: {'pid ' + str(daemon) if daemon else 'not running'}")
+    click.echo(f"  SoftHSM conf: {status['softhsm']['conf']}")
+    for t in status["softhsm"]["tokens"]:
+        site = f" {t['site']}" if t.get("site") else ""
+        click.echo(f"  token {t['label']:<22} serial {t['serial']} ({t['role']}{site})")
+    pcsc = status["pcsc"]
+    if pcsc["running"]:
+        click.echo(f"  pcscd pid {pcsc['pid']} socket {pcsc['socket']}")
+        for r in pcsc["readers"]:
+            card = r["card"] or "(empty)"
+            click.echo(f"  reader {r['index']} {r['name']!r} port {r['port']}: {card}")
+    else:
+        click.echo("  pcscd: not running")
+    for c in status["cards"]:
+        where = f"reader {c['reader']}" if c["reader"] is not None else "not inserted"
+        click.echo(f"  card {c['serial']} {c['holder']} ({c['role']}, {c['site']}): {where}")
+
+
+def _status(obj: _Ctx) -> dict[str, Any]:
+    if labmod.daemon_running(obj.lab_dir):
+        status = labmod.send_command(obj.lab_dir, {"cmd": "status"})
+        status["daemon"] = labmod.read_registry(obj.lab_dir)["supervisor"]["pid"]  # type: ignore[index]
+        return status
+    status = labmod.Lab.from_file(obj.lab_file, obj.lab_dir).status()
+    status["daemon"] = None
+    return status
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for readiness.")
+@pass_ctx
+@_handle_errors
+def up(obj: _Ctx, as_json: bool, timeout: float) -> None:
+    """Start the lab in the background (idempotent: existing tokens are kept)."""
+    labmod.spawn_daemon(obj.lab_dir, obj.lab_file, timeout=timeout)
+    state = _status(obj)
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+    else:
+        _print_status(state)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_ctx
+@_handle_errors
+def status(obj: _Ctx, as_json: bool) -> None:
+    """Show tokens, pcscd, readers and which card is in which reader."""
+    state = _status(obj)
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+    else:
+        _print_status(state)
+
+
+@main.command()
+@click.option("--purge", is_flag=True, help="Also delete the lab dir (tokens, card state).")
+@pass_ctx
+@_handle_errors
+def down(obj: _Ctx, purge: bool) -> None:
+    """Stop exactly the processes 'up' started (verified by PID, command line, start time)."""
+    try:
+        stopped = labmod.stop_daemon(obj.lab_dir)
+        click.echo(f"stopped pids: {' '.join(map(str, stopped)) or '(none alive)'}")
+    except labmod.LabNotRunning:
+        click.echo("no lab running")
+    if purge and obj.lab_dir.exists():
+        shutil.rmtree(obj.lab_dir)
+        click.echo(f"removed {obj.lab_dir}")
+
+
+@main.command()
+@click.argument("card")
+@click.argument("reader")
+@pass_ctx
+@_handle_errors
+def insert(obj: _Ctx, card: str, reader: str) -> None:
+    """Insert CARD (serial from the lab file) into READER (index or PC/SC name)."""
+    labmod.send_command(obj.lab_dir, {"cmd": "insert", "card": card, "reader": reader})
+    click.echo(f"inserted {card} into reader {reader}")
+
+
+@main.command()
+@click.argument("reader")
+@pass_ctx
+@_handle_errors
+def remove(obj: _Ctx, reader: str) -> None:
+    """Pull the card out of READER (index or PC/SC name)."""
+    result = labmod.send_command(obj.lab_dir, {"cmd": "remove", "reader": reader})
+    click.echo(f"removed {result['removed'] or 'nothing'} from reader {reader}")
+
+
+@main.command()
+@pass_ctx
+@_handle_errors
+def env(obj: _Ctx) -> None:
+    """Print shell export lines (SOFTHSM2_CONF, PCSCLITE_CSOCK_NAME, ...): eval "$(... env)"."""
+    values = _status(obj)["env"]
+    for key in sorted(values):
+        click.echo(f"export {key}={shlex.quote(values[key])}")
+
+
+@main.command(hidden=True)
+@pass_ctx
+def serve(obj: _Ctx) -> None:
+    """Run the lab supervisor in the foreground (what 'up' starts in the background)."""
+    sys.exit(labmod.serve(obj.lab_dir, obj.lab_file))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The root fixtures and the lab file: what every other suite relies on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hardware_emulators.lab import DEFAULT_LAB_FILE, Lab, LabConfig, LabFileError
+from tests.conftest import require_packages
+
+
+def test_default_lab_file(lab_config: LabConfig) -> None:
+    assert lab_config.appliance_token().label == "coldvault-appliance"
+    backups = [t for t in lab_config.tokens if t.role == "backup"]
+    assert [t.site for t in backups] == ["site-a", "site-b", "site-c"]
+    assert lab_config.readers == 3 and lab_config.base_port is None
+    assert len(lab_config.cards) == 5
+    assert {c.role for c in lab_config.cards} == {"approver", "admin"}
+    assert "TEST-ONLY" in DEFAULT_LAB_FILE.read_text()
+    assert "lab-user" not in repr(lab_config)  # lab PINs stay out of reprs too
+
+
+APPLIANCE = "[[softhsm.tokens]]\nlabel='a'\nso_pin='1234'\nuser_pin='1234'\nrole='appliance'\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (APPLIANCE + "[pcsc]\nreaders = 0\n", "pcsc.readers must be 1..16"),
+        (
+            "[[softhsm.tokens]]\nlabel='x'\nso_pin='1234'\nuser_pin='1234'\nrole='backup'\n",
+            "exactly one token must have role 'appliance'",
+        ),
+        (
+            "[[softhsm.tokens]]\nlabel='x'\nso_pin='1234'\nuser_pin='1234'\nrole='boss'\n",
+            "token role must be one of appliance, backup, not 'boss'",
+        ),
+        (
+            "[[softhsm.tokens]]\nlabel='x'\nso_pin='1234'\nrole='appliance'\n",
+            "missing field 'user_pin'",
+        ),
+        (
+            "[[softhsm.tokens]]\nlabel='x'\nso_pin='1'\nuser_pin='1234'\nrole='appliance'\n",
+            "SoftHSM PINs must be 4..255 characters",
+        ),
+        ("[lab\n", "Expected ']'"),
+    ],
+)
+def test_bad_lab_files(tmp_path: Path, body: str, problem: str) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(body)
+    with pytest.raises(LabFileError) as err:
+        LabConfig.load(path)
+    assert problem in err.value.problem
+    assert str(err.value).startswith(f"The lab file '{path}' is invalid:")
+
+
+def test_bad_card_serials(tmp_path: Path) -> None:
+    base = DEFAULT_LAB_FILE.read_text()
+    path = tmp_path / "lab.toml"
+    path.write_text(base.replace('serial = "C0DE0005"', 'serial = "C0DE0001"'))
+    with pytest.raises(LabFileError) as err:
+        LabConfig.load(path)
+    assert "card serials must be unique" in err.value.problem
+    path.write_text(base.replace('serial = "C0DE0005"', 'serial = "XYZ"'))
+    with pytest.raises(LabFileError):
+        LabConfig.load(path)
+
+
+def test_missing_packages_skip_locally_and_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        require_packages("X", False, "pkg")
+    assert "needs the Debian package(s) pkg" in str(skipped.value)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require_packages("X", False, "pkg")
+    assert str(failed.value).startswith("CI=true and X needs")
+    require_packages("X", True, "pkg")  # available: no-op
+
+
+@pytest.mark.lab
+def test_softhsm_fixture_and_idempotent_setup(softhsm_lab, lab_config) -> None:
+    assert os.environ["SOFTHSM2_CONF"] == str(softhsm_lab.conf_path)
+    env_file = (softhsm_lab.state_dir / ".env").read_text()
+    assert f"SOFTHSM2_CONF={softhsm_lab.conf_path}" in env_file
+    assert (softhsm_lab.state_dir / ".module_path").read_text().strip() == softhsm_lab.module_path
+    before = {t.label: t.serial for t in softhsm_lab.status()}
+    softhsm_lab.setup()  # again: existing tokens are kept, not re-initialised
+    assert {t.label: t.serial for t in softhsm_lab.status()} == before
+    assert set(before) == {t.spec.label for t in lab_config.tokens}
+
+
+@pytest.mark.lab
+def test_keystore_fixture_cleans_up_its_keys(keystore) -> None:
+    from coldvault.keystore import KeyAlgorithm
+
+    assert keystore.is_emulated
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"fixture-temp", "fixture-temp")
+    # the teardown of this fixture deletes it; test_keystore_fixture_started_clean checks
+
+
+@pytest.mark.lab
+def test_keystore_fixture_started_clean(keystore) -> None:
+    assert b"fixture-temp" not in {k.key_id for k in keystore.list_keys()}
+
+
+@pytest.mark.lab
+def test_virtual_cards_are_visible_to_pcsc(virtual_cards, pcsc_lab) -> None:
+    from smartcard.System import readers
+
+    assert os.environ["PCSCLITE_CSOCK_NAME"] == str(pcsc_lab.socket_path)
+    assert len(virtual_cards) == 3
+    by_name = {str(r): r for r in readers()}
+    for card, name in zip(virtual_cards, pcsc_lab.reader_names(), strict=True):
+        assert card.inserted
+        connection = by_name[name].createConnection()
+        connection.connect()
+        atr = bytes(connection.getATR())
+        connection.disconnect()
+        assert atr[0] == 0x3B
+
+
+@pytest.mark.lab
+def test_in_process_lab_up_insert_status_down(tmp_path: Path) -> None:
+    """Lab.from_file as the fixtures and the supervisor use it (SoftHSM part only here:
+    this process already talks to the session pcscd, see docs/lab.md)."""
+    lab = Lab.from_file(DEFAULT_LAB_FILE, tmp_path / "lab")
+    lab.up(pcsc=False)
+    status = lab.status()
+    assert len(status["softhsm"]["tokens"]) == 4
+    assert status["pcsc"] == {"running": False, "pid": None, "socket": None, "readers": []}
+    assert status["env"]["SOFTHSM2_CONF"].startswith(str(tmp_path))
+    lab.down()
