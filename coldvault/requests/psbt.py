@@ -313,7 +313,16 @@ def signer_checks(psbt: pp.Psbt) -> tuple[InputSpend, ...]:
                 f"inputs {first} and {i} both spend {txin.txid_hex}:{txin.vout}", input_index=i
             )
     txs: dict[bytes, pp.Tx] = {}
-    return tuple(_spend(psbt, i, txs) for i in range(len(psbt.inputs)))
+    spends: list[InputSpend] = []
+    unsupported: UnsupportedScript | None = None
+    for i in range(len(psbt.inputs)):
+        try:
+            spends.append(_spend(psbt, i, txs))
+        except UnsupportedScript as exc:  # report inconsistencies in later inputs first
+            unsupported = unsupported or exc
+    if unsupported is not None:
+        raise unsupported
+    return tuple(spends)
 
 
 # --------------------------------------------------------------------------- sighash
@@ -538,7 +547,9 @@ def _classify_output(i: int, out: pp.TxOut, m: pp.KvMap, ws: WalletScripts) -> D
 
 
 @dataclass(frozen=True)
-class _Plan:
+class SignPlan:
+    """One signature ``finish`` will insert: input index, our pubkey, the signed digest."""
+
     input: int
     pubkey: bytes
     sighash: bytes
@@ -605,7 +616,7 @@ def prepare_psbt(
 
     hasher = Sighasher(psbt, locktime)
     jobs: list[SignJob] = []
-    plans: list[_Plan] = []
+    plans: list[SignPlan] = []
     for o in ours:
         i, pubkey = o.spend.index, o.derived.our_pubkey
         if psbt.inputs[i].get(pp.IN_PARTIAL_SIG, pubkey) is not None:
@@ -613,7 +624,7 @@ def prepare_psbt(
         key_id = _key_job(o, ws, lookup_key)
         digest = input_sighash(hasher, o.spend, pubkey)
         jobs.append(SignJob(key_id, KeyAlgorithm.SECP256K1, digest, f"input {i}"))
-        plans.append(_Plan(i, pubkey, digest))
+        plans.append(SignPlan(i, pubkey, digest))
 
     movements: list[Movement] = []
     for i, (out, m) in enumerate(zip(psbt.tx_outputs, psbt.outputs, strict=True)):
@@ -670,7 +681,7 @@ def prepare_psbt(
     return PreparedRequest(review, tuple(jobs), finish, response_type="crypto-psbt")
 
 
-def finish_psbt(psbt: pp.Psbt, plans: Sequence[_Plan], signatures: Sequence[object]) -> bytes:
+def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[object]) -> bytes:
     """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept."""
     if len(signatures) != len(plans):
         raise ValueError(f"expected {len(plans)} signatures, got {len(signatures)}")
