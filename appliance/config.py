@@ -39,6 +39,10 @@ class ApplianceConfig:
     input_source: str = "camera"
     input_path: str = "/dev/video0"
     input_fps: float = 10.0
+    #: virtual camera only: simulated frame loss / blur (fractions) and their seed
+    input_drop_rate: float = 0.0
+    input_blur_rate: float = 0.0
+    input_seed: int = 0
     output_sink: str = "png-dir"
     output_path: Path = Path("response")
     fragment_len: int = 200
@@ -130,6 +134,9 @@ def load_config(path: Path) -> ApplianceConfig:
         input_source=source,
         input_path=_get(inp, "path", str, "input", "/dev/video0"),
         input_fps=_get(inp, "fps", float, "input", 10.0),
+        input_drop_rate=_get(inp, "drop_rate", float, "input", 0.0),
+        input_blur_rate=_get(inp, "blur_rate", float, "input", 0.0),
+        input_seed=_get(inp, "seed", int, "input", 0),
         output_sink=sink,
         output_path=rel(_get(out, "path", str, "output", "response")),
         fragment_len=fragment_len,

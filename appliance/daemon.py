@@ -1,0 +1,281 @@
+"""The appliance: start-up checks, then receive -> review -> approve -> sign -> show.
+
+:meth:`Appliance.start` refuses to run, saying why, when a non-loopback interface is up
+(unless ``dev_allow_network``), the HSM token is missing or the PIN is wrong, the roster chain
+does not verify against the genesis pinned in the configuration, the policy or wallet
+registry lacks its admin quorum, the audit trail does not verify, or emulated hardware is
+found without both ``allow_emulated_hardware = true`` in the configuration and the
+``--allow-emulated`` flag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import ApplianceConfig
+from appliance.netcheck import live_network_interfaces
+from appliance.session import ApprovalCollector, SessionResult, SigningSession, Ui
+from appliance.states import State, TimedOut
+from coldvault import audit as auditmod
+from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+from coldvault.codecs import qr_render
+from coldvault.codecs.transport import Assembler, FrameStream, Progress, Received
+from coldvault.errors import ColdvaultError, Refused
+from coldvault.keystore import AUDIT_KEY_ID, KeyAlgorithm
+from coldvault.ledger import Ledger
+from coldvault.policy import Policy, load_policy
+from coldvault.roster import Roster
+from coldvault.signed_config import load_signed_document, verify_admin_quorum, verify_roster_chain
+from coldvault.wallets import Wallet, parse_wallets
+
+
+class NetworkUp(Refused):
+    code = "network-up"
+
+    def __init__(self, interfaces: list[str]) -> None:
+        super().__init__(
+            "The appliance must be air-gapped, but these network interfaces are up: "
+            f"{', '.join(interfaces)}. Bring them down (or, on a development machine only, "
+            "pass --dev-allow-network)."
+        )
+        self.interfaces = ",".join(interfaces)
+
+
+class EmulationNotAllowed(Refused):
+    code = "emulated-hardware"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is emulated hardware. Production refuses emulators; a lab run needs both "
+            "allow_emulated_hardware = true in the configuration and the --allow-emulated flag."
+        )
+
+
+class ConfigMismatch(Refused):
+    code = "config-mismatch"
+
+
+@dataclass(frozen=True)
+class StartupReport:
+    appliance_id: str
+    token_label: str
+    token_serial: str
+    emulated: bool
+    roster_version: int
+    policy_version: int
+    wallets: tuple[str, ...]
+    audit_entries: int
+    audit_unsealed: int
+    network_override: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__, wallets=list(self.wallets))
+
+
+class Appliance:
+    def __init__(
+        self,
+        config: ApplianceConfig,
+        *,
+        ui: Ui,
+        collector: ApprovalCollector,
+        hsm_pin: str,
+        allow_emulated: bool = False,
+        dev_allow_network: bool = False,
+        seal_every: int = 20,
+    ) -> None:
+        self.config, self.ui, self.collector = config, ui, collector
+        self._hsm_pin = hsm_pin
+        self.allow_emulated = allow_emulated
+        self.dev_allow_network = dev_allow_network
+        self.seal_every = seal_every
+        self.keystore: Pkcs11Keystore | None = None
+        self.audit: auditmod.AuditLog | None = None
+        self.ledger: Ledger | None = None
+        self.roster: Roster | None = None
+        self.policy: Policy | None = None
+        self.wallets: dict[str, Wallet] = {}
+        self.session: SigningSession | None = None
+
+    # ------------------------------------------------------------------ start-up
+    def _check_emulation_flags(self) -> bool:
+        if self.allow_emulated and not self.config.allow_emulated_hardware:
+            raise EmulationNotAllowed(
+                "--allow-emulated was given but the configuration does not allow it; the lab"
+            )
+        return self.allow_emulated and self.config.allow_emulated_hardware
+
+    def start(self) -> StartupReport:
+        """Run every start-up check; on success the appliance is idle and ready."""
+        cfg = self.config
+        live = live_network_interfaces()
+        if live and not self.dev_allow_network:
+            raise NetworkUp(live)
+        if live:
+            self.ui.warn(
+                f"DEVELOPMENT MODE: network interfaces are up ({', '.join(live)}); "
+                "a production appliance refuses to start like this."
+            )
+        emulated_ok = self._check_emulation_flags()
+        keystore = Pkcs11Keystore.open(
+            str(cfg.hsm_module), cfg.hsm_token_label, self._hsm_pin, allow_emulated=emulated_ok
+        )
+        self._hsm_pin = ""
+        self.keystore = keystore
+        if keystore.is_emulated:
+            self.ui.warn(
+                "EMULATED HARDWARE: the HSM is SoftHSM. This appliance must not hold real funds."
+            )
+        audit_key = keystore.find_key(AUDIT_KEY_ID)
+        if audit_key.algorithm is not KeyAlgorithm.SECP256K1:
+            raise ConfigMismatch("The HSM's audit key is not a secp256k1 key.")
+
+        docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
+        roster = verify_roster_chain(docs, bytes.fromhex(cfg.genesis_roster_sha256))
+        if roster.appliance_id != cfg.appliance_id:
+            raise ConfigMismatch(
+                f"The roster is for appliance {roster.appliance_id}, "
+                f"but this appliance is {cfg.appliance_id}."
+            )
+        policy = load_policy(cfg.policy_file, roster=roster)
+        wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
+        verify_admin_quorum(wallets_doc, roster)
+        wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
+
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        report = None
+        if cfg.audit_log.exists():
+            report = auditmod.verify(cfg.audit_log, audit_key.public_key)
+        self.audit = auditmod.AuditLog(
+            cfg.audit_log,
+            sealer=lambda digest: keystore.sign_ecdsa(AUDIT_KEY_ID, digest),
+            seal_every=self.seal_every,
+        )
+        self.ledger = Ledger(cfg.ledger_db)
+        self.roster, self.policy, self.wallets = roster, policy, wallets
+        self.session = SigningSession(
+            keystore=keystore,
+            wallets=wallets,
+            policy=policy,
+            roster=roster,
+            audit=self.audit,
+            ledger=self.ledger,
+            replay_guard=self.ledger,
+            collector=self.collector,
+            ui=self.ui,
+            approval_ttl=int(cfg.timeouts.approvals),
+            fragment_len=cfg.fragment_len,
+        )
+        info = keystore.token_info
+        startup = StartupReport(
+            appliance_id=cfg.appliance_id,
+            token_label=info.label,
+            token_serial=info.serial,
+            emulated=keystore.is_emulated,
+            roster_version=roster.version,
+            policy_version=policy.version,
+            wallets=tuple(sorted(wallets)),
+            audit_entries=report.entries if report else 0,
+            audit_unsealed=report.unsealed if report else 0,
+            network_override=bool(live),
+        )
+        self.audit.append("startup", startup.to_dict())
+        return startup
+
+    def stop(self) -> None:
+        if self.audit is not None:
+            try:
+                self.audit.append("shutdown", {})
+                self.audit.seal()
+            finally:
+                self.audit.close()
+                self.audit = None
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+        if self.keystore is not None:
+            self.keystore.close()
+            self.keystore = None
+
+    def __enter__(self) -> Appliance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the job
+    def receive(self, texts: Iterable[str], *, progress: bool = True) -> Received:
+        """Feed QR texts into an assembler until a request is complete (or time runs out)."""
+        if self.session is None:
+            raise ValueError("start() the appliance first")
+        machine = self.session.machine
+        if machine.state is State.IDLE:
+            machine.to(State.RECEIVING)
+        assembler = Assembler()
+        deadline = time.monotonic() + self.config.timeouts.receiving
+        last: Progress | None = None
+        for text in texts:
+            if time.monotonic() > deadline:
+                break
+            try:
+                p = assembler.feed(text)
+            except ColdvaultError as err:
+                # a garbled or foreign frame never aborts a transfer: report and go on
+                self.ui.warn(f"ignored a frame: {err.message}")
+                continue
+            moved = last is None or p.parts_received != last.parts_received
+            if progress and p.accepted and moved:
+                show = getattr(self.ui, "progress", None)
+                if show is not None:
+                    show(p)
+            last = p
+            if p.complete:
+                return assembler.result()
+        machine.reset()
+        raise TimedOut(State.RECEIVING, self.config.timeouts.receiving)
+
+    def handle(self, received: Received) -> SessionResult:
+        if self.session is None:
+            raise ValueError("start() the appliance first")
+        return self.session.process(received)
+
+    def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
+             ) -> list[Path]:
+        """Write the response frames to the configured sink; returns the files written."""
+        cfg = self.config
+        target = out or cfg.output_path
+        count = frames.frame_count or limit or max(2 * frames.parts_needed, 10)
+        texts = frames.frames(count)
+        written: list[Path] = []
+        if cfg.output_sink == "terminal":
+            for text in texts:
+                self.ui.info(qr_render.render_terminal(text))
+        elif cfg.output_sink == "gif":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(
+                qr_render.render_gif(texts, frame_duration_ms=int(1000 / cfg.output_fps))
+            )
+            written.append(target)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            for old in target.glob("frame-*.png"):
+                old.unlink()
+            for i, text in enumerate(texts):
+                path = target / f"frame-{i:04d}.png"
+                path.write_bytes(qr_render.render_png(text))
+                written.append(path)
+            (target / "frames.txt").write_text("\n".join(texts) + "\n")
+            written.append(target / "frames.txt")
+        if self.session is not None:
+            self.session.done()
+        return written
+
+
+def texts_from_images(frames: Iterable[object], decoder: object) -> Iterator[str]:
+    """QR texts from camera frames (consecutive duplicates collapsed)."""
+    from coldvault.camera import frame_texts
+
+    yield from frame_texts(frames, decoder)  # type: ignore[arg-type]

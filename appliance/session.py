@@ -1,0 +1,301 @@
+"""One request, from an assembled QR payload to response frames.
+
+This is where a QR frame becomes a signature. The order is fixed and every step is audited
+(durably, fsync'd) *before* the next one acts:
+
+1. ``request-received``  the exact bytes' SHA-256, format and type
+2. prepare               parse + structural safety checks (coldvault.requests.dispatch)
+3. ``review`` / ``decision``  what the operator sees and what the policy decided
+4. operator confirmation
+5. approvals             M-of-N cards sign the approval token (``approval`` / ``approval-refused``)
+6. ``signing``           approvals consumed (single use) and recorded, then the HSM signs
+7. ``signature``         response digest; ledger updated; response frames returned
+
+Any refusal is recorded (``refusal``) with the specific error and re-raised for the front end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from appliance.states import Cancelled, State, StateMachine
+from coldvault.codecs.transport import FrameStream, Received, reply_to
+from coldvault.errors import ColdvaultError, QuorumError
+from coldvault.keystore import KeyAlgorithm, KeyInfo, Keystore
+from coldvault.policy import Decision, Policy
+from coldvault.quorum import ApprovalSession, ApprovalToken, ReplayGuard
+from coldvault.requests.base import PreparedRequest, Review
+from coldvault.requests.dispatch import prepare_request
+from coldvault.roster import Roster
+from coldvault.wallets import Wallet
+
+
+class AuditSink(Protocol):
+    def append(self, event: str, fields: Mapping[str, object]) -> object: ...
+
+
+class LedgerSink(Protocol):
+    """What the session needs from the ledger (coldvault.ledger.Ledger)."""
+
+    def day_totals(self, wallet: str) -> Mapping[str, int]: ...
+
+    def record_received(self, review: Review) -> None: ...
+
+    def mark(self, request_digest: bytes, status: str) -> None: ...
+
+    def is_signed(self, request_digest: bytes) -> bool: ...
+
+
+class Ui(Protocol):
+    """The operator console (appliance/console.py); scripted front ends implement it too."""
+
+    def show_review(self, review: Review, decision: Decision) -> None: ...
+
+    def confirm(self, question: str) -> bool: ...
+
+    def info(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+
+class ApprovalCollector(Protocol):
+    """Drives the cards at the console until the approval session is satisfied."""
+
+    def collect(
+        self,
+        approvals: ApprovalSession,
+        *,
+        on_approved: Callable[[str, str], None],
+        on_refused: Callable[[str, ColdvaultError], None],
+    ) -> None: ...
+
+
+class RequestAlreadySigned(ColdvaultError):
+    """The exact same request bytes were signed before; signing twice is refused."""
+
+    code = "already-signed"
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(
+            f"Request {fingerprint} was already signed by this appliance; "
+            "a request is signed at most once."
+        )
+        self.fingerprint = fingerprint
+
+
+@dataclass
+class SessionResult:
+    review: Review
+    decision: Decision
+    approvals: tuple[str, ...]
+    response: bytes
+    response_type: str
+    frames: FrameStream
+
+
+class SigningSession:
+    """Everything one request needs; front ends build it once and call :meth:`process`."""
+
+    def __init__(
+        self,
+        *,
+        keystore: Keystore,
+        wallets: Mapping[str, Wallet],
+        policy: Policy,
+        roster: Roster,
+        audit: AuditSink,
+        ledger: LedgerSink,
+        replay_guard: ReplayGuard,
+        collector: ApprovalCollector,
+        ui: Ui,
+        approval_ttl: int = 900,
+        fragment_len: int | None = None,
+    ) -> None:
+        self.keystore, self.wallets, self.policy, self.roster = keystore, wallets, policy, roster
+        self.audit, self.ledger, self.guard = audit, ledger, replay_guard
+        self.collector, self.ui = collector, ui
+        self.approval_ttl, self.fragment_len = approval_ttl, fragment_len
+        self.machine = StateMachine()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _lookup_key(self, key_id: bytes) -> KeyInfo | None:
+        try:
+            return self.keystore.find_key(key_id)
+        except ColdvaultError:
+            return None
+
+    def _sign(self, prepared: PreparedRequest) -> list[object]:
+        signatures: list[object] = []
+        for job in prepared.jobs:
+            if job.algorithm is KeyAlgorithm.SECP256K1:
+                signatures.append(self.keystore.sign_ecdsa(job.key_id, job.payload))
+            else:
+                signatures.append(self.keystore.sign_ed25519(job.key_id, job.payload))
+        return signatures
+
+    # -- the flow ----------------------------------------------------------------------
+    def process(self, received: Received) -> SessionResult:
+        """Run one assembled request to its response frames, or raise the refusal."""
+        machine = self.machine
+        if machine.state is State.IDLE:
+            machine.to(State.RECEIVING)
+        digest = hashlib.sha256(received.payload).digest()
+        review: Review | None = None
+        try:
+            self.audit.append(
+                "request-received",
+                {
+                    "sha256": digest.hex(),
+                    "format": str(received.format),
+                    "ur_type": received.ur_type,
+                    "bytes": len(received.payload),
+                },
+            )
+            prepared = prepare_request(
+                received, wallets=self.wallets, lookup_key=self._lookup_key, request_digest=digest
+            )
+            review = prepared.review
+            if self.ledger.is_signed(digest):
+                raise RequestAlreadySigned(review.fingerprint)
+            self.ledger.record_received(review)
+            machine.to(State.REVIEW)
+            decision = self.policy.evaluate(review, day_total=self.ledger.day_totals(review.wallet))
+            self.audit.append("review", review_record(review))
+            self.audit.append("decision", decision_record(decision))
+            self.ui.show_review(review, decision)
+            decision.enforce()
+            if not self.ui.confirm(
+                f"Collect {decision.required_approvals} approvals for request "
+                f"{review.fingerprint}?"
+            ):
+                raise Cancelled("The operator declined the request at review; nothing was signed.")
+
+            machine.to(State.COLLECTING_APPROVALS)
+            token = ApprovalToken.for_review(
+                review,
+                policy_version=self.policy.version,
+                roster=self.roster,
+                required_approvals=decision.required_approvals,
+                ttl=self.approval_ttl,
+            )
+            approvals = ApprovalSession(self.roster, token, guard=self.guard)
+            self.audit.append(
+                "approval-token",
+                {"fingerprint": review.fingerprint, "token_sha256": token.token_id.hex(),
+                 "required": decision.required_approvals, "expires_at": token.expires_at},
+            )
+
+            def approved(serial: str, holder: str) -> None:
+                self.audit.append(
+                    "approval", {"fingerprint": review.fingerprint if review else "",
+                                 "card": serial, "holder": holder}
+                )
+
+            def refused(serial: str, err: ColdvaultError) -> None:
+                self.audit.append(
+                    "approval-refused",
+                    {"fingerprint": review.fingerprint if review else "", "card": serial,
+                     **_error_fields(err)},
+                )
+
+            self.collector.collect(approvals, on_approved=approved, on_refused=refused)
+            used = approvals.consume()
+
+            machine.to(State.SIGNING)
+            self.audit.append(
+                "signing",
+                {
+                    "fingerprint": review.fingerprint,
+                    "approvals": [a.card_serial for a in used],
+                    "keys": [job.key_id.hex() for job in prepared.jobs],
+                    "purposes": [job.purpose for job in prepared.jobs],
+                },
+            )
+            signatures = self._sign(prepared)
+            response = prepared.finish(signatures)
+            self.audit.append(
+                "signature",
+                {
+                    "fingerprint": review.fingerprint,
+                    "response_type": prepared.response_type,
+                    "response_sha256": hashlib.sha256(response).hexdigest(),
+                    "signatures": len(signatures),
+                },
+            )
+            self.ledger.mark(digest, "signed")
+            frames = reply_to(
+                received, response, ur_type=prepared.response_type,
+                max_fragment_len=self.fragment_len,
+            )
+            machine.to(State.SHOWING_RESPONSE)
+            return SessionResult(
+                review=review,
+                decision=decision,
+                approvals=tuple(a.card_serial for a in used),
+                response=response,
+                response_type=prepared.response_type,
+                frames=frames,
+            )
+        except ColdvaultError as err:
+            self.audit.append(
+                "refusal",
+                {"fingerprint": review.fingerprint if review else "", "sha256": digest.hex(),
+                 "state": machine.state.value, **_error_fields(err)},
+            )
+            if review is not None and not isinstance(err, RequestAlreadySigned):
+                self.ledger.mark(digest, "cancelled" if isinstance(err, Cancelled) else "refused")
+            machine.reset()
+            raise
+
+    def done(self) -> None:
+        """The response was shown (or the operator moved on): back to idle."""
+        self.audit.append("response-shown", {})
+        self.machine.reset()
+
+
+def _error_fields(err: ColdvaultError) -> dict[str, object]:
+    data = err.to_dict()
+    return {"error": data.get("error"), "reason": err.message,
+            **({"rule": data["rule"]} if "rule" in data else {}),
+            **({"quorum": True} if isinstance(err, QuorumError) else {})}
+
+
+def review_record(review: Review) -> dict[str, object]:
+    """What the audit trail keeps of a review (public data only)."""
+    return {
+        "fingerprint": review.fingerprint,
+        "chain": str(review.chain),
+        "network": review.network,
+        "kind": review.kind,
+        "wallet": review.wallet,
+        "client": review.client,
+        "movements": [
+            {"kind": str(m.kind), "asset": m.asset, "amount": m.amount,
+             "destination": m.destination}
+            for m in review.movements
+        ],
+        "fee": review.fee,
+        "fee_rate": review.fee_rate,
+        "warnings": list(review.warnings),
+    }
+
+
+def decision_record(decision: Decision) -> dict[str, object]:
+    return {
+        "allowed": decision.allowed,
+        "required_approvals": decision.required_approvals,
+        "policy_version": decision.policy_version,
+        "rules": [
+            {"rule": r.rule, "passed": r.passed, "message": r.message,
+             "values": {k: v if isinstance(v, int | float | bool) else str(v)
+                        for k, v in r.values.items()}}
+            for r in decision.reasons
+        ],
+    }
+
+
+def approvals_list(items: Sequence[str]) -> str:
+    return ", ".join(items)
