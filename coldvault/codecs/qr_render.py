@@ -14,11 +14,37 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import qrcode
+import qrcode.base
 import qrcode.constants
 import qrcode.util
 from PIL import Image
 
 ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+
+def _fix_zero_block_remainder() -> None:
+    """Work around a python-qrcode 8.2 crash (``ValueError: glog(0)``).
+
+    When every data codeword of one Reed-Solomon block is zero (a run of ``0`` characters
+    in alphanumeric mode, e.g. zero bytes of a PSBT in a BBQr hex frame) the library's
+    polynomial remainder takes the log of 0.  The remainder of the zero polynomial is zero,
+    which is what this guard returns; every other case runs the library's own code.
+    """
+    polynomial = qrcode.base.Polynomial
+    original = polynomial.__mod__
+    if getattr(original, "_zero_block_guard", False):
+        return
+
+    def guarded_mod(self: qrcode.base.Polynomial, other: qrcode.base.Polynomial) -> object:
+        if len(self) >= len(other) and self[0] == 0:
+            return self
+        return original(self, other)
+
+    guarded_mod._zero_block_guard = True  # type: ignore[attr-defined]
+    polynomial.__mod__ = guarded_mod  # type: ignore[method-assign,assignment]
+
+
+_fix_zero_block_remainder()
 
 
 class Ecc(StrEnum):
