@@ -30,6 +30,7 @@ MAX_JSON_SIZE = 64 * 1024
 MAX_TYPES = 64
 MAX_FIELDS = 64
 MAX_DEPTH = 10  # struct/array nesting of values
+MAX_JSON_DEPTH = 2 * MAX_DEPTH + 8
 MAX_ARRAY = 1024
 MAX_VALUES = 10_000
 MAX_NAME = 64
@@ -79,14 +80,38 @@ def parse_typed_data(raw: bytes) -> TypedData:
     if len(raw) > MAX_JSON_SIZE:
         raise Eip712Error(f"Typed data is {len(raw)} bytes; the limit is {MAX_JSON_SIZE}.")
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Eip712Error("Typed data is not valid UTF-8.") from exc
-    except RecursionError as exc:
-        raise Eip712Error("Typed data JSON is nested too deeply.") from exc
-    except ValueError as exc:
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise Eip712Error(f"Typed data JSON is nested too deeply (over {MAX_JSON_DEPTH} levels).")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise Eip712Error(f"Typed data is not valid JSON: {exc}.") from exc
     return hash_typed_data(obj)
+
+
+def _json_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings (a cheap pre-check before ``json.loads``)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def hash_typed_data(obj: Any) -> TypedData:
