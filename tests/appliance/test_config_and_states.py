@@ -1,0 +1,104 @@
+"""Appliance configuration errors, the air-gap check and the state machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import load_config
+from appliance.netcheck import live_network_interfaces
+from appliance.states import State, StateMachine
+from coldvault.errors import ConfigError
+
+GOOD = """
+[appliance]
+id = "vault-01"
+state_dir = "state"
+allow_emulated_hardware = true
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "coldvault-appliance"
+
+[trust]
+rosters = ["roster-1.json"]
+genesis_roster_sha256 = "%s"
+policy = "policy.toml"
+wallets = "wallets.toml"
+
+[input]
+source = "virtual-camera"
+path = "frames"
+drop_rate = 0.3
+
+[output]
+sink = "png-dir"
+path = "out"
+fragment_len = 150
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "appliance.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD % ("ab" * 32)))
+    assert cfg.appliance_id == "vault-01"
+    assert cfg.roster_files == (tmp_path / "roster-1.json",)
+    assert cfg.state_dir == tmp_path / "state"
+    assert cfg.audit_log == tmp_path / "state" / "audit.jsonl"
+    assert cfg.input_drop_rate == 0.3
+    assert cfg.fragment_len == 150
+    assert cfg.allow_emulated_hardware is True
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: s.replace('id = "vault-01"\n', ""), "[appliance] is missing the required key 'id'"),
+        (lambda s: s.replace("fragment_len = 150", "fragment_len = 5"), "fragment_len must be between"),
+        (lambda s: s.replace('source = "virtual-camera"', 'source = "webcam"'), "source must be one of"),
+        (lambda s: s.replace("drop_rate = 0.3", 'drop_rate = "lots"'), "drop_rate must be a float"),
+        (lambda s: s + "\n[bogus]\nx = 1\n", "unknown table(s) ['bogus']"),
+        (lambda s: s.replace("[hsm]", "[hsm"), "is not valid TOML"),
+        (lambda s: s.replace('rosters = ["roster-1.json"]', "rosters = []"), "at least the genesis"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path: Path, mutate, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, mutate(GOOD % ("ab" * 32))))
+    assert message in str(err.value)
+
+
+def test_bad_genesis_hash(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        load_config(write(tmp_path, GOOD % "xyz"))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_netcheck_reads_sysfs_flags(tmp_path: Path) -> None:
+    for name, flags in (("lo", "0x9"), ("eth0", "0x1003"), ("wlan0", "0x1002")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "flags").write_text(flags + "\n")
+    assert live_network_interfaces(tmp_path) == ["eth0"]
+
+
+def test_state_machine_allows_the_flow_and_cancel_but_not_shortcuts() -> None:
+    m = StateMachine()
+    for s in (State.RECEIVING, State.REVIEW, State.COLLECTING_APPROVALS, State.SIGNING,
+              State.SHOWING_RESPONSE, State.IDLE):
+        m.to(s)
+    m.to(State.RECEIVING)
+    m.to(State.REVIEW)
+    m.to(State.IDLE)  # cancel at review
+    m.to(State.RECEIVING)
+    with pytest.raises(ValueError, match="illegal transition receiving -> signing"):
+        m.to(State.SIGNING)
