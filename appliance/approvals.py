@@ -23,6 +23,17 @@ from coldvault.quorum import ApprovalSession, ThresholdNotMet, check_card
 from coldvault.roster import Role
 
 
+class EmulatedCardRefused(HardwareError):
+    code = "emulated-card"
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(
+            f"Card {serial} is an emulated (test) card; production refuses it. "
+            "A lab run needs allow_emulated_hardware in the configuration and --allow-emulated."
+        )
+        self.serial = serial
+
+
 class CardUi(Protocol):
     def info(self, text: str) -> None: ...
 
@@ -78,21 +89,24 @@ class CardApprovalCollector:
                     f"Approval {have + 1} of {need} for request {fingerprint}: "
                     f"insert an approver card{f' into {self.reader}' if self.reader else ''}."
                 )
-                connection = pcsc.wait_for_card(self.reader, timeout=self.insert_timeout)
+                reader = pcsc.wait_for_card(self.reader, timeout=self.insert_timeout)
+                connection = None
                 serial = "?"
+                holder = None
                 try:
+                    connection = pcsc.PcscConnection(reader)
                     session = OpenPgpSession(connection)
                     session.select()
-                    serial = session.serial
+                    serial = session.serial_hex
                     if pcsc.is_emulated(session) and not self.allow_emulated:
-                        raise pcsc.EmulatedCardRefused(serial)
+                        raise EmulatedCardRefused(serial)
                     holder = check_card(approvals.roster, serial, Role.APPROVER)
                     self.ui.info(
                         f"Card {serial}: {holder.holder} ({holder.role}, site {holder.site}). "
                         f"You are approving request {fingerprint}."
                     )
                     pin = self.ui.secret(f"PIN for card {serial} ({holder.holder})")
-                    session.verify_pin(pin, Pw.PW1_SIGN)
+                    session.verify_pin(pin, Pw.SIGN)
                     del pin
                     signature = session.sign(card_message(holder.algorithm, token))
                     approvals.add(serial, signature, signed_token=token)
@@ -100,15 +114,17 @@ class CardApprovalCollector:
                     on_refused(serial, err)
                     self.ui.error(err.message)
                 else:
+                    assert holder is not None
                     on_approved(serial, holder.holder)
                     self.ui.info(
                         f"Approved by {holder.holder} "
                         f"({len(approvals.approvals)} of {approvals.threshold})."
                     )
                 finally:
-                    connection.close()
+                    if connection is not None:
+                        connection.close()
                 self.ui.info("Remove the card.")
-                pcsc.wait_for_removal(self.reader, timeout=self.insert_timeout)
+                pcsc.wait_for_removal(reader, timeout=self.insert_timeout)
         except KeyboardInterrupt as exc:
             raise Cancelled(
                 f"Approval collection for request {fingerprint} was cancelled; nothing was signed."
