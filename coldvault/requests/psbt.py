@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coincurve import PublicKey
+from embit.base import EmbitError
 from embit.networks import NETWORKS
 from embit.script import Script
 
@@ -178,7 +179,7 @@ def address(script: bytes, network: str) -> str:
         return "OP_RETURN " + script[1:].hex()
     try:
         return str(Script(script).address(NETWORKS[network]))
-    except (ValueError, KeyError, IndexError):
+    except (ValueError, KeyError, IndexError, EmbitError):
         return "script " + script.hex()
 
 
@@ -434,10 +435,10 @@ def _path(value: bytes) -> tuple[int, ...]:
 
 
 def _wallet_scripts(psbt: pp.Psbt, wallets: Mapping[str, Wallet]) -> list[WalletScripts]:
-    fps = {f.value[:4] for m in psbt.inputs for f in m.all(pp.IN_BIP32_DERIVATION)}
+    fps = {f.value[:4].hex() for m in psbt.inputs for f in m.all(pp.IN_BIP32_DERIVATION)}
     out = []
     for w in wallets.values():
-        if w.chain is Chain.BITCOIN and w.descriptor and bytes.fromhex(w.master_fingerprint) in fps:
+        if w.chain is Chain.BITCOIN and w.master_fingerprint.lower() in fps:
             out.append(WalletScripts(w))
     return out
 
