@@ -26,7 +26,7 @@ from coldvault.codecs.transport import FrameStream, Received, reply_to
 from coldvault.errors import ColdvaultError, QuorumError
 from coldvault.keystore import KeyAlgorithm, KeyInfo, Keystore
 from coldvault.policy import Decision, Policy
-from coldvault.quorum import ApprovalSession, ApprovalToken, ReplayGuard
+from coldvault.quorum import Approval, ApprovalSession, ApprovalToken, ReplayGuard
 from coldvault.requests.base import PreparedRequest, Review
 from coldvault.requests.dispatch import prepare_request
 from coldvault.roster import Roster
@@ -40,13 +40,20 @@ class AuditSink(Protocol):
 class LedgerSink(Protocol):
     """What the session needs from the ledger (coldvault.ledger.Ledger)."""
 
-    def day_totals(self, wallet: str) -> Mapping[str, int]: ...
+    def day_totals(self, wallet: str) -> dict[str, int]: ...
 
     def record_received(self, review: Review) -> None: ...
 
-    def mark(self, request_digest: bytes, status: str) -> None: ...
+    def mark_approved(
+        self, request_digest: bytes, approvals: Sequence[Approval], *, required: int,
+        policy_version: int,
+    ) -> None: ...
 
-    def is_signed(self, request_digest: bytes) -> bool: ...
+    def mark_signed(self, request_digest: bytes) -> None: ...
+
+    def mark_refused(self, request_digest: bytes, reason: str) -> None: ...
+
+    def status(self, request_digest: bytes) -> str | None: ...
 
 
 class Ui(Protocol):
@@ -71,19 +78,6 @@ class ApprovalCollector(Protocol):
         on_approved: Callable[[str, str], None],
         on_refused: Callable[[str, ColdvaultError], None],
     ) -> None: ...
-
-
-class RequestAlreadySigned(ColdvaultError):
-    """The exact same request bytes were signed before; signing twice is refused."""
-
-    code = "already-signed"
-
-    def __init__(self, fingerprint: str) -> None:
-        super().__init__(
-            f"Request {fingerprint} was already signed by this appliance; "
-            "a request is signed at most once."
-        )
-        self.fingerprint = fingerprint
 
 
 @dataclass
@@ -157,10 +151,8 @@ class SigningSession:
             prepared = prepare_request(
                 received, wallets=self.wallets, lookup_key=self._lookup_key, request_digest=digest
             )
+            self.ledger.record_received(prepared.review)  # refuses a request already signed
             review = prepared.review
-            if self.ledger.is_signed(digest):
-                raise RequestAlreadySigned(review.fingerprint)
-            self.ledger.record_received(review)
             machine.to(State.REVIEW)
             decision = self.policy.evaluate(review, day_total=self.ledger.day_totals(review.wallet))
             self.audit.append("review", review_record(review))
@@ -184,8 +176,9 @@ class SigningSession:
             approvals = ApprovalSession(self.roster, token, guard=self.guard)
             self.audit.append(
                 "approval-token",
-                {"fingerprint": review.fingerprint, "token_sha256": token.token_id.hex(),
-                 "required": decision.required_approvals, "expires_at": token.expires_at},
+                {"fingerprint": review.fingerprint, "token_id": token.token_id.hex(),
+                 "required": decision.required_approvals, "expires_at": token.expires_at,
+                 "roster_version": self.roster.version, "policy_version": self.policy.version},
             )
 
             def approved(serial: str, holder: str) -> None:
@@ -202,7 +195,11 @@ class SigningSession:
                 )
 
             self.collector.collect(approvals, on_approved=approved, on_refused=refused)
-            used = approvals.consume()
+            used = approvals.consume()  # single use, persisted in the ledger before signing
+            self.ledger.mark_approved(
+                digest, used, required=decision.required_approvals,
+                policy_version=self.policy.version,
+            )
 
             machine.to(State.SIGNING)
             self.audit.append(
@@ -225,7 +222,7 @@ class SigningSession:
                     "signatures": len(signatures),
                 },
             )
-            self.ledger.mark(digest, "signed")
+            self.ledger.mark_signed(digest)
             frames = reply_to(
                 received, response, ur_type=prepared.response_type,
                 max_fragment_len=self.fragment_len,
@@ -245,14 +242,14 @@ class SigningSession:
                 {"fingerprint": review.fingerprint if review else "", "sha256": digest.hex(),
                  "state": machine.state.value, **_error_fields(err)},
             )
-            if review is not None and not isinstance(err, RequestAlreadySigned):
-                self.ledger.mark(digest, "cancelled" if isinstance(err, Cancelled) else "refused")
+            if review is not None and self.ledger.status(digest) in ("received", "approved"):
+                self.ledger.mark_refused(digest, f"{err.code}: {err.message}")
             machine.reset()
             raise
 
     def done(self) -> None:
         """The response was shown (or the operator moved on): back to idle."""
-        self.audit.append("response-shown", {})
+        self.audit.append("response", {"shown": True})
         self.machine.reset()
 
 

@@ -42,6 +42,7 @@ EVENTS = frozenset(
     {
         "request-received", "review", "decision", "approval", "approval-refused", "signature",
         "response", "refusal", "config-change", "seal", "startup", "shutdown", "ceremony",
+        "approval-token", "signing",
     }
 )  # fmt: skip
 #: Field-name words that must never reach the trail (case-insensitive, any position).
