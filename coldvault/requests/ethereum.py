@@ -314,11 +314,13 @@ def decode_transaction(sign_data: bytes, data_type: int, request_chain_id: int) 
     chain_id = request_chain_id
     if len(fields) == 9:
         v, r, s = (_scalar(fields[i], n) for i, n in ((6, "v"), (7, "r"), (8, "s")))
-        if r or s or v not in (0, request_chain_id):
+        if r or s:
             raise EthRequestError(
                 "The legacy transaction's v/r/s must be the EIP-155 placeholder (chainId, 0, 0).",
                 field="sign_data",
             )
+        if v not in (0, request_chain_id):
+            raise ChainIdMismatch("transaction", v, request_chain_id)
         if v == 0:
             notes = ("The transaction has no chain id; it is signed for the request's chain.",)
     else:

@@ -299,7 +299,8 @@ def _review_instructions(
                 raise UnshowableDestination(i)
             source = msg.account_name(src)
             dest = msg.account_name(dst)
-            note = "" if msg.account_keys[src] == ours else f"from {source} (not our key)"
+            ours_pays = src < len(msg.account_keys) and msg.account_keys[src] == ours
+            note = "" if ours_pays else f"from {source} (not our key)"
             movements.append(Movement(MovementKind.EXTERNAL, "SOL", lamports, dest, note=note))
             details.append((label, f"System transfer {format_sol(lamports)} {source} -> {dest}"))
             if note:

@@ -380,8 +380,10 @@ def test_wrong_chain_ids_are_refused() -> None:
     with pytest.raises(ChainIdMismatch):  # request says 5, wallet 1
         prepare(unsigned_1559(eip1559()), 4, wallet=wallet(1), chain_id=5)
     base = [9, 1, 21_000, bytes(20), 1, b"", 5, 0, 0]
-    with pytest.raises(EthRequestError):  # legacy placeholder says chain 5
+    with pytest.raises(ChainIdMismatch):  # legacy placeholder says chain 5
         prepare(ref_rlp.encode(base), 1, chain_id=1)
+    with pytest.raises(EthRequestError):  # legacy tx that is already signed
+        prepare(ref_rlp.encode([*base[:6], 37, 1, 1]), 1, chain_id=1)
     wrong_domain = json.loads(json.dumps(MAIL))
     wrong_domain["domain"]["chainId"] = 10
     with pytest.raises(ChainIdMismatch):

@@ -324,3 +324,20 @@ def test_registry_adapter_from_keystone_ur() -> None:
     encoded = sol_signature_cbor(request.request_id.bytes if request.request_id else None, sig)
     decoded = decode_registry(UR("sol-signature", encoded))
     assert isinstance(decoded, SolSignature) and decoded.request_id == request.request_id
+
+
+def test_transfer_source_from_lookup_table_is_flagged() -> None:
+    table_key = Pubkey.from_bytes(hashlib.sha256(b"table").digest())
+    funder = Pubkey.from_bytes(hashlib.sha256(b"funder").digest())
+    ix = Instruction(
+        Pubkey.from_string("11111111111111111111111111111111"),
+        (2).to_bytes(4, "little") + (5).to_bytes(8, "little"),
+        [AccountMeta(funder, False, True), AccountMeta(DEST, False, True)],
+    )
+    msg = MessageV0.try_compile(
+        OURS.pubkey(), [ix], [AddressLookupTableAccount(table_key, [funder])], BLOCKHASH
+    )
+    review = prepare(to_bytes_versioned(msg)).review
+    (move,) = review.movements
+    assert move.destination == str(DEST) and "not our key" in move.note
+    assert any("address-table account" in w for w in review.warnings)
