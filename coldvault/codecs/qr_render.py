@@ -71,10 +71,15 @@ class RenderOptions:
     ecc: Ecc = Ecc.L
     box_size: int = 4
     border: int = 4
+    #: Fixed mask pattern 0..7; None evaluates all eight and keeps the best (about 8x
+    #: slower to render, marginally easier to scan).
+    mask_pattern: int | None = None
 
     def __post_init__(self) -> None:
         if self.box_size < 1 or self.border < 0:
             raise ValueError("box_size must be >= 1 and border >= 0")
+        if self.mask_pattern is not None and not 0 <= self.mask_pattern <= 7:
+            raise ValueError("mask_pattern must be 0..7 or None")
 
 
 def is_alphanumeric(text: str) -> bool:
@@ -88,7 +93,10 @@ def qr_matrix(text: str, options: RenderOptions = RenderOptions()) -> list[list[
         raise ValueError("cannot render an empty QR code")
     mode = qrcode.util.MODE_ALPHA_NUM if is_alphanumeric(text) else qrcode.util.MODE_8BIT_BYTE
     code = qrcode.QRCode(
-        version=None, error_correction=_ECC[options.ecc], border=options.border
+        version=None,
+        error_correction=_ECC[options.ecc],
+        border=options.border,
+        mask_pattern=options.mask_pattern,
     )
     code.add_data(qrcode.util.QRData(text.encode("utf-8"), mode=mode, check_data=False))
     code.make(fit=True)
