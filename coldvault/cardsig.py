@@ -1,29 +1,28 @@
-"""Verification of signatures made by approvers' OpenPGP cards (PSO:COMPUTE DIGITAL SIGNATURE).
+"""Verification of approvers' card signatures over the bytes they approve.
 
-One function, :func:`verify_card_signature`, with the behaviour the OpenPGP card module
-(``coldvault.openpgp``) also promises, so the quorum code has exactly one verifier:
+The roster and quorum code judge signatures *over the approved data* (a token's bytes);
+what a card's PSO:CDS actually signs is :func:`card_input` of that data:
 
-* ``"ed25519"``: Ed25519 (RFC 8032) over ``data`` itself; 32-byte public key, 64-byte signature.
-* ``"nistp256"`` and ``"secp256k1"``: ECDSA over ``SHA-256(data)``; the signature is the card's
-  raw 64-byte ``r || s``; the public key is a SEC1 point (65 bytes uncompressed, as the card
-  exports it, or 33 bytes compressed). High-S signatures are accepted: cards do not
-  normalise S, and the approval layer never keys anything on signature bytes (see
-  docs/quorum.md, "Replay").
+* ``"ed25519"``: the data itself (Ed25519, RFC 8032); 32-byte key, 64-byte signature.
+* ``"nistp256"`` and ``"secp256k1"``: ``SHA-256(data)`` (ECDSA); the signature is the card's
+  raw 64-byte ``r || s``; the public key a SEC1 point (65 bytes uncompressed as the card
+  exports it, or 33 compressed). High-S signatures are accepted (cards do not normalise S);
+  nothing keys on signature bytes (docs/quorum.md, "Replay").
 
-The function never raises for untrusted input: a malformed key or signature is simply
-``False``. An unknown algorithm name is a programmer/configuration mistake (``ValueError``).
+There is one verifier: :func:`verify_card_signature` here adapts the card module's
+``coldvault.openpgp.verify_card_signature`` (which takes the card input) to "over the data".
+It never raises for untrusted input: a malformed key or signature is ``False``. An unknown
+algorithm name is a programmer/configuration mistake (``ValueError``).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+
+from coldvault.openpgp import CardAlgorithm
+from coldvault.openpgp import verify_card_signature as _verify_card_input
 
 ED25519 = "ed25519"
 NISTP256 = "nistp256"
@@ -50,29 +49,16 @@ def public_key_length_ok(algorithm: str, public_key: bytes) -> bool:
 
 def verify_card_signature(algorithm: str, public_key: bytes, data: bytes, signature: bytes) -> bool:
     """Return whether ``signature`` is the card's valid signature of ``data``."""
-    if algorithm == ED25519:
-        if len(public_key) != 32 or len(signature) != 64:
-            return False
-        try:
-            VerifyKey(public_key).verify(data, signature)
-        except (BadSignatureError, ValueError):
-            return False
-        return True
-    curve = _CURVES.get(algorithm)
-    if curve is None:
+    if algorithm not in CARD_ALGORITHMS:
         raise ValueError(f"unknown card algorithm {algorithm!r}; expected one of {CARD_ALGORITHMS}")
     if len(signature) != 64:
         return False
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
-    if r == 0 or s == 0:
-        return False
     try:
-        key = ec.EllipticCurvePublicKey.from_encoded_point(curve, public_key)
-        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+        return _verify_card_input(
+            CardAlgorithm(algorithm), public_key, card_input(algorithm, data), signature
+        )
+    except ValueError:  # a public key that does not decode
         return False
-    return True
 
 
 def card_input(algorithm: str, data: bytes) -> bytes:

@@ -384,11 +384,25 @@ class Ledger:
         ).fetchall()
         return [
             MovementRow(
-                *row[:12], amount=int(row[12]), destination=row[13], note=row[14],
-                request_fee=None if row[15] is None else int(row[15]),
+                client=r[0],
+                wallet=r[1],
+                fingerprint=r[2],
+                request_digest=r[3],
+                chain=r[4],
+                network=r[5],
+                request_kind=r[6],
+                status=r[7],
+                time=r[8],
+                index=r[9],
+                movement_kind=r[10],
+                asset=r[11],
+                amount=int(r[12]),
+                destination=r[13],
+                note=r[14],
+                request_fee=None if r[15] is None else int(r[15]),
             )
-            for row in rows
-        ]  # fmt: skip
+            for r in rows
+        ]
 
     def export_movements(
         self,

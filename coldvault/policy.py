@@ -29,8 +29,10 @@ FORMAT = "coldvault-policy/1"
 MAX_WALLETS = 1000
 MAX_ENTRIES = 10_000
 
-#: ``verify_ownership(chain, address, message, signature) -> bool`` (coldvault.ownership).
-OwnershipVerifier = Callable[[str, str, str, str], bool]
+#: ``verify_ownership(chain, address, message, signature)`` (coldvault.ownership): raises a
+#: :class:`ColdvaultError` (``OwnershipProofInvalid``) when the proof fails. A verifier may
+#: also return ``False`` for failure; ``None`` or ``True`` mean proven.
+OwnershipVerifier = Callable[[str, str, str, str], object]
 
 
 # --------------------------------------------------------------------------- errors
@@ -492,14 +494,9 @@ def _day_totals(day_total: int | Mapping[str, int], totals: Mapping[str, int]) -
 
 # --------------------------------------------------------------------------- loading
 def _default_verifier() -> OwnershipVerifier:
-    try:
-        from coldvault.ownership import verify_ownership  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise ConfigError(
-            "Ownership-proof verification (coldvault.ownership) is not available, so no policy "
-            "with whitelisted destinations can be loaded."
-        ) from exc
-    return verify_ownership  # type: ignore[no-any-return]
+    from coldvault.ownership import verify_ownership
+
+    return verify_ownership
 
 
 def parse_policy(
@@ -538,11 +535,11 @@ def parse_policy(
         for d in w.destinations:
             verifier = verifier or _default_verifier()
             try:
-                ok = verifier(str(d.chain), d.address, d.message, d.signature)
+                ok = verifier(str(d.chain), d.address, d.message, d.signature) is not False
                 detail = "the signature does not verify"
             except ColdvaultError as exc:
                 ok, detail = False, exc.message
-            if ok is not True:
+            if not ok:
                 raise UnprovenDestination(w.name, d.address, str(d.chain), detail)
     return policy
 
@@ -637,11 +634,11 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
         if d.chain != wp.chain:
             raise PolicyInvalid(f"destination {d.address} is for chain {d.chain}", where=where)
     for asset in {t.asset for t in wp.tiers}:
-        tiers = sorted((t for t in wp.tiers if t.asset == asset), key=_tier_key)
+        ordered = sorted((t for t in wp.tiers if t.asset == asset), key=_tier_key)
         if asset not in wp.limits:
             raise PolicyInvalid(f"tiers for asset {asset} that has no limits", where=where)
-        if tiers[-1].up_to is not None or any(t.up_to is None for t in tiers[:-1]):
+        if ordered[-1].up_to is not None or any(t.up_to is None for t in ordered[:-1]):
             raise PolicyInvalid(f"asset {asset} needs exactly one tier without up_to", where=where)
-        if any(a.approvals > b.approvals for a, b in zip(tiers, tiers[1:], strict=False)):
+        if any(a.approvals > b.approvals for a, b in zip(ordered, ordered[1:], strict=False)):
             raise PolicyInvalid(f"tiers of asset {asset} must not decrease", where=where)
     return wp

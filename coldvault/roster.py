@@ -189,7 +189,9 @@ class Roster:
             obj.get("admin_threshold"),
             obj.get("appliance_id"),
         )
-        if not _is_int(version) or not _is_int(threshold):
+        if not isinstance(version, int) or not isinstance(threshold, int):
+            raise RosterInvalid("version and admin_threshold must be integers")
+        if isinstance(version, bool) or isinstance(threshold, bool):
             raise RosterInvalid("version and admin_threshold must be integers")
         if not isinstance(appliance_id, str):
             raise RosterInvalid("appliance_id must be a string", field="appliance_id")
@@ -228,11 +230,11 @@ def _holder_from_json(i: int, obj: object) -> CardHolder:
         return CardHolder(
             serial=_str(obj, "serial"),
             holder=_str(obj, "holder"),
-            role=Role(obj.get("role")),
+            role=Role(_str(obj, "role")),
             site=_str(obj, "site"),
             algorithm=_str(obj, "algorithm"),
             public_key=bytes.fromhex(_str(obj, "public_key")),
-            status=CardStatus(obj.get("status")),
+            status=CardStatus(_str(obj, "status")),
         )
     except (ValueError, TypeError) as exc:
         raise RosterInvalid(f"{exc}", field=field) from exc

@@ -276,3 +276,42 @@ def test_load_signed_policy(tmp_path: Path, cards) -> None:
     with pytest.raises(PolicyInvalid, match="active approvers"):
         load_policy(_signed(tmp_path, too_many, cards, cards.admins[:2]), roster=roster,
                     ownership_verifier=fake_ownership)  # fmt: skip
+
+
+def test_default_verifier_is_coldvault_ownership() -> None:
+    """No injected verifier: the real coldvault.ownership check runs (Solana Ed25519 proof)."""
+    from embit import base58
+    from nacl.signing import SigningKey
+
+    key = SigningKey(b"\x05" * 32)
+    address = base58.encode(bytes(key.verify_key))
+    message = f"coldvault whitelist: initech-sol {address}"
+    signature = key.sign(message.encode()).signature.hex()
+    text = f"""
+format = "coldvault-policy/1"
+version = 1
+appliance_id = "cv-hk-01"
+chains = ["solana"]
+
+[[wallet]]
+name = "initech-sol"
+client = "initech"
+chain = "solana"
+network = "mainnet-beta"
+kinds = ["sol-transaction"]
+min_approvals = 2
+[wallet.limits.SOL]
+per_transaction = 1_000_000_000
+per_day = 5_000_000_000
+[[wallet.destination]]
+address = "{address}"
+chain = "solana"
+label = "Initech hot wallet"
+message = "{message}"
+signature = "{signature}"
+"""
+    policy = parse_policy(text)
+    assert policy.wallets["initech-sol"].destinations[0].address == address
+    forged = text.replace(signature, signature[:-2] + ("00" if signature[-2:] != "00" else "01"))
+    with pytest.raises(UnprovenDestination, match="does not verify"):
+        parse_policy(forged)
