@@ -14,6 +14,7 @@ per segwit input is flat. Only ``SIGHASH_ALL`` is ever signed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -686,7 +687,7 @@ def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[o
     """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept."""
     if len(signatures) != len(plans):
         raise ValueError(f"expected {len(plans)} signatures, got {len(signatures)}")
-    out = psbt
+    inputs = list(psbt.inputs)
     for plan, sig in zip(plans, signatures, strict=True):
         if not isinstance(sig, EcdsaSignature):
             raise TypeError("PSBT signatures must be EcdsaSignature objects")
@@ -699,8 +700,8 @@ def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[o
                 f"the signature for input {plan.input} does not verify against its key and"
                 " sighash; nothing was inserted."
             )
-        new_map = out.inputs[plan.input].with_field(
+        inputs[plan.input] = inputs[plan.input].with_field(
             pp.IN_PARTIAL_SIG, plan.pubkey, sig.der + b"\x01"
         )
-        out = out.replace_input(plan.input, new_map)
+    out = dataclasses.replace(psbt, inputs=tuple(inputs))
     return out.serialize()

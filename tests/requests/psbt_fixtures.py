@@ -332,3 +332,46 @@ def to_v0(v2: bytes, locktime: int) -> bytes:
         for m in p.outputs
     ]
     return pp.MAGIC + b"".join(x.serialize() for x in [_map(g), *ins, *outs])
+
+
+# ---------------------------------------------------------------- timing (not a test)
+
+
+def time_prepare(kind: str, sizes: Sequence[int] = (10, 500), repeat: int = 3) -> list[str]:
+    """Per-input cost of prepare_psbt (+ software signing + finish) for N-input PSBTs."""
+    import time
+
+    from coldvault.requests.psbt import prepare_psbt
+
+    wf = make_wallet(kind, max_index=999)
+    ks = SoftwareKeystore(wf.root)
+    lines = []
+    for n in sizes:
+        t0 = time.perf_counter()
+        raw = n_input_psbt(wf, n)
+        build = time.perf_counter() - t0
+        best_prep = best_fin = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            req = prepare_psbt(raw, wallets={wf.wallet.name: wf.wallet}, lookup_key=ks.lookup_key)
+            t1 = time.perf_counter()
+            sigs = ks.sign_jobs(req.jobs)
+            t2 = time.perf_counter()
+            req.finish(sigs)
+            t3 = time.perf_counter()
+            best_prep, best_fin = min(best_prep, t1 - t0), min(best_fin, t3 - t2)
+        lines.append(
+            f"{kind:8} n={n:4} bytes={len(raw):8} build={build * 1e3:8.1f} ms"
+            f" prepare={best_prep * 1e3:8.1f} ms ({best_prep / n * 1e6:6.0f} us/input)"
+            f" finish={best_fin * 1e3:7.1f} ms ({best_fin / n * 1e6:5.0f} us/input)"
+        )
+    return lines
+
+
+if __name__ == "__main__":  # python tests/requests/psbt_fixtures.py [N ...]
+    import sys
+
+    sizes = [int(a) for a in sys.argv[1:]] or [10, 500]
+    for k in KINDS:
+        for line in time_prepare(k, sizes):
+            print(line)  # noqa: T201
