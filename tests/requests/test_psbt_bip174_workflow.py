@@ -155,3 +155,13 @@ def test_combiner_unknown_keys_vectors_roundtrip() -> None:
     for item in [*c["inputs"], c["expected_psbt"]]:
         raw = bytes.fromhex(item["hex"])
         assert pp.parse_psbt(raw).serialize() == raw
+
+
+def test_previous_transaction_txids_including_witness_serialisation() -> None:
+    txids = {i["txid"] for i in WF["creator"]["inputs"]}
+    forms = set()
+    for h in WF["updater"]["previous_transactions"]:
+        tx = pp.parse_tx(bytes.fromhex(h), what="previous tx", allow_witness=True)
+        assert tx.txid[::-1].hex() in txids
+        forms.add(tx.has_witness)
+    assert forms == {True, False}
