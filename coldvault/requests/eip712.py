@@ -143,9 +143,11 @@ def hash_typed_data(obj: Any) -> TypedData:
             raise Eip712Error("Typed data 'message' must be an object.", field="message")
         msg_hash = enc.hash_struct(primary, message, primary, 0, lines)
         digest = keccak256(b"\x19\x01" + dom_sep + msg_hash)
-    chain_id = enc.parse_int(domain["chainId"], "uint256", "domain.chainId") if (
-        "chainId" in domain
-    ) else None
+    chain_id = (
+        enc.parse_int(domain["chainId"], "uint256", "domain.chainId")
+        if ("chainId" in domain)
+        else None
+    )
     contract = domain.get("verifyingContract")
     return TypedData(
         primary_type=primary,
@@ -166,8 +168,8 @@ def _check_types(types: Any, domain: dict[str, Any]) -> dict[str, list[tuple[str
         raise Eip712Error(f"Typed data declares more than {MAX_TYPES} types.", field="types")
     out: dict[str, list[tuple[str, str]]] = {}
     for name, fields in types.items():
-        if not isinstance(name, str) or not _IDENT.match(name):
-            raise Eip712Error(f"Type name {name!r} is not a valid identifier.", field="types")
+        if not isinstance(name, str) or not _IDENT.match(name) or _is_atomic_or_dynamic(name):
+            raise Eip712Error(f"Type name {name!r} is not a valid struct name.", field="types")
         if not isinstance(fields, list) or len(fields) > MAX_FIELDS:
             raise Eip712Error(
                 f"Type {name} must be a list of at most {MAX_FIELDS} fields.", field=name

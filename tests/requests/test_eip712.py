@@ -189,6 +189,7 @@ def mutated(path: list[str | int], value: object, base: dict = NESTED) -> dict: 
         (mutated(["types", "Order", 1], {"name": "delta", "type": "int7"}), "Order.delta"),
         (mutated(["types", "Order", 1], {"name": "delta", "type": "bytes33"}), "Order.delta"),
         (mutated(["primaryType"], "Nope"), "primaryType"),
+        (mutated(["types", "uint256"], []), "types"),  # a struct may not shadow an atomic type
         (mutated(["domain"], []), "domain"),
     ],
 )
@@ -213,3 +214,26 @@ def test_raw_input_bounds() -> None:
     many = {f"T{i}": [] for i in range(70)}
     with pytest.raises(Eip712Error, match="more than 64 types"):
         hash_typed_data(mutated(["types"], many, MAIL))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["types", "primaryType", "domain", "message"]), JSON_VALUES)
+def test_arbitrary_json_values_fail_cleanly(key: str, value: object) -> None:
+    data = copy.deepcopy(NESTED)
+    data[key] = value
+    try:
+        hash_typed_data(data)
+    except Eip712Error:
+        pass

@@ -527,3 +527,38 @@ def test_registry_adapter_from_keystone_ur() -> None:
     assert isinstance(response, EthSignature)
     assert response.request_id == uuid.UUID(vec["decoded"]["request_id_uuid"])
     assert response.origin == "core wallet" and response.signature[64] in (0, 1)
+
+
+# --- robustness: arbitrary bytes only ever raise domain errors ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from coldvault.errors import ColdvaultError  # noqa: E402
+
+VALID_1559 = unsigned_1559(eip1559(data=b"\xa9\x05\x9c\xbb" + bytes(64)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_rlp_decode_never_crashes(data: bytes) -> None:
+    try:
+        item = rlp.decode(data)
+    except RlpError:
+        return
+    assert rlp.encode(item) == data  # whatever decodes is canonical
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(VALID_1559) - 1), st.integers(0, 255)), max_size=4),
+    st.sampled_from([1, 2, 3, 4]),
+)
+def test_mutated_requests_raise_only_domain_errors(flips: list, data_type: int) -> None:  # type: ignore[type-arg]
+    data = bytearray(VALID_1559)
+    for pos, value in flips:
+        data[pos] = value
+    try:
+        prepare(bytes(data), data_type)
+    except ColdvaultError:
+        pass

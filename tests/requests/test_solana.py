@@ -341,3 +341,37 @@ def test_transfer_source_from_lookup_table_is_flagged() -> None:
     (move,) = review.movements
     assert move.destination == str(DEST) and "not our key" in move.note
     assert any("address-table account" in w for w in review.warnings)
+
+
+# --- robustness: arbitrary bytes only ever raise domain errors ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from coldvault.errors import ColdvaultError  # noqa: E402
+
+VALID = bytes(transfer_message())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=4),
+    st.sampled_from([1, 2]),
+)
+def test_mutated_messages_raise_only_domain_errors(flips: list, sign_type: int) -> None:  # type: ignore[type-arg]
+    data = bytearray(VALID)
+    for pos, value in flips:
+        data[pos] = value
+    try:
+        prepare(bytes(data), sign_type)
+    except ColdvaultError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_parse_or_fail_cleanly(data: bytes) -> None:
+    try:
+        parse_message(data)
+    except SolanaRequestError:
+        pass
