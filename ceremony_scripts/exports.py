@@ -1,0 +1,76 @@
+"""Files a provisioning ceremony writes: public exports only (docs/ceremonies.md).
+
+Per account ``<name>``:
+
+* ``<name>.account.json``   xpub with key origin, descriptor, first addresses, pool size
+* ``<name>.descriptor.txt`` the ``wpkh(...)`` descriptor (bip84)
+* ``<name>.cosigner.json``  cosigner export for a multisig coordinator (bip48)
+* ``<name>.ur.txt`` + ``<name>.ur.png``   ``ur:crypto-output`` text and its QR code
+* ``<name>.descriptor.png`` QR of the descriptor
+
+For the whole run: ``crypto-account.ur.txt``/``.png`` (all Bitcoin accounts),
+``provisioning.json`` (every pool key: path, CKA_ID, label, public key) and
+``wallets.proposed.toml`` (``[[wallet]]`` entries; they become active only when the admin
+quorum signs the registry).  Every file is written atomically and fsynced, then hashed
+for the transcript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from coldvault.codecs.qr_render import render_png
+from coldvault.keypool import ProvisioningRecord, Template, ur_account, ur_output
+
+
+def _write(path: Path, data: bytes) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _json(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_exports(record: ProvisioningRecord, directory: Path) -> dict[str, str]:
+    """Write every export file; returns ``{file name: sha256 hex}`` for the transcript."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for account in record.accounts:
+        name = account.spec.name
+        written.append(_write(directory / f"{name}.account.json", _json(account.to_dict())))
+        if account.descriptor:
+            text = account.descriptor
+            written.append(_write(directory / f"{name}.descriptor.txt", (text + "\n").encode()))
+            written.append(_write(directory / f"{name}.descriptor.png", render_png(text)))
+        if account.spec.template is Template.BIP48_WSH:
+            written.append(_write(directory / f"{name}.cosigner.json", _json(account.cosigner())))
+        ur = ur_output(account)
+        if ur:
+            written.append(_write(directory / f"{name}.ur.txt", (ur + "\n").encode()))
+            written.append(_write(directory / f"{name}.ur.png", render_png(ur.upper())))
+    account_ur = ur_account(record.accounts)
+    if account_ur:
+        written.append(_write(directory / "crypto-account.ur.txt", (account_ur + "\n").encode()))
+        written.append(_write(directory / "crypto-account.ur.png", render_png(account_ur.upper())))
+    written.append(_write(directory / "provisioning.json", _json(record.to_dict())))
+    written.append(
+        _write(directory / "wallets.proposed.toml", record.wallet_registry_toml().encode())
+    )
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in written}
+
+
+__all__ = ["write_exports"]
