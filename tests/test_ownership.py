@@ -207,3 +207,23 @@ def test_error_family_and_bounds() -> None:
     assert reason(Chain.SOLANA, str(SOL.pubkey()), "x" * 5000, b"") == "malformed-message"
     with pytest.raises(ValueError):
         verify_ownership("dogecoin", "D...", "m", b"")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(list(Chain)),
+    st.one_of(
+        st.text(max_size=100),
+        st.sampled_from([P2WPKH, P2PKH, P2SH_P2WPKH, ETH_ACCOUNT.address, str(SOL.pubkey())]),
+    ),
+    st.one_of(st.binary(max_size=120), st.text(max_size=200)),
+)
+def test_arbitrary_proofs_fail_cleanly(chain: Chain, address: str, signature: str | bytes) -> None:
+    try:
+        verify_ownership(chain, address, "challenge", signature)
+    except OwnershipProofInvalid:
+        pass
