@@ -351,12 +351,16 @@ class AuditLog:
         seal_every: int = 1000,
         clock: Callable[[], str] = _utc_now,
         recover_torn_tail: bool = False,
+        on_seal: Callable[[int], None] | None = None,
     ) -> None:
         if seal_every < 1:
             raise ValueError("seal_every must be at least 1")
         self.path = Path(path)
         self._sealer, self._public_key = sealer, audit_public_key
         self._seal_every, self._clock = seal_every, clock
+        #: called with ``through_seq`` after each durable seal (e.g.
+        #: ``Ledger.set_audit_sealed_through``, the anchor ``verify`` checks truncation with)
+        self._on_seal = on_seal
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         try:
@@ -410,7 +414,10 @@ class AuditLog:
         ):
             raise SealFailed("the signature does not verify with the audit public key")
         fields = {"head": self._head, "through_seq": through, "signature": signature}
-        return self._write("seal", fields)
+        entry = self._write("seal", fields)
+        if self._on_seal is not None:
+            self._on_seal(through)
+        return entry
 
     def _write(self, event: str, fields: dict[str, Any]) -> AuditEntry:
         body = AuditEntry(self._seq, self._clock(), event, fields, self._head)

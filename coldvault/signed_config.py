@@ -61,6 +61,19 @@ class DocumentHashMismatch(IntegrityError):
         self.found = found
 
 
+class ConfigRollback(IntegrityError):
+    code = "config-rollback"
+
+    def __init__(self, kind: str, current_version: int, offered_version: int) -> None:
+        super().__init__(
+            f"The {kind} document version {offered_version} was refused: version "
+            f"{current_version} is active and versions never go back."
+        )
+        self.kind = kind
+        self.current_version = current_version
+        self.offered_version = offered_version
+
+
 def config_token(kind: str, version: int, content: bytes, appliance_id: str) -> bytes:
     """The bytes each admin card signs to approve ``content`` (see the module docstring)."""
     if kind not in KINDS:
@@ -160,6 +173,19 @@ def accept_roster(
         raise RosterRollback(current.version, new.version)
     verify_admin_quorum(doc, current)
     return new
+
+
+def load_verified_document(
+    path: Path, kind: str, roster: Roster, *, current_version: int | None = None
+) -> SignedDocument:
+    """Load ``path`` + approvals and check the admin quorum of the active ``roster`` and
+    that the version does not go back (e.g. the wallet registry; the policy has
+    :func:`coldvault.policy.load_policy`). Returns the document; parse ``doc.content``."""
+    doc = load_signed_document(path, kind)
+    verify_admin_quorum(doc, roster)
+    if current_version is not None and doc.version < current_version:
+        raise ConfigRollback(kind, current_version, doc.version)
+    return doc
 
 
 def verify_roster_chain(docs: Sequence[SignedDocument], pinned_genesis_sha256: bytes) -> Roster:

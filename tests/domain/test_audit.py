@@ -290,3 +290,20 @@ def test_any_byte_mutation_fails(sealed_log: bytes, tmp_path: Path, data) -> Non
     path.write_bytes(bytes(mutated))
     with pytest.raises(AuditTampered):
         verify(path, PUB)
+
+
+def test_on_seal_feeds_the_ledger_anchor(tmp_path: Path) -> None:
+    from coldvault.ledger import Ledger
+
+    with Ledger(tmp_path / "l.db") as ledger:
+        with AuditLog(
+            tmp_path / "a.jsonl", sealer=der_sealer, audit_public_key=PUB, seal_every=3,
+            on_seal=ledger.set_audit_sealed_through,
+        ) as log:  # fmt: skip
+            for i in range(7):
+                log.append("review", {"n": i})
+        assert ledger.audit_sealed_through() == 6  # seals after entries 0-2 and 4-6
+        report = verify(
+            tmp_path / "a.jsonl", PUB, expect_sealed_through=ledger.audit_sealed_through()
+        )
+        assert report.unsealed == 1

@@ -194,3 +194,19 @@ def test_other_appliance_refused(cards) -> None:
     with pytest.raises(RosterMismatch):
         accept_roster(sign_roster(other, cards.admins[:2]), current=v1)
     assert APPLIANCE == v1.appliance_id
+
+
+def test_load_verified_wallet_registry(cards, tmp_path: Path) -> None:
+    from coldvault.signed_config import ConfigRollback, load_verified_document
+
+    text = b'[[wallet]]\nname = "acme-btc-cold"\n'
+    doc = SignedDocument("wallets", 4, APPLIANCE, text)
+    for c in cards.admins[:2]:
+        doc = doc.with_approval(c.serial, c.sign(doc.token))
+    path = tmp_path / "wallets.toml"
+    write_signed_document(path, doc)
+    assert load_verified_document(path, "wallets", cards.roster()).content == text
+    with pytest.raises(ConfigRollback):
+        load_verified_document(path, "wallets", cards.roster(), current_version=5)
+    with pytest.raises(SignedDocumentInvalid):  # a policy approval is not a wallets approval
+        load_signed_document(path, "policy")
