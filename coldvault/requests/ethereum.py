@@ -43,6 +43,8 @@ from coldvault.wallets import Wallet
 MAX_SIGN_DATA = 128 * 1024
 MAX_PATH_DEPTH = 10
 MAX_ACCESS_LIST = 256
+#: EIP-2294's bound, so an EIP-155 ``v`` always fits in 8 bytes.
+MAX_CHAIN_ID = (2**64 - 1) // 2 - 36
 SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
 WEI_PER_ETH = 10**18
 ERC20_TRANSFER = bytes.fromhex("a9059cbb")
@@ -489,7 +491,7 @@ def prepare_eth(
         raise EthRequestError(
             f"Unknown Ethereum data type {data_type}.", field="data_type"
         ) from exc
-    if chain_id is not None and not 0 < chain_id < 2**63:
+    if chain_id is not None and not 0 < chain_id <= MAX_CHAIN_ID:
         raise EthRequestError(f"Chain id {chain_id} is out of range.", field="chain_id")
     if chain_id is not None and chain_id != wallet_chain:
         raise ChainIdMismatch("request", chain_id, wallet_chain)

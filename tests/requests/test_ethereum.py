@@ -224,9 +224,9 @@ def test_contract_creation_is_flagged() -> None:
     assert any("creates a contract" in w for w in prepared.review.warnings)
 
 
+@pytest.mark.parametrize("chain", [1, 137, 2**40 + 7])
 @pytest.mark.parametrize("form", ["eip155", "zeros", "six"])
-def test_legacy_eip155_signature_recovers_our_address(form: str) -> None:
-    chain = 137
+def test_legacy_eip155_signature_recovers_our_address(form: str, chain: int) -> None:
     base = [9, 50_000_000_000, 21_000, bytes.fromhex(RECIPIENT[2:]), 10**17, b""]
     tail = {"eip155": [chain, 0, 0], "zeros": [0, 0, 0], "six": []}[form]
     prepared = prepare(ref_rlp.encode(base + tail), 1, chain_id=chain)
@@ -236,7 +236,7 @@ def test_legacy_eip155_signature_recovers_our_address(form: str) -> None:
     raw = ref_rlp.encode([*base, v, r, s])
     assert Account.recover_transaction(raw) == our_address()
     assert prepared.review.fee == 21_000 * 50_000_000_000
-    assert ("chain id", "137") in prepared.review.details
+    assert ("chain id", str(chain)) in prepared.review.details
 
 
 def test_personal_message_recovers_our_address() -> None:
@@ -461,6 +461,8 @@ def test_oversized_and_unknown_requests() -> None:
         prepare(b"hello", 9)
     with pytest.raises(EthRequestError):
         prepare(b"hello", 3, request_id=b"short")
+    with pytest.raises(EthRequestError):
+        prepare(b"hello", 3, chain_id=2**63)
 
 
 @pytest.mark.parametrize(
