@@ -207,7 +207,7 @@ class InputSpend:
 def _utxo(psbt: pp.Psbt, i: int, txs: dict[bytes, pp.Tx]) -> tuple[pp.TxOut, bool]:
     m, txin = psbt.inputs[i], psbt.tx_inputs[i]
     nwu, wu_raw = m.get(pp.IN_NON_WITNESS_UTXO), m.get(pp.IN_WITNESS_UTXO)
-    wu = pp.read_output(pp._Reader(wu_raw), "witness utxo") if wu_raw is not None else None
+    wu = pp.parse_output(wu_raw, "witness utxo") if wu_raw is not None else None
     if nwu is None:
         if wu is None:
             raise UtxoMissing(

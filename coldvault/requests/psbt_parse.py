@@ -217,6 +217,15 @@ def read_output(r: _Reader, what: str) -> TxOut:
     return TxOut(amount, script)
 
 
+def parse_output(value: bytes, what: str = "output") -> TxOut:
+    """One serialised output (amount + script) that must use every byte of ``value``."""
+    r = _Reader(value, what=what)
+    out = read_output(r, what)
+    if r.remaining():
+        raise PsbtBadValue(f"{what} has {r.remaining()} bytes after its end", field=what)
+    return out
+
+
 def parse_tx(data: bytes, *, what: str, allow_witness: bool, base_offset: int = 0) -> Tx:
     """Parse a whole serialised transaction (every byte must be used)."""
     r = _Reader(data, what=what)

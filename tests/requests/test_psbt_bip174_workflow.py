@@ -38,7 +38,7 @@ def _as_dicts(p: pp.Psbt) -> list[dict[bytes, bytes]]:
 def _sighashes(p: pp.Psbt) -> list[bytes]:
     """Input 0 is legacy P2SH 2-of-2, input 1 P2SH-P2WSH 2-of-2 (the BIP's workflow)."""
     h = P.Sighasher(p, determine_locktime(p))
-    wu = pp.read_output(pp._Reader(p.inputs[1].get(pp.IN_WITNESS_UTXO) or b""), "witness utxo")
+    wu = pp.parse_output(p.inputs[1].get(pp.IN_WITNESS_UTXO) or b"")
     return [
         h.legacy(0, p.inputs[0].get(pp.IN_REDEEM_SCRIPT) or b""),
         h.segwit_v0(1, p.inputs[1].get(pp.IN_WITNESS_SCRIPT) or b"", wu.amount),
