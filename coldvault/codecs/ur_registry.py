@@ -811,7 +811,7 @@ def decode_output_value(obj: Any, ur_type: str, what: str = "output") -> Output:
     if inner in (ScriptKind.MULTI, ScriptKind.SORTED_MULTI):
         f = _Fields(obj, ur_type, f"{what}.multi", {1: "threshold", 2: "keys"})
         keys = f.get(2, lambda v: isinstance(v, list) and 1 <= len(v) <= 20, "1..20 keys", True)
-        threshold = f.uint(1, True, limit=len(keys))
+        threshold = f.uint(1, True, limit=len(keys)) or 0
         if threshold == 0:
             raise f.err(1, "must be at least 1")
         decoded = tuple(_decode_key(k, ur_type, f"{what}.multi.keys[{i}]")
@@ -845,7 +845,7 @@ class Account:
 
 def _decode_account(obj: Any, ur: UR) -> Account:
     f = _Fields(obj, ur.type, "account", {1: "master-fingerprint", 2: "output-descriptors"})
-    fingerprint = f.uint(1, True, limit=_UINT32)
+    fingerprint = f.uint(1, True, limit=_UINT32) or 0
     items = f.get(2, lambda v: isinstance(v, list) and len(v) <= 256, "an array", True)
     outputs, tagged = [], []
     for i, item in enumerate(items):
