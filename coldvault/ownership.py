@@ -71,16 +71,20 @@ def verify_ownership(
     def fail(reason: str, text: str) -> OwnershipProofInvalid:
         return OwnershipProofInvalid(text, chain=chain.value, address=shown, reason=reason)
 
-    if not isinstance(message, str) or len(message.encode("utf-8")) > MAX_MESSAGE:
+    try:
+        data = message.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError):
+        data = None
+    if data is None or len(data) > MAX_MESSAGE:
         raise fail("malformed-message", f"The message must be text of at most {MAX_MESSAGE} bytes.")
     if len(signature) > MAX_SIGNATURE:
         raise fail("malformed-signature", "The signature is too long.")
     if chain is Chain.BITCOIN:
-        _verify_bitcoin(address, message.encode("utf-8"), signature, fail)
+        _verify_bitcoin(address, data, signature, fail)
     elif chain is Chain.ETHEREUM:
-        _verify_ethereum(address, message.encode("utf-8"), signature, fail)
+        _verify_ethereum(address, data, signature, fail)
     else:
-        _verify_solana(address, message.encode("utf-8"), signature, fail)
+        _verify_solana(address, data, signature, fail)
 
 
 # --- Bitcoin ------------------------------------------------------------------------------

@@ -205,6 +205,7 @@ def test_solana_negatives() -> None:
 def test_error_family_and_bounds() -> None:
     assert issubclass(OwnershipProofInvalid, AuthError)
     assert reason(Chain.SOLANA, str(SOL.pubkey()), "x" * 5000, b"") == "malformed-message"
+    assert reason(Chain.SOLANA, str(SOL.pubkey()), "\ud800", b"") == "malformed-message"
     with pytest.raises(ValueError):
         verify_ownership("dogecoin", "D...", "m", b"")
 
