@@ -219,3 +219,33 @@ def test_errors_carry_field_and_offset() -> None:
     assert isinstance(err, ColdvaultError)
     assert err.field == "input 0" and isinstance(err.offset, int)
     assert err.to_dict()["offset"] == err.offset
+
+
+def _v2_globals(n_in: bytes, n_out: bytes) -> bytes:
+    def kv(t: int, v: bytes) -> bytes:
+        return b"\x01" + bytes([t]) + pp.compact_size(len(v)) + v
+
+    body = kv(2, (2).to_bytes(4, "little")) + kv(4, n_in) + kv(5, n_out)
+    body += kv(0xFB, (2).to_bytes(4, "little"))
+    return pp.MAGIC + body + b"\x00"
+
+
+def test_v2_counts_bounded_before_reading_maps() -> None:
+    with pytest.raises(pp.PsbtTooLarge):
+        pp.parse_psbt(_v2_globals(pp.compact_size(5001), b"\x00"))
+    with pytest.raises(pp.PsbtTooLarge):
+        pp.parse_psbt(_v2_globals(b"\x00", b"\xff" + b"\xff" * 8))
+    with pytest.raises(pp.PsbtTruncated):
+        pp.parse_psbt(_v2_globals(pp.compact_size(5000), b"\x00"))
+    assert pp.parse_psbt(_v2_globals(b"\x00", b"\x00")).tx_inputs == ()
+
+
+def test_v2_count_must_be_canonical() -> None:
+    with pytest.raises(pp.PsbtBadValue):
+        pp.parse_psbt(_v2_globals(b"\xfd\x01\x00", b"\x00"))
+
+
+def test_tx_claiming_more_inputs_than_bytes() -> None:
+    tx = (2).to_bytes(4, "little") + b"\xfe" + (10**6).to_bytes(4, "little") + b"\x00" * 50
+    with pytest.raises(pp.PsbtTooLarge):
+        pp.parse_tx(tx, what="tx", allow_witness=True)

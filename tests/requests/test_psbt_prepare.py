@@ -486,3 +486,29 @@ def test_wallet_descriptor_config_errors() -> None:
 def test_every_refusal_is_a_coldvault_error() -> None:
     for cls in (P.PsbtRefused, TaprootRefused):
         assert issubclass(cls, Refused) and issubclass(cls, ColdvaultError)
+
+
+def test_input_on_unknown_branch_refused() -> None:
+    wf, raw = standard("wpkh")
+
+    def branch2(p: PSBT) -> None:
+        for der in p.inputs[0].bip32_derivations.values():
+            der.derivation[-2] = 2
+
+    with pytest.raises(P.IndexOutOfRange):
+        prepare(wf, _embit_mutate(raw, branch2))
+
+
+def test_output_to_our_other_account_is_external() -> None:
+    a = fx.make_wallet("wpkh", account=0)
+    b = fx.make_wallet("wpkh", account=1)
+    raw = fx.build_psbt(a, inputs=[(0, 0, 10_000)], change=[(1, 0, 9_000)])
+
+    def to_b(p: PSBT) -> None:
+        d = b.derive(1, 0)
+        p.outputs[0].vout.script_pubkey = d.script_pubkey()
+        p.outputs[0].bip32_derivations = fx._derivations(d)
+
+    req, _ = prepare(a, _embit_mutate(raw, to_b), b)
+    assert [m.kind for m in req.review.movements] == [MovementKind.EXTERNAL]
+    assert req.review.wallet == a.wallet.name
