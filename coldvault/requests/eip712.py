@@ -287,8 +287,12 @@ class _Encoder:
         if ftype == "string":
             if not isinstance(value, str):
                 raise Eip712Error(f"{path} must be a string.", field=path)
-            lines.append((path, value))
-            return keccak256(value.encode("utf-8"))
+            # control/format characters (newlines, bidi overrides) are shown escaped
+            lines.append((path, value if value.isprintable() else json.dumps(value)))
+            try:
+                return keccak256(value.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise Eip712Error(f"{path} is not valid Unicode text.", field=path) from exc
         if ftype == "bytes":
             raw = self._hex(value, path)
             lines.append((path, "0x" + raw.hex()))

@@ -133,6 +133,13 @@ def test_nested_display_lists_every_value() -> None:
     assert lines["Order.amount"] == str(2**128 - 1)
 
 
+def test_unprintable_strings_are_shown_escaped() -> None:
+    data = mutated(["message", "contents"], "pay\u202eBob\nline2", MAIL)
+    ours = hash_typed_data(data)
+    assert dict(ours.lines)["Mail.contents"] == '"pay\\u202eBob\\nline2"'
+    assert ours.message_hash == encode_typed_data(full_message=copy.deepcopy(data)).body
+
+
 def test_domain_type_inferred_when_missing() -> None:
     data = copy.deepcopy(MAIL)
     del data["types"]["EIP712Domain"]
