@@ -32,6 +32,8 @@ from coldvault.codecs.ur import UR
 from coldvault.errors import DecodeError
 
 _MAX_DEPTH = 16
+#: Most CBOR data items in one registry value (a 1,000-output account is ~20k).
+_MAX_ITEMS = 65536
 _HARDENED = 0x80000000
 _UINT32 = 0xFFFFFFFF
 
@@ -140,10 +142,14 @@ def _tag(base: Tag, v2: bool) -> int:
 # --------------------------------------------------------------------------- bounded CBOR
 
 
-def _scan(buf: bytes, pos: int, depth: int, ctx: str) -> int:
-    """Walk one CBOR item at ``pos`` with explicit bounds; return the end position."""
+def _scan(buf: bytes, pos: int, depth: int, ctx: str, budget: list[int]) -> int:
+    """Walk one CBOR item at ``pos`` with explicit bounds; return the end position.
+    ``budget[0]`` counts down the data items allowed in the whole value."""
     if depth > _MAX_DEPTH:
         raise MalformedCbor(ctx, f"nested deeper than {_MAX_DEPTH} levels")
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise MalformedCbor(ctx, f"more than {_MAX_ITEMS} data items")
     if pos >= len(buf):
         raise MalformedCbor(ctx, "truncated")
     first = buf[pos]
@@ -170,7 +176,7 @@ def _scan(buf: bytes, pos: int, depth: int, ctx: str) -> int:
         if value > remaining:
             raise MalformedCbor(ctx, "array longer than the data")
         for _ in range(value):
-            pos = _scan(buf, pos, depth + 1, ctx)
+            pos = _scan(buf, pos, depth + 1, ctx, budget)
         return pos
     if major == 5:
         if 2 * value > remaining:
@@ -178,13 +184,13 @@ def _scan(buf: bytes, pos: int, depth: int, ctx: str) -> int:
         for _ in range(value):
             if pos >= len(buf) or buf[pos] >> 5 not in (0, 1, 3):
                 raise MalformedCbor(ctx, "map key is not an integer or text")
-            pos = _scan(buf, pos, depth + 1, ctx)
-            pos = _scan(buf, pos, depth + 1, ctx)
+            pos = _scan(buf, pos, depth + 1, ctx, budget)
+            pos = _scan(buf, pos, depth + 1, ctx, budget)
         return pos
     if major == 6:
         if value not in _ALLOWED_TAGS:
             raise MalformedCbor(ctx, f"unexpected tag {value}")
-        return _scan(buf, pos, depth + 1, ctx)
+        return _scan(buf, pos, depth + 1, ctx, budget)
     if info in (20, 21, 22) or info in (25, 26, 27):  # false/true/null, floats
         return pos
     raise MalformedCbor(ctx, "unexpected simple value")
@@ -201,7 +207,7 @@ def loads_bounded(data: bytes, ur_type: str, max_len: int = DEFAULT_MAX_MESSAGE_
     """Decode untrusted CBOR after checking its size and shape; tags stay ``CBORTag``."""
     if len(data) > max_len:
         raise MalformedCbor(ur_type, f"{len(data)} bytes exceed the limit of {max_len}")
-    if _scan(data, 0, 0, ur_type) != len(data):
+    if _scan(data, 0, 0, ur_type, [_MAX_ITEMS]) != len(data):
         raise MalformedCbor(ur_type, "trailing bytes after the value")
     try:
         return cbor2.loads(
@@ -582,7 +588,7 @@ class HDKey:
         )
         if key.is_master and key.chain_code is None:
             raise f.err(4, "a master key needs a chain code")
-        if key.private != (key.key_data[0] == 0):
+        if key.key_data[0] not in ((0,) if key.private else (2, 3)):
             raise f.err(3, "key data prefix does not match is-private")
         return key
 

@@ -344,6 +344,7 @@ def test_unsupported_type() -> None:
         ("eth-signature", "a10262ff00", "bad utf-8"),
         ("bytes", "f7", "undefined"),
         ("bytes", "9b7fffffffffffffff", "huge array"),
+        ("crypto-account", "9a00010001" + "00" * 65537, "too many items"),
     ],
 )
 def test_malformed_cbor(ur_type: str, cbor_hex: str, reason: str) -> None:
@@ -380,6 +381,7 @@ def test_size_bound() -> None:
         ("crypto-hdkey", {3: b"\x02" * 32}, "hdkey.key-data"),
         ("crypto-hdkey", {1: True, 3: b"\x00" * 33}, "hdkey.chain-code"),
         ("crypto-hdkey", {2: True, 3: b"\x02" * 33}, "hdkey.key-data"),
+        ("crypto-hdkey", {3: b"\x04" * 33}, "hdkey.key-data"),
         ("crypto-hdkey", {3: b"\x02" * 33, 6: {1: []}}, "hdkey.origin"),
         ("crypto-seed", {2: 5}, "seed.payload"),
         ("crypto-account", {1: 1, 2: [cbor2.CBORTag(401, cbor2.CBORTag(404, 5))]},
