@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from coldvault.errors import HardwareError, IntegrityError, Refused
 from coldvault.keystore import EcdsaSignature
+from coldvault.requests.base import Review
 
 ENTRY_PREFIX = b"coldvault/audit/v1\x00"
 SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"
@@ -307,6 +308,33 @@ def verify(
     if expect_sealed_through is not None and found < expect_sealed_through:
         raise AuditTruncated(report.entries, expect_sealed_through, found)
     return report
+
+
+def review_fields(review: Review) -> dict[str, Any]:
+    """The audit fields of a review: everything the operator was shown, nothing secret."""
+    return {
+        "digest": review.request_digest.hex(),
+        "fingerprint": review.fingerprint,
+        "chain": str(review.chain),
+        "network": review.network,
+        "kind": review.kind,
+        "wallet": review.wallet,
+        "client": review.client,
+        "movements": [
+            {
+                "kind": str(m.kind),
+                "asset": m.asset,
+                "amount": str(m.amount),
+                "destination": m.destination,
+                "note": m.note,
+            }
+            for m in review.movements
+        ],
+        "fee": None if review.fee is None else str(review.fee),
+        "fee_rate": review.fee_rate,
+        "details": [list(d) for d in review.details],
+        "warnings": list(review.warnings),
+    }
 
 
 # --------------------------------------------------------------------------- writing

@@ -267,6 +267,18 @@ class Decision:
     def failures(self) -> tuple[RuleResult, ...]:
         return tuple(r for r in self.reasons if not r.passed)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, for the audit trail's ``decision`` entry and ``--json`` output."""
+        return {
+            "allowed": self.allowed,
+            "required_approvals": self.required_approvals,
+            "policy_version": self.policy_version,
+            "rules": [
+                {"rule": r.rule, "passed": r.passed, "values": dict(r.values), "message": r.message}
+                for r in self.reasons
+            ],
+        }
+
     def enforce(self) -> Decision:
         """Return self if allowed, else raise the first failing rule's specific error."""
         for r in self.failures:

@@ -269,6 +269,16 @@ class Approval:
     signature: bytes = field(repr=False)
     approval_id: bytes = field(repr=False, default=b"")
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, for the audit trail's ``approval`` entry."""
+        return {
+            "card_serial": self.card_serial,
+            "holder": self.holder,
+            "site": self.site,
+            "signature": self.signature.hex(),
+            "approval_id": self.approval_id.hex(),
+        }
+
 
 def check_card(
     roster: Roster, card_serial: str, role: Role, data: bytes, signature: bytes
