@@ -124,13 +124,28 @@ class PcscConnection:
             f"Connecting to the card in {self.reader!r} failed: {_code(hresult)}."
         )
 
-    def _card_present(self) -> bool:
-        hresult, states = scard.SCardGetStatusChange(
-            self._context, 0, [(self.reader, scard.SCARD_STATE_UNAWARE)]
-        )
-        if hresult != scard.SCARD_S_SUCCESS:
-            return False
-        return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
+    def _card_vanished(self, settle: float = 1.5) -> bool:
+        """After a failed transfer: does the reader go empty within ``settle`` seconds?
+
+        pcscd polls vpcd/CCID presence every few hundred ms, so a card yanked mid-command
+        first shows up as a failed transaction and only then as an empty reader."""
+        deadline = time.monotonic() + settle
+        known = scard.SCARD_STATE_UNAWARE
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            hresult, states = scard.SCardGetStatusChange(
+                self._context, int(remaining * 1000), [(self.reader, known)]
+            )
+            if hresult == scard.SCARD_E_TIMEOUT:
+                return False
+            if hresult != scard.SCARD_S_SUCCESS:
+                return True
+            event = states[0][1]
+            if not event & scard.SCARD_STATE_PRESENT or event & scard.SCARD_STATE_MUTE:
+                return True
+            if remaining <= 0:
+                return False
+            known = event & ~scard.SCARD_STATE_CHANGED
 
     def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
         if self._card is None:
@@ -148,6 +163,10 @@ class PcscConnection:
         if hresult != scard.SCARD_S_SUCCESS:
             raise self._transmit_error(hresult)
         if len(response) < 2:
+            # vpcd reports a card that vanished mid-command as an empty "success"
+            if self._card_vanished():
+                self._drop()
+                raise CardRemoved(self.reader)
             raise CardProtocolError("The card sent a response without a status word.")
         return list(response)
 
@@ -161,9 +180,10 @@ class PcscConnection:
         if hresult in _GONE or hresult == scard.SCARD_E_INVALID_HANDLE:
             self._drop()
             return CardRemoved(self.reader)
-        if hresult in (scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_F_COMM_ERROR) and not (
-            self._card_present()
-        ):
+        if hresult in (
+            scard.SCARD_E_NOT_TRANSACTED,
+            scard.SCARD_F_COMM_ERROR,
+        ) and self._card_vanished():
             self._drop()
             return CardRemoved(self.reader)
         return CardTransportError(

@@ -33,7 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trace-apdus", action="store_true", help="log raw APDUs (DEBUG ONLY: includes PINs)"
     )
+    parser.add_argument(
+        "--stall",
+        metavar="INS:SECONDS",
+        help="fault injection: wait before answering instruction INS (hex), e.g. 2A:5",
+    )
     args = parser.parse_args(argv)
+    stall = None
+    if args.stall:
+        ins, seconds = args.stall.split(":")
+        stall = (int(ins, 16), float(seconds))
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("openpgp_card").error("cannot reach reader port %d: %s", args.port, err)
         return 2
     with sock:
-        serve(card, sock, trace_apdus=args.trace_apdus)
+        serve(card, sock, trace_apdus=args.trace_apdus, stall=stall)
     return 0
 
 

@@ -37,6 +37,7 @@ class VirtualCard:
         pw3: str | None = None,
         python: str = sys.executable,
         trace_apdus: bool = False,
+        stall: tuple[int, float] | None = None,
     ) -> None:
         self.state_file = Path(state_file).resolve()
         # Create (or check) the state now, so a bad serial fails here and not in the child.
@@ -46,6 +47,8 @@ class VirtualCard:
         self.host = host
         self.python = python
         self.trace_apdus = trace_apdus
+        #: fault injection for tests: (INS, seconds) to wait before answering INS
+        self.stall = stall
         self.port: int | None = None
         self._proc: ManagedProcess | None = None
 
@@ -90,6 +93,8 @@ class VirtualCard:
         ]
         if self.trace_apdus:
             argv.append("--trace-apdus")
+        if self.stall is not None:
+            argv += ["--stall", f"{self.stall[0]:02X}:{self.stall[1]:g}"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self._proc = ManagedProcess(argv, log_file=self.log_file)

@@ -56,8 +56,17 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         return sock
 
 
-def serve(card: OpenPgpCard, sock: socket.socket, *, trace_apdus: bool = False) -> None:
-    """Answer vpcd until it closes the connection."""
+def serve(
+    card: OpenPgpCard,
+    sock: socket.socket,
+    *,
+    trace_apdus: bool = False,
+    stall: tuple[int, float] | None = None,
+) -> None:
+    """Answer vpcd until it closes the connection.
+
+    ``stall=(ins, seconds)`` is fault injection for tests: wait before answering that
+    instruction, so a test can pull the card in the middle of the command."""
     log.info("event=connected")
     while True:
         header = _recv_exact(sock, 2)
@@ -83,6 +92,9 @@ def serve(card: OpenPgpCard, sock: socket.socket, *, trace_apdus: bool = False) 
             continue
         if trace_apdus:  # debug only: APDUs include PINs
             log.warning("APDU TRACE (contains secrets) > %s", payload.hex())
+        if stall is not None and len(payload) > 1 and payload[1] == stall[0]:
+            log.info("event=stall ins=%02X", stall[0])
+            time.sleep(stall[1])
         response = card.process(payload)
         if trace_apdus:
             log.warning("APDU TRACE < %s", response.hex())
