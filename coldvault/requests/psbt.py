@@ -659,6 +659,8 @@ def prepare_psbt(
         ("estimated vsize", f"{vsize} vB"),
         ("replaceable (BIP-125)", "yes" if rbf else "no"),
     ]
+    if not psbt.tx_outputs:
+        warnings.append("the transaction has no outputs: the whole input total goes to the fee")
     modifiable = psbt.globals.get(pp.G_TX_MODIFIABLE)
     if modifiable and modifiable[0]:
         warnings.append("the PSBT marks its inputs/outputs as modifiable; SIGHASH_ALL fixes them")

@@ -512,3 +512,10 @@ def test_output_to_our_other_account_is_external() -> None:
     req, _ = prepare(a, _embit_mutate(raw, to_b), b)
     assert [m.kind for m in req.review.movements] == [MovementKind.EXTERNAL]
     assert req.review.wallet == a.wallet.name
+
+
+def test_no_outputs_warns_all_to_fee() -> None:
+    wf = fx.make_wallet("wpkh")
+    req, _ = prepare(wf, fx.build_psbt(wf, inputs=[(0, 0, 10_000)]))
+    assert req.review.fee == 10_000 and req.review.movements == ()
+    assert any("no outputs" in w for w in req.review.warnings)
