@@ -31,7 +31,7 @@ from typing import Any
 import coincurve
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from coldvault.errors import HardwareError, IntegrityError, Refused
+from coldvault.errors import ConfigError, HardwareError, IntegrityError, Refused
 from coldvault.keystore import EcdsaSignature
 from coldvault.requests.base import Review
 
@@ -120,6 +120,21 @@ class AuditTruncated(AuditTampered):
         )
         self.expected_through = expected_through
         self.found_through = found_through
+
+
+class AuditLogNotFound(ConfigError):
+    code = "audit-not-found"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The audit log {path} does not exist.")
+        self.path = path
+
+
+class BadAuditPublicKey(ConfigError):
+    code = "audit-bad-pubkey"
+
+    def __init__(self) -> None:
+        super().__init__("The audit public key is not a valid secp256k1 point (33 or 65 bytes).")
 
 
 class AuditLogLocked(Refused):
@@ -303,7 +318,14 @@ def verify(
 
     ``expect_sealed_through``: the highest sealed seq recorded elsewhere (e.g. the ledger);
     a trail whose seals stop earlier was truncated (:class:`AuditTruncated`)."""
-    report, _ = _scan(Path(path), audit_public_key)
+    try:
+        coincurve.PublicKey(audit_public_key)
+    except (ValueError, TypeError) as exc:
+        raise BadAuditPublicKey() from exc
+    try:
+        report, _ = _scan(Path(path), audit_public_key)
+    except FileNotFoundError as exc:
+        raise AuditLogNotFound(str(path)) from exc
     found = -1 if report.sealed_through is None else report.sealed_through
     if expect_sealed_through is not None and found < expect_sealed_through:
         raise AuditTruncated(report.entries, expect_sealed_through, found)

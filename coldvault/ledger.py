@@ -144,6 +144,9 @@ EXPORT_COLUMNS = tuple(MovementRow.__dataclass_fields__)
 
 
 def _iso(moment: datetime) -> str:
+    """UTC ISO-8601 with microseconds and Z; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

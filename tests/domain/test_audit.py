@@ -307,3 +307,13 @@ def test_on_seal_feeds_the_ledger_anchor(tmp_path: Path) -> None:
             tmp_path / "a.jsonl", PUB, expect_sealed_through=ledger.audit_sealed_through()
         )
         assert report.unsealed == 1
+
+
+def test_verify_input_errors(tmp_path: Path) -> None:
+    from coldvault.audit import AuditLogNotFound, BadAuditPublicKey
+
+    with pytest.raises(AuditLogNotFound):
+        verify(tmp_path / "missing.jsonl", PUB)
+    path = build(tmp_path / "a.jsonl", n=2)
+    with pytest.raises(BadAuditPublicKey):
+        verify(path, b"\x02" + b"\xff" * 32)

@@ -217,3 +217,24 @@ def test_session_mismatch_is_programmer_error(cards) -> None:
         ApprovalSession(cards.roster(version=2), token)
     with pytest.raises(ValueError):
         ApprovalSession(cards.roster(), token, threshold=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(picks=st.lists(st.integers(0, 5), max_size=8), m=st.integers(1, 4))
+def test_satisfied_iff_enough_distinct_approver_holders(cards, picks: list[int], m: int) -> None:
+    """Any sequence of cards (approvers, the spare card, an admin): counted == distinct
+    approver holders, and satisfied iff that reaches the threshold."""
+    pool = [*cards.approvers, cards.spare, cards.admins[0]]  # indexes 0-3, 4 = spare, 5 = admin
+    token = token_for(cards, m=m)
+    s = session(cards, token=token)
+    holders: set[str] = set()
+    for i in picks:
+        card = pool[i]
+        try:
+            s.add(card.serial, card.sign(token.to_bytes()))
+        except (DuplicateHolder, WrongRole):
+            pass
+        if i < 5:
+            holders.add("0" if i == 4 else str(i))
+    assert len(s.approvals) == len(holders)
+    assert s.satisfied == (len(holders) >= m)
