@@ -103,7 +103,9 @@ class VirtualCamera:
         self.canvas = canvas
         self.fill = fill
         self.background = background
+        # separate streams: drop/blur decisions do not depend on whether noise is enabled
         self._rng = random.Random(seed)  # noqa: S311 - deterministic simulation, not crypto
+        self._noise_rng = random.Random(seed + 0x5EED)  # noqa: S311
         self._closed = False
         self._shown = self._dropped = self._blurred = self._delivered = 0
 
@@ -144,7 +146,7 @@ class VirtualCamera:
 
     def _add_noise(self, frame: Image.Image) -> Image.Image:
         amplitude = self.noise
-        raw = self._rng.randbytes(frame.width * frame.height)
+        raw = self._noise_rng.randbytes(frame.width * frame.height)
         grain = Image.frombytes("L", frame.size, raw).point(lambda v: int(v * amplitude))
         return ImageChops.add(frame, grain, scale=1.0, offset=-int(128 * amplitude))
 

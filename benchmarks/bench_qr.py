@@ -1,0 +1,186 @@
+"""QR transport benchmark: how long a 35 KB PSBT takes to cross the air gap.
+
+Payload: ``tests/vectors/bbqr/1in1000out.psbt`` (coinkite/BBQr test data; a real PSBT v0 of
+35,644 bytes: 3 inputs, 1,001 outputs).
+
+1. Transfer at 0 %, 10 % and 30 % frame loss, text level (seeded loss, 7 seeds averaged):
+   frames shown vs fragments needed, and seconds at the stated frame period, for
+   coldvault's UR setting (800-byte fragments), Keystone (200 B, 200 ms/frame), Sparrow
+   (400 B, 200 ms/frame), and BBQr (Coldcard-style, no fountain: must wait for the loop).
+2. The same for coldvault's setting through pixels: render -> VirtualCamera (loss plus
+   10 % blurred frames and sensor noise) -> zxing-cpp -> Assembler.
+3. Decode time per 1280x720 frame, pyzbar vs zxing-cpp, on identical camera frames.
+4. Encode rate: UR parts generated per second and QR frames rendered per second.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from coldvault.backends import qr_decode
+from coldvault.camera import frame_texts
+from coldvault.codecs import qr_render
+from coldvault.codecs import transport as t
+from hardware_emulators.virtual_camera import VirtualCamera
+
+PSBT_PATH = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "bbqr" / "1in1000out.psbt"
+LOSSES = (0.0, 0.10, 0.30)
+SEEDS = range(7)
+FRAME_MS = 200
+#: (label, format, bytes per fragment, ms per frame)
+SETTINGS = (
+    ("coldvault UR", t.TransportFormat.UR, 800, FRAME_MS),
+    ("Keystone UR", t.TransportFormat.UR, 200, FRAME_MS),
+    ("Sparrow UR", t.TransportFormat.UR, 400, FRAME_MS),
+    ("BBQr Z (loop)", t.TransportFormat.BBQR, 800, FRAME_MS),
+)
+RENDER = qr_render.RenderOptions(box_size=4, border=4, mask_pattern=2)
+
+
+def _psbt() -> bytes:
+    data = PSBT_PATH.read_bytes()
+    if not data.startswith(b"psbt\xff") or len(data) != 35_644:
+        raise RuntimeError(f"unexpected benchmark payload {PSBT_PATH}")
+    return data
+
+
+def _frames_until_complete(stream: t.FrameStream, loss: float, seed: int) -> int:
+    rng = random.Random(seed)  # noqa: S311 - simulation
+    assembler = t.Assembler()
+    shown = 0
+    for text in stream.cycle():
+        shown += 1
+        if rng.random() < loss:
+            continue
+        if assembler.feed(text).complete:
+            return shown
+        if shown > 50 * stream.parts_needed:
+            raise RuntimeError("transfer did not complete")
+    raise RuntimeError("stream ended")
+
+
+def _text_level(psbt: bytes) -> list[str]:
+    lines = [
+        "1) transfer, text level (loss only, mean of 7 seeds); ratio = frames shown / fragments",
+        f"   {'setting':<15} {'frag B':>6} {'ms':>4} {'parts':>5} | "
+        + " | ".join(f"{int(loss * 100):>2}% loss: shown ratio   secs" for loss in LOSSES),
+    ]
+    for label, fmt, frag, frame_ms in SETTINGS:
+        parts = t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag).parts_needed
+        cells = []
+        for loss in LOSSES:
+            shown = statistics.mean(
+                _frames_until_complete(
+                    t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag), loss, seed
+                )
+                for seed in SEEDS
+            )
+            cells.append(f"{shown:16.1f} {shown / parts:5.2f} {shown * frame_ms / 1000:6.1f}")
+        lines.append(f"   {label:<15} {frag:>6} {frame_ms:>4} {parts:>5} | " + " | ".join(cells))
+    return lines
+
+
+def _rendered(stream: t.FrameStream) -> Iterator[Image.Image]:
+    for text in stream.cycle():
+        yield qr_render.render_image(text, RENDER)
+
+
+def _pixel_level(psbt: bytes) -> list[str]:
+    label, fmt, frag, frame_ms = SETTINGS[0]
+    lines = [
+        f"2) transfer through pixels, {label} {frag} B @ {frame_ms} ms: render -> virtual "
+        "720p camera (+10 % blurred, noise 0.05) -> zxing-cpp -> Assembler",
+    ]
+    for loss in LOSSES:
+        stream = t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag)
+        camera = VirtualCamera(
+            _rendered(stream), fps=1000 / frame_ms, drop_rate=loss, blur_rate=0.10,
+            blur_radius=1.2, noise=0.05, seed=11, realtime=False,
+            max_frames=20 * stream.parts_needed,
+        )
+        assembler = t.Assembler()
+        start = time.perf_counter()
+        decoded = 0
+        for text in frame_texts(camera.frames(), qr_decode.default_decoder()):
+            decoded += 1
+            if assembler.feed(text).complete:
+                break
+        wall = time.perf_counter() - start
+        ok = assembler.is_complete and assembler.result().content == psbt
+        stats = camera.stats
+        lines.append(
+            f"   loss {int(loss * 100):>2}%: shown {stats.shown:4d} for {stream.parts_needed} "
+            f"fragments (ratio {stats.shown / stream.parts_needed:.2f}), dropped "
+            f"{stats.dropped}, blurred {stats.blurred}, unreadable "
+            f"{stats.delivered - decoded}, {stats.shown * frame_ms / 1000:.1f} s at "
+            f"{1000 / frame_ms:.0f} fps; byte-exact {ok}; simulation wall {wall:.1f} s"
+        )
+    return lines
+
+
+def _camera_frames(psbt: bytes, count: int) -> list[Image.Image]:
+    stream = t.encode_reply(t.TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
+    camera = VirtualCamera(
+        [qr_render.render_image(text, RENDER) for text in stream.frames(count)],
+        blur_rate=0.3, blur_radius=1.0, noise=0.05, seed=5, realtime=False,
+    )
+    return list(camera.frames())
+
+
+def _time_per_frame(decode: Callable[[Image.Image], list[str]], frames: list[Image.Image],
+                    rounds: int = 3) -> tuple[float, int]:
+    best = float("inf")
+    found = 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        found = sum(1 for frame in frames if decode(frame))
+        best = min(best, (time.perf_counter() - start) / len(frames))
+    return best, found
+
+
+def _decoders(psbt: bytes) -> list[str]:
+    frames = _camera_frames(psbt, 20)
+    lines = ["3) decode time per 1280x720 camera frame (UR 800 B fragments, QR v24; 30 % "
+             "blurred, noise 0.05; best of 3)"]
+    results = {}
+    for decoder in qr_decode.available_decoders():
+        per_frame, found = _time_per_frame(decoder.decode, frames)
+        results[decoder.name] = per_frame
+        lines.append(f"   {decoder.name:<10} {per_frame * 1000:7.1f} ms/frame, read "
+                     f"{found}/{len(frames)} frames")
+    if {"pyzbar", "zxing-cpp"} <= results.keys():
+        lines.append(f"   ratio pyzbar / zxing-cpp = {results['pyzbar'] / results['zxing-cpp']:.2f}"
+                     f" (default_decoder() = {qr_decode.default_decoder().name})")
+    return lines
+
+
+def _encode_rate(psbt: bytes) -> list[str]:
+    lines = ["4) encode rate"]
+    stream = t.encode_reply(t.TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
+    start = time.perf_counter()
+    texts = stream.frames(200)
+    per_part = (time.perf_counter() - start) / len(texts)
+    lines.append(f"   UR parts (800 B fragments): {1 / per_part:8.0f} parts/s")
+    for label, options in (("fixed mask", RENDER),
+                           ("best mask", qr_render.RenderOptions(box_size=4, border=4))):
+        start = time.perf_counter()
+        for text in texts[:15]:
+            qr_render.render_image(text, options)
+        per_frame = (time.perf_counter() - start) / 15
+        lines.append(f"   render QR v{qr_render.qr_version(texts[0])} ({label}): "
+                     f"{1 / per_frame:6.1f} frames/s ({per_frame * 1000:.0f} ms/frame)")
+    return lines
+
+
+def run() -> list[str]:
+    psbt = _psbt()
+    lines = [f"payload: {PSBT_PATH.name}, {len(psbt)} bytes (PSBT v0, 3 in / 1001 out)"]
+    for section in (_text_level, _pixel_level, _decoders, _encode_rate):
+        lines += section(psbt)
+    return lines
