@@ -47,7 +47,7 @@ class SerialScanner:
             raise ValueError("give exactly one of port or stream")
         if max_line_len < 16:
             raise ValueError("max_line_len is too small for any QR frame")
-        self.device = port or getattr(stream, "name", "<stream>")
+        self.device: str = port or str(getattr(stream, "name", "<stream>"))
         self.idle_timeout = idle_timeout
         self.max_line_len = max_line_len
         self.overlong_lines = 0
