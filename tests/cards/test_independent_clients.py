@@ -27,7 +27,7 @@ def _prepare(card: VirtualCard, reader: str, algorithm: CardAlgorithm, signature
         session = OpenPgpSession(conn)
         session.select()
         session.verify_pin("12345678", Pw.ADMIN)
-        public_key = session.generate_key(algorithm, timestamp=1_750_000_000)
+        session.generate_key(algorithm, timestamp=1_750_000_000)
         session.set_cardholder_name("Approver<<Alice")
         for i in range(signatures):
             session.verify_pin("123456", Pw.SIGN)
