@@ -244,7 +244,7 @@ def _parse_line(index: int, raw: bytes) -> AuditEntry:
         raise AuditMalformed(index, "line too long")
     try:
         obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise AuditMalformed(index, "not JSON") from exc
     if not isinstance(obj, dict) or set(obj) != _KEYS:
         raise AuditMalformed(index, "wrong keys")

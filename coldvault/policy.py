@@ -518,7 +518,7 @@ def parse_policy(
     raw = data.encode() if isinstance(data, str) else data
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise PolicyInvalid(f"it is not valid UTF-8 TOML ({exc})") from exc
     if doc.get("format") != FORMAT:
         raise PolicyInvalid(f"format must be {FORMAT!r}")

@@ -240,7 +240,7 @@ class ApprovalToken:
             raise MalformedToken("wrong prefix or too long")
         try:
             obj = cbor2.loads(data[len(TOKEN_PREFIX) :])
-        except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as exc:
+        except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise MalformedToken(f"CBOR does not decode ({exc.__class__.__name__})") from exc
         expect = {
             "v": int, "digest": bytes, "fpr": str, "wallet": str, "client": str, "policy": int,

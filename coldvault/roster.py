@@ -165,7 +165,7 @@ class Roster:
             raise RosterInvalid(f"it is larger than {MAX_ROSTER_BYTES} bytes")
         try:
             obj = json.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise RosterInvalid(f"it is not ASCII JSON ({exc.__class__.__name__})") from exc
         roster = cls.from_json(obj)
         if roster.to_bytes() != data:

@@ -230,7 +230,14 @@ def load_signed_document(path: Path, kind: str) -> SignedDocument:
         )
         if not isinstance(version, int) or not isinstance(appliance_id, str):
             raise SignedDocumentInvalid(where, "version or appliance_id has the wrong type")
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RecursionError,
+    ) as exc:
         if isinstance(exc, SignedDocumentInvalid):
             raise
         raise SignedDocumentInvalid(where, f"the approvals file is malformed ({exc!r})") from exc

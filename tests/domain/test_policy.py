@@ -315,3 +315,19 @@ signature = "{signature}"
     forged = text.replace(signature, signature[:-2] + ("00" if signature[-2:] != "00" else "01"))
     with pytest.raises(UnprovenDestination, match="does not verify"):
         parse_policy(forged)
+
+
+def test_deeply_nested_policy_is_policy_invalid() -> None:
+    with pytest.raises(PolicyInvalid):
+        parse_policy("a = " + "[" * 100_000, ownership_verifier=fake_ownership)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pos=st.integers(0, 10_000), xor=st.integers(1, 127))
+def test_mutated_policy_only_raises_config_errors(pos: int, xor: int) -> None:
+    data = bytearray(EXAMPLE.encode())
+    data[pos % len(data)] ^= xor
+    try:
+        parse_policy(bytes(data), ownership_verifier=fake_ownership)
+    except (PolicyInvalid, UnprovenDestination):
+        pass

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coldvault.quorum import (
     BadApprovalSignature,
@@ -210,3 +212,40 @@ def test_load_verified_wallet_registry(cards, tmp_path: Path) -> None:
         load_verified_document(path, "wallets", cards.roster(), current_version=5)
     with pytest.raises(SignedDocumentInvalid):  # a policy approval is not a wallets approval
         load_signed_document(path, "policy")
+
+
+def test_deeply_nested_inputs_are_clean_errors(cards, tmp_path: Path) -> None:
+    with pytest.raises(RosterInvalid):
+        Roster.from_bytes(b"[" * 100_000)
+    path = tmp_path / "r.json"
+    path.write_bytes(cards.roster().to_bytes())
+    approvals_path(path).write_bytes(b"[" * 100_000)
+    with pytest.raises(SignedDocumentInvalid):
+        load_signed_document(path, "roster")
+
+
+@settings(max_examples=150, deadline=None)
+@given(pos=st.integers(0, 10_000), xor=st.integers(1, 255))
+def test_mutated_roster_bytes_never_parse_silently(cards, pos: int, xor: int) -> None:
+    data = bytearray(cards.roster().to_bytes())
+    data[pos % len(data)] ^= xor
+    try:
+        roster = Roster.from_bytes(bytes(data))
+    except RosterInvalid:
+        return
+    assert roster.to_bytes() == bytes(data)  # only a canonical, valid roster ever comes back
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_arbitrary_json_roster_is_roster_invalid(obj) -> None:
+    with pytest.raises(RosterInvalid):
+        Roster.from_json(obj)
