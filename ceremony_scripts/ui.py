@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 
 class Operator:
@@ -26,34 +28,34 @@ class Operator:
 
     # -- output -------------------------------------------------------------------------
     def title(self, text: str) -> None:
-        self.console.rule(f"[bold]{text}")
+        self.console.rule(f"[bold]{escape(text)}")
 
     def step(self, title: str, checks: Sequence[str] = ()) -> int:
         """Start the next numbered step and list what the operator must check."""
         self._step += 1
-        self.console.print(f"\n[bold cyan]Step {self._step}: {title}[/]")
+        self.console.print(f"\n[bold cyan]Step {self._step}: {escape(title)}[/]")
         for check in checks:
-            self.console.print(f"  [yellow]CHECK[/] {check}")
+            self.console.print(f"  [yellow]CHECK[/] {escape(check)}")
         return self._step
 
     def info(self, text: str) -> None:
-        self.console.print(f"  {text}")
+        self.console.print(f"  {escape(text)}")
 
     def ok(self, text: str) -> None:
-        self.console.print(f"  [green]OK[/] {text}")
+        self.console.print(f"  [green]OK[/] {escape(text)}")
 
     def warn(self, text: str) -> None:
-        self.console.print(f"  [bold red]WARNING[/] {text}")
+        self.console.print(f"  [bold red]WARNING[/] {escape(text)}")
 
     def error(self, text: str) -> None:
-        self.console.print(Panel(text, title="ERROR", border_style="red"))
+        self.console.print(Panel(Text(text), title="ERROR", border_style="red"))
 
     def table(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
-        table = Table(title=title, show_header=False)
+        table = Table(title=escape(title), show_header=False)
         table.add_column("field", style="bold")
         table.add_column("value", overflow="fold")
         for key, value in rows:
-            table.add_row(key, value)
+            table.add_row(Text(key), Text(value))
         self.console.print(table)
 
     def clear(self) -> None:

@@ -118,6 +118,16 @@ class SecretInTranscript(Refused):
         self.key = key
 
 
+class TranscriptExists(Refused):
+    """A transcript is never overwritten or appended to by a new ceremony."""
+
+    code = "transcript-exists"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The transcript file {path} already exists; choose a new file.")
+        self.path = path
+
+
 class TranscriptClosed(Refused):
     """Only witness signatures may follow the close entry."""
 
@@ -251,7 +261,10 @@ class TranscriptWriter:
     ) -> TranscriptWriter:
         """Create a new transcript file (refuses to overwrite) and write its ``open`` entry."""
         path = Path(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise TranscriptExists(str(path)) from None
         os.close(fd)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -549,6 +562,7 @@ __all__ = [
     "TranscriptClosed",
     "TranscriptDecodeError",
     "TranscriptError",
+    "TranscriptExists",
     "TranscriptTampered",
     "TranscriptWriter",
     "VerifyResult",

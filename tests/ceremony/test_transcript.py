@@ -18,6 +18,7 @@ from coldvault.transcript import (
     SecretInTranscript,
     TranscriptClosed,
     TranscriptDecodeError,
+    TranscriptExists,
     TranscriptTampered,
     TranscriptWriter,
     WitnessSignature,
@@ -148,7 +149,7 @@ def test_closed_transcript_refuses_steps_and_abort_is_recorded(tmp_path: Path) -
     w2.abort("operator pressed Ctrl-C", actor="op")
     result = verify(tmp_path / "a.jsonl")
     assert result.status == "aborted"
-    with pytest.raises(FileExistsError):
+    with pytest.raises(TranscriptExists):
         TranscriptWriter.create(tmp_path / "a.jsonl", "provision", actor="op")
 
 
