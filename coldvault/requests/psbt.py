@@ -496,18 +496,21 @@ def _assign_wallet(
                 " fingerprint or account): every input must belong to the wallet being spent",
                 input_index=spend.index,
             )
-        for ws, _ in found:
-            if chosen is None:
-                chosen = ws
-            elif ws is not chosen:
-                raise MixedWallets(
-                    f"input {spend.index} belongs to wallet {ws.wallet.name!r} but earlier inputs"
-                    f" to {chosen.wallet.name!r}: a request may spend from one wallet only",
-                    input_index=spend.index,
-                )
         if len(found) != 1:
+            names = sorted({ws.wallet.name for ws, _ in found})
             raise MixedWallets(
-                f"input {spend.index} matches the wallet twice", input_index=spend.index
+                f"input {spend.index} matches {len(found)} key derivations of registered"
+                f" wallet(s) {', '.join(names)}: the owner of the input is ambiguous",
+                input_index=spend.index,
+            )
+        ws = found[0][0]
+        if chosen is None:
+            chosen = ws
+        elif ws is not chosen:
+            raise MixedWallets(
+                f"input {spend.index} belongs to wallet {ws.wallet.name!r} but earlier inputs"
+                f" to {chosen.wallet.name!r}: a request may spend from one wallet only",
+                input_index=spend.index,
             )
         ours.append(found[0][1])
     if chosen is None:

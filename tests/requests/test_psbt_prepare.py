@@ -519,3 +519,10 @@ def test_no_outputs_warns_all_to_fee() -> None:
     req, _ = prepare(wf, fx.build_psbt(wf, inputs=[(0, 0, 10_000)]))
     assert req.review.fee == 10_000 and req.review.movements == ()
     assert any("no outputs" in w for w in req.review.warnings)
+
+
+def test_same_keys_registered_twice_is_ambiguous() -> None:
+    wf, raw = standard("wpkh")
+    twin = dataclasses.replace(wf.wallet, name="twin", client="client-b")
+    with pytest.raises(P.MixedWallets, match="ambiguous"):
+        prepare(wf, raw, wallet=twin)
