@@ -91,10 +91,18 @@ class LedgerSchemaError(ConfigError):
 
     def __init__(self, found: int) -> None:
         super().__init__(
-            f"The ledger has schema version {found}, newer than the {SCHEMA_VERSION} this "
-            "software knows; refusing to open it."
+            f"The ledger has schema version {found}, not the {SCHEMA_VERSION} this software "
+            "knows; refusing to open it."
         )
         self.found = found
+
+
+class LedgerNotFound(ConfigError):
+    code = "ledger-not-found"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The ledger {path} does not exist.")
+        self.path = path
 
 
 class DuplicateRequest(Refused):
@@ -164,9 +172,29 @@ def _cell(value: object) -> object:
 
 
 class Ledger:
-    def __init__(self, path: Path | str, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        now: Callable[[], datetime] | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """Open (creating and migrating unless ``read_only``) the ledger at ``path``.
+
+        ``read_only=True`` is for exports and audits beside a running appliance (WAL lets
+        readers in while the appliance writes); it never creates or migrates."""
         self.path = Path(path)
         self._now = now or (lambda: datetime.now(UTC))
+        if read_only:
+            if not self.path.exists():
+                raise LedgerNotFound(str(self.path))
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            found = self.schema_version
+            if found != SCHEMA_VERSION:
+                self._db.close()
+                raise LedgerSchemaError(found)
+            return
         created = not self.path.exists()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         if created:

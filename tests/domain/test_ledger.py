@@ -168,3 +168,20 @@ def test_export_csv_and_json(tmp_path: Path) -> None:
         assert all(i["client"] == "acme" for i in items)
         with pytest.raises(ValueError):
             ledger.export_movements("acme", since, until, "xml")
+
+
+def test_read_only_export_beside_a_writer(tmp_path: Path) -> None:
+    from coldvault.ledger import LedgerNotFound
+
+    with pytest.raises(LedgerNotFound):
+        Ledger(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
+    writer = Ledger(tmp_path / "l.db", now=Clock())
+    signed(writer, make_review())
+    reader = Ledger(tmp_path / "l.db", read_only=True)
+    rows = reader.movements("acme", date(2026, 11, 22), date(2026, 11, 23))
+    assert len(rows) == 2
+    with pytest.raises(sqlite3.OperationalError):  # read-only really is
+        reader.record_received(make_review(request_digest=b"\x04" * 32))
+    reader.close()
+    writer.close()
