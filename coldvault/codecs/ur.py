@@ -352,7 +352,7 @@ class URDecoder:
 
     @property
     def processed_parts(self) -> int:
-        """Multipart strings accepted so far (including mixed and redundant-free ones)."""
+        """Multipart strings that passed validation so far, repeats included."""
         return self._fountain.processed_parts
 
     @property
@@ -367,6 +367,7 @@ class URDecoder:
         return 100.0 * self._fountain.rank / seq_len
 
     def receive_part(self, text: str) -> bool:
+        """Feed one scanned ``ur:`` string; see the class docstring for the outcome."""
         if self.is_complete:
             return False
         parsed = parse_ur(text, max_len=self._max_text)
