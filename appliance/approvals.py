@@ -19,8 +19,14 @@ from appliance.states import Cancelled
 from coldvault.backends import pcsc
 from coldvault.errors import AuthError, ColdvaultError, HardwareError, QuorumError
 from coldvault.openpgp import OpenPgpSession, Pw
-from coldvault.quorum import ApprovalSession, ThresholdNotMet, check_card
-from coldvault.roster import Role
+from coldvault.quorum import (
+    ApprovalSession,
+    CardRevoked,
+    ThresholdNotMet,
+    UnknownCard,
+    WrongRole,
+)
+from coldvault.roster import CardHolder, Role, Roster
 
 
 class EmulatedCardRefused(HardwareError):
@@ -42,6 +48,18 @@ class CardUi(Protocol):
     def error(self, text: str) -> None: ...
 
     def secret(self, prompt: str) -> str: ...
+
+
+def precheck_card(roster: Roster, serial: str) -> CardHolder:
+    """Refuse an unknown, revoked or non-approver card before its holder types a PIN."""
+    holder = roster.holder(serial)
+    if holder is None:
+        raise UnknownCard(serial, roster.version)
+    if not holder.active:
+        raise CardRevoked(serial, holder.holder, roster.version)
+    if holder.role is not Role.APPROVER:
+        raise WrongRole(serial, holder.holder, holder.role.value, Role.APPROVER.value)
+    return holder
 
 
 def card_message(algorithm: str, token: bytes) -> bytes:
@@ -97,10 +115,10 @@ class CardApprovalCollector:
                     connection = pcsc.PcscConnection(reader)
                     session = OpenPgpSession(connection)
                     session.select()
-                    serial = session.serial_hex
+                    serial = session.card_id
                     if pcsc.is_emulated(session) and not self.allow_emulated:
                         raise EmulatedCardRefused(serial)
-                    holder = check_card(approvals.roster, serial, Role.APPROVER)
+                    holder = precheck_card(approvals.roster, serial)
                     self.ui.info(
                         f"Card {serial}: {holder.holder} ({holder.role}, site {holder.site}). "
                         f"You are approving request {fingerprint}."

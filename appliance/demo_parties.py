@@ -1,0 +1,169 @@
+"""The outside world of the demo: counterparties and an online coordinator.
+
+Everything here stands for software *outside* the appliance and is built with independent
+libraries (embit for Bitcoin, eth-account for Ethereum, solders for Solana) -- never with
+coldvault's own request code -- so the demo proves interoperability, not self-consistency.
+
+Counterparty keys are derived from fixed labels: they are demo keys holding nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from dataclasses import dataclass
+
+import nacl.signing
+from coincurve import PrivateKey
+from embit import bip32
+from embit.descriptor import Descriptor
+from embit.psbt import PSBT, DerivationPath
+from embit.script import Script, p2wpkh
+from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+WHITELIST_MESSAGE = "coldvault whitelist proof: {label} controls {address}"
+
+
+def _demo_key(label: str) -> bytes:
+    return hashlib.sha256(b"coldvault-demo-counterparty/" + label.encode()).digest()
+
+
+def _varint(n: int) -> bytes:
+    if n < 0xFD:
+        return bytes([n])
+    return b"\xfd" + n.to_bytes(2, "little")
+
+
+@dataclass(frozen=True)
+class Proof:
+    chain: str
+    address: str
+    label: str
+    message: str
+    signature: str
+
+
+def bitcoin_counterparty(label: str, network: str = "main") -> Proof:
+    """A P2WPKH address with a BIP-137 signed-message ownership proof."""
+    from embit.networks import NETWORKS
+
+    key = PrivateKey(_demo_key(label))
+    net = NETWORKS["main" if network == "main" else "test"]
+    pub = key.public_key.format(compressed=True)
+    from embit.ec import PublicKey
+
+    address = p2wpkh(PublicKey.parse(pub)).address(net)
+    message = WHITELIST_MESSAGE.format(label=label, address=address)
+    data = message.encode()
+    digest = hashlib.sha256(
+        hashlib.sha256(b"\x18Bitcoin Signed Message:\n" + _varint(len(data)) + data).digest()
+    ).digest()
+    sig = key.sign_recoverable(digest, hasher=None)  # r || s || recid
+    header = 39 + sig[64]  # BIP-137: P2WPKH (bech32)
+    signature = base64.b64encode(bytes([header]) + sig[:64]).decode()
+    return Proof("bitcoin", address, label, message, signature)
+
+
+def ethereum_counterparty(label: str) -> Proof:
+    """An Ethereum address with an EIP-191 personal_sign ownership proof (eth-account)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    account = Account.from_key(_demo_key(label))
+    message = WHITELIST_MESSAGE.format(label=label, address=account.address)
+    signed = Account.sign_message(encode_defunct(text=message), account.key)
+    return Proof("ethereum", account.address, label, message, "0x" + signed.signature.hex())
+
+
+def solana_counterparty(label: str) -> Proof:
+    """A Solana address with an Ed25519 ownership proof over the UTF-8 message."""
+    from solders.keypair import Keypair  # independent Solana library
+
+    signing = nacl.signing.SigningKey(_demo_key(label))
+    keypair = Keypair.from_seed(_demo_key(label))
+    address = str(keypair.pubkey())
+    message = WHITELIST_MESSAGE.format(label=label, address=address)
+    signature = str(keypair.sign_message(message.encode()))
+    if bytes(signing.verify_key) != bytes(keypair.pubkey()):
+        raise RuntimeError("solders and pynacl disagree on the demo key")
+    return Proof("solana", address, label, message, signature)
+
+
+# --------------------------------------------------------------------------- coordinator
+def bitcoin_psbt(
+    descriptor: str, *, pay_to: str, amount: int, fee: int, funding: int = 2_000_000,
+    receive_index: int = 0, change_index: int = 0, seed: int = 7,
+) -> bytes:
+    """A PSBT as an online coordinator (here: embit) would build it for a watch-only
+    ``wpkh([fp/84h/0h/0h]xpub/<0;1>/*)`` wallet: one input from a funding transaction
+    (with non_witness_utxo and witness_utxo), one payment and one change output."""
+    rng = random.Random(seed)  # noqa: S311 - deterministic demo data
+    desc = Descriptor.from_string(descriptor)
+    recv = desc.derive(receive_index, branch_index=0)
+    change = desc.derive(change_index, branch_index=1)
+    funding_tx = Transaction(
+        version=2,
+        vin=[TransactionInput(rng.randbytes(32), 0, Script(b"\x00" * 2), 0xFFFFFFFE)],
+        vout=[TransactionOutput(funding, recv.script_pubkey())],
+        locktime=0,
+    )
+    dest = Script.from_address(pay_to)
+    tx = Transaction(
+        version=2,
+        vin=[TransactionInput(funding_tx.txid(), 0, Script(b""), 0xFFFFFFFD)],
+        vout=[
+            TransactionOutput(amount, dest),
+            TransactionOutput(funding - amount - fee, change.script_pubkey()),
+        ],
+        locktime=0,
+    )
+    psbt = PSBT(tx)
+    psbt.inputs[0].non_witness_utxo = funding_tx
+    psbt.inputs[0].witness_utxo = funding_tx.vout[0]
+    for target, derived in ((psbt.inputs[0], recv), (psbt.outputs[1], change)):
+        target.bip32_derivations = {
+            k.get_public_key(): DerivationPath(k.origin.fingerprint, list(k.origin.derivation))
+            for k in derived.keys
+        }
+    return psbt.serialize()
+
+
+def finalize_psbt(signed: bytes) -> tuple[str, int]:
+    """Finalize a signed single-sig P2WPKH PSBT with embit; returns (raw tx hex, inputs)."""
+    psbt = PSBT.parse(signed)
+    for inp in psbt.inputs:
+        if len(inp.partial_sigs) != 1:
+            raise RuntimeError("expected exactly one partial signature per input")
+        (pub, sig), = inp.partial_sigs.items()
+        inp.final_scriptwitness = _witness([sig, pub.sec()])
+    tx = psbt.tx.copy() if hasattr(psbt.tx, "copy") else psbt.tx
+    for i, inp in enumerate(psbt.inputs):
+        tx.vin[i].witness = inp.final_scriptwitness
+    verify_p2wpkh_signatures(psbt)
+    return tx.serialize().hex(), len(psbt.inputs)
+
+
+def _witness(items: list[bytes]) -> object:
+    from embit.script import Witness
+
+    return Witness(items)
+
+
+def verify_p2wpkh_signatures(psbt: PSBT) -> None:
+    """Check every partial signature with libsecp256k1 against embit's BIP-143 sighash."""
+    from coincurve import PublicKey as CPub
+
+    for i, inp in enumerate(psbt.inputs):
+        for pub, sig in inp.partial_sigs.items():
+            spk = inp.witness_utxo.script_pubkey
+            script_code = Script(b"\x76\xa9\x14" + spk.data[2:] + b"\x88\xac")
+            sighash = psbt.tx.sighash_segwit(i, script_code, inp.witness_utxo.value)
+            if sig[-1] != 1:
+                raise RuntimeError("signature is not SIGHASH_ALL")
+            if not CPub(pub.sec()).verify(sig[:-1], sighash, hasher=None):
+                raise RuntimeError(f"input {i}: the signature does not verify")
+
+
+def bitcoin_demo_root() -> bip32.HDKey:  # pragma: no cover - convenience for docs
+    return bip32.HDKey.from_seed(_demo_key("bitcoin-root"))

@@ -1,0 +1,236 @@
+"""Lab-only fast path: an appliance's trust material made on the emulated hardware.
+
+It performs, without the console, the same library calls the ceremonies make (see
+docs/ceremonies.md): HSM audit and identity keys, card enrolment (keys generated ON the
+virtual cards through pcscd), a roster signed by the admin cards, a seed from HSM + OS +
+simulated dice entropy, the key pool imported into SoftHSM, and a wallet registry and policy
+signed by the admin cards. The integration tests and the demo use it so each test does not
+replay a full ceremony; the ceremonies themselves are tested through their real prompts.
+
+Never used outside the lab: every PIN comes from the lab file (test-only values).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldvault.backends.pcsc import PcscConnection
+from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+from coldvault.crypto import wipe
+from coldvault.entropy import mix_entropy
+from coldvault.errors import ColdvaultError
+from coldvault.keypool import AccountSpec, ProvisioningRecord, Template, provision
+from coldvault.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm, KeyInfo
+from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.roster import CardHolder, Role, Roster
+from coldvault.signed_config import SignedDocument, write_signed_document
+from hardware_emulators.lab import Lab
+
+APPLIANCE_ID = "cv-lab-01"
+DEFAULT_SPECS = (
+    AccountSpec(Template.BIP84, client="acme", name="acme-btc"),
+    AccountSpec(Template.ETH, client="globex", name="globex-eth"),
+    AccountSpec(Template.SOL, client="initech", name="initech-sol"),
+)
+
+
+@dataclass
+class LabTrust:
+    """Paths and public facts of the trust material written to ``directory``."""
+
+    directory: Path
+    appliance_id: str
+    roster: Roster
+    roster_path: Path
+    wallets_path: Path
+    policy_path: Path
+    record: ProvisioningRecord
+    audit_public_key: bytes
+    card_ids: dict[str, str] = field(default_factory=dict)  # lab serial -> roster card id
+
+    def account(self, name: str) -> dict[str, object]:
+        for a in self.record.accounts:
+            if a.spec.name == name:
+                return a.to_dict()
+        raise KeyError(name)
+
+
+def open_appliance_keystore(lab: Lab) -> Pkcs11Keystore:
+    token = lab.config.appliance_token()
+    return Pkcs11Keystore.open(
+        lab.softhsm.module_path, token.label, token.user_pin, allow_emulated=True
+    )
+
+
+def ensure_key(keystore: Pkcs11Keystore, algorithm: KeyAlgorithm, key_id: bytes,
+               label: str) -> KeyInfo:
+    try:
+        return keystore.find_key(key_id)
+    except ColdvaultError:
+        return keystore.generate_key(algorithm, key_id, label)
+
+
+def with_card(lab: Lab, serial: str, action: Callable[[OpenPgpSession], object],
+              reader: int = 0) -> object:
+    """Insert lab card ``serial``, run ``action`` on a selected session, pull the card."""
+    lab.insert(serial, reader)
+    try:
+        connection = PcscConnection(lab.pcsc.reader_names()[reader])
+        try:
+            session = OpenPgpSession(connection)
+            session.select()
+            return action(session)
+        finally:
+            connection.close()
+    finally:
+        lab.remove(reader)
+
+
+def enrol(lab: Lab, serials: Sequence[str] | None = None) -> list[CardHolder]:
+    """Generate an Ed25519 signature key on each card; return the roster entries."""
+    holders = []
+    for spec in lab.config.cards:
+        if serials is not None and spec.serial not in serials:
+            continue
+
+        def generate(session: OpenPgpSession, spec=spec) -> CardHolder:  # noqa: ANN001
+            session.verify_pin(spec.admin_pin, Pw.ADMIN)
+            public = session.generate_key(CardAlgorithm.ED25519)
+            session.set_cardholder_name(spec.holder[:39])
+            return CardHolder(
+                serial=session.card_id, holder=spec.holder, role=Role(spec.role),
+                site=spec.site or "lab", algorithm="ed25519", public_key=public,
+            )
+
+        holders.append(with_card(lab, spec.serial, generate))
+    return holders  # type: ignore[return-value]
+
+
+def card_sign(lab: Lab, serial: str, message: bytes) -> tuple[str, bytes]:
+    """Have lab card ``serial`` sign ``message`` (Ed25519) with its user PIN."""
+    spec = lab.config.card(serial)
+
+    def sign(session: OpenPgpSession) -> tuple[str, bytes]:
+        session.verify_pin(spec.pin, Pw.SIGN)
+        return session.card_id, session.sign(message)
+
+    return with_card(lab, serial, sign)  # type: ignore[return-value]
+
+
+def admin_sign(lab: Lab, doc: SignedDocument, admins: Sequence[str]) -> SignedDocument:
+    for serial in admins:
+        card_id, signature = card_sign(lab, serial, doc.token)
+        doc = doc.with_approval(card_id, signature)
+    return doc
+
+
+def lab_dice(seed: int = 1, rolls: int = 120) -> str:
+    """Simulated operator dice for the lab (a real ceremony types real rolls)."""
+    rng = random.Random(seed)  # noqa: S311 - lab simulation of physical dice
+    return "".join(str(rng.randint(1, 6)) for _ in range(rolls))
+
+
+def setup_trust(
+    lab: Lab,
+    directory: Path,
+    *,
+    policy_text: Callable[[ProvisioningRecord], str],
+    specs: Sequence[AccountSpec] = DEFAULT_SPECS,
+    pool_size: int = 5,
+    appliance_id: str = APPLIANCE_ID,
+    admin_threshold: int = 2,
+) -> LabTrust:
+    """Make the whole trust material for an appliance on ``lab`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    admins = [c.serial for c in lab.config.cards if c.role == "admin"][:admin_threshold]
+    keystore = open_appliance_keystore(lab)
+    try:
+        audit_key = ensure_key(keystore, KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
+        ensure_key(keystore, KeyAlgorithm.ED25519, IDENTITY_KEY_ID, "identity")
+        holders = enrol(lab)
+        card_ids = {c.serial: h.serial for c, h in zip(lab.config.cards, holders, strict=True)}
+        roster = Roster(version=1, appliance_id=appliance_id, holders=tuple(holders),
+                        admin_threshold=admin_threshold)
+        roster_doc = admin_sign(
+            lab, SignedDocument("roster", 1, appliance_id, roster.to_bytes()), admins
+        )
+        roster_path = directory / "roster-1.json"
+        write_signed_document(roster_path, roster_doc)
+
+        seed, _ = mix_entropy(hsm_random=keystore.random, dice=lab_dice())
+        try:
+            record = provision(keystore, seed, specs, pool_size)
+        finally:
+            wipe(seed)
+    finally:
+        keystore.close()
+
+    wallets_path = directory / "wallets.toml"
+    wallets_doc = admin_sign(
+        lab, SignedDocument("wallets", 1, appliance_id,
+                            record.wallet_registry_toml().encode()), admins,
+    )
+    write_signed_document(wallets_path, wallets_doc)
+    policy_path = directory / "policy.toml"
+    text = policy_text(record)
+    policy_doc = admin_sign(
+        lab, SignedDocument("policy", _policy_version(text), appliance_id, text.encode()), admins
+    )
+    write_signed_document(policy_path, policy_doc)
+    return LabTrust(
+        directory=directory, appliance_id=appliance_id, roster=roster, roster_path=roster_path,
+        wallets_path=wallets_path, policy_path=policy_path, record=record,
+        audit_public_key=audit_key.public_key, card_ids=card_ids,
+    )
+
+
+def _policy_version(text: str) -> int:
+    import tomllib
+
+    return int(tomllib.loads(text)["version"])
+
+
+def appliance_config(trust: LabTrust, lab: Lab, *, state_dir: Path, frames: Path,
+                     out: Path, drop_rate: float = 0.0, blur_rate: float = 0.0,
+                     fragment_len: int = 200) -> str:
+    """An appliance TOML configuration for the lab (emulated hardware allowed)."""
+    token = lab.config.appliance_token()
+    reader = lab.pcsc.reader_names()[0]
+    return f"""# lab appliance configuration (emulated hardware allowed)
+[appliance]
+id = "{trust.appliance_id}"
+state_dir = "{state_dir}"
+allow_emulated_hardware = true
+
+[hsm]
+module = "{lab.softhsm.module_path}"
+token_label = "{token.label}"
+
+[trust]
+rosters = ["{trust.roster_path}"]
+genesis_roster_sha256 = "{trust.roster.sha256.hex()}"
+policy = "{trust.policy_path}"
+wallets = "{trust.wallets_path}"
+
+[input]
+source = "virtual-camera"
+path = "{frames}"
+fps = 5
+drop_rate = {drop_rate}
+blur_rate = {blur_rate}
+seed = 11
+
+[output]
+sink = "png-dir"
+path = "{out}"
+fragment_len = {fragment_len}
+
+[cards]
+reader = "{reader}"
+
+[timeouts]
+card_insert = 60
+"""
