@@ -514,6 +514,8 @@ def prepare_eth(
         ("signing address", checksum_address(ours)),
         ("path", path_to_str(path)),
     ]
+    if origin:
+        details.append(("requested by", origin[:64] if origin.isprintable() else repr(origin)[:64]))
     warnings: list[str] = []
     movements: list[Movement] = []
     fee: int | None = None

@@ -390,6 +390,7 @@ def prepare_sol(
     wallet: Wallet,
     lookup_key: Callable[[bytes], KeyInfo | None],
     request_digest: bytes,
+    origin: str | None = None,
 ) -> PreparedRequest:
     """Decode and check a Solana sign request; see the module docstring."""
     if wallet.chain is not Chain.SOLANA:
@@ -417,6 +418,8 @@ def prepare_sol(
         shown = b58(address) if len(address) == 32 else "0x" + address.hex()
         raise AddressMismatch(shown, b58(ours), path_to_str(path))
     details: list[tuple[str, str]] = [("signing address", b58(ours)), ("path", path_to_str(path))]
+    if origin:
+        details.append(("requested by", origin[:64] if origin.isprintable() else repr(origin)[:64]))
     warnings: list[str] = []
     movements: list[Movement] = []
     fee: int | None = None
@@ -526,4 +529,5 @@ def prepare_sol_request(
         wallet=wallet,
         lookup_key=lookup_key,
         request_digest=request_digest,
+        origin=request.origin,
     )

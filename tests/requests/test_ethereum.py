@@ -188,6 +188,7 @@ def test_eip1559_transfer_signature_recovers_our_address() -> None:
     assert details["nonce"] == "7" and details["chain id"] == "1"
     assert details["access list"] == "1 addresses, 1 storage keys"
     assert details["signing address"] == our_address()
+    assert details["requested by"] == "test wallet"
     assert review.request_digest == DIGEST
 
 

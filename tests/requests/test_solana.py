@@ -316,6 +316,7 @@ def test_registry_adapter_from_keystone_ur() -> None:
     )
     assert seen == [b"K\x12\x34\x56\x78" + b"".join(i.to_bytes(4, "big") for i in PATH)]
     assert prepared.review.movements[0].amount == 100_000_000
+    assert ("requested by", "solflare") in prepared.review.details
     # the vector's key is not ours, so the response is built from a software signature
     # of our own and must be refused by the host-side check
     with pytest.raises(SignatureCheckFailed):
