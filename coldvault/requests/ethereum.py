@@ -536,8 +536,7 @@ def prepare_eth(
             ("nonce", str(tx.nonce)),
             ("gas limit", str(tx.gas_limit)),
         ]
-        if tx.tx_type == 2:
-            assert tx.max_fee is not None and tx.max_priority_fee is not None
+        if tx.max_fee is not None and tx.max_priority_fee is not None:  # EIP-1559
             details += [
                 ("max fee per gas", f"{tx.max_fee} wei"),
                 ("max priority fee per gas", f"{tx.max_priority_fee} wei"),
@@ -551,17 +550,18 @@ def prepare_eth(
         else:
             details.append(("gas price", f"{tx.gas_price} wei"))
         details += [("max network fee", f"{fee} wei ({format_eth(fee)})"), *call_details]
-        payload = tx.signing_payload
+        digest = keccak256(tx.signing_payload)
         review_kind, purpose = "eth-transaction", "transaction"
     elif kind is EthDataType.PERSONAL_MESSAGE:
-        payload = b"\x19Ethereum Signed Message:\n" + str(len(sign_data)).encode() + sign_data
+        prefix = b"\x19Ethereum Signed Message:\n" + str(len(sign_data)).encode()
+        digest = keccak256(prefix + sign_data)
         details.append(("message", _message_text(sign_data)))
         if len(sign_data) == 32:
             warnings.append("The message is 32 bytes: it may be a hash signed blindly.")
         review_kind, purpose = "eth-personal-message", "message"
     else:
         typed = parse_typed_data(sign_data)
-        payload = b""
+        digest = typed.digest
         if typed.chain_id is None:
             warnings.append("The typed data's domain has no chain id.")
         elif typed.chain_id != wallet_chain:
@@ -575,7 +575,6 @@ def prepare_eth(
                 "a transaction from this wallet."
             )
         review_kind, purpose = "eth-typed-data", "typed data"
-    digest = typed.digest if kind is EthDataType.TYPED_DATA else keccak256(payload)
     review = Review(
         chain=Chain.ETHEREUM,
         network=wallet.network,
