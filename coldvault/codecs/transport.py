@@ -551,9 +551,12 @@ def encode_reply(
             return FrameStream(fmt, frames=[urmod.encode_single(encoder.ur).upper()])
         return FrameStream(fmt, encoder=encoder)
     if fmt is TransportFormat.URV1:
-        # UR v1 readers (Specter DIY, Cobo) expect PSBTs as "bytes"
-        default_wire = "bytes" if out_type == "crypto-psbt" else out_type
-        wire = hint.wire_type if hint and hint.wire_type else default_wire
+        # UR v1 readers (Specter DIY, Cobo) expect PSBTs as "bytes"; a PSBT answer mirrors the
+        # request's wire type, any other answer goes out under its own type
+        wire = out_type
+        if out_type == "crypto-psbt":
+            mirrored = hint.wire_type if hint else None
+            wire = mirrored if mirrored in ("bytes", "crypto-psbt", "psbt") else "bytes"
         cbor = _cbor_for_reply(wire, payload)
         chars = math.ceil(per_frame * 8 / 5)
         return FrameStream(
@@ -561,10 +564,12 @@ def encode_reply(
         )
     raw = _raw_for_reply(out_type, payload)
     if fmt is TransportFormat.BBQR:
-        if hint and hint.bbqr_file_type:
+        if out_type in BBQR_TYPE_FOR_UR:
+            file_type = BBQR_TYPE_FOR_UR[out_type]
+        elif hint and hint.bbqr_file_type:
             file_type = bbqr.FileType(hint.bbqr_file_type)
         else:
-            file_type = BBQR_TYPE_FOR_UR.get(out_type, bbqr.file_type_for(raw))
+            file_type = bbqr.file_type_for(raw)
         chars = math.ceil(per_frame * 8 / 5) + bbqr.HEADER_LEN
         max_version = next(
             (v for v in range(1, 41) if bbqr.alnum_capacity(v) >= chars), 40

@@ -328,3 +328,17 @@ def test_cbor_bytes_helpers() -> None:
     assert t.unwrap_cbor_bytes(b"\x58") is None
     assert t.unwrap_cbor_bytes(cbor2.dumps(b"ab") + b"x") is None
     assert t.unwrap_cbor_bytes(cbor2.dumps([1])) is None
+
+
+def test_reply_type_follows_the_answer_not_the_request() -> None:
+    eth_sig = cbor2.dumps({1: b"\x01" * 16, 2: b"\x02" * 65})
+    v1_request_hint = t.ReplyHint(F.URV1, wire_type="bytes", fragment_len=100)
+    frames = t.encode_reply(F.URV1, "eth-signature", eth_sig, hint=v1_request_hint).frames()
+    assert all(f.startswith("UR:ETH-SIGNATURE/") for f in frames)
+    assert _assemble(frames).payload == eth_sig
+    psbt_frames = t.encode_reply(F.URV1, "crypto-psbt", PSBT, hint=v1_request_hint).frames()
+    assert psbt_frames[0].startswith("UR:BYTES/")
+    bbqr_hint = t.ReplyHint(F.BBQR, bbqr_file_type="P", fragment_len=800)
+    tx = bytes.fromhex((VECTORS / "bbqr" / "devils-txn.txn").read_text())
+    reply = t.encode_reply(F.BBQR, "bitcoin-transaction", tx, hint=bbqr_hint).frames()
+    assert reply[0][3] == "T" and bbqr.join(reply).data == tx
