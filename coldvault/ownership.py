@@ -119,7 +119,7 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
         if ver != 0:
             raise fail(
                 "unsupported",
-                f"Segwit v{ver} (taproot) addresses cannot prove ownership with this appliance.",
+                f"Ownership proofs for segwit v{ver} (taproot) addresses are not supported yet.",
             )
         if len(prog) not in (20, 32):
             raise fail("malformed-address", "The segwit v0 program has an invalid length.")
