@@ -26,6 +26,7 @@ from pathlib import Path
 from coldvault.errors import ConfigError, Refused
 from coldvault.quorum import Approval, ApprovalReplayed
 from coldvault.requests.base import MovementKind, Review
+from coldvault.signed_config import ConfigVersion, check_not_rolled_back
 
 SCHEMA_VERSION = 1
 STATUSES = ("received", "approved", "signed", "refused")
@@ -376,6 +377,28 @@ class Ledger:
                 "SELECT fingerprint FROM requests WHERE digest=?", (request_digest.hex(),)
             ).fetchone()
             raise ApprovalReplayed("", row[0] if row else request_digest.hex()[:16]) from exc
+
+    # ------------------------------------------------------------------ active configuration
+    def set_active_config(self, active: ConfigVersion) -> None:
+        """Record the configuration version now in force; a lower version (or the same
+        version with other content) than the recorded one is refused (``ConfigRollback``)."""
+        with self._tx() as db:
+            check_not_rolled_back(active, self._config(db, active.kind))
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (f"config:{active.kind}", f"{active.version}:{active.sha256.hex()}"),
+            )
+
+    def active_config(self, kind: str) -> ConfigVersion | None:
+        return self._config(self._db, kind)
+
+    @staticmethod
+    def _config(db: sqlite3.Connection, kind: str) -> ConfigVersion | None:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (f"config:{kind}",)).fetchone()
+        if row is None:
+            return None
+        version, digest = str(row[0]).split(":")
+        return ConfigVersion(kind, int(version), bytes.fromhex(digest))
 
     # ------------------------------------------------------------------ audit anchor
     def set_audit_sealed_through(self, seq: int) -> None:

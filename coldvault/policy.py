@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from coldvault.errors import ColdvaultError, ConfigError, IntegrityError, PolicyViolation
 from coldvault.requests.base import Chain, MovementKind, Review
 from coldvault.roster import Role, Roster
-from coldvault.signed_config import load_signed_document, verify_admin_quorum
+from coldvault.signed_config import ConfigVersion, load_signed_document, verify_admin_quorum
 
 FORMAT = "coldvault-policy/1"
 MAX_WALLETS = 1000
@@ -487,6 +487,10 @@ class Policy:
     def enforce(self, review: Review, *, day_total: int | Mapping[str, int] = 0) -> Decision:
         return self.evaluate(review, day_total=day_total).enforce()
 
+    @property
+    def config_version(self) -> ConfigVersion:
+        return ConfigVersion("policy", self.version, self.sha256)
+
     def max_required_approvals(self) -> int:
         return max(
             [w.min_approvals for w in self.wallets.values()]
@@ -560,7 +564,7 @@ def load_policy(
     path: Path,
     *,
     roster: Roster,
-    current: Policy | None = None,
+    current: Policy | ConfigVersion | None = None,
     ownership_verifier: OwnershipVerifier | None = None,
 ) -> Policy:
     """Load ``path`` + ``path.approvals.json``: admin quorum of ``roster``, no rollback,

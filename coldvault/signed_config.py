@@ -74,6 +74,29 @@ class ConfigRollback(IntegrityError):
         self.offered_version = offered_version
 
 
+@dataclass(frozen=True)
+class ConfigVersion:
+    """Which version of a configuration document is active: persisted by the appliance
+    (:meth:`coldvault.ledger.Ledger.set_active_config`) so rollbacks are refused across
+    restarts, not only within one run."""
+
+    kind: str
+    version: int
+    sha256: bytes
+
+
+def check_not_rolled_back(offered: ConfigVersion, recorded: ConfigVersion | None) -> None:
+    """Refuse a lower version, or the same version with other content, than ``recorded``."""
+    if recorded is None:
+        return
+    if offered.kind != recorded.kind:
+        raise ValueError("comparing versions of different document kinds")
+    if offered.version < recorded.version or (
+        offered.version == recorded.version and offered.sha256 != recorded.sha256
+    ):
+        raise ConfigRollback(offered.kind, recorded.version, offered.version)
+
+
 def config_token(kind: str, version: int, content: bytes, appliance_id: str) -> bytes:
     """The bytes each admin card signs to approve ``content`` (see the module docstring)."""
     if kind not in KINDS:
@@ -99,6 +122,10 @@ class SignedDocument:
     @property
     def sha256(self) -> bytes:
         return hashlib.sha256(self.content).digest()
+
+    @property
+    def config_version(self) -> ConfigVersion:
+        return ConfigVersion(self.kind, self.version, self.sha256)
 
     @property
     def token(self) -> bytes:
@@ -176,15 +203,15 @@ def accept_roster(
 
 
 def load_verified_document(
-    path: Path, kind: str, roster: Roster, *, current_version: int | None = None
+    path: Path, kind: str, roster: Roster, *, recorded: ConfigVersion | None = None
 ) -> SignedDocument:
     """Load ``path`` + approvals and check the admin quorum of the active ``roster`` and
-    that the version does not go back (e.g. the wallet registry; the policy has
-    :func:`coldvault.policy.load_policy`). Returns the document; parse ``doc.content``."""
+    that the version does not go back from ``recorded`` (e.g. the wallet registry; the
+    policy has :func:`coldvault.policy.load_policy`). Returns the document; parse
+    ``doc.content`` (the verified bytes, not the file again)."""
     doc = load_signed_document(path, kind)
     verify_admin_quorum(doc, roster)
-    if current_version is not None and doc.version < current_version:
-        raise ConfigRollback(kind, current_version, doc.version)
+    check_not_rolled_back(doc.config_version, recorded)
     return doc
 
 

@@ -185,3 +185,20 @@ def test_read_only_export_beside_a_writer(tmp_path: Path) -> None:
         reader.record_received(make_review(request_digest=b"\x04" * 32))
     reader.close()
     writer.close()
+
+
+def test_active_config_versions_never_go_back(tmp_path: Path) -> None:
+    from coldvault.signed_config import ConfigRollback, ConfigVersion
+
+    with Ledger(tmp_path / "l.db") as ledger:
+        assert ledger.active_config("policy") is None
+        ledger.set_active_config(ConfigVersion("policy", 7, b"\x07" * 32))
+        ledger.set_active_config(ConfigVersion("policy", 7, b"\x07" * 32))  # same: fine
+        ledger.set_active_config(ConfigVersion("roster", 2, b"\x02" * 32))
+        with pytest.raises(ConfigRollback):
+            ledger.set_active_config(ConfigVersion("policy", 6, b"\x06" * 32))
+        with pytest.raises(ConfigRollback):
+            ledger.set_active_config(ConfigVersion("policy", 7, b"\x08" * 32))
+    with Ledger(tmp_path / "l.db") as ledger:  # survives a restart
+        assert ledger.active_config("policy") == ConfigVersion("policy", 7, b"\x07" * 32)
+        assert ledger.active_config("roster") == ConfigVersion("roster", 2, b"\x02" * 32)

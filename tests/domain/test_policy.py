@@ -258,6 +258,8 @@ def test_load_signed_policy(tmp_path: Path, cards) -> None:
     p7 = load_policy(path, roster=roster, ownership_verifier=fake_ownership)
     assert p7.version == 7 and "globex-eth" in p7.wallets
     assert load_policy(path, roster=roster, current=p7, ownership_verifier=fake_ownership) == p7
+    recorded = p7.config_version  # what the ledger keeps across restarts
+    assert load_policy(path, roster=roster, current=recorded, ownership_verifier=fake_ownership)
     with pytest.raises(ThresholdNotMet):
         load_policy(_signed(tmp_path, EXAMPLE, cards, cards.admins[:1]), roster=roster,
                     ownership_verifier=fake_ownership)  # fmt: skip

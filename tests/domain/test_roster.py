@@ -199,7 +199,7 @@ def test_other_appliance_refused(cards) -> None:
 
 
 def test_load_verified_wallet_registry(cards, tmp_path: Path) -> None:
-    from coldvault.signed_config import ConfigRollback, load_verified_document
+    from coldvault.signed_config import ConfigRollback, ConfigVersion, load_verified_document
 
     text = b'[[wallet]]\nname = "acme-btc-cold"\n'
     doc = SignedDocument("wallets", 4, APPLIANCE, text)
@@ -209,7 +209,15 @@ def test_load_verified_wallet_registry(cards, tmp_path: Path) -> None:
     write_signed_document(path, doc)
     assert load_verified_document(path, "wallets", cards.roster()).content == text
     with pytest.raises(ConfigRollback):
-        load_verified_document(path, "wallets", cards.roster(), current_version=5)
+        load_verified_document(
+            path, "wallets", cards.roster(), recorded=ConfigVersion("wallets", 5, b"\x00" * 32)
+        )
+    with pytest.raises(ConfigRollback):  # same version, other content
+        load_verified_document(
+            path, "wallets", cards.roster(), recorded=ConfigVersion("wallets", 4, b"\x00" * 32)
+        )
+    same = load_verified_document(path, "wallets", cards.roster(), recorded=doc.config_version)
+    assert same.config_version == doc.config_version
     with pytest.raises(SignedDocumentInvalid):  # a policy approval is not a wallets approval
         load_signed_document(path, "policy")
 
