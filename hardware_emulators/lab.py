@@ -44,6 +44,8 @@ CONTROL_SOCKET = "control.sock"
 DAEMON_LOG = "daemon.log"
 DAEMON_MODULE = "hardware_emulators.cli"
 DAEMON_COMMAND = "serve"
+#: If set to a PID, a daemonised lab stops by itself when that process dies (test runs).
+BOUND_TO_ENV = "COLDVAULT_LAB_BOUND_TO"
 
 
 def default_lab_dir() -> Path:
@@ -546,6 +548,11 @@ class _Supervisor:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.stopping = False
+        # Optional binding for test runs: stop when that process dies (even by SIGKILL).
+        bound = os.environ.get(BOUND_TO_ENV, "")
+        self._watched = _record(int(bound)) if bound.isdigit() else None
+        if bound.isdigit() and self._watched is None:
+            raise LabCommandError(f"{BOUND_TO_ENV}={bound} names no running process.")
 
     def _registry(self, *, ready: bool) -> dict[str, Any]:
         children = {}
@@ -596,11 +603,11 @@ class _Supervisor:
                 server.settimeout(0.2)
                 _write_registry(self.lab.state_dir, self._registry(ready=True))
                 while not self.stopping:
+                    if self._watched is not None and not is_ours(self._watched):
+                        break  # the process this lab is bound to has gone
                     try:
                         conn, _ = server.accept()
-                    except TimeoutError:
-                        continue
-                    except InterruptedError:
+                    except (TimeoutError, InterruptedError):
                         continue
                     with conn:
                         self._serve_one(conn)

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import coincurve
 import nacl.exceptions
@@ -50,7 +50,7 @@ from coldvault.backends.pkcs11_errors import (
     WrongPin,
     translated,
 )
-from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
+from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, Keystore
 
 __all__ = [
     "DuplicateKey",
@@ -736,3 +736,9 @@ class Pkcs11Keystore:
         if len(data) != length:
             raise Pkcs11Error(f"HSM token {self._info.label!r} returned too few random bytes.")
         return data
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the Keystore protocol
+
+    def _conforms(keystore: Pkcs11Keystore) -> Keystore:
+        return keystore

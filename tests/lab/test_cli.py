@@ -18,8 +18,15 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _lab(lab_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLDVAULT_LAB_DIR=str(lab_dir))
+def _lab(
+    lab_dir: Path, *args: str, check: bool = True, bound_to: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    # Bind any daemon to this pytest process: even a SIGKILLed test run leaves no lab behind.
+    env = dict(
+        os.environ,
+        COLDVAULT_LAB_DIR=str(lab_dir),
+        COLDVAULT_LAB_BOUND_TO=str(bound_to or os.getpid()),
+    )
     for key in ("SOFTHSM2_CONF", "PCSCLITE_CSOCK_NAME"):
         env.pop(key, None)
     proc = subprocess.run(
@@ -162,3 +169,19 @@ def test_down_never_kills_a_process_it_did_not_start(lab_dir: Path) -> None:
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_daemon_bound_to_a_process_stops_when_it_dies(lab_dir: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        status = json.loads(_lab(lab_dir, "up", "--json", bound_to=holder.pid).stdout)
+        pids = [status["daemon"], status["pcsc"]["pid"]]
+        assert all(_alive(p) for p in pids)
+        holder.kill()
+        holder.wait()
+        assert _wait_gone(pids) == [], "a bound lab outlived its holder"
+        assert read_registry(lab_dir) is None
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
