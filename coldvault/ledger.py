@@ -106,6 +106,16 @@ class LedgerNotFound(ConfigError):
         self.path = path
 
 
+class BadTimeBound(ConfigError):
+    code = "bad-time"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"{text[:40]!r} is not an ISO-8601 date (2026-11-22) or date-time (2026-11-22T18:00Z)."
+        )
+        self.text = text[:40]
+
+
 class DuplicateRequest(Refused):
     code = "duplicate-request"
 
@@ -159,7 +169,24 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _bound(value: datetime | date) -> str:
+TimeBound = datetime | date | str | None
+
+
+def _bound(value: TimeBound, *, default: str) -> str:
+    """A query bound: ``None`` is ``default``; a ``str`` is ISO-8601 (date or date-time,
+    UTC unless it names an offset); a date means 00:00 UTC of that day."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        text = value
+        try:
+            value = (
+                datetime.fromisoformat(text)
+                if "T" in text or " " in text
+                else date.fromisoformat(text)
+            )
+        except ValueError as exc:
+            raise BadTimeBound(text) from exc
     if isinstance(value, datetime):
         return _iso(value)
     return value.isoformat() + "T00:00:00.000000Z"
@@ -416,13 +443,14 @@ class Ledger:
     def movements(
         self,
         client: str,
-        since: datetime | date,
-        until: datetime | date,
+        since: TimeBound = None,
+        until: TimeBound = None,
         *,
         statuses: Iterable[str] = ("signed",),
     ) -> list[MovementRow]:
         """Movements of ``client``'s requests in ``[since, until)`` (signing time for signed
-        requests, receipt time otherwise), oldest first."""
+        requests, receipt time otherwise), oldest first. Bounds: datetime, date (00:00 UTC),
+        ISO-8601 text (:class:`BadTimeBound` if unreadable), or ``None`` (unbounded)."""
         wanted = tuple(statuses)
         if not wanted or any(s not in STATUSES for s in wanted):
             raise ValueError(f"statuses must be among {STATUSES}")
@@ -434,7 +462,12 @@ class Ledger:
             " WHERE r.client = ? AND r.status IN (SELECT value FROM json_each(?))"
             " AND t >= ? AND t < ?"
             " ORDER BY t, r.digest, m.idx",
-            (client, json.dumps(wanted), _bound(since), _bound(until)),
+            (
+                client,
+                json.dumps(wanted),
+                _bound(since, default=""),
+                _bound(until, default="9999-12-31T23:59:59.999999Z"),
+            ),
         ).fetchall()
         return [
             MovementRow(
@@ -461,8 +494,8 @@ class Ledger:
     def export_movements(
         self,
         client: str,
-        since: datetime | date,
-        until: datetime | date,
+        since: TimeBound = None,
+        until: TimeBound = None,
         fmt: str = "csv",
         *,
         statuses: Iterable[str] = ("signed",),

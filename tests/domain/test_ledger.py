@@ -202,3 +202,20 @@ def test_active_config_versions_never_go_back(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as ledger:  # survives a restart
         assert ledger.active_config("policy") == ConfigVersion("policy", 7, b"\x07" * 32)
         assert ledger.active_config("roster") == ConfigVersion("roster", 2, b"\x02" * 32)
+
+
+def test_export_bounds_as_text_or_open(tmp_path: Path) -> None:
+    from coldvault.ledger import BadTimeBound
+
+    with Ledger(tmp_path / "l.db", now=Clock()) as ledger:  # signed 2026-11-22T23:59Z
+        signed(ledger, make_review())
+        assert len(ledger.movements("acme")) == 2
+        assert len(ledger.movements("acme", since="2026-11-22", until="2026-11-23")) == 2
+        assert len(ledger.movements("acme", since="2026-11-22T23:59:00Z")) == 2
+        assert ledger.movements("acme", until="2026-11-22T23:58:59") == []  # naive = UTC
+        assert ledger.movements("acme", since="2026-11-23T07:00:00+08:00") == [
+            r for r in ledger.movements("acme") if r.time >= "2026-11-22T23:00"
+        ]
+        assert ledger.export_movements("acme", fmt="json").count('"amount"') == 2
+        with pytest.raises(BadTimeBound):
+            ledger.movements("acme", since="yesterday")
