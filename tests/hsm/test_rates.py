@@ -1,6 +1,6 @@
 """Measured signing rates on SoftHSM (docs/keystore.md). Run with ``-s`` to see the numbers:
 
-    .venv/bin/python -m pytest tests/hsm/test_rates.py -s -m slow
+.venv/bin/python -m pytest tests/hsm/test_rates.py -s -m slow
 """
 
 from __future__ import annotations
