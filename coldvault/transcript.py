@@ -508,11 +508,13 @@ def render_html(path: Path, *, roster: Any = None) -> str:
     """A standalone, printable HTML page of a transcript with its verification result and
     QR codes (PNG data URIs) of the exported public data and of the final hash."""
     esc = html.escape
+    result: VerifyResult | None
     try:
-        result: VerifyResult | None = verify(path, roster=roster)
-        verdict = f"VERIFIED: {result.entries} entries, status {result.status}, " + (
-            f"{len(result.witnesses)} witness signature(s)"
+        checked = verify(path, roster=roster)
+        verdict = f"VERIFIED: {checked.entries} entries, status {checked.status}, " + (
+            f"{len(checked.witnesses)} witness signature(s)"
         )
+        result = checked
     except TranscriptError as exc:
         result, verdict = None, f"NOT VERIFIED: {exc}"
     entries = read_entries(path) if result is not None else []
