@@ -94,7 +94,10 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo("  pcscd: not running")
     for c in status["cards"]:
         where = f"reader {c['reader']}" if c["reader"] is not None else "not inserted"
-        click.echo(f"  card {c['serial']} {c['holder']} ({c['role']}, {c['site']}): {where}")
+        enrolled = {True: "enrolled", False: "blank"}.get(c.get("enrolled"), "state unreadable")
+        click.echo(
+            f"  card {c['serial']} {c['holder']} ({c['role']}, {c['site']}, {enrolled}): {where}"
+        )
 
 
 def _status(obj: _Ctx) -> dict[str, Any]:

@@ -308,6 +308,22 @@ class Lab:
         return serial
 
     # -- status
+    def _card_facts(self, spec: CardSpec) -> dict[str, Any]:
+        """Whether the card has been enrolled (signature key on it), without creating state."""
+        path = self.state_dir / "cards" / f"{spec.serial}.json"
+        if not path.exists():
+            return {"enrolled": False, "signature_counter": 0}
+        from hardware_emulators.openpgp_card import state as card_state
+
+        try:
+            state = card_state.load_or_create(path, serial=int(spec.serial, 16))
+        except (OSError, ValueError, KeyError) as exc:
+            return {"enrolled": None, "state_error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "enrolled": bool(state.fingerprints.get("sig")),
+            "signature_counter": state.signature_counter,
+        }
+
     def pids(self) -> dict[str, int]:
         """PIDs of the processes this lab started (for the registry and tests)."""
         found: dict[str, int] = {}
@@ -363,6 +379,7 @@ class Lab:
                     "role": c.role,
                     "site": c.site,
                     "reader": where.get(c.serial),
+                    **self._card_facts(c),
                 }
                 for c in self.config.cards
             ],

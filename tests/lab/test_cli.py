@@ -107,6 +107,16 @@ def test_up_status_insert_remove_down(lab_dir: Path) -> None:
     cards = {c["serial"]: c for c in status["cards"]}
     assert cards["C0DE0001"]["reader"] == 0 and cards["C0DE0004"]["reader"] == 2
     assert cards["C0DE0001"]["holder"] == "Alice Approver"
+    assert cards["C0DE0001"]["enrolled"] is False  # cards start blank (factory state)
+    assert cards["C0DE0003"] == {
+        "serial": "C0DE0003",
+        "holder": "Carol Approver",
+        "role": "approver",
+        "site": "site-c",
+        "reader": None,
+        "enrolled": False,
+        "signature_counter": 0,
+    }
 
     registry = read_registry(lab_dir)
     assert registry is not None
