@@ -62,6 +62,7 @@ def _enrol_one(
         session.verify_pin(admin_new, Pw.ADMIN)
         del admin_old, admin_new, user_old, user_new
         session.set_cardholder_name(holder)
+        session.set_algorithm(algorithm)  # PUT DATA C1: algorithm attributes
         public_key = session.generate_key(algorithm)
         op.ok(f"Signature key generated on card {serial} ({algorithm.value}).")
         card = CardHolder(serial, holder, role, site, algorithm.value, public_key)

@@ -195,8 +195,12 @@ class AccountExport:
             "pool_size": self.pool_size,
         }
 
-    def wallet_entry(self) -> dict[str, object]:
-        """A ``[[wallet]]`` table for the registry (see :mod:`coldvault.wallets`)."""
+    def wallet_entry(self, descriptor: str | None = None) -> dict[str, object]:
+        """A ``[[wallet]]`` table for the registry (see :mod:`coldvault.wallets`).
+
+        ``descriptor`` overrides the account's own (a multisig account passes the
+        ``wsh(sortedmulti(...))`` built from every cosigner).
+        """
         entry: dict[str, object] = {
             "name": self.spec.name,
             "client": self.spec.client,
@@ -207,8 +211,8 @@ class AccountExport:
             "account_path": self.account_path,
             "max_index": self.pool_size - 1,
         }
-        if self.descriptor:
-            entry["descriptor"] = self.descriptor
+        if descriptor or self.descriptor:
+            entry["descriptor"] = descriptor or self.descriptor
         return entry
 
     def cosigner(self) -> dict[str, str]:

@@ -194,3 +194,64 @@ def test_ur_exports_decode_back(pool) -> None:
     assert ur_output(exports[2]) is None
     account = decode_registry(decode_single(ur_account(exports)))
     assert account.master_fingerprint == 0x73C5DA0A and len(account.outputs) == 2
+
+
+def test_bip84_descriptor_with_bip_utils(pool) -> None:
+    from bip_utils import Bip32Secp256k1, P2WPKHAddrEncoder
+
+    exports, _ = pool
+    account = Bip32Secp256k1.FromExtendedKey(exports[0].key_origin.xpub)  # plain xpub
+    addresses = [
+        P2WPKHAddrEncoder.EncodeKey(
+            account.ChildKey(branch).ChildKey(0).PublicKey().RawCompressed().ToBytes(),
+            hrp="bc",
+            wit_ver=0,
+        )
+        for branch in (0, 1)
+    ]
+    assert addresses == [BIP84_FIRST_RECEIVE, BIP84_FIRST_CHANGE]
+
+
+def test_multisig_wallet_entry_takes_the_full_descriptor(pool, tmp_path: Path) -> None:
+    exports, _ = pool
+    other_root = HDKey.from_seed(bytes(range(64)))
+    other = (
+        f"[{other_root.fingerprint.hex()}/48h/0h/0h/2h]{other_root.derive('m/48h/0h/0h/2h').xpub()}"
+    )
+    desc = sortedmulti_descriptor(2, [exports[1].cosigner()["key"], other], Network.MAIN)
+    path = tmp_path / "w.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps({"wallet": [exports[1].wallet_entry(desc)]}))
+    assert load_wallets(path)["house-bip48-wsh-sortedmulti-main-0"].descriptor == desc
+
+
+@pytest.mark.lab
+def test_provision_into_softhsm(keystore) -> None:
+    """Keys imported into the lab token equal the derivations; re-running only checks."""
+    from coldvault.keypool import PoolMismatch, provision
+    from coldvault.keystore import KeyAlgorithm
+
+    record = provision(keystore, SEED, SPECS, 2)
+    assert record.imported == len(record.keys) == 12 and record.already_present == 0
+    held = {k.key_id: k for k in keystore.list_keys()}
+    for key in record.keys:
+        info = held[key.key_id]
+        assert info.public_key == key.public_key and info.label == key.label
+        assert info.sensitive and not info.extractable
+    # a signature by the HSM key verifies against the derived public key
+    import hashlib
+
+    import coincurve
+
+    digest = hashlib.sha256(b"coldvault keypool test").digest()
+    sig = keystore.sign_ecdsa(record.keys[0].key_id, digest)
+    assert coincurve.PublicKey(record.keys[0].public_key).verify(sig.der, digest, hasher=None)
+    again = provision(keystore, SEED, SPECS, 2)
+    assert (again.imported, again.already_present) == (0, 12)
+    # a foreign key under a pool CKA_ID is detected, never silently accepted
+    third = derive_pool(SEED, [SPECS[0]], 3)[1][2]
+    keystore.generate_key(KeyAlgorithm.SECP256K1, third.key_id, "foreign")
+    with pytest.raises(PoolMismatch) as info:
+        provision(keystore, SEED, [SPECS[0]], 3)
+    assert info.value.label == third.label
