@@ -112,11 +112,11 @@ class Tag(enum.IntEnum):
 
 
 SLOTS = ("sig", "dec", "aut")
-_CRT = {0xB6: "sig", 0xB8: "dec", 0xA4: "aut"}
-_ALGO_TAG = {Tag.ALGO_SIG: "sig", Tag.ALGO_DEC: "dec", Tag.ALGO_AUT: "aut"}
-_FP_TAG = {Tag.FP_SIG: "sig", Tag.FP_DEC: "dec", Tag.FP_AUT: "aut"}
-_CA_FP_TAG = {Tag.CA_FP_1: "sig", Tag.CA_FP_2: "dec", Tag.CA_FP_3: "aut"}
-_TIME_TAG = {Tag.TIME_SIG: "sig", Tag.TIME_DEC: "dec", Tag.TIME_AUT: "aut"}
+_CRT: dict[int, str] = {0xB6: "sig", 0xB8: "dec", 0xA4: "aut"}
+_ALGO_TAG: dict[int, str] = {Tag.ALGO_SIG: "sig", Tag.ALGO_DEC: "dec", Tag.ALGO_AUT: "aut"}
+_FP_TAG: dict[int, str] = {Tag.FP_SIG: "sig", Tag.FP_DEC: "dec", Tag.FP_AUT: "aut"}
+_CA_FP_TAG: dict[int, str] = {Tag.CA_FP_1: "sig", Tag.CA_FP_2: "dec", Tag.CA_FP_3: "aut"}
+_TIME_TAG: dict[int, str] = {Tag.TIME_SIG: "sig", Tag.TIME_DEC: "dec", Tag.TIME_AUT: "aut"}
 #: private-use DOs: (read access, write access); None = always, else the PW reference
 _PRIVATE_ACCESS: dict[int, tuple[int | None, int]] = {
     Tag.PRIVATE_1: (None, 0x82),
@@ -209,13 +209,13 @@ class OpenPgpCard:
             if apdu.ins == Ins.GET_RESPONSE and apdu.cla & 0xEF == 0:
                 return self._get_response(apdu.le)
             self._pending = b""
-            apdu = self._chaining(apdu)
-            if apdu is None:
+            complete = self._chaining(apdu)
+            if complete is None:
                 return _sw(Sw.OK)
-            data = self._dispatch(apdu)
+            data = self._dispatch(complete)
         except CardStatus as status:
             return _sw(status.sw)
-        return self._respond(data, apdu.le)
+        return self._respond(data, complete.le)
 
     def _chaining(self, apdu: Apdu) -> Apdu | None:
         if apdu.cla & ~0x10 & 0xFF:
@@ -256,7 +256,7 @@ class OpenPgpCard:
             return self._select(apdu)
         if not self.selected:
             raise CardStatus(Sw.CONDITIONS)
-        handler = {
+        handlers: dict[int, Callable[[Apdu], bytes]] = {
             Ins.GET_DATA: self._get_data,
             Ins.VERIFY: self._verify,
             Ins.CHANGE_REFERENCE_DATA: self._change_reference_data,
@@ -264,7 +264,8 @@ class OpenPgpCard:
             Ins.PUT_DATA: self._put_data,
             Ins.GENERATE_ASYMMETRIC_KEY_PAIR: self._generate,
             Ins.PSO: self._pso,
-        }.get(apdu.ins)
+        }
+        handler = handlers.get(apdu.ins)
         if handler is None:
             raise CardStatus(Sw.INS_UNSUPPORTED)
         return handler(apdu)
