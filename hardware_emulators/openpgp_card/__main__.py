@@ -9,6 +9,7 @@ The card is "inserted" while this process is connected to the vpcd reader port a
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import signal
 import sys
@@ -47,12 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
     signal.signal(signal.SIGTERM, _terminate)
+    log = logging.getLogger("openpgp_card")
+    # A physical card sits in one reader at a time: hold a lock for as long as we run.
+    lock = open(args.state.with_name(args.state.name + ".lock"), "a")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log.error("card %s is already inserted in another reader (state file locked)", args.state)
+        return 3
     state = card_state.load_or_create(args.state, serial=args.serial)
     card = OpenPgpCard(state, persist=lambda s: card_state.save(s, args.state))
     try:
         sock = connect(args.host, args.port, args.connect_timeout)
     except OSError as err:
-        logging.getLogger("openpgp_card").error("cannot reach reader port %d: %s", args.port, err)
+        log.error("cannot reach reader port %d: %s", args.port, err)
         return 2
     with sock:
         serve(card, sock, trace_apdus=args.trace_apdus, stall=stall)

@@ -121,7 +121,8 @@ class VirtualCard:
         self._proc.stop()
         raise LabError(
             f"Virtual card {self.serial_hex} was not seen by pcscd on port {self.port} "
-            f"within {timeout:g} seconds. Card log tail:\n{tail}"
+            f"within {timeout:g} seconds (is another card already in that reader?). "
+            f"Card log tail:\n{tail}"
         )
 
     def remove(self) -> None:

@@ -226,3 +226,17 @@ def test_card_pulled_in_the_middle_of_a_signature(pcsc_lab: PcscLab, make_card) 
         timer.join()
         assert time.monotonic() - started < 3.0
     wait_for_removal(reader, timeout=5)
+
+
+def test_one_card_cannot_sit_in_two_readers(pcsc_lab: PcscLab, make_card, tmp_path) -> None:
+    from hardware_emulators.openpgp_card.controller import VirtualCard
+    from hardware_emulators.pcsc_lab import LabError
+
+    card = make_card("single", 0x51)
+    card.insert(pcsc_lab.reader_ports[0])
+    twin = VirtualCard(state_file=card.state_file, serial=0x51, log_file=tmp_path / "twin.log")
+    with pytest.raises(LabError, match="already inserted"):
+        twin.insert(pcsc_lab.reader_ports[1], timeout=5)
+    assert not twin.inserted
+    card.remove()
+    wait_for_removal(pcsc_lab.reader_names()[0], timeout=5)
