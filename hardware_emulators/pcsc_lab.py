@@ -92,7 +92,12 @@ def _private_mounts(binds: Sequence[tuple[Path, Path]]) -> None:
 
 
 class ManagedProcess:
-    """A child process that dies with us: PDEATHSIG, atexit, and TERM-then-KILL stop()."""
+    """A child process that dies with us: PDEATHSIG, atexit, and TERM-then-KILL stop().
+
+    Linux delivers PDEATHSIG when the *thread* that forked the child exits, so start lab
+    processes from a long-lived thread (normally the main thread), never from a
+    short-lived worker thread.
+    """
 
     def __init__(
         self,
