@@ -178,3 +178,33 @@ def test_enrol_witness_and_quorum(card_factory, pcsc_lab, hsm: SoftHsmLab, tmp_p
     written = b"".join(p.read_bytes() for p in tmp_path.rglob("*.json*") if p.is_file())
     assert " ".join(words.split()[:6]).encode() not in written
     assert b"alice-pin-1" not in written and b"dave-pin-1" not in written
+
+    # 5. re-initialising the now live token: --destroy-existing plus the admin quorum
+    child = spawn(
+        ["init-appliance", *common, "--token", TOKEN, "--destroy-existing",
+         "--roster", str(roster_path), "--export-dir", str(tmp_path / "exports3"),
+         "--transcript", str(transcripts / "reinit.jsonl")],
+        hsm.env, log,
+    )  # fmt: skip
+    child.expect(f"Current HSM user PIN for token {TOKEN}: ")
+    child.sendline(USER_PIN)
+    reader = Reader(child, port)
+    reader.use(cards["C0DE0005"], "Admin approval 1 of 2: insert an admin card.",
+               _pin("C0DE0005", "Erin Admin"))  # fmt: skip
+    reader.use(cards["C0DE0004"], "Admin approval 2 of 2: insert an admin card.",
+               _pin("C0DE0004", "Dave Admin"))  # fmt: skip
+    for prompt, pin in (
+        (f"Current security-officer PIN for token {TOKEN}: ", SO_PIN),
+        ("New security-officer PIN: ", "lab-so-cards-2"),
+        ("Repeat new security-officer PIN: ", "lab-so-cards-2"),
+        ("New user PIN: ", "lab-user-cards-2"),
+        ("Repeat new user PIN: ", "lab-user-cards-2"),
+    ):
+        child.expect(prompt)
+        child.sendline(pin)
+    child.expect("4 key\\(s\\) destroyed")
+    assert finish(child) == 0
+    steps = [e["step"] for e in read_entries(transcripts / "reinit.jsonl")]
+    assert steps.index("quorum-met") < steps.index("pins-set") < steps.index("keys-destroyed")
+    keys = json.loads((tmp_path / "exports3" / "appliance-keys.json").read_text())
+    assert len(bytes.fromhex(keys["identity_ed25519"])) == 32
