@@ -240,3 +240,11 @@ def test_one_card_cannot_sit_in_two_readers(pcsc_lab: PcscLab, make_card, tmp_pa
     assert not twin.inserted
     card.remove()
     wait_for_removal(pcsc_lab.reader_names()[0], timeout=5)
+
+
+def test_wait_for_card_in_any_reader(pcsc_lab: PcscLab, make_card) -> None:
+    card = make_card("anywhere")
+    card.insert(pcsc_lab.reader_ports[2])
+    assert wait_for_card(timeout=5) == pcsc_lab.reader_names()[2]
+    card.remove()
+    wait_for_removal(pcsc_lab.reader_names()[2], timeout=5)
