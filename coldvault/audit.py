@@ -31,6 +31,7 @@ from typing import Any
 import coincurve
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from coldvault import jsonsafe
 from coldvault.errors import ConfigError, HardwareError, IntegrityError, Refused
 from coldvault.keystore import EcdsaSignature
 from coldvault.requests.base import Review
@@ -243,8 +244,8 @@ def _parse_line(index: int, raw: bytes) -> AuditEntry:
     if len(raw) > MAX_LINE_BYTES:
         raise AuditMalformed(index, "line too long")
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        obj = jsonsafe.loads(raw)
+    except jsonsafe.JsonRejected as exc:
         raise AuditMalformed(index, "not JSON") from exc
     if not isinstance(obj, dict) or set(obj) != _KEYS:
         raise AuditMalformed(index, "wrong keys")

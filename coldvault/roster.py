@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from coldvault import jsonsafe
 from coldvault.cardsig import CARD_ALGORITHMS, public_key_length_ok
 from coldvault.errors import ConfigError, IntegrityError
 
@@ -164,8 +165,8 @@ class Roster:
         if len(data) > MAX_ROSTER_BYTES:
             raise RosterInvalid(f"it is larger than {MAX_ROSTER_BYTES} bytes")
         try:
-            obj = json.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            obj = jsonsafe.loads(data.decode("ascii"))
+        except (UnicodeDecodeError, jsonsafe.JsonRejected) as exc:
             raise RosterInvalid(f"it is not ASCII JSON ({exc.__class__.__name__})") from exc
         roster = cls.from_json(obj)
         if roster.to_bytes() != data:

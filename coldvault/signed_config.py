@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cbor2
 
+from coldvault import jsonsafe
 from coldvault.errors import ConfigError, IntegrityError
 from coldvault.quorum import Approval, Tally, ThresholdNotMet
 from coldvault.roster import Role, Roster, RosterMismatch, RosterRollback
@@ -241,7 +242,7 @@ def load_signed_document(path: Path, kind: str) -> SignedDocument:
     if len(content) > MAX_DOCUMENT_BYTES or len(header_bytes) > MAX_DOCUMENT_BYTES:
         raise SignedDocumentInvalid(where, "a file is larger than 1 MiB")
     try:
-        header = json.loads(header_bytes)
+        header = jsonsafe.loads(header_bytes)
         if header["format"] != APPROVALS_FORMAT or header["kind"] != kind:
             raise SignedDocumentInvalid(where, f"the approvals file is not a {kind} approvals file")
         raw = header["approvals"]

@@ -25,6 +25,7 @@ from typing import Any
 from Crypto.Hash import keccak
 
 from coldvault.errors import InputError
+from coldvault.jsonsafe import json_depth
 
 MAX_JSON_SIZE = 64 * 1024
 MAX_TYPES = 64
@@ -83,35 +84,13 @@ def parse_typed_data(raw: bytes) -> TypedData:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Eip712Error("Typed data is not valid UTF-8.") from exc
-    if _json_depth(text) > MAX_JSON_DEPTH:
+    if json_depth(text) > MAX_JSON_DEPTH:
         raise Eip712Error(f"Typed data JSON is nested too deeply (over {MAX_JSON_DEPTH} levels).")
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise Eip712Error(f"Typed data is not valid JSON: {exc}.") from exc
     return hash_typed_data(obj)
-
-
-def _json_depth(text: str) -> int:
-    """Deepest bracket nesting outside strings (a cheap pre-check before ``json.loads``)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
 
 
 def hash_typed_data(obj: Any) -> TypedData:
