@@ -248,3 +248,18 @@ def test_wait_for_card_in_any_reader(pcsc_lab: PcscLab, make_card) -> None:
     assert wait_for_card(timeout=5) == pcsc_lab.reader_names()[2]
     card.remove()
     wait_for_removal(pcsc_lab.reader_names()[2], timeout=5)
+
+
+def test_taken_reader_port_is_reported(tmp_path: Path) -> None:
+    import socket
+
+    from hardware_emulators.pcsc_lab import LabError, find_free_port_run
+
+    base = find_free_port_run(2)
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", base + 1))
+        squatter.listen()
+        lab = PcscLab(state_dir=tmp_path / "busy", readers=2, base_port=base, start_timeout=5)
+        with pytest.raises(LabError, match="port was taken"):
+            lab.start()
+        assert not lab.running()
