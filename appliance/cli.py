@@ -214,7 +214,7 @@ def ledger_export(db: Path, client: str, since: str | None, until: str | None, f
     """Print CLIENT's signed movements as CSV or JSON."""
     from coldvault.ledger import Ledger
 
-    book = Ledger(db)
+    book = Ledger(db, read_only=True)
     try:
         click.echo(book.export_movements(client, since=since, until=until, fmt=fmt), nl=False)
     finally:

@@ -28,7 +28,12 @@ from coldvault.keystore import AUDIT_KEY_ID, KeyAlgorithm
 from coldvault.ledger import Ledger
 from coldvault.policy import Policy, load_policy
 from coldvault.roster import Roster
-from coldvault.signed_config import load_signed_document, verify_admin_quorum, verify_roster_chain
+from coldvault.signed_config import (
+    ConfigVersion,
+    load_signed_document,
+    verify_admin_quorum,
+    verify_roster_chain,
+)
 from coldvault.wallets import Wallet, parse_wallets
 
 
@@ -133,6 +138,10 @@ class Appliance:
         if audit_key.algorithm is not KeyAlgorithm.SECP256K1:
             raise ConfigMismatch("The HSM's audit key is not a secp256k1 key.")
 
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        ledger = Ledger(cfg.ledger_db)
+        self.ledger = ledger
+
         docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
         roster = verify_roster_chain(docs, bytes.fromhex(cfg.genesis_roster_sha256))
         if roster.appliance_id != cfg.appliance_id:
@@ -144,17 +153,27 @@ class Appliance:
         wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
         verify_admin_quorum(wallets_doc, roster)
         wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
+        # a configuration older than the one last in force is a rollback: refused
+        for active in (
+            ConfigVersion("roster", roster.version, roster.sha256),
+            ConfigVersion("policy", policy.version, policy.sha256),
+            ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
+        ):
+            ledger.set_active_config(active)
 
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
         report = None
         if cfg.audit_log.exists():
-            report = auditmod.verify(cfg.audit_log, audit_key.public_key)
+            report = auditmod.verify(
+                cfg.audit_log, audit_key.public_key,
+                expect_sealed_through=ledger.audit_sealed_through(),
+            )
         self.audit = auditmod.AuditLog(
             cfg.audit_log,
             sealer=lambda digest: keystore.sign_ecdsa(AUDIT_KEY_ID, digest),
+            audit_public_key=audit_key.public_key,
             seal_every=self.seal_every,
+            on_seal=ledger.set_audit_sealed_through,
         )
-        self.ledger = Ledger(cfg.ledger_db)
         self.roster, self.policy, self.wallets = roster, policy, wallets
         self.session = SigningSession(
             keystore=keystore,
@@ -162,8 +181,8 @@ class Appliance:
             policy=policy,
             roster=roster,
             audit=self.audit,
-            ledger=self.ledger,
-            replay_guard=self.ledger,
+            ledger=ledger,
+            replay_guard=ledger,
             collector=self.collector,
             ui=self.ui,
             approval_ttl=int(cfg.timeouts.approvals),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.states import Cancelled, State, StateMachine
+from coldvault.audit import review_fields
 from coldvault.codecs.transport import FrameStream, Received, reply_to
 from coldvault.errors import ColdvaultError, QuorumError
 from coldvault.keystore import KeyAlgorithm, KeyInfo, Keystore
@@ -155,8 +156,8 @@ class SigningSession:
             review = prepared.review
             machine.to(State.REVIEW)
             decision = self.policy.evaluate(review, day_total=self.ledger.day_totals(review.wallet))
-            self.audit.append("review", review_record(review))
-            self.audit.append("decision", decision_record(decision))
+            self.audit.append("review", review_fields(review))
+            self.audit.append("decision", decision.to_dict())
             self.ui.show_review(review, decision)
             decision.enforce()
             if not self.ui.confirm(
@@ -258,41 +259,3 @@ def _error_fields(err: ColdvaultError) -> dict[str, object]:
     return {"error": data.get("error"), "reason": err.message,
             **({"rule": data["rule"]} if "rule" in data else {}),
             **({"quorum": True} if isinstance(err, QuorumError) else {})}
-
-
-def review_record(review: Review) -> dict[str, object]:
-    """What the audit trail keeps of a review (public data only)."""
-    return {
-        "fingerprint": review.fingerprint,
-        "chain": str(review.chain),
-        "network": review.network,
-        "kind": review.kind,
-        "wallet": review.wallet,
-        "client": review.client,
-        "movements": [
-            {"kind": str(m.kind), "asset": m.asset, "amount": m.amount,
-             "destination": m.destination}
-            for m in review.movements
-        ],
-        "fee": review.fee,
-        "fee_rate": review.fee_rate,
-        "warnings": list(review.warnings),
-    }
-
-
-def decision_record(decision: Decision) -> dict[str, object]:
-    return {
-        "allowed": decision.allowed,
-        "required_approvals": decision.required_approvals,
-        "policy_version": decision.policy_version,
-        "rules": [
-            {"rule": r.rule, "passed": r.passed, "message": r.message,
-             "values": {k: v if isinstance(v, int | float | bool) else str(v)
-                        for k, v in r.values.items()}}
-            for r in decision.reasons
-        ],
-    }
-
-
-def approvals_list(items: Sequence[str]) -> str:
-    return ", ".join(items)
