@@ -11,11 +11,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import click
-
 from ceremony_scripts.runner import CeremonyRun
 from ceremony_scripts.ui import Operator
-from coldvault.crypto import mnemonics, wipe
+from coldvault.crypto import mnemonics
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.entropy import MIN_ROLLS, DiceRejected, EntropyRecord, mix_entropy
 from coldvault.errors import InputError
@@ -182,15 +180,6 @@ def recover_seed(op: Operator, run: CeremonyRun, fmt: str) -> bytearray:
         return secret
     typed.clear()
     raise BackupCheckFailed("the shares")
-
-
-def wipe_all(*buffers: bytearray) -> None:
-    for buf in buffers:
-        wipe(buf)
-
-
-def backup_choice() -> click.Choice:
-    return click.Choice(["bip39", "slip39"])
 
 
 __all__ = ["BackupCheckFailed", "BackupPlan", "make_seed", "read_dice", "recover_seed"]

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,8 @@ GENESIS_HASH = "0" * 64
 CLOSE_PREFIX = b"coldvault/transcript-close/v1\x00"
 MAX_ENTRY_BYTES = 256 * 1024
 MAX_ENTRIES = 100_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_NESTING = 32
 WITNESS_STEP = "witness-signature"
 CLOSE_STEP = "close"
 FIELDS = (
@@ -359,10 +361,36 @@ class TranscriptWriter:
 
 
 # -- reader / verifier ------------------------------------------------------------------------
+def _nesting_ok(line: bytes, limit: int = MAX_NESTING) -> bool:
+    """Bound JSON nesting before the parser sees the line (deep nesting exhausts the stack)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
 def _decode(index: int, line: bytes) -> dict[str, Any]:
+    if len(line) > MAX_ENTRY_BYTES:
+        raise TranscriptDecodeError(index, "it is longer than an entry may be")
+    if not _nesting_ok(line):
+        raise TranscriptDecodeError(index, "it is nested too deeply")
     try:
         entry = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise TranscriptDecodeError(index, "it is not JSON") from None
     if not isinstance(entry, dict) or tuple(sorted(entry)) != tuple(sorted(FIELDS)):
         raise TranscriptDecodeError(index, "it does not have exactly the transcript fields")
@@ -383,7 +411,7 @@ def _decode(index: int, line: bytes) -> dict[str, Any]:
 def read_entries(path: Path) -> list[dict[str, Any]]:
     """Decode every line (bounded); no chain checks (see :func:`verify`)."""
     data = Path(path).read_bytes()
-    if len(data) > MAX_ENTRY_BYTES * 64 + MAX_ENTRIES * 1024:
+    if len(data) > MAX_FILE_BYTES:
         raise TranscriptDecodeError(0, "the file is too large")
     if not data:
         raise TranscriptDecodeError(0, "the file is empty")
@@ -467,10 +495,6 @@ def verify(path: Path, *, roster: Any = None, min_witnesses: int = 0) -> VerifyR
         last_hash=prev,
         witnesses=tuple(witnesses),
     )
-
-
-def witness_holders(result: VerifyResult) -> Sequence[str]:
-    return [w.get("holder", "") for w in result.witnesses]
 
 
 # -- printable HTML ---------------------------------------------------------------------------

@@ -196,3 +196,11 @@ def test_render_html(tmp_path: Path) -> None:
     raw[40] ^= 1
     path.write_bytes(raw)
     assert "NOT VERIFIED" in render_html(path)
+
+
+def test_hostile_lines_are_decode_errors(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    for content in (b"[" * 100_000 + b"\n", b"{" + b'"a":' * 10 + b"1}\n", b"x" * 300_000 + b"\n"):
+        path.write_bytes(content)
+        with pytest.raises(TranscriptDecodeError):
+            verify(path)
