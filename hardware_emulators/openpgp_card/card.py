@@ -525,7 +525,8 @@ class OpenPgpCard:
     # -- keys -----------------------------------------------------------------------------
     def _algorithm(self, slot: str) -> keys.Algorithm:
         attrs = self.state.attributes[slot]
-        algo = keys.SIGNING.get(attrs) if slot != "dec" else None
+        table = keys.DECRYPTION if slot == "dec" else keys.SIGNING
+        algo = table.get(attrs)
         if algo is None:
             raise CardStatus(Sw.FUNC_UNSUPPORTED)
         return algo

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils, x25519
 
 
 class AlgoId(enum.IntEnum):
@@ -43,7 +43,11 @@ ECDH_P256 = Algorithm("ecdh-nistp256", bytes([AlgoId.ECDH]) + OID_P256)
 SIGNING = {a.attributes: a for a in (ED25519, NIST_P256, SECP256K1)}
 DECRYPTION = {a.attributes: a for a in (CV25519, ECDH_P256)}
 
-_CURVES: dict[str, ec.EllipticCurve] = {"nistp256": ec.SECP256R1(), "secp256k1": ec.SECP256K1()}
+_CURVES: dict[str, ec.EllipticCurve] = {
+    "nistp256": ec.SECP256R1(),
+    "secp256k1": ec.SECP256K1(),
+    "ecdh-nistp256": ec.SECP256R1(),
+}
 _PREHASH: dict[int, hashes.HashAlgorithm] = {
     20: hashes.SHA1(),  # noqa: S303 - the card signs whatever digest the host chose
     28: hashes.SHA224(),
@@ -62,6 +66,12 @@ def normalise(attributes: bytes) -> bytes:
 
 def generate(algorithm: Algorithm) -> bytes:
     """A fresh private key as raw bytes (32-byte seed or scalar)."""
+    if algorithm.name == "cv25519":  # decryption slot: generated, never used (no PSO:DEC)
+        return x25519.X25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
     if algorithm.name == "ed25519":
         key = ed25519.Ed25519PrivateKey.generate()
         return key.private_bytes(
@@ -75,6 +85,9 @@ def generate(algorithm: Algorithm) -> bytes:
 
 def public_point(algorithm: Algorithm, private: bytes) -> bytes:
     """The public key as the card returns it in DO 86 (raw 32 bytes or 04||X||Y)."""
+    if algorithm.name == "cv25519":
+        xpub = x25519.X25519PrivateKey.from_private_bytes(private).public_key()
+        return xpub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     if algorithm.name == "ed25519":
         pub = ed25519.Ed25519PrivateKey.from_private_bytes(private).public_key()
         return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

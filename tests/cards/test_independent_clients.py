@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coldvault.backends.pcsc import PcscConnection, wait_for_removal
-from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw, openpgp_v4_fingerprint
 from hardware_emulators.openpgp_card.controller import VirtualCard
 from hardware_emulators.pcsc_lab import PcscLab
 
@@ -118,3 +118,76 @@ def test_gpg_card_status(card_in_reader, gnupghome, algorithm, gpg_name) -> None
     assert status["fpr"][0][0] == fingerprint.hex().upper()
     assert status["pinretry"][0][:3] == ["3", "0", "3"]
     assert "Approver" in ":".join(status["name"][0])
+
+
+def _gpg_card_generate(env: dict[str, str], pins: list[str]) -> str:
+    """Drive ``gpg --card-edit`` → admin → generate through --command-fd; return the
+    primary key fingerprint from the KEY_CREATED status line."""
+    answers = {
+        "cardedit.prompt": ["admin", "generate", "quit"],
+        "cardedit.genkeys.backup_enc": ["n"],
+        "keygen.valid": ["0"],
+        "keygen.name": ["Card Approver"],
+        "keygen.email": ["approver@example.org"],
+        "keygen.comment": [""],
+        "passphrase.enter": list(pins),
+    }
+    proc = subprocess.Popen(
+        ["gpg", "--no-tty", "--command-fd", "0", "--status-fd", "1", "--pinentry-mode",
+         "loopback", "--card-edit"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    created = ""
+    try:
+        for line in proc.stdout:
+            parts = line.split()
+            if parts[:2] == ["[GNUPG:]", "KEY_CREATED"]:
+                created = parts[3]
+            if len(parts) >= 3 and parts[1] in ("GET_LINE", "GET_HIDDEN", "GET_BOOL"):
+                queue = answers.get(parts[2], [])
+                reply = queue.pop(0) if queue else ("y" if parts[1] == "GET_BOOL" else "quit")
+                proc.stdin.write(reply + "\n")
+                proc.stdin.flush()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    return created
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="GnuPG is not installed")
+def test_gpg_generates_on_the_card_and_its_signatures_verify(
+    card_in_reader, gnupghome, tmp_path: Path
+) -> None:
+    """gpg's own key generation on the virtual card (PUT DATA, GENERATE, C7/CE, PSO:CDS
+    self-signatures), then a detached signature made by the card and verified by gpg."""
+    card, reader = card_in_reader
+    (Path(gnupghome["GNUPGHOME"]) / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
+    fingerprint = _gpg_card_generate(gnupghome, ["12345678", "123456", "123456", "123456"])
+    assert len(fingerprint) == 40
+    document = tmp_path / "approval.txt"
+    document.write_text("approve request 42\n")
+    gpg = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "123456"]
+    subprocess.run(
+        [*gpg, "--local-user", fingerprint, "--detach-sign", str(document)],
+        env=gnupghome, check=True, capture_output=True, timeout=60,
+    )
+    verified = subprocess.run(
+        ["gpg", "--batch", "--status-fd", "1", "--verify", f"{document}.sig", str(document)],
+        env=gnupghome, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    assert f"VALIDSIG {fingerprint}" in verified
+    subprocess.run(["gpgconf", "--kill", "scdaemon"], env=gnupghome, check=False, timeout=30)
+    # coldvault's client reads what gpg put on the card, and agrees on the fingerprint
+    with PcscConnection(reader) as conn:
+        session = OpenPgpSession(conn)
+        app = session.select()
+        assert app.fingerprints[0].hex().upper() == fingerprint
+        assert openpgp_v4_fingerprint(
+            CardAlgorithm.ED25519, session.public_key(), app.generation_times[0]
+        ).hex().upper() == fingerprint
+        assert session.signature_counter() >= 3  # self-signatures + the detached signature
