@@ -311,3 +311,13 @@ def test_state_serial_mismatch_is_a_programmer_error(tmp_path: Path) -> None:
     card_state.load_or_create(tmp_path / "c.json", serial=1)
     with pytest.raises(ValueError, match="serial"):
         card_state.load_or_create(tmp_path / "c.json", serial=2)
+
+
+def test_decryption_and_authentication_slots_generate(card: Card) -> None:
+    card.verify(0x83, "12345678")
+    for crt, size in ((b"\xb8\x00", 32), (b"\xa4\x00", 32)):
+        data, sw = card.cmd(0x47, 0x80, 0, crt)
+        assert sw == 0x9000
+        assert dict(parse(dict(parse(data))[0x7F49]))[0x86].__len__() == size
+    assert card.cmd(0x47, 0x80, 0, b"\xb7\x00")[1] == 0x6A80  # no such key slot
+    assert card.put(0xC2, ED25519_ATTR) == 0x6A80  # EdDSA is not a decryption algorithm
