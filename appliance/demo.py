@@ -216,10 +216,10 @@ def main() -> int:
             console.print(f"  {account.spec.name}: {account.to_dict()['key_origin'] or ''} "
                           f"first address {account.first_addresses[0]}")
         results = []
-        results.append(bitcoin_flow(lab, trust, btc_dest))
-        results.append(ethereum_flow(lab, trust, eth_dest))
-        results.append(solana_flow(lab, trust, sol_dest))
-        results.append(refusal_flow(lab, trust))
+        results.append(bitcoin_flow(OUT, lab, trust, btc_dest))
+        results.append(ethereum_flow(OUT, lab, trust, eth_dest))
+        results.append(solana_flow(OUT, lab, trust, sol_dest))
+        results.append(refusal_flow(OUT, lab, trust))
         step("7. Audit trail")
         trail = str(OUT / "state" / "audit.jsonl")
         report = coldvault("audit", "verify", trail, "--audit-pubkey",
@@ -236,26 +236,27 @@ def main() -> int:
         lab.down()
 
 
-def _config(lab: Lab, trust: LabTrust, name: str, drop: float, blur: float) -> Path:
-    path = OUT / f"appliance-{name}.toml"
+def _config(out: Path, lab: Lab, trust: LabTrust, name: str, drop: float, blur: float
+            ) -> Path:
+    path = out / f"appliance-{name}.toml"
     path.write_text(appliance_config(
-        trust, lab, state_dir=OUT / "state", frames=OUT / name / "request",
-        out=OUT / name / "response", drop_rate=drop, blur_rate=blur,
+        trust, lab, state_dir=out / "state", frames=out / name / "request",
+        out=out / name / "response", drop_rate=drop, blur_rate=blur,
     ))
     return path
 
 
-def bitcoin_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
     step("3. Bitcoin: PSBT from embit -> animated UR -> virtual camera (25 % drops) -> 2-of-3")
     account = trust.account("acme-btc")
     psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=dest.address,
                                 amount=1_250_000, fee=2_000)
-    work = OUT / "bitcoin"
+    work = out / "bitcoin"
     work.mkdir()
     (work / "request.psbt").write_bytes(psbt)
     qr("encode", str(work / "request.psbt"), "--type", "crypto-psbt", "--fragment-len", "120",
        "--out", str(work / "request"))
-    config = _config(lab, trust, "bitcoin", drop=0.25, blur=0.1)
+    config = _config(out, lab, trust, "bitcoin", drop=0.25, blur=0.1)
     result = run_appliance(lab, config, work / "request", work / "response",
                            approvers=APPROVERS, log=work / "console.log")
     if not result.get("ok"):
@@ -267,18 +268,18 @@ def bitcoin_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
             f"approvals {result['approvals']}")
 
 
-def ethereum_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
     step("4. Ethereum: EIP-1559 eth-sign-request -> appliance -> eth-signature")
     from appliance.demo_chains import eth_request, eth_verify
 
-    work = OUT / "ethereum"
+    work = out / "ethereum"
     work.mkdir()
     account = trust.account("globex-eth")
     cbor, tx = eth_request(account, to=dest.address, value=10**17)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "eth-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
-    config = _config(lab, trust, "ethereum", drop=0.1, blur=0.0)
+    config = _config(out, lab, trust, "ethereum", drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
                            approvers=APPROVERS, log=work / "console.log")
     if not result.get("ok"):
@@ -291,18 +292,18 @@ def ethereum_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
     return f"Ethereum: eth-account recovers sender {sender} = our address for m/44h/60h/0h/0/0"
 
 
-def solana_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
     step("5. Solana: system transfer sol-sign-request -> appliance (Ed25519 in SoftHSM)")
     from appliance.demo_chains import sol_request, sol_verify
 
-    work = OUT / "solana"
+    work = out / "solana"
     work.mkdir()
     account = trust.account("initech-sol")
     cbor, message, signer = sol_request(account, to=dest.address, lamports=250_000_000)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "sol-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
-    config = _config(lab, trust, "solana", drop=0.1, blur=0.0)
+    config = _config(out, lab, trust, "solana", drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
                            approvers=APPROVERS, log=work / "console.log")
     if not result.get("ok"):
@@ -314,18 +315,18 @@ def solana_flow(lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
     return f"Solana: solders verifies the transfer signature of {signer}"
 
 
-def refusal_flow(lab: Lab, trust: LabTrust) -> str:
+def refusal_flow(out: Path, lab: Lab, trust: LabTrust) -> str:
     step("6. Policy: a payment to a destination that is not whitelisted is refused")
     account = trust.account("acme-btc")
     stranger = parties.bitcoin_counterparty("unknown-party")
     psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=stranger.address,
                                 amount=500_000, fee=2_000, seed=99)
-    work = OUT / "refused"
+    work = out / "refused"
     work.mkdir()
     (work / "request.psbt").write_bytes(psbt)
     qr("encode", str(work / "request.psbt"), "--fragment-len", "200",
        "--out", str(work / "request"))
-    config = _config(lab, trust, "refused", drop=0.0, blur=0.0)
+    config = _config(out, lab, trust, "refused", drop=0.0, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response", approvers=(),
                            log=work / "console.log")
     if result.get("ok") or result.get("rule") != "destination-whitelisted":

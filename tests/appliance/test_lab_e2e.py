@@ -1,0 +1,264 @@
+"""The appliance end to end on the lab: real SoftHSM, real pcscd + vpcd + virtual cards,
+QR frames through the virtual camera, the real ``coldvault`` console driven by pexpect.
+
+Each request is built by an independent library (embit, eth-account, solders) and each
+response is checked by it. Quorum-bypass attempts and policy violations are refused with
+their reason and leave an audit record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from appliance import demo
+from appliance import demo_parties as parties
+from coldvault import audit as auditmod
+from hardware_emulators.lab import Lab
+from hardware_emulators.trust_setup import LabTrust, setup_trust
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+BIN = Path(sys.executable).parent
+
+
+class World:
+    def __init__(self, out: Path, lab: Lab, trust: LabTrust, dests: dict[str, parties.Proof]):
+        self.out, self.lab, self.trust, self.dests = out, lab, trust, dests
+
+    @property
+    def trail(self) -> Path:
+        return self.out / "state" / "audit.jsonl"
+
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self.trail.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from hardware_emulators.softhsm_lab import softhsm_available
+
+    if not softhsm_available():
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("CI=true and SoftHSM2 is missing; run 'make setup' as root")
+        pytest.skip("the appliance lab needs softhsm2, pcscd and vsmartcard-vpcd")
+    out = tmp_path_factory.mktemp("e2e")
+    saved = dict(os.environ)
+    lab = Lab.from_file(state_dir=out / "lab")
+    try:
+        lab.up()
+        os.environ.update(lab.env)
+        dests = {
+            "btc": parties.bitcoin_counterparty("acme-treasury"),
+            "eth": parties.ethereum_counterparty("globex-exchange"),
+            "sol": parties.solana_counterparty("initech-payroll"),
+        }
+        trust = setup_trust(
+            lab, out / "trust", policy_text=demo.policy_for(dests["btc"], dests["eth"],
+                                                            dests["sol"])
+        )
+        yield World(out, lab, trust, dests)
+    finally:
+        lab.down()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_bitcoin_psbt_signed_with_two_card_approvals(world: World) -> None:
+    line = demo.bitcoin_flow(world.out, world.lab, world.trust, world.dests["btc"])
+    assert "finalized by embit" in line
+    signed = [e for e in world.events() if e["event"] == "signature"]
+    assert signed and signed[-1]["fields"]["response_type"] == "crypto-psbt"
+    approvals = [e for e in world.events() if e["event"] == "approval"]
+    assert {a["fields"]["holder"] for a in approvals} >= {"Alice Approver"}
+
+
+def test_ethereum_eip1559_recovers_our_address(world: World) -> None:
+    line = demo.ethereum_flow(world.out, world.lab, world.trust, world.dests["eth"])
+    assert "recovers sender" in line
+
+
+def test_solana_transfer_verifies(world: World) -> None:
+    line = demo.solana_flow(world.out, world.lab, world.trust, world.dests["sol"])
+    assert "solders verifies" in line
+
+
+def test_non_whitelisted_destination_refused_and_audited(world: World) -> None:
+    line = demo.refusal_flow(world.out, world.lab, world.trust)
+    assert "not on wallet acme-btc's whitelist" in line
+    refusals = [e for e in world.events() if e["event"] == "refusal"]
+    assert refusals[-1]["fields"]["rule"] == "destination-whitelisted"
+
+
+def _request(world: World, name: str, amount: int, seed: int) -> tuple[Path, Path]:
+    account = world.trust.account("acme-btc")
+    psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=world.dests["btc"].address,
+                                amount=amount, fee=1_500, seed=seed)
+    work = world.out / name
+    work.mkdir()
+    (work / "request.psbt").write_bytes(psbt)
+    demo.qr("encode", str(work / "request.psbt"), "--fragment-len", "400",
+            "--out", str(work / "request"))
+    config = demo._config(world.out, world.lab, world.trust, name, drop=0.0, blur=0.0)
+    return work, config
+
+
+def _spawn(world: World, work: Path, config: Path) -> pexpect.spawn:
+    args = ["appliance", "run", "--config", str(config), "--allow-emulated",
+            "--dev-allow-network", "--once", "--json", "--frames", str(work / "request"),
+            "--out", str(work / "response")]
+    return pexpect.spawn(str(BIN / "coldvault"), args, env=dict(os.environ, COLUMNS="110"),
+                         encoding="utf-8", timeout=120,
+                         logfile=open(work / "console.log", "w"))  # noqa: SIM115
+
+
+def _present(world: World, child: pexpect.spawn, serial: str, pin: str) -> None:
+    child.expect("insert an approver card")
+    world.lab.insert(serial, 0)
+    child.expect(r"PIN for card \S+ \(")
+    child.sendline(pin)
+
+
+def _result(child: pexpect.spawn) -> dict:
+    child.expect(pexpect.EOF)
+    lines = [ln for ln in child.before.splitlines() if ln.strip().startswith('{"')]
+    return json.loads(lines[-1])
+
+
+def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> None:
+    work, config = _request(world, "bypass", 200_000, seed=21)
+    lab = world.lab
+    child = _spawn(world, work, config)
+    try:
+        child.expect("HSM user PIN")
+        child.sendline(lab.config.appliance_token().user_pin)
+        child.expect("Type APPROVE")
+        child.sendline("APPROVE")
+        # 1. wrong PIN: refused with tries left, audited
+        _present(world, child, "C0DE0001", "999999")
+        child.expect("rejected the user PIN")
+        child.expect("Remove the card")
+        lab.remove(0)
+        # 2. an admin card cannot approve a sign request
+        child.expect("insert an approver card")
+        lab.insert("C0DE0004", 0)
+        child.expect("has role admin")
+        child.expect("Remove the card")
+        lab.remove(0)
+        # 3. a valid approval by Alice
+        _present(world, child, "C0DE0001", lab.config.card("C0DE0001").pin)
+        child.expect(r"Approved by Alice Approver \(1 of 2\)")
+        child.expect("Remove the card")
+        lab.remove(0)
+        # 4. Alice again: the same holder counts once
+        _present(world, child, "C0DE0001", lab.config.card("C0DE0001").pin)
+        child.expect("already approved")
+        child.expect("Remove the card")
+        lab.remove(0)
+        # 5. Bob completes the quorum
+        _present(world, child, "C0DE0002", lab.config.card("C0DE0002").pin)
+        child.expect("Remove the card")
+        lab.remove(0)
+        result = _result(child)
+    finally:
+        child.terminate(force=True)
+        for reader in range(lab.config.readers):
+            lab.remove(reader)
+    assert result["ok"] is True, result
+    assert len(result["approvals"]) == 2
+    refused = [e["fields"] for e in world.events() if e["event"] == "approval-refused"]
+    reasons = " | ".join(f["reason"] for f in refused[-3:])
+    assert "rejected the user PIN" in reasons
+    assert "has role admin" in reasons
+    assert "already approved" in reasons
+
+
+def test_replayed_request_is_refused(world: World) -> None:
+    # the same PSBT bytes as the quorum test: already signed, so refused before approvals
+    work, config = _request(world, "replay", 200_000, seed=21)
+    child = _spawn(world, work, config)
+    try:
+        child.expect("HSM user PIN")
+        child.sendline(world.lab.config.appliance_token().user_pin)
+        result = _result(child)
+    finally:
+        child.terminate(force=True)
+    assert result["ok"] is False
+    assert result["error"] == "duplicate-request"
+    assert "already signed" in result["message"]
+
+
+def test_operator_cancel_at_review_signs_nothing(world: World) -> None:
+    work, config = _request(world, "cancel", 300_000, seed=33)
+    child = _spawn(world, work, config)
+    try:
+        child.expect("HSM user PIN")
+        child.sendline(world.lab.config.appliance_token().user_pin)
+        child.expect("Type APPROVE")
+        child.sendline("no")
+        result = _result(child)
+    finally:
+        child.terminate(force=True)
+    assert result["ok"] is False and result["error"] == "cancelled"
+    assert not (work / "response").exists()
+
+
+def _check(world: World, config: Path, *flags: str, pin: str | None = None) -> dict:
+    child = pexpect.spawn(str(BIN / "coldvault"),
+                          ["appliance", "check", "--config", str(config), "--json", *flags],
+                          env=dict(os.environ), encoding="utf-8", timeout=60)
+    child.expect("HSM user PIN")
+    child.sendline(pin or world.lab.config.appliance_token().user_pin)
+    return _result(child)
+
+
+def test_startup_refusals(world: World) -> None:
+    config = world.out / "appliance-bitcoin.toml"
+    if not config.exists():
+        _, config = _request(world, "startup", 1000, seed=5)
+    ok = _check(world, config, "--allow-emulated", "--dev-allow-network")
+    assert ok["ok"] is True and ok["emulated"] is True
+    refused = _check(world, config, "--dev-allow-network")
+    assert refused["ok"] is False and "emulated" in refused["message"].lower()
+    wrong_pin = _check(world, config, "--allow-emulated", "--dev-allow-network", pin="0000")
+    assert wrong_pin["ok"] is False and wrong_pin["error"] == "wrong-pin"
+    from appliance.netcheck import live_network_interfaces
+
+    if live_network_interfaces():
+        no_net = _check(world, config, "--allow-emulated")
+        assert no_net["ok"] is False and no_net["error"] == "network-up"
+    # a policy edited after the admins signed it is refused
+    policy = world.trust.policy_path
+    original = policy.read_bytes()
+    try:
+        policy.write_bytes(original.replace(b"per_day = 300000000", b"per_day = 900000000"))
+        tampered = _check(world, config, "--allow-emulated", "--dev-allow-network")
+        assert tampered["ok"] is False and tampered["error"] == "document-hash-mismatch"
+    finally:
+        policy.write_bytes(original)
+
+
+def test_audit_trail_verifies_and_detects_edits(world: World) -> None:
+    key = world.trust.audit_public_key.hex()
+    done = subprocess.run([str(BIN / "coldvault"), "audit", "verify", str(world.trail),
+                           "--audit-pubkey", key, "--json"], capture_output=True, text=True,
+                          check=False)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["ok"] and report["seals"] >= 1
+    lines = world.trail.read_text().splitlines(keepends=True)
+    edited = world.out / "edited.jsonl"
+    edited.write_text("".join(lines[:3] + [lines[3].replace('"', "'", 1)] + lines[4:]))
+    bad = subprocess.run([str(BIN / "coldvault"), "audit", "verify", str(edited),
+                          "--audit-pubkey", key, "--json"], capture_output=True, text=True,
+                         check=False)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False
+    deleted = world.out / "deleted.jsonl"
+    deleted.write_text("".join(lines[:2] + lines[3:]))
+    with pytest.raises(auditmod.AuditTampered):
+        auditmod.verify(deleted, world.trust.audit_public_key)
