@@ -18,7 +18,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not lab and not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators tests
+	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests
 	$(VENV)/bin/mypy coldvault
 
 bench: setup

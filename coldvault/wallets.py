@@ -22,7 +22,8 @@ class Wallet:
     client: str
     chain: Chain
     network: str  # bitcoin: "main"|"test"|"regtest"; ethereum: chain id as str; solana cluster
-    #: "bip84" | "bip48-wsh-sortedmulti" | "bip44-eth" | "sol"
+    #: "bip84" | "bip48-wsh-sortedmulti" | "bip44-eth" | "sol" (also "bip44", "bip49",
+    #: "bip48-sh-wsh-sortedmulti"); for Bitcoin the descriptor decides behaviour
     template: str
     #: hex master fingerprint of *our* seed for this wallet
     master_fingerprint: str
@@ -32,6 +33,16 @@ class Wallet:
     descriptor: str | None = None
     #: highest address/change index the appliance will search (the key-pool size - 1)
     max_index: int = 99
+    #: segwit v0 inputs must carry the full previous transaction (the 2020 fee attack);
+    #: only a coordinator that cannot provide it justifies turning this off
+    require_non_witness_utxo: bool = True
+
+
+def _bool(entry: dict[str, object], key: str, default: bool) -> bool:
+    value = entry.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
 
 
 def load_wallets(path: Path) -> dict[str, Wallet]:
@@ -66,6 +77,7 @@ def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str
                 account_path=str(entry["account_path"]),
                 descriptor=entry.get("descriptor"),
                 max_index=int(entry.get("max_index", 99)),
+                require_non_witness_utxo=_bool(entry, "require_non_witness_utxo", True),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(

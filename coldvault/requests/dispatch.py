@@ -56,15 +56,19 @@ class MissingPath(InputError):
 
 
 def find_wallet(
-    wallets: Mapping[str, Wallet], chain: Chain, fingerprint: bytes, path: tuple[int, ...]
+    wallets: Mapping[str, Wallet], chain: Chain, fingerprint: bytes, path: tuple[int, ...],
+    *, network: str | None = None,
 ) -> Wallet:
-    """The registered wallet of ``chain`` whose seed and account path cover ``path``."""
+    """The registered wallet of ``chain`` whose seed and account path cover ``path`` (and,
+    when given, whose network is ``network``, e.g. the EVM chain id)."""
     fp = fingerprint.hex()
     shown = "m/" + "/".join(
         f"{i & 0x7FFF_FFFF}h" if i & 0x8000_0000 else str(i) for i in path
     )
     for wallet in wallets.values():
         if wallet.chain is not chain or wallet.master_fingerprint.lower() != fp:
+            continue
+        if network is not None and wallet.network != network:
             continue
         account = parse_path(wallet.account_path)
         if tuple(path[: len(account)]) == account:
@@ -102,7 +106,10 @@ def prepare_request(
     value = decode_registry(UR(ur_type, received.cbor))
     if isinstance(value, EthSignRequest):
         fingerprint, path = _keypath(value)
-        wallet = find_wallet(wallets, Chain.ETHEREUM, fingerprint, path)
+        wallet = find_wallet(
+            wallets, Chain.ETHEREUM, fingerprint, path,
+            network=None if value.chain_id is None else str(value.chain_id),
+        )
         return prepare_eth(
             sign_data=value.sign_data,
             data_type=int(value.data_type),
@@ -129,5 +136,6 @@ def prepare_request(
             wallet=wallet,
             lookup_key=lookup_key,
             request_digest=request_digest,
+            origin=value.origin,
         )
     raise UnsupportedRequest(ur_type)

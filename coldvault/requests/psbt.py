@@ -602,7 +602,7 @@ def prepare_psbt(
     spends = signer_checks(psbt)
     ws, ours = _assign_wallet(psbt, spends, wallets)
     wallet = ws.wallet
-    require_prev = bool(getattr(wallet, "require_non_witness_utxo", True))
+    require_prev = wallet.require_non_witness_utxo
     warnings: list[str] = []
     witness_only = [s.index for s in spends if not s.has_previous_tx]
     if witness_only and require_prev:

@@ -23,7 +23,6 @@ from coldvault.requests import psbt_parse as pp
 from coldvault.requests.base import Chain, MovementKind
 from coldvault.requests.btc_wallet import TaprootRefused, WalletDescriptorError, WalletScripts
 from coldvault.requests.psbt_v2 import LocktimeUndeterminable
-from coldvault.wallets import Wallet
 
 RNG_SEED = 7
 P_BIP174 = json.loads(
@@ -32,12 +31,6 @@ P_BIP174 = json.loads(
 
 
 @dataclasses.dataclass(frozen=True)
-class LenientWallet(Wallet):
-    """A wallet with the documented opt-out (proposed field of coldvault.wallets.Wallet)."""
-
-    require_non_witness_utxo: bool = False
-
-
 def standard(kind: str, **kw: object) -> tuple[fx.WalletFixture, bytes]:
     wf = fx.make_wallet(kind)
     rng = random.Random(RNG_SEED)
@@ -223,7 +216,7 @@ def test_witness_utxo_only_allowed_by_wallet_option() -> None:
     wf, raw = standard("wpkh", prev_tx=False)
     with pytest.raises(P.UtxoMissing, match="2020 segwit fee attack"):
         prepare(wf, raw)
-    lenient = LenientWallet(**dataclasses.asdict(wf.wallet))
+    lenient = dataclasses.replace(wf.wallet, require_non_witness_utxo=False)
     req, _ = prepare(wf, raw, wallet=lenient)
     assert req.review.fee == 1_500
     assert any("witness UTXO only" in w for w in req.review.warnings)
@@ -310,7 +303,7 @@ def test_missing_non_witness_utxo(kind: str) -> None:
 
 def test_missing_utxo_for_legacy_even_when_lenient() -> None:
     wf, raw = standard("pkh", prev_tx=False)
-    lenient = LenientWallet(**dataclasses.asdict(wf.wallet))
+    lenient = dataclasses.replace(wf.wallet, require_non_witness_utxo=False)
     with pytest.raises(P.UtxoMissing):
         prepare(wf, raw, wallet=lenient)
 
