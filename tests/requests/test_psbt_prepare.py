@@ -30,7 +30,6 @@ P_BIP174 = json.loads(
 )["cases"]
 
 
-@dataclasses.dataclass(frozen=True)
 def standard(kind: str, **kw: object) -> tuple[fx.WalletFixture, bytes]:
     wf = fx.make_wallet(kind)
     rng = random.Random(RNG_SEED)
