@@ -74,7 +74,7 @@ def _build(config: Path, allow_emulated: bool, dev_allow_network: bool) -> objec
     from appliance.daemon import Appliance
 
     cfg = load_config(config)
-    ui = OperatorConsole()
+    ui = OperatorConsole(timeout=cfg.timeouts.review)
     collector = CardApprovalCollector(
         ui, reader=cfg.reader, insert_timeout=cfg.timeouts.card_insert,
         allow_emulated=allow_emulated and cfg.allow_emulated_hardware,

@@ -11,6 +11,7 @@ Confirmation requires the exact word: a stray Enter never approves anything.
 from __future__ import annotations
 
 import getpass
+import select
 import sys
 from typing import TextIO
 
@@ -19,8 +20,22 @@ from rich.panel import Panel
 from rich.table import Table
 
 from coldvault.codecs.transport import Progress
+from coldvault.errors import ColdvaultError
 from coldvault.policy import Decision
 from coldvault.requests.base import MovementKind, Review
+
+
+class PromptTimedOut(ColdvaultError):
+    """The operator did not answer a prompt in time; the request is abandoned unsigned."""
+
+    code = "timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"No answer within {seconds:.0f} s; the request was abandoned and nothing was signed."
+        )
+        self.seconds = seconds
+
 
 UNITS = {"BTC": (8, "sat"), "ETH": (18, "wei"), "SOL": (9, "lamports")}
 
@@ -37,10 +52,14 @@ def format_amount(asset: str, amount: int) -> str:
 class OperatorConsole:
     """Implements :class:`appliance.session.Ui` on a terminal."""
 
-    def __init__(self, *, stream: TextIO | None = None, width: int = 100) -> None:
+    def __init__(
+        self, *, stream: TextIO | None = None, width: int = 100, timeout: float | None = None
+    ) -> None:
         out = stream or sys.stdout
         self.console = Console(file=out, width=width, highlight=False, soft_wrap=True)
         self._stream = out
+        #: seconds a prompt waits for the operator before the request is abandoned
+        self.timeout = timeout
 
     # -- output ----------------------------------------------------------------------
     def info(self, text: str) -> None:
@@ -104,6 +123,13 @@ class OperatorConsole:
     def _ask(self, prompt: str) -> str:
         self._stream.write(prompt)
         self._stream.flush()
+        if self.timeout is not None:
+            try:
+                ready, _, _ = select.select([sys.stdin], [], [], self.timeout)
+            except (OSError, ValueError):  # not a selectable stream (e.g. under a test runner)
+                ready = [sys.stdin]
+            if not ready:
+                raise PromptTimedOut(self.timeout)
         line = sys.stdin.readline()
         if not line:
             raise EOFError("the console input closed")
