@@ -262,3 +262,24 @@ def test_audit_trail_verifies_and_detects_edits(world: World) -> None:
     deleted.write_text("".join(lines[:2] + lines[3:]))
     with pytest.raises(auditmod.AuditTampered):
         auditmod.verify(deleted, world.trust.audit_public_key)
+
+
+def test_ledger_exports_the_clients_signed_movements(world: World) -> None:
+    db = world.out / "state" / "ledger.sqlite3"
+    if not db.exists():
+        pytest.skip("no request was signed in this session")
+    done = subprocess.run([str(BIN / "coldvault"), "ledger", "export", "--db", str(db),
+                           "--client", "acme", "--format", "json"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert rows, "the signed Bitcoin payment must appear in the client's export"
+    assert all(r["client"] == "acme" for r in rows)
+    assert any(r["destination"] == world.dests["btc"].address for r in rows)
+    csv_out = subprocess.run([str(BIN / "coldvault"), "ledger", "export", "--db", str(db),
+                              "--client", "acme"], capture_output=True, text=True, check=False)
+    assert csv_out.stdout.splitlines()[0].startswith("client,")
+    other = subprocess.run([str(BIN / "coldvault"), "ledger", "export", "--db", str(db),
+                            "--client", "globex", "--format", "json"], capture_output=True,
+                           text=True, check=False)
+    assert all(r["client"] == "globex" for r in json.loads(other.stdout))
