@@ -81,6 +81,19 @@ class ApprovalCollector(Protocol):
     ) -> None: ...
 
 
+class RequestFailed(ColdvaultError):
+    """An unexpected failure while handling a request: refused, audited, nothing signed."""
+
+    code = "internal"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"The request could not be handled ({kind}); it was refused and nothing was signed. "
+            "The audit trail records the refusal; engineering should investigate."
+        )
+        self.kind = kind
+
+
 @dataclass
 class SessionResult:
     review: Review
@@ -238,15 +251,26 @@ class SigningSession:
                 frames=frames,
             )
         except ColdvaultError as err:
-            self.audit.append(
-                "refusal",
-                {"fingerprint": review.fingerprint if review else "", "sha256": digest.hex(),
-                 "state": machine.state.value, **_error_fields(err)},
-            )
-            if review is not None and self.ledger.status(digest) in ("received", "approved"):
-                self.ledger.mark_refused(digest, f"{err.code}: {err.message}")
-            machine.reset()
+            self._refuse(err, digest, review)
             raise
+        except (KeyboardInterrupt, EOFError) as exc:
+            cancelled = Cancelled("The operator cancelled the request; nothing was signed.")
+            self._refuse(cancelled, digest, review)
+            raise cancelled from exc
+        except Exception as exc:  # noqa: BLE001 - a bug must refuse the request, not crash
+            failed = RequestFailed(type(exc).__name__)
+            self._refuse(failed, digest, review)
+            raise failed from exc
+
+    def _refuse(self, err: ColdvaultError, digest: bytes, review: Review | None) -> None:
+        self.audit.append(
+            "refusal",
+            {"fingerprint": review.fingerprint if review else "", "sha256": digest.hex(),
+             "state": self.machine.state.value, **_error_fields(err)},
+        )
+        if review is not None and self.ledger.status(digest) in ("received", "approved"):
+            self.ledger.mark_refused(digest, f"{err.code}: {err.message}")
+        self.machine.reset()
 
     def done(self) -> None:
         """The response was shown (or the operator moved on): back to idle."""
