@@ -74,14 +74,16 @@ def _record_entropy(run: CeremonyRun, record: EntropyRecord) -> None:
     run.record("entropy", {"sources": record.to_dict()})
 
 
-def _show_words(op: Operator, title: str, words: list[str]) -> None:
+def _show_words(op: Operator, run: CeremonyRun, title: str, words: list[str]) -> None:
     op.clear()
+    run.secret_on_screen = True
     op.console.print(f"[bold]{title}[/]  write every word down in order, on paper only")
     for row in range(0, len(words), 4):
         cells = [f"{i + 1:2d}. {w:<10}" for i, w in enumerate(words) if row <= i < row + 4]
         op.console.print("   " + "  ".join(cells), markup=False, highlight=False)
     op.pause(f"When {title} is written down and checked,")
     op.clear()
+    run.secret_on_screen = False
 
 
 def _check_words(op: Operator, title: str, words: list[str]) -> None:
@@ -109,7 +111,7 @@ def make_seed(
         seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
         if plan.paper:
             words = phrase.split()
-            _show_words(op, "the 24-word mnemonic", words)
+            _show_words(op, run, "the 24-word mnemonic", words)
             _check_words(op, "the mnemonic", words)
             del words
         del phrase
@@ -129,7 +131,7 @@ def make_seed(
         if plan.paper:
             for i, share in enumerate(shares, start=1):
                 words = share.split()
-                _show_words(op, f"share {i} of {plan.shares}", words)
+                _show_words(op, run, f"share {i} of {plan.shares}", words)
                 _check_words(op, f"share {i}", words)
                 del words
         shares.clear()

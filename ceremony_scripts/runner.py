@@ -50,6 +50,8 @@ class CeremonyRun:
         self.parameters = parameters
         self._secrets: list[bytearray] = []
         self.transcript: TranscriptWriter | None = None
+        #: set while words are on screen, so an abort clears the screen first
+        self.secret_on_screen = False
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> CeremonyRun:
@@ -73,6 +75,9 @@ class CeremonyRun:
         tb: TracebackType | None,
     ) -> None:
         try:
+            if self.secret_on_screen:
+                self.operator.clear()
+                self.secret_on_screen = False
             if exc is not None and self.transcript is not None and not self.transcript.closed:
                 self.transcript.abort(_reason(exc), actor=self.actor)
                 self.operator.warn(f"The ceremony was aborted: {_reason(exc)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -11,6 +12,21 @@ import pexpect
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT_TIMEOUT = 60
+DICE_PROMPT = r"Dice rolls \(digits 1-6, at least 99\): "
+
+
+def fair_dice(seed: int = 11) -> str:
+    """Deterministic 99 rolls that pass the dice checks (test input, not a secret)."""
+    from coldvault.entropy import DiceRejected, check_dice
+
+    rng = random.Random(seed)  # noqa: S311 - test data
+    while True:
+        text = "".join(rng.choice("123456") for _ in range(99))
+        try:
+            check_dice(text)
+            return text
+        except DiceRejected:
+            continue
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> pexpect.spawn:

@@ -18,8 +18,7 @@ from coldvault.roster import Role
 from coldvault.transcript import read_entries, verify
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec, softhsm_available
 
-from .lab_driver import finish, read_and_confirm_words, spawn
-from .test_ceremony_lab import DICE_PROMPT, fair_dice
+from .lab_driver import DICE_PROMPT, fair_dice, finish, read_and_confirm_words, spawn
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,6 @@ other suites log in to.
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,7 +23,7 @@ from coldvault.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
 from coldvault.transcript import read_entries, verify
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec, softhsm_available
 
-from .lab_driver import finish, read_and_confirm_words, spawn
+from .lab_driver import DICE_PROMPT, fair_dice, finish, read_and_confirm_words, spawn
 
 pytestmark = pytest.mark.lab
 
@@ -33,20 +32,6 @@ ABORT_TOKEN = "cv-abort-test"
 SO_PIN, USER_PIN = "lab-so-ceremony", "lab-user-ceremony"  # TEST ONLY
 NEW_SO_PIN, NEW_USER_PIN = "lab-so-new-1", "lab-user-new-1"  # TEST ONLY
 POOL = 3
-DICE_PROMPT = r"Dice rolls \(digits 1-6, at least 99\): "
-
-
-def fair_dice(seed: int = 11) -> str:
-    from coldvault.entropy import DiceRejected, check_dice
-
-    rng = random.Random(seed)  # deterministic test input
-    while True:
-        text = "".join(rng.choice("123456") for _ in range(99))
-        try:
-            check_dice(text)
-            return text
-        except DiceRejected:
-            continue
 
 
 @pytest.fixture(scope="module")
