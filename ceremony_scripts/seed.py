@@ -21,7 +21,14 @@ from ceremony_scripts.hsm import HsmOptions, hsm_device, hsm_options, open_keyst
 from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.ui import Operator
 from coldvault.crypto.bip32 import master_fingerprint
-from coldvault.keypool import AccountSpec, ProvisioningRecord, Template, provision
+from coldvault.keypool import (
+    AccountSpec,
+    ProvisioningRecord,
+    Template,
+    provision,
+    ur_account,
+    ur_output,
+)
 from coldvault.keystore import Keystore
 
 TEMPLATES = [t.value for t in Template]
@@ -136,8 +143,16 @@ def _provision_step(
     )
     op.step("Write the public exports", [f"the export directory is {export_dir}"])
     files = write_exports(record, export_dir)
-    accounts = [a.to_dict() for a in record.accounts]
-    run.record("exports-written", {"accounts": accounts, "files": files, "dir": str(export_dir)})
+    accounts = [{**a.to_dict(), "ur_output": ur_output(a) or ""} for a in record.accounts]
+    run.record(
+        "exports-written",
+        {
+            "accounts": accounts,
+            "ur_account": ur_account(record.accounts) or "",
+            "files": files,
+            "dir": str(export_dir),
+        },
+    )
     for account in record.accounts:
         rows = [("account path", account.account_path)]
         if account.key_origin:

@@ -186,6 +186,10 @@ def test_full_ceremony(lab: SoftHsmLab, tmp_path: Path, monkeypatch: pytest.Monk
     assert steps[:3] == ["open", "room-checked", "hsm-opened"]
     assert {"dice-rejected", "entropy", "shares-created", "seed-created", "keys-imported",
             "exports-written", "close"} <= set(steps)  # fmt: skip
+    html = path.with_suffix(".html").read_text()
+    assert "VERIFIED: " in html and html.count("data:image/png;base64,") >= 6
+    exported = next(e for e in read_entries(path) if e["step"] == "exports-written")["data"]
+    assert exported["ur_account"].startswith("ur:crypto-account/")
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0x20
     bad = tmp_path / "bad.jsonl"
