@@ -21,6 +21,7 @@ from ceremony_scripts.hsm import HsmOptions, hsm_device, hsm_options, open_keyst
 from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.ui import Operator
 from coldvault.crypto.bip32 import master_fingerprint
+from coldvault.errors import IntegrityError
 from coldvault.keypool import (
     AccountSpec,
     ProvisioningRecord,
@@ -32,6 +33,20 @@ from coldvault.keypool import (
 from coldvault.keystore import Keystore
 
 TEMPLATES = [t.value for t in Template]
+
+
+class FingerprintMismatch(IntegrityError):
+    """The typed backup rebuilds another seed than the one expected."""
+
+    code = "fingerprint-mismatch"
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(
+            f"The backup gives master fingerprint {found}, not the expected {expected}; "
+            "no key was imported."
+        )
+        self.expected = expected
+        self.found = found
 
 
 def common_options(func: Any) -> Any:
@@ -280,9 +295,7 @@ def _recovered_seed_ceremony(kw: dict[str, Any], ceremony: str, *, quorum: bool)
             run.record("seed-recovered", {"master_fingerprint": fingerprint})
             expected = kw["expect_fingerprint"]
             if expected and expected.lower() != fingerprint:
-                raise click.ClickException(
-                    f"The backup gives fingerprint {fingerprint}, not the expected {expected}."
-                )
+                raise FingerprintMismatch(expected.lower(), fingerprint)
             op.confirm(f"Is {fingerprint} the fingerprint recorded at seed generation?")
             _provision_step(op, run, keystore, seed, specs, kw["pool_size"], kw["export_dir"])
             run.wipe_secrets()

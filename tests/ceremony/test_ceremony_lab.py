@@ -206,6 +206,22 @@ def test_full_ceremony(lab: SoftHsmLab, tmp_path: Path, monkeypatch: pytest.Monk
     assert secret.hex().encode() not in written
     assert NEW_USER_PIN.encode() not in written and SO_PIN.encode() not in written
 
+    # 6a. a backup of another seed than expected is refused before any import.
+    child = spawn(
+        _args(tmp_path, "provision", "wrong-fp", "--from", "slip39", "--pool-size", "9",
+              "--expect-fingerprint", "deadbeef", "--yes"),
+        lab.env, log,
+    )  # fmt: skip
+    child.expect(f"HSM user PIN for token {TOKEN} .*: ")
+    child.sendline(NEW_USER_PIN)
+    for i, share in ((1, shares[0]), (2, shares[1])):
+        child.expect(f"SLIP-39 share {i}: ")
+        child.sendline(share)
+    child.expect("Error: The backup gives master fingerprint")
+    assert finish(child) == 2
+    assert verify(tmp_path / "transcripts" / "wrong-fp.jsonl").status == "aborted"
+    assert len(_hsm_keys(lab, monkeypatch)) == len(pool) + 2
+
     # 6. provision from two typed shares: existing keys verified, the pool grows by one.
     child = spawn(
         _args(tmp_path, "provision", "provision", "--from", "slip39", "--pool-size",
