@@ -6,8 +6,10 @@ format or another message raise :class:`MixedFormatError` / :class:`MixedMessage
 leave the assembly as it was (skip the frame, or :meth:`Assembler.reset`).  When complete,
 :meth:`Assembler.result` gives a :class:`Received`.
 
-Outgoing: :func:`encode_reply` produces a :class:`FrameStream` in the format the request came
-in (rule of DESIGN.md §5): an endless fountain for multipart UR, a finite loop otherwise.
+Outgoing (:mod:`coldvault.codecs.reply`, re-exported here): :func:`encode_reply` produces a
+:class:`FrameStream` in the format the request came in (rule of DESIGN.md §5): an endless
+fountain for multipart UR, a finite loop otherwise.  Shared values live in
+:mod:`coldvault.codecs.transport_types`.
 
 Payload convention (both directions): for ``UR``/``URV1`` the payload is the UR's CBOR; for
 the other formats it is the raw file (e.g. PSBT bytes).  :attr:`Received.cbor` and
@@ -19,47 +21,56 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 
 from coldvault.codecs import bbqr, legacy
 from coldvault.codecs import ur as urmod
 from coldvault.codecs.fountain import DEFAULT_MAX_MESSAGE_LEN, InconsistentPart
+from coldvault.codecs.reply import FrameStream, encode_reply, reply_to
+from coldvault.codecs.transport_types import (
+    BBQR_TYPE_FOR_UR,
+    DEFAULT_FRAGMENT_LEN,
+    MAX_SINGLE_QR_BYTES,
+    PSBT_MAGIC,
+    PSBT_TYPES,
+    UR_TYPE_FOR_BBQR,
+    Received,
+    ReplyHint,
+    TransportFormat,
+    cbor_bytes,
+    unwrap_cbor_bytes,
+)
 from coldvault.errors import DecodeError
 
-PSBT_MAGIC = b"psbt\xff"
-PSBT_TYPES = frozenset({"crypto-psbt", "psbt"})
-#: Message bytes per frame when neither the caller nor the request says otherwise.
-DEFAULT_FRAGMENT_LEN = 250
-#: Largest payload of a single binary-mode QR (version 40, level L).
-MAX_SINGLE_QR_BYTES = 2953
+__all__ = [
+    "BBQR_TYPE_FOR_UR",
+    "DEFAULT_FRAGMENT_LEN",
+    "MAX_SINGLE_QR_BYTES",
+    "PSBT_MAGIC",
+    "PSBT_TYPES",
+    "UR_TYPE_FOR_BBQR",
+    "Assembler",
+    "FrameStream",
+    "MixedFormatError",
+    "MixedMessageError",
+    "PayloadTooLarge",
+    "Progress",
+    "Received",
+    "ReplyHint",
+    "TransportError",
+    "TransportFormat",
+    "UnknownFormat",
+    "cbor_bytes",
+    "detect_format",
+    "encode_reply",
+    "reply_to",
+    "unwrap_cbor_bytes",
+]
+
 _HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})+", re.ASCII)
 _B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}", re.ASCII)
-
-
-class TransportFormat(StrEnum):
-    UR = "ur"
-    BBQR = "bbqr"
-    PMOFN = "pmofn"
-    URV1 = "urv1"
-    PLAIN_BASE64 = "plain-base64"
-    PLAIN_HEX = "plain-hex"
-
-
-BBQR_TYPE_FOR_UR = {
-    "crypto-psbt": bbqr.FileType.PSBT,
-    "bitcoin-transaction": bbqr.FileType.TRANSACTION,
-    "json": bbqr.FileType.JSON,
-    "cbor": bbqr.FileType.CBOR,
-    "text": bbqr.FileType.UNICODE,
-    "bytes": bbqr.FileType.BINARY,
-    "executable": bbqr.FileType.EXECUTABLE,
-}
-UR_TYPE_FOR_BBQR = {ft: name for name, ft in BBQR_TYPE_FOR_UR.items()}
 
 
 # --------------------------------------------------------------------------- errors
@@ -123,83 +134,6 @@ class Progress:
     percent: float
     complete: bool
     accepted: bool  # False when the frame added nothing (a repeat)
-
-
-@dataclass(frozen=True)
-class ReplyHint:
-    """What the request looked like, so the reply can look the same."""
-
-    format: TransportFormat  # noqa: A003
-    wire_type: str | None = None  # UR / UR v1 type as received ("psbt", "bytes", ...)
-    fragment_len: int | None = None  # message bytes per frame in the request
-    frame_count: int = 1
-    bbqr_file_type: str | None = None
-    bbqr_encoding: str | None = None
-
-
-@dataclass(frozen=True)
-class Received:
-    """A completely assembled request."""
-
-    format: TransportFormat  # noqa: A003
-    ur_type: str  # normalised: "psbt" and PSBT-in-"bytes" become "crypto-psbt"
-    payload: bytes  # UR/URV1: the CBOR; other formats: the raw file
-    fragment_hint: ReplyHint
-
-    @property
-    def is_cbor(self) -> bool:
-        return self.format in (TransportFormat.UR, TransportFormat.URV1)
-
-    @property
-    def cbor(self) -> bytes:
-        """The UR CBOR for :attr:`ur_type` (raw files are wrapped as a CBOR byte string)."""
-        return self.payload if self.is_cbor else cbor_bytes(self.payload)
-
-    @property
-    def content(self) -> bytes:
-        """The raw file: for byte-string URs (PSBT, bytes) the unwrapped bytes."""
-        if not self.is_cbor:
-            return self.payload
-        inner = unwrap_cbor_bytes(self.payload)
-        return self.payload if inner is None else inner
-
-
-# --------------------------------------------------------------------------- CBOR bstr
-
-
-def cbor_bytes(data: bytes) -> bytes:
-    """``data`` as a CBOR byte string (major type 2)."""
-    length = len(data)
-    if length < 24:
-        head = bytes([0x40 | length])
-    elif length < 0x100:
-        head = bytes([0x58, length])
-    elif length < 0x10000:
-        head = bytes([0x59]) + length.to_bytes(2, "big")
-    elif length < 0x100000000:
-        head = bytes([0x5A]) + length.to_bytes(4, "big")
-    else:
-        head = bytes([0x5B]) + length.to_bytes(8, "big")
-    return head + data
-
-
-def unwrap_cbor_bytes(cbor: bytes) -> bytes | None:
-    """The content when ``cbor`` is exactly one definite-length CBOR byte string, else None."""
-    if not cbor or cbor[0] >> 5 != 2:
-        return None
-    info = cbor[0] & 0x1F
-    if info < 24:
-        start, length = 1, info
-    elif 24 <= info <= 27:
-        size = 1 << (info - 24)
-        if len(cbor) < 1 + size:
-            return None
-        start, length = 1 + size, int.from_bytes(cbor[1 : 1 + size], "big")
-    else:
-        return None
-    if len(cbor) != start + length:
-        return None
-    return cbor[start:]
 
 
 def _normalise_type(wire_type: str, cbor: bytes) -> str:
@@ -433,180 +367,3 @@ def _ur_fragment_len(cbor: bytes, seq_len: int) -> int | None:
     if seq_len <= 1:
         return None
     return math.ceil(len(cbor) / seq_len)
-
-
-# --------------------------------------------------------------------------- reply
-
-
-class FrameStream:
-    """Frame texts for display.  Finite formats have :attr:`frame_count`; a multipart UR is
-    an endless fountain (``frame_count`` is None) — take what you need with :meth:`frames`
-    or iterate."""
-
-    def __init__(
-        self,
-        fmt: TransportFormat,
-        *,
-        frames: list[str] | None = None,
-        encoder: urmod.UREncoder | None = None,
-    ) -> None:
-        self.format = fmt
-        self._frames = frames
-        self._encoder = encoder
-        self._encoder_cycle: list[str] = []
-
-    @property
-    def frame_count(self) -> int | None:
-        """Frames in one full cycle; None for an endless fountain."""
-        if self._frames is not None:
-            return len(self._frames)
-        return None
-
-    @property
-    def is_endless(self) -> bool:
-        return self._frames is None
-
-    @property
-    def parts_needed(self) -> int:
-        """Fragments a receiver needs at minimum (``seqLen`` for UR, else frame count)."""
-        if self._encoder is not None:
-            return 1 if self._encoder.is_single else self._encoder.seq_len
-        return len(self._frames or ())
-
-    def __iter__(self) -> Iterator[str]:
-        """Finite formats: one cycle.  Endless UR: forever."""
-        if self._frames is not None:
-            return iter(self._frames)
-        return self.cycle()
-
-    def cycle(self) -> Iterator[str]:
-        """Frames forever, in display order (finite formats loop)."""
-        if self._frames is not None:
-            return itertools.cycle(self._frames)
-        return self._fountain()
-
-    def _fountain(self) -> Iterator[str]:
-        encoder = self._encoder
-        if encoder is None:  # pragma: no cover - constructor guarantees one or the other
-            return
-        while True:
-            yield encoder.next_part().upper()
-
-    def frames(self, limit: int | None = None) -> list[str]:
-        """The first ``limit`` frames (all frames of a finite format when None)."""
-        if self._frames is not None:
-            return list(self._frames if limit is None else self._frames[:limit])
-        if limit is None:
-            raise ValueError("an endless UR stream needs a frame limit")
-        return list(itertools.islice(self._fountain(), limit))
-
-
-def _raw_for_reply(ur_type: str, payload: bytes) -> bytes:
-    if ur_type in PSBT_TYPES or ur_type == "bytes":
-        inner = unwrap_cbor_bytes(payload)
-        if inner is not None and not payload.startswith(PSBT_MAGIC):
-            return inner
-    return payload
-
-
-def _cbor_for_reply(ur_type: str, payload: bytes) -> bytes:
-    if payload.startswith(PSBT_MAGIC):
-        return cbor_bytes(payload)
-    if ur_type == "bytes" and unwrap_cbor_bytes(payload) is None:
-        return cbor_bytes(payload)
-    return payload
-
-
-def encode_reply(
-    received_format: TransportFormat,
-    ur_type: str,
-    payload: bytes,
-    *,
-    max_fragment_len: int | None = None,
-    hint: ReplyHint | None = None,
-    bbqr_encoding: bbqr.Encoding = bbqr.Encoding.ZLIB,
-    first_seq_num: int = 0,
-) -> FrameStream:
-    """Frames carrying ``payload`` in ``received_format``.
-
-    ``max_fragment_len`` is the most message bytes per frame (UR: CBOR bytes per fountain
-    fragment; BBQr/pMofN/UR v1: converted to characters of their text encoding); by default
-    the request's own density from ``hint``, else :data:`DEFAULT_FRAGMENT_LEN`.
-    PSBTs may be given raw or as a CBOR byte string; ``psbt`` replies go out as
-    ``crypto-psbt`` over UR.  UR and BBQr frames are upper case (QR alphanumeric mode).
-    """
-    if not payload:
-        raise ValueError("cannot encode an empty payload")
-    fmt = TransportFormat(received_format)
-    per_frame = max_fragment_len or (hint.fragment_len if hint else None) or DEFAULT_FRAGMENT_LEN
-    if per_frame < 10:
-        raise ValueError("max_fragment_len must be at least 10 bytes")
-    out_type = "crypto-psbt" if ur_type in PSBT_TYPES else ur_type
-    if fmt is TransportFormat.UR:
-        cbor = _cbor_for_reply(out_type, payload)
-        encoder = urmod.UREncoder(
-            urmod.UR(out_type, cbor), per_frame, first_seq_num=first_seq_num
-        )
-        if encoder.is_single:
-            return FrameStream(fmt, frames=[urmod.encode_single(encoder.ur).upper()])
-        return FrameStream(fmt, encoder=encoder)
-    if fmt is TransportFormat.URV1:
-        # UR v1 readers (Specter DIY, Cobo) expect PSBTs as "bytes"; a PSBT answer mirrors the
-        # request's wire type, any other answer goes out under its own type
-        wire = out_type
-        if out_type == "crypto-psbt":
-            mirrored = hint.wire_type if hint else None
-            wire = mirrored if mirrored in ("bytes", "crypto-psbt", "psbt") else "bytes"
-        cbor = _cbor_for_reply(wire, payload)
-        chars = math.ceil(per_frame * 8 / 5)
-        return FrameStream(
-            fmt, frames=[f.upper() for f in legacy.encode_urv1(wire, cbor, chars)]
-        )
-    raw = _raw_for_reply(out_type, payload)
-    if fmt is TransportFormat.BBQR:
-        if out_type in BBQR_TYPE_FOR_UR:
-            file_type = BBQR_TYPE_FOR_UR[out_type]
-        elif hint and hint.bbqr_file_type:
-            file_type = bbqr.FileType(hint.bbqr_file_type)
-        else:
-            file_type = bbqr.file_type_for(raw)
-        chars = math.ceil(per_frame * 8 / 5) + bbqr.HEADER_LEN
-        max_version = next(
-            (v for v in range(1, 41) if bbqr.alnum_capacity(v) >= chars), 40
-        )
-        split = bbqr.split(
-            raw, file_type, encoding=bbqr_encoding, min_version=1, max_version=max_version
-        )
-        return FrameStream(fmt, frames=list(split.parts))
-    if fmt is TransportFormat.PLAIN_HEX:
-        text = raw.hex().upper()
-        chunk = max(per_frame * 2, MAX_SINGLE_QR_BYTES if max_fragment_len is None else 0)
-        return FrameStream(fmt, frames=legacy.encode_pmofn(text, chunk))
-    if out_type == "text":
-        text = raw.decode("utf-8")
-    else:
-        text = base64.b64encode(raw).decode("ascii")
-    if fmt is TransportFormat.PLAIN_BASE64 and max_fragment_len is None:
-        chunk = MAX_SINGLE_QR_BYTES
-    else:
-        chunk = math.ceil(per_frame * 4 / 3)
-    return FrameStream(fmt, frames=legacy.encode_pmofn(text, chunk))
-
-
-def reply_to(
-    received: Received,
-    payload: bytes,
-    *,
-    ur_type: str | None = None,
-    max_fragment_len: int | None = None,
-    bbqr_encoding: bbqr.Encoding = bbqr.Encoding.ZLIB,
-) -> FrameStream:
-    """:func:`encode_reply` in the format and density of ``received``."""
-    return encode_reply(
-        received.format,
-        ur_type or received.ur_type,
-        payload,
-        max_fragment_len=max_fragment_len,
-        hint=received.fragment_hint,
-        bbqr_encoding=bbqr_encoding,
-    )

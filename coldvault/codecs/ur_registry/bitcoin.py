@@ -276,5 +276,3 @@ def decode_account(obj: Any, ur: UR) -> Account:
         outputs.append(decode_output_value(item.value if is_tagged else item, ur.type,
                                            f"account.output-descriptors[{i}]"))
     return Account(fingerprint, tuple(outputs), all(tagged) if tagged else True, ur.type)
-
-

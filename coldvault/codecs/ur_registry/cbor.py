@@ -255,4 +255,3 @@ def untag(obj: Any, ur_type: str, what: str, base: int, optional: bool = True) -
 def cbor_map(*pairs: tuple[int, Any]) -> dict[int, Any]:
     """A CBOR map of the pairs whose value is not ``None``."""
     return {k: v for k, v in pairs if v is not None}
-

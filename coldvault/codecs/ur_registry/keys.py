@@ -330,5 +330,3 @@ class HDKey:
         if self.children is not None and self.children.components:
             text += "/" + self.children.path
         return text
-
-

@@ -159,4 +159,3 @@ class SolSignature:
 def decode_sol_signature(obj: Any, ur: UR) -> SolSignature:
     f = Fields(obj, ur.type, "sol-signature", {1: "request-id", 2: "signature"})
     return SolSignature(f.bytes_(2, True, (64,)), _request_id(f))
-
