@@ -196,11 +196,23 @@ def _serial(value: Any) -> str:
 class Lab:
     """The whole lab, run in this process (children die with it)."""
 
-    def __init__(self, config: LabConfig, state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: LabConfig,
+        state_dir: Path,
+        *,
+        softhsm: SoftHsmLab | None = None,
+        pcsc: Any = None,
+    ) -> None:
+        """``softhsm``/``pcsc``: share already-running parts (one pcscd per process, see
+        docs/lab.md); a shared pcscd is never stopped by :meth:`down`."""
         self.config = config
         self.state_dir = Path(state_dir).resolve()
-        self.softhsm = SoftHsmLab(state_dir=self.state_dir / "softhsm", tokens=config.token_specs)
-        self.pcsc: Any = None  # hardware_emulators.pcsc_lab.PcscLab once up
+        self.softhsm = softhsm or SoftHsmLab(
+            state_dir=self.state_dir / "softhsm", tokens=config.token_specs
+        )
+        self.pcsc: Any = pcsc  # hardware_emulators.pcsc_lab.PcscLab once up
+        self._owns_pcsc = False
         self._cards: dict[str, Any] = {}  # serial -> VirtualCard
         self._inserted: dict[int, str] = {}  # reader index -> serial
 
@@ -228,17 +240,19 @@ class Lab:
                 self.pcsc.stop()
                 self.pcsc = None
                 raise
+            self._owns_pcsc = True
         return self
 
     def down(self) -> None:
-        """Remove every card and stop pcscd. SoftHSM tokens (files) are kept."""
+        """Remove every card and stop pcscd (if this lab started it). Tokens are kept."""
         for reader in list(self._inserted):
             with contextlib.suppress(Exception):
                 self.remove(reader)
         self._cards.clear()
-        if self.pcsc is not None:
+        if self.pcsc is not None and self._owns_pcsc:
             self.pcsc.stop()
             self.pcsc = None
+            self._owns_pcsc = False
 
     def __enter__(self) -> Lab:
         return self.up()

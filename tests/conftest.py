@@ -5,6 +5,8 @@
 * ``keystore``        a logged-in :class:`Pkcs11Keystore` on the appliance token
                       (``allow_emulated=True``); keys a test creates are deleted afterwards.
 * ``pcsc_lab``        session: private pcscd + vpcd readers; sets ``PCSCLITE_CSOCK_NAME``.
+* ``lab``             session: the whole :class:`hardware_emulators.lab.Lab` in process, on
+                      the session's SoftHSM and pcscd (``insert``/``remove``/``status``).
 * ``card_factory``    ``card_factory(serial=None, reader=0)`` -> inserted blank ``VirtualCard``;
                       everything inserted is removed at test end.
 * ``virtual_cards``   all lab cards inserted one per reader (as many as there are readers).
@@ -23,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from hardware_emulators.lab import DEFAULT_LAB_FILE, LabConfig
+from hardware_emulators.lab import DEFAULT_LAB_FILE, Lab, LabConfig
 from hardware_emulators.softhsm_lab import SoftHsmLab, softhsm_available
 
 
@@ -122,6 +124,24 @@ def pcsc_lab(tmp_path_factory: pytest.TempPathFactory, lab_config: LabConfig) ->
         lab.stop()
 
 
+@pytest.fixture(scope="session")
+def lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_config: LabConfig,
+    softhsm_lab: SoftHsmLab,
+    pcsc_lab: Any,
+) -> Iterator[Lab]:
+    """The whole lab in process, sharing the session's SoftHSM and pcscd (libpcsclite talks
+    to one pcscd per process). ``lab.insert(serial, reader)`` / ``lab.remove(reader)``; cards
+    keep their state under this session's lab dir. Cards still inserted are removed at the end.
+    """
+    shared = Lab(lab_config, tmp_path_factory.mktemp("lab"), softhsm=softhsm_lab, pcsc=pcsc_lab)
+    try:
+        yield shared
+    finally:
+        shared.down()  # removes cards; leaves the shared pcscd to its own fixture
+
+
 @pytest.fixture
 def card_factory(
     pcsc_lab: Any, lab_config: LabConfig, tmp_path: Path
@@ -159,6 +179,8 @@ def card_factory(
 
 
 @pytest.fixture
-def virtual_cards(card_factory: Callable[..., Any], lab_config: LabConfig, pcsc_lab: Any) -> list:
+def virtual_cards(
+    card_factory: Callable[..., Any], lab_config: LabConfig, pcsc_lab: Any
+) -> list[Any]:
     count = min(pcsc_lab.readers, len(lab_config.cards))
     return [card_factory(lab_config.cards[i].serial, i) for i in range(count)]

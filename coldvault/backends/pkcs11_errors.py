@@ -116,6 +116,19 @@ class PinRejected(AuthError):
         self.token_label = token_label
 
 
+class TokenInUse(HardwareError):
+    """The token is already logged in by another keystore or helper in this process."""
+
+    code = "token-in-use"
+
+    def __init__(self, token_label: str) -> None:
+        super().__init__(
+            f"HSM token {token_label!r} is already open and logged in within this process; "
+            "use one keystore per token per process and close it before a PIN ceremony."
+        )
+        self.token_label = token_label
+
+
 class KeyNotFound(HardwareError):
     """No private key with the requested CKA_ID is on the token."""
 
@@ -246,6 +259,8 @@ def translate(
         return TokenLocked(token_label, role=role)
     if isinstance(exc, p11.PinLenRange | p11.PinInvalid | p11.PinTooWeak):
         return PinRejected(token_label)
+    if isinstance(exc, p11.UserAlreadyLoggedIn | p11.AnotherUserAlreadyLoggedIn):
+        return TokenInUse(token_label)
     if isinstance(exc, p11.NoSuchToken | p11.TokenNotPresent | p11.TokenNotRecognised):
         return TokenNotFound(token_label)
     if isinstance(exc, p11.NoSuchKey) and key_id is not None:

@@ -20,6 +20,7 @@ public-key object, both carrying the same ``CKA_ID``/``CKA_LABEL`` (scheme in
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from coldvault.backends.pkcs11_errors import (
     PinRejected,
     Pkcs11Error,
     SignatureCheckFailed,
+    TokenInUse,
     TokenLocked,
     TokenNotFound,
     UnsupportedKey,
@@ -65,6 +67,7 @@ __all__ = [
     "Pkcs11Keystore",
     "SignatureCheckFailed",
     "TokenInfo",
+    "TokenInUse",
     "TokenLocked",
     "TokenNotFound",
     "UnsupportedKey",
@@ -159,7 +162,14 @@ class _Modules:
     def __init__(self) -> None:
         self._libs: dict[str, tuple[Any, int]] = {}
 
+    @staticmethod
+    def _key(module_path: str) -> str:
+        # One handle per library file: two spellings of one .so (symlinks) share it, since
+        # C_Finalize through either would end the other's sessions.
+        return os.path.realpath(module_path)
+
     def acquire(self, module_path: str) -> Any:
+        module_path = self._key(module_path)
         with _LOCK:
             if module_path in self._libs:
                 lib, count = self._libs[module_path]
@@ -173,6 +183,7 @@ class _Modules:
             return lib
 
     def release(self, module_path: str) -> None:
+        module_path = self._key(module_path)
         with _LOCK:
             lib, count = self._libs[module_path]
             if count > 1:
@@ -186,6 +197,33 @@ class _Modules:
 
 
 _MODULES = _Modules()
+
+#: Tokens with a logged-in session in this process: (module file, token serial) -> count.
+_open_tokens: dict[tuple[str, bytes], int] = {}
+
+
+def _token_key(lib: Any, token: Any) -> tuple[str, bytes]:
+    return (os.path.realpath(lib.so), bytes(token.serial))
+
+
+def _mark_open(key: tuple[str, bytes]) -> None:
+    _open_tokens[key] = _open_tokens.get(key, 0) + 1
+
+
+def _mark_closed(key: tuple[str, bytes]) -> None:
+    _open_tokens[key] -= 1
+    if not _open_tokens[key]:
+        del _open_tokens[key]
+
+
+def _end_session(session: Any, key: tuple[str, bytes]) -> None:
+    """Close a session (logging out when it is the last one) and unmark the token."""
+    try:
+        session.close()
+    except p11.PKCS11Error:
+        pass  # the token may already be gone; nothing an operator can act on
+    finally:
+        _mark_closed(key)
 
 
 @contextmanager
@@ -242,7 +280,15 @@ def _is_locked(lib: Any, token_label: str, role: PinRole) -> bool:
 
 
 def _login(lib: Any, token: Any, pin: str | bytes | bytearray, role: PinRole, *, rw: bool) -> Any:
+    """Open a session and log in.
+
+    PKCS#11 login state is per process and token: a second login while another session of
+    this process is logged in would *not* check the PIN (CKR_USER_ALREADY_LOGGED_IN), so it is
+    refused as :class:`TokenInUse` instead of silently accepted.
+    """
     label = token.label
+    if _open_tokens.get(_token_key(lib, token), 0):
+        raise TokenInUse(label)
     if _is_locked(lib, label, role):
         raise TokenLocked(label, role=role.value)
     secret = _pin_text(pin)
@@ -293,11 +339,13 @@ def init_pin(
         token = _find_token(lib, token_label)
         _refuse_emulated(_info(token), allow_emulated)
         session = _login(lib, token, so_pin, PinRole.SO, rw=True)
+        key = _token_key(lib, token)
+        _mark_open(key)
         try:
             with translated(token_label, role=PinRole.SO.value, purpose="set the user PIN"):
                 session.init_pin(_pin_text(user_pin))
         finally:
-            session.close()
+            _end_session(session, key)
 
 
 def set_pin(
@@ -314,12 +362,14 @@ def set_pin(
         token = _find_token(lib, token_label)
         _refuse_emulated(_info(token), allow_emulated)
         session = _login(lib, token, old_pin, role, rw=True)
+        key = _token_key(lib, token)
+        _mark_open(key)
         old, new = _pin_text(old_pin), _pin_text(new_pin)
         try:
             with translated(token_label, role=role.value, purpose=f"change the {role} PIN"):
                 session.set_pin(old, new)
         finally:
-            session.close()
+            _end_session(session, key)
 
 
 # --------------------------------------------------------------------------- key encoding
@@ -379,6 +429,7 @@ class Pkcs11Keystore:
         self._session: Any = session
         self._mechanisms = mechanisms
         self._cache: dict[bytes, tuple[Any, KeyInfo]] = {}
+        self._token_key: tuple[str, bytes] = ("", b"")
 
     @classmethod
     def open(
@@ -412,7 +463,11 @@ class Pkcs11Keystore:
         except BaseException:
             _MODULES.release(module_path)
             raise
-        return cls(module_path=module_path, info=info, session=session, mechanisms=mechanisms)
+        key = _token_key(lib, token)
+        _mark_open(key)
+        keystore = cls(module_path=module_path, info=info, session=session, mechanisms=mechanisms)
+        keystore._token_key = key
+        return keystore
 
     # -- lifecycle
     def close(self) -> None:
@@ -422,9 +477,7 @@ class Pkcs11Keystore:
             session, self._session = self._session, None
             self._cache.clear()
             try:
-                session.close()
-            except p11.PKCS11Error:
-                pass  # the token may already be gone; the module is finalised below
+                _end_session(session, self._token_key)
             finally:
                 _MODULES.release(self._module_path)
 

@@ -396,3 +396,46 @@ def test_signature_failing_host_verification_is_never_returned(hsm) -> None:
     with pytest.raises(SignatureCheckFailed) as err:
         hsm.sign_ed25519(b"liar-ed", b"message")
     assert err.value.algorithm == "Ed25519"
+
+
+def test_two_spellings_of_one_module_share_it(keystore, softhsm_lab, lab_config, tmp_path) -> None:
+    """Closing a keystore opened through a symlink must not finalise the other's module."""
+    link = tmp_path / "libsofthsm2-link.so"
+    link.symlink_to(softhsm_lab.module_path)
+    backup = next(t.spec for t in lab_config.tokens if t.spec.label == "backup-site-a")
+    keystore.generate_key(KeyAlgorithm.SECP256K1, b"shared", "shared")
+    with Pkcs11Keystore.open(str(link), backup.label, backup.user_pin, allow_emulated=True) as ks:
+        assert ks.token_info.label == "backup-site-a"
+    digest = b"\x33" * 32
+    info = keystore.find_key(b"shared")
+    assert _verify_host(info.public_key, keystore.sign_ecdsa(b"shared", digest), digest)
+
+
+def test_second_login_to_an_open_token_is_refused(keystore, softhsm_lab, lab_config) -> None:
+    """PKCS#11 login is per process: a second open would skip the PIN check, so refuse it."""
+    from coldvault.backends.pkcs11_keystore import PinRole, TokenInUse, init_pin, set_pin
+
+    token = lab_config.appliance_token()
+    for pin in (token.user_pin, "a-wrong-pin"):
+        with pytest.raises(TokenInUse) as err:
+            Pkcs11Keystore.open(softhsm_lab.module_path, token.label, pin, allow_emulated=True)
+        assert err.value.token_label == token.label
+    with pytest.raises(TokenInUse):
+        init_pin(softhsm_lab.module_path, token.label, so_pin=token.so_pin,
+                 user_pin="x" * 8, allow_emulated=True)  # fmt: skip
+    with pytest.raises(TokenInUse):
+        set_pin(softhsm_lab.module_path, token.label, role=PinRole.USER,
+                old_pin=token.user_pin, new_pin="y" * 8, allow_emulated=True)  # fmt: skip
+    assert keystore.random(8)  # the open keystore is unaffected
+
+
+def test_module_that_does_not_load(tmp_path) -> None:
+    from coldvault.backends.pkcs11_keystore import ModuleLoadError
+
+    bogus = tmp_path / "not-a-module.so"
+    bogus.write_bytes(b"not an ELF file")
+    with pytest.raises(ModuleLoadError) as err:
+        Pkcs11Keystore.open(str(bogus), "t", "1234")
+    assert err.value.module_path == str(bogus)
+    with pytest.raises(ModuleLoadError):
+        list_tokens(str(tmp_path / "missing.so"))

@@ -134,3 +134,29 @@ def test_in_process_lab_up_insert_status_down(tmp_path: Path) -> None:
     assert status["pcsc"] == {"running": False, "pid": None, "socket": None, "readers": []}
     assert status["env"]["SOFTHSM2_CONF"].startswith(str(tmp_path))
     lab.down()
+
+
+@pytest.mark.lab
+def test_lab_fixture_inserts_lab_cards_on_the_shared_pcscd(lab, pcsc_lab, lab_config) -> None:
+    from smartcard.System import readers
+
+    assert lab.pcsc is pcsc_lab
+    lab.insert("C0DE0005", 1)
+    try:
+        status = lab.status()
+        assert [r["card"] for r in status["pcsc"]["readers"]] == [None, "C0DE0005", None]
+        erin = next(c for c in status["cards"] if c["serial"] == "C0DE0005")
+        assert erin["reader"] == 1 and erin["holder"] == "Erin Admin"
+        assert status["pcsc"]["pid"] == pcsc_lab.pid
+        reader = next(r for r in readers() if str(r) == pcsc_lab.reader_names()[1])
+        connection = reader.createConnection()
+        connection.connect()
+        connection.disconnect()
+        assert lab.card("C0DE0005").serial == 0xC0DE0005
+    finally:
+        assert lab.remove(1) == "C0DE0005"
+    assert lab.remove(1) is None
+    # a Lab sharing the session pcscd never stops it
+    other = Lab(lab_config, lab.state_dir.parent / "other", pcsc=pcsc_lab)
+    other.down()
+    assert pcsc_lab.running()
