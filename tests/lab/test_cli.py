@@ -195,3 +195,20 @@ def test_daemon_bound_to_a_process_stops_when_it_dies(lab_dir: Path) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_cli_errors_are_one_sentence_and_exit_1(lab_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pcsc]\nreaders = 99\n")
+    out = _lab(lab_dir, "--lab-file", str(bad), "up", check=False)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"coldvault-lab: The lab file '{bad}' is invalid:")
+    assert not (lab_dir / "lab.json").exists()
+    as_json = _lab(lab_dir, "--lab-file", str(bad), "up", "--json", check=False)
+    assert json.loads(as_json.stdout)["error"] == "lab-file"
+    for args in (["insert", "C0DE0001", "0"], ["remove", "0"]):
+        res = _lab(lab_dir, *args, check=False)
+        assert res.returncode == 1
+        assert res.stderr.strip() == (
+            f"coldvault-lab: No lab is running in '{lab_dir}'; run 'coldvault-lab up'."
+        )
