@@ -41,19 +41,26 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from hardware_emulators.softhsm_lab import softhsm_available
+def world(
+    tmp_path_factory: pytest.TempPathFactory, softhsm_lab, pcsc_lab, lab_config
+) -> Iterator[World]:
+    """The session's SoftHSM and pcscd (one of each per process: libpcsclite and the
+    PKCS#11 module are bound once per process), this module's own card states, and the
+    trust material made on them. Keys added to the appliance token are deleted afterwards."""
+    from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
 
-    if not softhsm_available():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("CI=true and SoftHSM2 is missing; run 'make setup' as root")
-        pytest.skip("the appliance lab needs softhsm2, pcscd and vsmartcard-vpcd")
     out = tmp_path_factory.mktemp("e2e")
-    saved = dict(os.environ)
-    lab = Lab.from_file(state_dir=out / "lab")
+    lab = Lab(lab_config, out / "lab")
+    lab.softhsm, lab.pcsc = softhsm_lab, pcsc_lab
+    token = lab_config.appliance_token()
+
+    def open_keystore() -> Pkcs11Keystore:
+        return Pkcs11Keystore.open(softhsm_lab.module_path, token.label, token.user_pin,
+                                   allow_emulated=True)
+
+    with open_keystore() as ks:
+        before = {k.key_id for k in ks.list_keys()}
     try:
-        lab.up()
-        os.environ.update(lab.env)
         dests = {
             "btc": parties.bitcoin_counterparty("acme-treasury"),
             "eth": parties.ethereum_counterparty("globex-exchange"),
@@ -65,9 +72,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         yield World(out, lab, trust, dests)
     finally:
-        lab.down()
-        os.environ.clear()
-        os.environ.update(saved)
+        for reader in range(lab_config.readers):
+            lab.remove(reader)
+        with open_keystore() as ks:
+            for key in ks.list_keys():
+                if key.key_id not in before:
+                    ks.delete_key(key.key_id)
 
 
 def test_bitcoin_psbt_signed_with_two_card_approvals(world: World) -> None:
