@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Callable
 
@@ -29,9 +28,10 @@ import nacl.signing
 from embit import base58, bech32
 
 from coldvault.errors import AuthError
+from coldvault.hashes import hash160, keccak256, sha256, sha256d
 from coldvault.requests.base import Chain
-from coldvault.requests.eip712 import keccak256
 from coldvault.requests.ethereum import checksum_address, eth_address
+from coldvault.requests.psbt_tx import compact_size
 
 MAX_MESSAGE = 4096
 MAX_SIGNATURE = 1024
@@ -90,22 +90,6 @@ def verify_ownership(
 # --- Bitcoin ------------------------------------------------------------------------------
 
 
-def _sha256d(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
-
-
-def _hash160(data: bytes) -> bytes:
-    return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
-
-
-def _varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    return b"\xfe" + n.to_bytes(4, "little")
-
-
 def _script_pubkey(address: str, fail: _Fail) -> bytes:
     """The output script of a mainnet/testnet/regtest Bitcoin address."""
     if len(address) > 90:
@@ -161,7 +145,9 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
         raise fail("malformed-signature", f"BIP-137 header byte {header} is out of range.")
     recid = (header - 27) & 3
     kind = (header - 27) >> 2  # 0 P2PKH uncompressed, 1 compressed, 2 P2SH-P2WPKH, 3 P2WPKH
-    digest = _sha256d(_varint(len(BITCOIN_MAGIC)) + BITCOIN_MAGIC + _varint(len(message)) + message)
+    digest = sha256d(
+        compact_size(len(BITCOIN_MAGIC)) + BITCOIN_MAGIC + compact_size(len(message)) + message
+    )
     r = int.from_bytes(raw[1:33], "big")
     s = int.from_bytes(raw[33:], "big")
     if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
@@ -173,10 +159,10 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
     except ValueError as exc:
         raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
     key = pub.format(compressed=kind != 0)
-    h = _hash160(key)
+    h = hash160(key)
     p2pkh = b"\x76\xa9\x14" + h + b"\x88\xac"
     p2wpkh = b"\x00\x14" + h
-    p2sh_p2wpkh = b"\xa9\x14" + _hash160(p2wpkh) + b"\x87"
+    p2sh_p2wpkh = b"\xa9\x14" + hash160(p2wpkh) + b"\x87"
     allowed = {
         0: (p2pkh,),
         # Electrum and Bitcoin Core sign with the "compressed" header for any single-key type
@@ -191,8 +177,8 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
 
 
 def _tagged_hash(tag: bytes, data: bytes) -> bytes:
-    t = hashlib.sha256(tag).digest()
-    return hashlib.sha256(t + t + data).digest()
+    t = sha256(tag)
+    return sha256(t + t + data)
 
 
 def _witness_stack(raw: bytes, fail: _Fail) -> list[bytes]:
@@ -225,11 +211,11 @@ def bip322_to_spend_txid(spk: bytes, message: bytes) -> bytes:
     tx = (
         (0).to_bytes(4, "little")
         + b"\x01" + bytes(32) + b"\xff\xff\xff\xff"
-        + _varint(len(script_sig)) + script_sig + (0).to_bytes(4, "little")
-        + b"\x01" + (0).to_bytes(8, "little") + _varint(len(spk)) + spk
+        + compact_size(len(script_sig)) + script_sig + (0).to_bytes(4, "little")
+        + b"\x01" + (0).to_bytes(8, "little") + compact_size(len(spk)) + spk
         + (0).to_bytes(4, "little")
     )  # fmt: skip
-    return _sha256d(tx)
+    return sha256d(tx)
 
 
 def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
@@ -242,7 +228,7 @@ def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -
     if len(items) != 2 or len(items[1]) != 33 or items[1][0] not in (2, 3):
         raise fail("malformed-signature", "A P2WPKH witness must be [signature, compressed key].")
     sig, pubkey = items
-    if _hash160(pubkey) != spk[2:]:
+    if hash160(pubkey) != spk[2:]:
         raise fail("address-mismatch", "The witness public key does not control the address.")
     if len(sig) < 9 or sig[-1] != 0x01:
         raise fail("malformed-signature", "The witness signature must be DER with SIGHASH_ALL.")
@@ -252,14 +238,14 @@ def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -
     op_return = b"\x6a"
     preimage = (
         (0).to_bytes(4, "little")
-        + _sha256d(outpoint) + _sha256d(sequence) + outpoint
+        + sha256d(outpoint) + sha256d(sequence) + outpoint
         + b"\x19\x76\xa9\x14" + spk[2:] + b"\x88\xac"
         + (0).to_bytes(8, "little") + sequence
-        + _sha256d((0).to_bytes(8, "little") + _varint(len(op_return)) + op_return)
+        + sha256d((0).to_bytes(8, "little") + compact_size(len(op_return)) + op_return)
         + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
     )  # fmt: skip
     try:
-        ok = coincurve.PublicKey(pubkey).verify(sig[:-1], _sha256d(preimage), hasher=None)
+        ok = coincurve.PublicKey(pubkey).verify(sig[:-1], sha256d(preimage), hasher=None)
     except ValueError as exc:
         raise fail("malformed-signature", "The witness signature is not valid DER.") from exc
     if not ok:

@@ -22,9 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from Crypto.Hash import keccak
-
 from coldvault.errors import InputError
+from coldvault.hashes import keccak256
 from coldvault.jsonsafe import json_depth
 
 MAX_JSON_SIZE = 64 * 1024
@@ -58,10 +57,6 @@ class Eip712Error(InputError):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.field = field
-
-
-def keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
 
 
 @dataclass(frozen=True)

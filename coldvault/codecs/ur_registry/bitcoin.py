@@ -21,6 +21,7 @@ from coldvault.codecs.ur_registry.cbor import (
     untag,
 )
 from coldvault.codecs.ur_registry.keys import CoinInfo, ECKey, HDKey, base58check_encode
+from coldvault.hashes import keccak256
 
 # --------------------------------------------------------------------------- bytes / psbt / seed
 
@@ -112,10 +113,8 @@ class Address:
         coin = (self.info.coin_type if self.info else None) or 0
         testnet = self.info is not None and self.info.network == 1
         if coin == 60 and len(self.data) == 20:
-            from Crypto.Hash import keccak
-
             plain = self.data.hex()
-            digest = keccak.new(digest_bits=256, data=plain.encode()).hexdigest()
+            digest = keccak256(plain.encode()).hex()
             return "0x" + "".join(
                 c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(plain)
             )

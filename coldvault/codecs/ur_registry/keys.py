@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from coldvault.codecs.ur_registry.cbor import (
     is_v2,
     tag_for,
 )
+from coldvault.hashes import sha256d
 
 # --------------------------------------------------------------------------- base58
 
@@ -26,7 +26,7 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def base58check_encode(payload: bytes) -> str:
-    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    data = payload + sha256d(payload)[:4]
     n = int.from_bytes(data, "big")
     out = ""
     while n:
@@ -47,9 +47,7 @@ def base58check_decode(text: str) -> bytes:
         n = n * 58 + index
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     data = b"\0" * (len(text) - len(text.lstrip("1"))) + body
-    if len(data) < 4 or hashlib.sha256(hashlib.sha256(data[:-4]).digest()).digest()[:4] != data[
-        -4:
-    ]:
+    if len(data) < 4 or sha256d(data[:-4])[:4] != data[-4:]:
         raise ValueError("base58 checksum mismatch")
     return data[:-4]
 
