@@ -101,6 +101,15 @@ class Keystore(Protocol):
         """Bytes from the HSM's RNG."""
         ...
 
+    def delete_key(self, key_id: bytes) -> None:
+        """Destroy the key pair ``key_id`` (ceremonies only, under quorum)."""
+        ...
+
+    @property
+    def token_info(self) -> object:
+        """Label, manufacturer, model and serial of the token (for transcripts)."""
+        ...
+
 
 def derived_key_id(master_fingerprint: bytes, path: Sequence[int]) -> bytes:
     """``CKA_ID`` of a key derived from a seed: see the module docstring."""
