@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from coldvault.codecs.transport import Received
+from coldvault.codecs.transport import PSBT_TYPES, Received
 from coldvault.codecs.ur import UR
 from coldvault.codecs.ur_registry import EthSignRequest, SolSignRequest, decode_registry
 from coldvault.errors import InputError, Refused
 from coldvault.keystore import KeyInfo
 from coldvault.requests.base import Chain, PreparedRequest
-from coldvault.requests.ethereum import parse_path, prepare_eth
+from coldvault.requests.ethereum import prepare_eth_request
+from coldvault.requests.keys import parse_path
 from coldvault.requests.psbt import prepare_psbt
-from coldvault.requests.solana import prepare_sol
+from coldvault.requests.solana import prepare_sol_request
 from coldvault.wallets import Wallet
 
-PSBT_TYPES = frozenset({"crypto-psbt", "psbt"})
 SIGNABLE_TYPES = PSBT_TYPES | {"eth-sign-request", "sol-sign-request"}
 
 
@@ -110,32 +110,13 @@ def prepare_request(
             wallets, Chain.ETHEREUM, fingerprint, path,
             network=None if value.chain_id is None else str(value.chain_id),
         )
-        return prepare_eth(
-            sign_data=value.sign_data,
-            data_type=int(value.data_type),
-            chain_id=value.chain_id,
-            path=path,
-            source_fingerprint=fingerprint,
-            address=value.address,
-            request_id=value.request_id.bytes if value.request_id else None,
-            wallet=wallet,
-            lookup_key=lookup_key,
-            request_digest=request_digest,
-            origin=value.origin,
+        return prepare_eth_request(
+            value, wallet=wallet, lookup_key=lookup_key, request_digest=request_digest
         )
     if isinstance(value, SolSignRequest):
         fingerprint, path = _keypath(value)
         wallet = find_wallet(wallets, Chain.SOLANA, fingerprint, path)
-        return prepare_sol(
-            sign_data=value.sign_data,
-            sign_type=int(value.sign_type),
-            path=path,
-            source_fingerprint=fingerprint,
-            address=value.address,
-            request_id=value.request_id.bytes if value.request_id else None,
-            wallet=wallet,
-            lookup_key=lookup_key,
-            request_digest=request_digest,
-            origin=value.origin,
+        return prepare_sol_request(
+            value, wallet=wallet, lookup_key=lookup_key, request_digest=request_digest
         )
     raise UnsupportedRequest(ur_type)

@@ -24,28 +24,64 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import nacl.exceptions
 import nacl.signing
 from embit import base58
 
 from coldvault.codecs.ur_registry import SolSignRequest, encode_sol_signature
-from coldvault.errors import InputError, Refused
+from coldvault.errors import Refused
 from coldvault.keystore import KeyAlgorithm, KeyInfo, path_to_str
 from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
-from coldvault.requests.ethereum import (
+from coldvault.requests.display import message_text, origin_text
+from coldvault.requests.keys import (
     AddressMismatch,
     SignatureCheckFailed,
+    request_key_path,
     resolve_wallet_key,
+)
+from coldvault.requests.sol_message import (
+    MAX_ACCOUNTS,
+    MAX_INSTRUCTIONS,
+    MAX_LOOKUPS,
+    MAX_MESSAGE,
+    Instruction,
+    SolanaRequestError,
+    SolMessage,
+    b58,
+    parse_message,
 )
 from coldvault.wallets import Wallet
 
-MAX_MESSAGE = 1232  # Solana's packet-size limit for a whole transaction
+__all__ = [
+    "BASE_FEE_PER_SIGNATURE",
+    "COMPUTE_BUDGET_PROGRAM",
+    "DEFAULT_CU_PER_INSTRUCTION",
+    "LAMPORTS_PER_SOL",
+    "MAX_ACCOUNTS",
+    "MAX_CU",
+    "MAX_INSTRUCTIONS",
+    "MAX_LOOKUPS",
+    "MAX_MESSAGE",
+    "MAX_OFFCHAIN_MESSAGE",
+    "OFFCHAIN_PREFIX",
+    "SYSTEM_PROGRAM",
+    "Instruction",
+    "MessageLooksLikeTransaction",
+    "SignerNotOurs",
+    "SolMessage",
+    "SolSignType",
+    "SolanaRequestError",
+    "UnshowableDestination",
+    "b58",
+    "format_sol",
+    "parse_message",
+    "prepare_sol",
+    "prepare_sol_request",
+    "sol_signature_cbor",
+]
+
 MAX_OFFCHAIN_MESSAGE = 64 * 1024
-MAX_ACCOUNTS = 64
-MAX_INSTRUCTIONS = 64
-MAX_LOOKUPS = 16
 LAMPORTS_PER_SOL = 10**9
 BASE_FEE_PER_SIGNATURE = 5000
 DEFAULT_CU_PER_INSTRUCTION = 200_000
@@ -59,17 +95,6 @@ COMPUTE_BUDGET_PROGRAM = base58.decode("ComputeBudget111111111111111111111111111
 class SolSignType(enum.IntEnum):
     TRANSACTION = 1
     MESSAGE = 2
-
-
-class SolanaRequestError(InputError):
-    """A Solana sign request or message is malformed or exceeds a bound."""
-
-    code = "sol-request"
-
-    def __init__(self, message: str, *, field: str, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.offset = offset
 
 
 class SignerNotOurs(Refused):
@@ -105,170 +130,6 @@ class MessageLooksLikeTransaction(Refused):
             "The message to sign is a valid Solana transaction; it is refused as a message. "
             "Send it as a transaction so it can be reviewed."
         )
-
-
-def b58(data: bytes) -> str:
-    return str(base58.encode(data))
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        if self.pos + n > len(self.data):
-            raise SolanaRequestError(
-                f"The message is truncated while reading {what} at offset {self.pos}.",
-                field=what,
-                offset=self.pos,
-            )
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self, what: str) -> int:
-        return self.take(1, what)[0]
-
-    def compact_u16(self, what: str) -> int:
-        """Solana's shortvec: 1-3 bytes, 7 bits each, canonical, at most 0xffff."""
-        start = self.pos
-        value = 0
-        for i in range(3):
-            byte = self.u8(what)
-            if i == 2 and byte > 0x03:
-                raise SolanaRequestError(
-                    f"The compact-u16 {what} at offset {start} overflows 16 bits.",
-                    field=what,
-                    offset=start,
-                )
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if i > 0 and byte == 0:
-                    raise SolanaRequestError(
-                        f"The compact-u16 {what} at offset {start} is not minimally encoded.",
-                        field=what,
-                        offset=start,
-                    )
-                return value
-        raise SolanaRequestError(  # unreachable: the third byte never has 0x80 set here
-            f"The compact-u16 {what} at offset {start} overflows 16 bits.", field=what, offset=start
-        )
-
-    def count(self, what: str, limit: int) -> int:
-        start = self.pos
-        n = self.compact_u16(what)
-        if n > limit:
-            raise SolanaRequestError(
-                f"The message has {n} {what}; the limit is {limit}.", field=what, offset=start
-            )
-        return n
-
-
-@dataclass(frozen=True)
-class Instruction:
-    program_index: int
-    accounts: tuple[int, ...]
-    data: bytes
-
-
-@dataclass(frozen=True)
-class SolMessage:
-    version: int | None  # None: legacy
-    num_required_signatures: int
-    num_readonly_signed: int
-    num_readonly_unsigned: int
-    account_keys: tuple[bytes, ...]
-    recent_blockhash: bytes
-    instructions: tuple[Instruction, ...]
-    #: v0 lookups: (table address, writable count, readonly count)
-    lookups: tuple[tuple[bytes, int, int], ...]
-
-    @property
-    def signers(self) -> tuple[bytes, ...]:
-        return self.account_keys[: self.num_required_signatures]
-
-    @property
-    def loaded_count(self) -> int:
-        return sum(w + r for _, w, r in self.lookups)
-
-    def account_name(self, index: int) -> str:
-        if index < len(self.account_keys):
-            return b58(self.account_keys[index])
-        return f"(address-table account #{index - len(self.account_keys)})"
-
-
-def parse_message(data: bytes) -> SolMessage:
-    """Parse a legacy or v0 transaction message with explicit bounds."""
-    if len(data) > MAX_MESSAGE:
-        raise SolanaRequestError(
-            f"The message is {len(data)} bytes; the limit is {MAX_MESSAGE}.", field="sign_data"
-        )
-    r = _Reader(data)
-    version: int | None = None
-    first = r.u8("header")
-    if first & 0x80:
-        version = first & 0x7F
-        if version != 0:
-            raise SolanaRequestError(
-                f"Message version {version} is not supported (only legacy and v0).",
-                field="version",
-                offset=0,
-            )
-        first = r.u8("header")
-    req, ro_signed, ro_unsigned = first, r.u8("header"), r.u8("header")
-    n_keys = r.count("account keys", MAX_ACCOUNTS)
-    keys = tuple(r.take(32, "account keys") for _ in range(n_keys))
-    if req == 0 or ro_signed >= req or req + ro_unsigned > n_keys:
-        raise SolanaRequestError(
-            "The message header is inconsistent with its account keys.", field="header"
-        )
-    if len(set(keys)) != len(keys):
-        raise SolanaRequestError("The message lists an account key twice.", field="account keys")
-    blockhash = r.take(32, "recent blockhash")
-    n_ix = r.count("instructions", MAX_INSTRUCTIONS)
-    raw_ix = []
-    for _ in range(n_ix):
-        program = r.u8("instructions")
-        accounts = tuple(r.u8("instructions") for _ in range(r.count("instruction accounts", 255)))
-        ix_data = r.take(r.compact_u16("instruction data"), "instruction data")
-        raw_ix.append(Instruction(program, accounts, ix_data))
-    lookups: list[tuple[bytes, int, int]] = []
-    if version == 0:
-        for _ in range(r.count("address table lookups", MAX_LOOKUPS)):
-            table = r.take(32, "address table lookups")
-            writable = r.take(r.count("lookup indexes", 255), "lookup indexes")
-            readonly = r.take(r.count("lookup indexes", 255), "lookup indexes")
-            lookups.append((table, len(writable), len(readonly)))
-    if r.pos != len(data):
-        raise SolanaRequestError(
-            f"The message has {len(data) - r.pos} trailing bytes.", field="sign_data", offset=r.pos
-        )
-    total = n_keys + sum(w + ro for _, w, ro in lookups)
-    if total > 256:
-        raise SolanaRequestError("The message loads more than 256 accounts.", field="accounts")
-    for i, ix in enumerate(raw_ix):
-        if ix.program_index >= n_keys or ix.program_index == 0:
-            raise SolanaRequestError(
-                f"Instruction {i} names program index {ix.program_index}, which is not a "
-                "static non-payer account.",
-                field="instructions",
-            )
-        if any(a >= total for a in ix.accounts):
-            raise SolanaRequestError(
-                f"Instruction {i} names an account index beyond the {total} accounts.",
-                field="instructions",
-            )
-    return SolMessage(
-        version=version,
-        num_required_signatures=req,
-        num_readonly_signed=ro_signed,
-        num_readonly_unsigned=ro_unsigned,
-        account_keys=keys,
-        recent_blockhash=blockhash,
-        instructions=tuple(raw_ix),
-        lookups=tuple(lookups),
-    )
 
 
 def format_sol(lamports: int) -> str:
@@ -364,12 +225,7 @@ def _describe_message(data: bytes) -> tuple[list[tuple[str, str]], list[str]]:
             warnings.append("The off-chain message header was not recognised; shown as bytes.")
     else:
         warnings.append("The message has no off-chain signing prefix; the raw bytes are signed.")
-    try:
-        text = body.decode("utf-8")
-        shown = text if all(c.isprintable() or c in "\n\t" for c in text) else None
-    except UnicodeDecodeError:
-        shown = None
-    details.append(("message", shown if shown is not None else "0x" + body.hex()))
+    details.append(("message", message_text(body)))
     return details, warnings
 
 
@@ -419,7 +275,7 @@ def prepare_sol(
         raise AddressMismatch(shown, b58(ours), path_to_str(path))
     details: list[tuple[str, str]] = [("signing address", b58(ours)), ("path", path_to_str(path))]
     if origin:
-        details.append(("requested by", origin[:64] if origin.isprintable() else repr(origin)[:64]))
+        details.append(("requested by", origin_text(origin)))
     warnings: list[str] = []
     movements: list[Movement] = []
     fee: int | None = None
@@ -508,22 +364,12 @@ def prepare_sol_request(
     request_digest: bytes,
 ) -> PreparedRequest:
     """:func:`prepare_sol` for a decoded registry ``sol-sign-request``."""
-    path = request.derivation_path
-    try:
-        indices = path.indices
-    except ValueError as exc:
-        raise SolanaRequestError(
-            "The derivation path has a wildcard or range.", field="derivation_path"
-        ) from exc
-    if path.source_fingerprint is None:
-        raise SolanaRequestError(
-            "The derivation path has no source fingerprint.", field="derivation_path"
-        )
+    fingerprint, indices = request_key_path(request.derivation_path, error=SolanaRequestError)
     return prepare_sol(
         sign_data=request.sign_data,
         sign_type=int(request.sign_type),
         path=indices,
-        source_fingerprint=path.source_fingerprint.to_bytes(4, "big"),
+        source_fingerprint=fingerprint,
         address=request.address,
         request_id=request.request_id.bytes if request.request_id is not None else None,
         wallet=wallet,
