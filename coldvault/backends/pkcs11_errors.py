@@ -56,6 +56,21 @@ class TokenNotFound(HardwareError):
         self.available = ", ".join(available)
 
 
+class WrongToken(HardwareError):
+    """A token has the expected label but not the serial the configuration pins."""
+
+    code = "wrong-token"
+
+    def __init__(self, token_label: str, *, expected: str, actual: str) -> None:
+        super().__init__(
+            f"HSM token {token_label!r} has serial {actual!r}, not the configured {expected!r}; "
+            "refusing to use a different device."
+        )
+        self.token_label = token_label
+        self.expected = expected
+        self.actual = actual
+
+
 class EmulatedTokenRefused(Refused):
     """An emulated HSM (SoftHSM) was offered where real hardware is required."""
 

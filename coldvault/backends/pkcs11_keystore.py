@@ -50,6 +50,7 @@ from coldvault.backends.pkcs11_errors import (
     TokenNotFound,
     UnsupportedKey,
     WrongPin,
+    WrongToken,
     translated,
 )
 from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, Keystore
@@ -72,6 +73,7 @@ __all__ = [
     "TokenNotFound",
     "UnsupportedKey",
     "WrongPin",
+    "WrongToken",
     "KeyAttributes",
     "init_pin",
     "list_tokens",
@@ -439,10 +441,17 @@ class Pkcs11Keystore:
         user_pin: str | bytes | bytearray,
         *,
         allow_emulated: bool = False,
+        expected_serial: str | None = None,
     ) -> Pkcs11Keystore:
-        """Find the token by label, refuse emulation unless allowed, log in as user."""
+        """Find the token by label, refuse emulation unless allowed, log in as user.
+
+        ``expected_serial`` pins the exact device (production configuration, destructive
+        tests): a token with the right label but another serial is refused before login.
+        """
         with _LOCK:
-            return cls._open_locked(module_path, token_label, user_pin, allow_emulated)
+            return cls._open_locked(
+                module_path, token_label, user_pin, allow_emulated, expected_serial
+            )
 
     @classmethod
     def _open_locked(
@@ -451,11 +460,14 @@ class Pkcs11Keystore:
         token_label: str,
         user_pin: str | bytes | bytearray,
         allow_emulated: bool,
+        expected_serial: str | None,
     ) -> Pkcs11Keystore:
         lib = _MODULES.acquire(module_path)
         try:
             token = _find_token(lib, token_label)
             info = _info(token)
+            if expected_serial is not None and info.serial != expected_serial.strip():
+                raise WrongToken(token_label, expected=expected_serial, actual=info.serial)
             _refuse_emulated(info, allow_emulated)
             with translated(token_label, purpose="list its mechanisms"):
                 mechanisms = frozenset(int(m) for m in token.slot.get_mechanisms())

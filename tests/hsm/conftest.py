@@ -43,13 +43,8 @@ def hsm(request: pytest.FixtureRequest) -> Iterator[Any]:
     from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
 
     module, token, pin, serial = (os.environ[name] for name in REAL_ENV)
-    with Pkcs11Keystore.open(module, token, pin) as ks:  # emulated tokens refused here
-        if ks.token_info.serial != serial:
-            pytest.fail(
-                f"Token {token!r} has serial {ks.token_info.serial}, not {serial}: refusing "
-                "to run destructive tests on it.",
-                pytrace=False,
-            )
+    # Emulated tokens are refused here, and any token but the one with this serial (WrongToken).
+    with Pkcs11Keystore.open(module, token, pin, expected_serial=serial) as ks:
         before = {k.key_id for k in ks.list_keys()}
         try:
             yield ks

@@ -439,3 +439,17 @@ def test_module_that_does_not_load(tmp_path) -> None:
     assert err.value.module_path == str(bogus)
     with pytest.raises(ModuleLoadError):
         list_tokens(str(tmp_path / "missing.so"))
+
+
+def test_expected_serial_pins_the_device(softhsm_lab, lab_config) -> None:
+    from coldvault.backends.pkcs11_keystore import WrongToken
+
+    token = lab_config.appliance_token()
+    serial = next(t.serial for t in softhsm_lab.status() if t.label == token.label)
+    with pytest.raises(WrongToken) as err:
+        Pkcs11Keystore.open(softhsm_lab.module_path, token.label, token.user_pin,
+                            allow_emulated=True, expected_serial="0000000000000000")  # fmt: skip
+    assert (err.value.expected, err.value.actual) == ("0000000000000000", serial)
+    with Pkcs11Keystore.open(softhsm_lab.module_path, token.label, token.user_pin,
+                             allow_emulated=True, expected_serial=serial) as ks:  # fmt: skip
+        assert ks.token_info.serial == serial
