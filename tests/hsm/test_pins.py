@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from pkcs11 import exceptions as p11
 
@@ -52,9 +56,6 @@ def test_softhsm_does_not_lock_the_pin(tmp_path) -> None:
     lab = SoftHsmLab(state_dir=tmp_path, tokens=[spec]).setup()
     # This process already initialised SoftHSM with the session lab's conf; a fresh process
     # is needed to see a second conf.  Run the probe in a subprocess.
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from coldvault.backends.pkcs11_keystore import Pkcs11Keystore, WrongPin\n"
@@ -69,7 +70,7 @@ def test_softhsm_does_not_lock_the_pin(tmp_path) -> None:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, lab.module_path, spec.label],
-        env={**__import__("os").environ, **lab.env},
+        env={**os.environ, **lab.env},
         capture_output=True,
         text=True,
         timeout=60,
