@@ -7,29 +7,49 @@ Amounts are stored as decimal text: wei do not fit SQLite's 64-bit integers.
 The ledger is the appliance's :class:`coldvault.quorum.ReplayGuard` (approvals are
 single-use), the source of per-day totals for :meth:`coldvault.policy.Policy.evaluate`
 (UTC days, counted when a request is signed), and the per-client movements export for
-reconciliation (:meth:`Ledger.export_movements`, CSV or JSON).
+reconciliation (:meth:`Ledger.export_movements`, CSV or JSON, built by
+:mod:`coldvault.ledger_export`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from coldvault.errors import ConfigError, Refused
+from coldvault.ledger_export import (
+    EXPORT_COLUMNS,
+    STATUSES,
+    BadTimeBound,
+    MovementRow,
+    TimeBound,
+    format_movements,
+    iso_utc,
+    query_movements,
+)
 from coldvault.quorum import Approval, ApprovalReplayed
 from coldvault.requests.base import MovementKind, Review
 from coldvault.signed_config import ConfigVersion, check_not_rolled_back
 
+__all__ = [
+    "EXPORT_COLUMNS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "BadTimeBound",
+    "DuplicateRequest",
+    "InvalidTransition",
+    "Ledger",
+    "LedgerNotFound",
+    "LedgerSchemaError",
+    "MovementRow",
+    "TimeBound",
+]
+
 SCHEMA_VERSION = 1
-STATUSES = ("received", "approved", "signed", "refused")
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -106,16 +126,6 @@ class LedgerNotFound(ConfigError):
         self.path = path
 
 
-class BadTimeBound(ConfigError):
-    code = "bad-time"
-
-    def __init__(self, text: str) -> None:
-        super().__init__(
-            f"{text[:40]!r} is not an ISO-8601 date (2026-11-22) or date-time (2026-11-22T18:00Z)."
-        )
-        self.text = text[:40]
-
-
 class DuplicateRequest(Refused):
     code = "duplicate-request"
 
@@ -135,68 +145,6 @@ class InvalidTransition(Refused):
         self.digest = digest
         self.status = status
         self.wanted = wanted
-
-
-@dataclass(frozen=True)
-class MovementRow:
-    """One line of the reconciliation export."""
-
-    client: str
-    wallet: str
-    fingerprint: str
-    request_digest: str
-    chain: str
-    network: str
-    request_kind: str
-    status: str
-    time: str  # signed_at for signed requests, else received_at
-    index: int
-    movement_kind: str
-    asset: str
-    amount: int
-    destination: str
-    note: str
-    request_fee: int | None
-
-
-EXPORT_COLUMNS = tuple(MovementRow.__dataclass_fields__)
-
-
-def _iso(moment: datetime) -> str:
-    """UTC ISO-8601 with microseconds and Z; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-TimeBound = datetime | date | str | None
-
-
-def _bound(value: TimeBound, *, default: str) -> str:
-    """A query bound: ``None`` is ``default``; a ``str`` is ISO-8601 (date or date-time,
-    UTC unless it names an offset); a date means 00:00 UTC of that day."""
-    if value is None:
-        return default
-    if isinstance(value, str):
-        text = value
-        try:
-            value = (
-                datetime.fromisoformat(text)
-                if "T" in text or " " in text
-                else date.fromisoformat(text)
-            )
-        except ValueError as exc:
-            raise BadTimeBound(text) from exc
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value.isoformat() + "T00:00:00.000000Z"
-
-
-def _cell(value: object) -> object:
-    """Neutralise spreadsheet formulas in text cells (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 class Ledger:
@@ -272,7 +220,7 @@ class Ledger:
     def record_received(self, review: Review) -> None:
         """Record (or re-open) a request; a request already signed is refused."""
         digest = review.request_digest.hex()
-        now = _iso(self._now())
+        now = iso_utc(self._now())
         with self._tx() as db:
             row = db.execute(
                 "SELECT status, signed_at FROM requests WHERE digest = ?", (digest,)
@@ -319,7 +267,7 @@ class Ledger:
             db.execute(
                 "UPDATE requests SET status='approved', approved_at=?, required_approvals=?,"
                 " policy_version=? WHERE digest=?",
-                (_iso(self._now()), required, policy_version, digest),
+                (iso_utc(self._now()), required, policy_version, digest),
             )
             db.executemany(
                 "INSERT INTO approvers VALUES (?,?,?,?)",
@@ -354,7 +302,7 @@ class Ledger:
                 )
             db.execute(
                 "UPDATE requests SET status='signed', signed_at=? WHERE digest=?",
-                (_iso(moment), digest),
+                (iso_utc(moment), digest),
             )
 
     def mark_refused(self, request_digest: bytes, reason: str) -> None:
@@ -365,7 +313,7 @@ class Ledger:
                 raise InvalidTransition(digest, status, "refused")
             db.execute(
                 "UPDATE requests SET status='refused', refused_at=?, reason=? WHERE digest=?",
-                (_iso(self._now()), reason[:500], digest),
+                (iso_utc(self._now()), reason[:500], digest),
             )
 
     def status(self, request_digest: bytes) -> str | None:
@@ -392,7 +340,7 @@ class Ledger:
 
     def consume(self, approval_ids: Sequence[bytes], *, request_digest: bytes) -> None:
         """Record approval ids atomically; :class:`ApprovalReplayed` if any was used before."""
-        now = _iso(self._now())
+        now = iso_utc(self._now())
         try:
             with self._tx() as db:
                 db.executemany(
@@ -451,45 +399,7 @@ class Ledger:
         """Movements of ``client``'s requests in ``[since, until)`` (signing time for signed
         requests, receipt time otherwise), oldest first. Bounds: datetime, date (00:00 UTC),
         ISO-8601 text (:class:`BadTimeBound` if unreadable), or ``None`` (unbounded)."""
-        wanted = tuple(statuses)
-        if not wanted or any(s not in STATUSES for s in wanted):
-            raise ValueError(f"statuses must be among {STATUSES}")
-        rows = self._db.execute(
-            "SELECT r.client, r.wallet, r.fingerprint, r.digest, r.chain, r.network, r.kind,"
-            " r.status, COALESCE(r.signed_at, r.received_at) AS t, m.idx, m.kind, m.asset,"
-            " m.amount, m.destination, m.note, r.fee"
-            " FROM requests r JOIN movements m ON m.request_digest = r.digest"
-            " WHERE r.client = ? AND r.status IN (SELECT value FROM json_each(?))"
-            " AND t >= ? AND t < ?"
-            " ORDER BY t, r.digest, m.idx",
-            (
-                client,
-                json.dumps(wanted),
-                _bound(since, default=""),
-                _bound(until, default="9999-12-31T23:59:59.999999Z"),
-            ),
-        ).fetchall()
-        return [
-            MovementRow(
-                client=r[0],
-                wallet=r[1],
-                fingerprint=r[2],
-                request_digest=r[3],
-                chain=r[4],
-                network=r[5],
-                request_kind=r[6],
-                status=r[7],
-                time=r[8],
-                index=r[9],
-                movement_kind=r[10],
-                asset=r[11],
-                amount=int(r[12]),
-                destination=r[13],
-                note=r[14],
-                request_fee=None if r[15] is None else int(r[15]),
-            )
-            for r in rows
-        ]
+        return query_movements(self._db, client, since, until, statuses=statuses)
 
     def export_movements(
         self,
@@ -503,20 +413,4 @@ class Ledger:
         """The reconciliation export as text: ``"csv"`` (header row, RFC 4180, formula-like
         text cells prefixed with ``'``) or ``"json"`` (a list of objects, amounts as
         decimal strings so no JSON reader rounds them)."""
-        rows = self.movements(client, since, until, statuses=statuses)
-        if fmt == "json":
-            items = []
-            for r in rows:
-                d = asdict(r)
-                d["amount"] = str(r.amount)
-                d["request_fee"] = None if r.request_fee is None else str(r.request_fee)
-                items.append(d)
-            return json.dumps(items, indent=2, sort_keys=False) + "\n"
-        if fmt == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\r\n")
-            writer.writerow(EXPORT_COLUMNS)
-            for r in rows:
-                writer.writerow([_cell(v) if v is not None else "" for v in asdict(r).values()])
-            return out.getvalue()
-        raise ValueError(f"unknown export format {fmt!r}; use 'csv' or 'json'")
+        return format_movements(self.movements(client, since, until, statuses=statuses), fmt)
