@@ -13,33 +13,81 @@ ECDSA (secp256k1) signature over ``SHA-256("coldvault/audit-seal/v1\\0" || head 
 detects any edit, deletion, insertion, reordering or torn write, with the entry index, and
 reports the entries after the last seal as unsealed: they are chained but not signed, so
 cutting them off cannot be detected from the file alone (see docs/audit.md).
+
+This module is the writer (:class:`AuditLog`); the format and :func:`verify` live in
+:mod:`coldvault.audit_chain`, the errors in :mod:`coldvault.audit_errors` (both re-exported).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import coincurve
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from coldvault import jsonsafe
-from coldvault.errors import ConfigError, HardwareError, IntegrityError, Refused
+from coldvault.audit_chain import (
+    ENTRY_PREFIX,
+    GENESIS_PREV,
+    MAX_LINE_BYTES,
+    SEAL_PREFIX,
+    AuditEntry,
+    AuditReport,
+    entry_hash,
+    scan,
+    seal_digest,
+    seal_ok,
+    verify,
+)
+from coldvault.audit_errors import (
+    AuditChainBroken,
+    AuditHashMismatch,
+    AuditLogLocked,
+    AuditLogNotFound,
+    AuditMalformed,
+    AuditSealInvalid,
+    AuditSequenceError,
+    AuditTampered,
+    AuditTruncated,
+    BadAuditPublicKey,
+    SealFailed,
+)
+from coldvault.errors import HardwareError
 from coldvault.keystore import EcdsaSignature
 from coldvault.requests.base import Review
 
-ENTRY_PREFIX = b"coldvault/audit/v1\x00"
-SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"
-GENESIS_PREV = "0" * 64
-MAX_LINE_BYTES = 64 * 1024
+__all__ = [
+    "ENTRY_PREFIX",
+    "EVENTS",
+    "FORBIDDEN_WORDS",
+    "GENESIS_PREV",
+    "MAX_LINE_BYTES",
+    "SEAL_PREFIX",
+    "AuditChainBroken",
+    "AuditEntry",
+    "AuditHashMismatch",
+    "AuditLog",
+    "AuditLogLocked",
+    "AuditLogNotFound",
+    "AuditMalformed",
+    "AuditReport",
+    "AuditSealInvalid",
+    "AuditSequenceError",
+    "AuditTampered",
+    "AuditTruncated",
+    "BadAuditPublicKey",
+    "SealFailed",
+    "Sealer",
+    "entry_hash",
+    "review_fields",
+    "seal_digest",
+    "verify",
+]
+
 EVENTS = frozenset(
     {
         "request-received", "review", "decision", "approval", "approval-refused", "signature",
@@ -52,159 +100,8 @@ FORBIDDEN_WORDS = frozenset(
     {"pin", "pins", "puk", "seed", "seeds", "share", "shares", "mnemonic", "private",
      "privkey", "passphrase", "password", "secret", "xprv", "entropy"}
 )  # fmt: skip
-_KEYS = {"seq", "time", "event", "fields", "prev", "hash"}
 
 Sealer = Callable[[bytes], object]  # digest32 -> EcdsaSignature | 64-byte r||s | DER bytes
-
-
-# --------------------------------------------------------------------------- errors
-class AuditTampered(IntegrityError):
-    """Base of audit-trail verification failures; ``index`` is the 0-based line number."""
-
-    code = "audit-tampered"
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(f"Audit entry {index}: {message}")
-        self.index = index
-
-
-class AuditMalformed(AuditTampered):
-    code = "audit-malformed"
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(index, f"the line is not a well-formed entry ({reason}).")
-        self.reason = reason
-
-
-class AuditSequenceError(AuditTampered):
-    code = "audit-sequence"
-
-    def __init__(self, index: int, found: int) -> None:
-        super().__init__(
-            index,
-            f"sequence number {found} where {index} was expected: an entry was deleted, "
-            "inserted or moved.",
-        )
-        self.found = found
-
-
-class AuditChainBroken(AuditTampered):
-    code = "audit-chain-broken"
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index, "it does not chain to the entry before it.")
-
-
-class AuditHashMismatch(AuditTampered):
-    code = "audit-hash-mismatch"
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index, "its content does not match its hash: the entry was edited.")
-
-
-class AuditSealInvalid(AuditTampered):
-    code = "audit-seal-invalid"
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(index, f"the seal does not verify ({reason}).")
-        self.reason = reason
-
-
-class AuditTruncated(AuditTampered):
-    code = "audit-truncated"
-
-    def __init__(self, index: int, expected_through: int, found_through: int) -> None:
-        super().__init__(
-            index,
-            f"the last seal covers entries up to {found_through}, but seals up to "
-            f"{expected_through} were recorded: the trail was cut short.",
-        )
-        self.expected_through = expected_through
-        self.found_through = found_through
-
-
-class AuditLogNotFound(ConfigError):
-    code = "audit-not-found"
-
-    def __init__(self, path: str) -> None:
-        super().__init__(f"The audit log {path} does not exist.")
-        self.path = path
-
-
-class BadAuditPublicKey(ConfigError):
-    code = "audit-bad-pubkey"
-
-    def __init__(self) -> None:
-        super().__init__("The audit public key is not a valid secp256k1 point (33 or 65 bytes).")
-
-
-class AuditLogLocked(Refused):
-    code = "audit-locked"
-
-    def __init__(self, path: str) -> None:
-        super().__init__(f"The audit log {path} is already open in another process.")
-        self.path = path
-
-
-class SealFailed(HardwareError):
-    code = "audit-seal-failed"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"The HSM audit seal failed: {reason}.")
-        self.reason = reason
-
-
-# --------------------------------------------------------------------------- values
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    time: str
-    event: str
-    fields: Mapping[str, Any] = field(hash=False)
-    prev: str = GENESIS_PREV
-    hash: str = ""
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "time": self.time,
-            "event": self.event,
-            "fields": self.fields,
-            "prev": self.prev,
-        }
-
-    def line(self) -> bytes:
-        return _canonical({**self.body(), "hash": self.hash}) + b"\n"
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    entries: int
-    seals: int
-    sealed_through: int | None  # seq of the last entry covered by a seal signature
-    unsealed: int  # entries after the last seal entry
-    head: str  # hash of the last entry
-    events: Mapping[str, int] = field(hash=False)
-    first_time: str | None = None
-    last_time: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return {**self.__dict__, "events": dict(self.events)}
-
-
-def _canonical(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def entry_hash(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(ENTRY_PREFIX + _canonical(body)).hexdigest()
-
-
-def seal_digest(head: str, through_seq: int) -> bytes:
-    """The 32 bytes the HSM audit key signs for a seal."""
-    return hashlib.sha256(
-        SEAL_PREFIX + bytes.fromhex(head) + through_seq.to_bytes(8, "big")
-    ).digest()
 
 
 def _compact(signature: object) -> bytes:
@@ -222,115 +119,6 @@ def _compact(signature: object) -> bytes:
             ) from exc
         return EcdsaSignature(r, s).compact
     raise SealFailed("the sealer returned an unsupported signature type")
-
-
-def _seal_ok(public_key: bytes, head: str, through_seq: int, signature_hex: str) -> bool:
-    try:
-        sig = bytes.fromhex(signature_hex)
-        if len(sig) != 64:
-            return False
-        der = EcdsaSignature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")).der
-        return bool(
-            coincurve.PublicKey(public_key).verify(der, seal_digest(head, through_seq), hasher=None)
-        )
-    except (ValueError, TypeError):
-        return False
-
-
-# --------------------------------------------------------------------------- reading
-def _parse_line(index: int, raw: bytes) -> AuditEntry:
-    if not raw.endswith(b"\n"):
-        raise AuditMalformed(index, "incomplete last line")
-    if len(raw) > MAX_LINE_BYTES:
-        raise AuditMalformed(index, "line too long")
-    try:
-        obj = jsonsafe.loads(raw)
-    except jsonsafe.JsonRejected as exc:
-        raise AuditMalformed(index, "not JSON") from exc
-    if not isinstance(obj, dict) or set(obj) != _KEYS:
-        raise AuditMalformed(index, "wrong keys")
-    types = {"seq": int, "time": str, "event": str, "fields": dict, "prev": str, "hash": str}
-    if any(not isinstance(obj[k], t) or isinstance(obj[k], bool) for k, t in types.items()):
-        raise AuditMalformed(index, "a value has the wrong type")
-    if _canonical(obj) + b"\n" != raw:
-        raise AuditMalformed(index, "not in canonical form")
-    return AuditEntry(
-        obj["seq"], obj["time"], obj["event"], obj["fields"], obj["prev"], obj["hash"]
-    )
-
-
-def _check_entry(index: int, entry: AuditEntry, prev: str, public_key: bytes | None) -> None:
-    if entry.seq != index:
-        raise AuditSequenceError(index, entry.seq)
-    if entry.prev != prev:
-        raise AuditChainBroken(index)
-    if entry.hash != entry_hash(entry.body()):
-        raise AuditHashMismatch(index)
-    if entry.event == "seal":
-        f = entry.fields
-        if f.get("head") != prev or f.get("through_seq") != index - 1:
-            raise AuditSealInvalid(index, "it does not name the entry before it")
-        if public_key is not None and not _seal_ok(
-            public_key, prev, index - 1, str(f.get("signature"))
-        ):
-            raise AuditSealInvalid(index, "the signature is not by the audit key")
-
-
-def _scan(
-    path: Path, public_key: bytes | None, *, allow_torn_tail: bool = False
-) -> tuple[AuditReport, int]:
-    """Verify ``path``; return the report and the byte length of the valid prefix."""
-    entries = seals = valid_bytes = 0
-    prev, sealed_through, last_seal_index = GENESIS_PREV, None, -1
-    events: dict[str, int] = {}
-    first_time = last_time = None
-    with open(path, "rb") as fh:
-        for index, raw in enumerate(fh):
-            try:
-                entry = _parse_line(index, raw)
-            except AuditMalformed as exc:
-                if allow_torn_tail and exc.reason == "incomplete last line":
-                    break
-                raise
-            _check_entry(index, entry, prev, public_key)
-            if entry.event == "seal":
-                seals, sealed_through, last_seal_index = seals + 1, index - 1, index
-            events[entry.event] = events.get(entry.event, 0) + 1
-            first_time = first_time or entry.time
-            last_time, prev, entries = entry.time, entry.hash, entries + 1
-            valid_bytes += len(raw)
-    report = AuditReport(
-        entries=entries,
-        seals=seals,
-        sealed_through=sealed_through,
-        unsealed=entries - last_seal_index - 1,
-        head=prev,
-        events=events,
-        first_time=first_time,
-        last_time=last_time,
-    )
-    return report, valid_bytes
-
-
-def verify(
-    path: Path | str, audit_public_key: bytes, *, expect_sealed_through: int | None = None
-) -> AuditReport:
-    """Verify the whole trail and every seal; raise the specific :class:`AuditTampered`.
-
-    ``expect_sealed_through``: the highest sealed seq recorded elsewhere (e.g. the ledger);
-    a trail whose seals stop earlier was truncated (:class:`AuditTruncated`)."""
-    try:
-        coincurve.PublicKey(audit_public_key)
-    except (ValueError, TypeError) as exc:
-        raise BadAuditPublicKey() from exc
-    try:
-        report, _ = _scan(Path(path), audit_public_key)
-    except FileNotFoundError as exc:
-        raise AuditLogNotFound(str(path)) from exc
-    found = -1 if report.sealed_through is None else report.sealed_through
-    if expect_sealed_through is not None and found < expect_sealed_through:
-        raise AuditTruncated(report.entries, expect_sealed_through, found)
-    return report
 
 
 def review_fields(review: Review) -> dict[str, Any]:
@@ -422,7 +210,7 @@ class AuditLog:
         try:
             if created:
                 _fsync_dir(self.path.parent)
-            report, valid = _scan(self.path, audit_public_key, allow_torn_tail=recover_torn_tail)
+            report, valid = scan(self.path, audit_public_key, allow_torn_tail=recover_torn_tail)
             size = os.fstat(self._fd).st_size
             #: bytes of an incomplete final line dropped at open (a crash mid-append)
             self.recovered_bytes = size - valid
@@ -460,7 +248,7 @@ class AuditLog:
             raise ValueError("nothing to seal yet")
         through = self._seq - 1
         signature = _compact(self._sealer(seal_digest(self._head, through))).hex()
-        if self._public_key is not None and not _seal_ok(
+        if self._public_key is not None and not seal_ok(
             self._public_key, self._head, through, signature
         ):
             raise SealFailed("the signature does not verify with the audit public key")
