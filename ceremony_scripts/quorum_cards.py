@@ -1,10 +1,15 @@
 """Smart cards in ceremonies: one card at a time in the reader, PIN typed hidden.
 
 * :func:`witness_signers` -- witnesses sign the closed transcript's final hash.
+* :func:`collect_admin_signatures` -- admin cards sign given bytes, one at a time, until the
+  roster's admin threshold of distinct holders is met (:class:`coldvault.quorum.Tally`); a
+  card that cannot count is refused with the reason before its PIN is asked.
 * :func:`collect_admin_quorum` -- admins approve a ceremony (extend-pool, re-initialising
-  an appliance) by signing a ceremony approval token; counted with
-  :class:`coldvault.quorum.Tally` against the roster's admin threshold.
+  an appliance) by signing a ceremony approval token with :func:`collect_admin_signatures`.
 * :func:`load_roster` -- a roster file plus its approvals, checked against its own admins.
+
+Cards are named by :attr:`coldvault.openpgp.OpenPgpSession.card_id` (manufacturer + serial),
+the identity rosters use and the appliance checks (docs/cards.md).
 
 Ceremony approval token (signed by each admin card, after ``card_input``)::
 
@@ -26,8 +31,15 @@ from coldvault.backends import pcsc
 from coldvault.cardsig import card_input
 from coldvault.errors import AuthError, HardwareError, QuorumError
 from coldvault.openpgp import OpenPgpSession, Pw
-from coldvault.quorum import Tally
-from coldvault.roster import Role, Roster
+from coldvault.quorum import (
+    Approval,
+    CardRevoked,
+    DuplicateHolder,
+    Tally,
+    UnknownCard,
+    WrongRole,
+)
+from coldvault.roster import CardHolder, Role, Roster
 from coldvault.signed_config import load_signed_document, verify_admin_quorum
 from coldvault.transcript import Device, Signer, WitnessSignature
 
@@ -74,7 +86,7 @@ def card_in_reader(
     try:
         session = OpenPgpSession(connection)
         session.select()
-        serial = session.serial_hex
+        serial = session.card_id
         if pcsc.is_emulated(session):
             if not allow_emulated:
                 raise EmulatedCardRefused(serial)
@@ -139,6 +151,81 @@ def ceremony_token(ceremony: str, ceremony_id: str, appliance_id: str, params: A
     return CEREMONY_TOKEN_PREFIX + text.encode()
 
 
+def _countable_admin(tally: Tally, serial: str) -> CardHolder:
+    """Refuse, before the PIN, a card that could not count: the exact :class:`QuorumError`."""
+    roster = tally.roster
+    holder = roster.holder(serial)
+    if holder is None:
+        raise UnknownCard(serial, roster.version)
+    if not holder.active:
+        raise CardRevoked(serial, holder.holder, roster.version)
+    if holder.role is not Role.ADMIN:
+        raise WrongRole(serial, holder.holder, holder.role.value, Role.ADMIN.value)
+    for approval in tally.approvals:
+        counted = roster.holder(approval.card_serial)
+        if counted is not None and counted.holder_id == holder.holder_id:
+            raise DuplicateHolder(serial, holder.holder, approval.card_serial)
+    return holder
+
+
+def collect_admin_signatures(
+    op: Operator,
+    run: CeremonyRun,
+    roster: Roster,
+    data: bytes,
+    *,
+    what: str,
+    allow_emulated: bool = False,
+) -> tuple[Approval, ...]:
+    """Admin cards sign ``data`` (``card_input`` of it) until ``roster.admin_threshold``
+    distinct admins are counted; returns the approvals in signing order.
+
+    Transcript entries: ``admin-approval`` per counted card, ``approval-refused`` (error
+    code, card) per refusal, ``quorum-met`` at the end. ``what`` names the approval in the
+    :class:`CardAttemptsExhausted` error after :data:`MAX_CARD_ATTEMPTS` cards."""
+    tally = Tally(roster, Role.ADMIN, data, roster.admin_threshold)
+    attempts = 0
+    while not tally.satisfied:
+        attempts += 1
+        if attempts > MAX_CARD_ATTEMPTS:
+            raise CardAttemptsExhausted(what)
+        prompt = f"Admin approval {tally.count + 1} of {tally.threshold}: insert an admin card."
+        serial = ""
+        approval = None
+        try:
+            with card_in_reader(op, prompt, allow_emulated=allow_emulated) as (session, serial):
+                try:
+                    holder = _countable_admin(tally, serial)
+                    op.info(f"Card {serial}: {holder.holder} (site {holder.site}).")
+                    pin = op.secret(f"PIN for card {serial} ({holder.holder})")
+                    session.verify_pin(pin, Pw.SIGN)
+                    del pin
+                    signature = session.sign(card_input(holder.algorithm, data))
+                    approval = tally.add(serial, signature)
+                except (AuthError, HardwareError, QuorumError) as err:
+                    # said while the card is still in the reader, so its holder sees why
+                    op.error(err.message)
+                    run.record("approval-refused", {"error": err.code, "card_serial": serial})
+        except HardwareError as err:  # no card, an emulated card refused, a reader problem
+            op.error(err.message)
+            run.record("approval-refused", {"error": err.code, "card_serial": serial})
+        if approval is None:
+            continue
+        op.ok(f"Approved by {approval.holder} ({tally.count} of {tally.threshold}).")
+        run.record(
+            "admin-approval",
+            {
+                "card_serial": serial,
+                "holder": approval.holder,
+                "site": approval.site,
+                "signature": approval.signature.hex(),
+            },
+            devices=[Device("card", serial)],
+        )
+    run.record("quorum-met", {"approvals": tally.count, "threshold": tally.threshold})
+    return tally.approvals
+
+
 def collect_admin_quorum(
     op: Operator,
     run: CeremonyRun,
@@ -150,42 +237,11 @@ def collect_admin_quorum(
 ) -> None:
     """Collect admin card signatures over the ceremony token until the threshold is met."""
     token = ceremony_token(ceremony, run.log.ceremony_id, roster.appliance_id, params)
-    tally = Tally(roster, Role.ADMIN, token, roster.admin_threshold)
     op.table("Approve this ceremony", [(k, str(v)) for k, v in params.items()])
-    attempts = 0
-    while not tally.satisfied:
-        attempts += 1
-        if attempts > MAX_CARD_ATTEMPTS:
-            raise CardAttemptsExhausted(f"the admin quorum for {ceremony}")
-        prompt = f"Admin approval {tally.count + 1} of {tally.threshold}: insert an admin card."
-        try:
-            with card_in_reader(op, prompt, allow_emulated=allow_emulated) as (session, serial):
-                holder = roster.holder(serial)
-                if holder is None or holder.role is not Role.ADMIN or not holder.active:
-                    op.error(f"Card {serial} is not an active admin card of the roster.")
-                    continue
-                op.info(f"Card {serial}: {holder.holder} (site {holder.site}).")
-                pin = op.secret(f"PIN for card {serial} ({holder.holder})")
-                session.verify_pin(pin, Pw.SIGN)
-                del pin
-                signature = session.sign(card_input(holder.algorithm, token))
-                approval = tally.add(serial, signature)
-        except (AuthError, HardwareError, QuorumError) as err:
-            op.error(err.message)
-            run.record("approval-refused", {"error": err.code})
-            continue
-        op.ok(f"Approved by {approval.holder} ({tally.count} of {tally.threshold}).")
-        run.record(
-            "admin-approval",
-            {
-                "card_serial": serial,
-                "holder": approval.holder,
-                "site": approval.site,
-                "signature": signature.hex(),
-            },
-            devices=[Device("card", serial)],
-        )
-    run.record("quorum-met", {"approvals": tally.count, "threshold": tally.threshold})
+    collect_admin_signatures(
+        op, run, roster, token, what=f"the admin quorum for {ceremony}",
+        allow_emulated=allow_emulated,
+    )  # fmt: skip
 
 
 __all__ = [
@@ -193,6 +249,7 @@ __all__ = [
     "EmulatedCardRefused",
     "card_in_reader",
     "ceremony_token",
+    "collect_admin_signatures",
     "collect_admin_quorum",
     "load_roster",
     "witness_signers",

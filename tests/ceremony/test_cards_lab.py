@@ -32,6 +32,11 @@ CARDS = [  # serial, holder, role, site -- lab cards C0DE0004/5 are admins, C0DE
 NEW_USER = {"C0DE0004": "dave-pin-1", "C0DE0005": "erin-pin-1", "C0DE0001": "alice-pin-1"}
 
 
+def card_id(serial: str) -> str:
+    """The roster identity of a lab card: manufacturer (FFFF, test cards) + serial."""
+    return f"FFFF{serial}"
+
+
 @pytest.fixture
 def hsm(tmp_path: Path):
     if not softhsm_available():
@@ -60,25 +65,26 @@ class Reader:
 
 def _enrol(child, reader: Reader, cards: dict) -> None:
     for number, (serial, holder, role, site) in enumerate(CARDS, start=1):
+        cid = card_id(serial)
         reader.use(
             cards[serial],
             f"Card {number}: insert the blank card.",
             [
-                (f"Card {serial} holder name: ", holder),
-                (re.escape(f"Card {serial} role (approver/admin/backup-custodian)") + ".*: ", role),
-                (f"Card {serial} site: ", site),
-                (f"Card {serial} current admin PIN: ", "12345678"),
-                (f"New admin PIN for card {serial}: ", f"admin-{serial}"),
-                (f"Repeat new admin PIN for card {serial}: ", f"admin-{serial}"),
-                (f"Card {serial} current user PIN: ", "123456"),
-                (f"New user PIN for card {serial}: ", NEW_USER[serial]),
-                (f"Repeat new user PIN for card {serial}: ", NEW_USER[serial]),
+                (f"Card {cid} holder name: ", holder),
+                (re.escape(f"Card {cid} role (approver/admin/backup-custodian)") + ".*: ", role),
+                (f"Card {cid} site: ", site),
+                (f"Card {cid} current admin PIN: ", "12345678"),
+                (f"New admin PIN for card {cid}: ", f"admin-{serial}"),
+                (f"Repeat new admin PIN for card {cid}: ", f"admin-{serial}"),
+                (f"Card {cid} current user PIN: ", "123456"),
+                (f"New user PIN for card {cid}: ", NEW_USER[serial]),
+                (f"Repeat new user PIN for card {cid}: ", NEW_USER[serial]),
             ],
         )
 
 
 def _pin(serial: str, holder: str) -> list[tuple[str, str]]:
-    return [(re.escape(f"PIN for card {serial} ({holder}): "), NEW_USER[serial])]
+    return [(re.escape(f"PIN for card {card_id(serial)} ({holder}): "), NEW_USER[serial])]
 
 
 def test_enrol_witness_and_quorum(card_factory, pcsc_lab, hsm: SoftHsmLab, tmp_path: Path) -> None:
@@ -113,8 +119,8 @@ def test_enrol_witness_and_quorum(card_factory, pcsc_lab, hsm: SoftHsmLab, tmp_p
     assert finish(child) == 0
     roster = load_roster(roster_path)
     assert roster.version == 1 and roster.admin_threshold == 2
-    assert [h.serial for h in roster.active(Role.ADMIN)] == ["C0DE0004", "C0DE0005"]
-    alice = roster.holder("C0DE0001")
+    assert [h.serial for h in roster.active(Role.ADMIN)] == ["FFFFC0DE0004", "FFFFC0DE0005"]
+    alice = roster.holder("FFFFC0DE0001")
     assert alice is not None and alice.role is Role.APPROVER and len(alice.public_key) == 32
     enrol_steps = [e["step"] for e in read_entries(transcripts / "enrol.jsonl")]
     assert enrol_steps.count("card-enrolled") == 3 and enrol_steps.count("roster-approval") == 2
