@@ -1,0 +1,123 @@
+"""Quorum errors: why a card's approval does not count, or why a quorum is not met.
+
+Each names the cause and carries the card serial, holder or counts involved.
+"""
+
+from __future__ import annotations
+
+from coldvault.errors import QuorumError
+
+
+class UnknownCard(QuorumError):
+    code = "unknown-card"
+
+    def __init__(self, card_serial: str, roster_version: int) -> None:
+        super().__init__(f"Card {card_serial} is not in roster version {roster_version}.")
+        self.card_serial = card_serial
+        self.roster_version = roster_version
+
+
+class CardRevoked(QuorumError):
+    code = "card-revoked"
+
+    def __init__(self, card_serial: str, holder: str, roster_version: int) -> None:
+        super().__init__(
+            f"Card {card_serial} of {holder} is revoked in roster version {roster_version}."
+        )
+        self.card_serial = card_serial
+        self.holder = holder
+        self.roster_version = roster_version
+
+
+class WrongRole(QuorumError):
+    code = "wrong-role"
+
+    def __init__(self, card_serial: str, holder: str, role: str, needed: str) -> None:
+        super().__init__(
+            f"Card {card_serial} of {holder} has role {role}; only {needed} cards may approve this."
+        )
+        self.card_serial = card_serial
+        self.holder = holder
+        self.role = role
+        self.needed = needed
+
+
+class BadApprovalSignature(QuorumError):
+    code = "bad-approval-signature"
+
+    def __init__(self, card_serial: str, holder: str) -> None:
+        super().__init__(
+            f"The signature from card {card_serial} of {holder} does not verify over this approval."
+        )
+        self.card_serial = card_serial
+        self.holder = holder
+
+
+class ApprovalForOtherRequest(QuorumError):
+    code = "approval-for-other-request"
+
+    def __init__(self, card_serial: str, expected: str, signed: str) -> None:
+        super().__init__(
+            f"Card {card_serial} signed an approval for request {signed}, "
+            f"not for request {expected}."
+        )
+        self.card_serial = card_serial
+        self.expected_fingerprint = expected
+        self.signed_fingerprint = signed
+
+
+class DuplicateHolder(QuorumError):
+    code = "duplicate-holder"
+
+    def __init__(self, card_serial: str, holder: str, counted_card: str) -> None:
+        super().__init__(
+            f"{holder} already approved with card {counted_card}; "
+            f"card {card_serial} does not count again."
+        )
+        self.card_serial = card_serial
+        self.holder = holder
+        self.counted_card = counted_card
+
+
+class ApprovalExpired(QuorumError):
+    code = "approval-expired"
+
+    def __init__(self, fingerprint: str, expires_at: int, now: int) -> None:
+        super().__init__(
+            f"The approval window for request {fingerprint} closed at {expires_at} (now {now}); "
+            "start a new approval session."
+        )
+        self.fingerprint = fingerprint
+        self.expires_at = expires_at
+        self.now = now
+
+
+class ApprovalReplayed(QuorumError):
+    code = "approval-replayed"
+
+    def __init__(self, card_serial: str, fingerprint: str) -> None:
+        who = f"from card {card_serial} " if card_serial else ""
+        super().__init__(
+            f"The approval {who}for request {fingerprint} was already used; "
+            "approvals are single-use."
+        )
+        self.card_serial = card_serial
+        self.fingerprint = fingerprint
+
+
+class ThresholdNotMet(QuorumError):
+    code = "threshold-not-met"
+
+    def __init__(self, what: str, have: int, need: int) -> None:
+        super().__init__(f"{what} has {have} of the {need} required approvals.")
+        self.what = what
+        self.have = have
+        self.need = need
+
+
+class MalformedToken(QuorumError):
+    code = "malformed-token"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The approval token is malformed: {reason}.")
+        self.reason = reason
