@@ -30,16 +30,19 @@ class Pkcs11Error(HardwareError):
 
 
 class ModuleLoadError(HardwareError):
-    """The PKCS#11 module (shared library) could not be loaded."""
+    """The PKCS#11 module (shared library) could not be loaded or initialised."""
 
     code = "hsm-module"
 
-    def __init__(self, module_path: str) -> None:
+    def __init__(self, module_path: str, *, ckr: str | None = None) -> None:
+        why = f" ({ckr})" if ckr else ""
         super().__init__(
-            f"The PKCS#11 module {module_path!r} could not be loaded; check the path and that "
-            "the HSM client software is installed."
+            f"The PKCS#11 module {module_path!r} could not be loaded or initialised{why}; check "
+            "the path, that the HSM client software is installed, and its configuration "
+            "(for SoftHSM2: the file SOFTHSM2_CONF names)."
         )
         self.module_path = module_path
+        self.ckr = ckr
 
 
 class TokenNotFound(HardwareError):

@@ -180,7 +180,8 @@ class _Modules:
             try:
                 lib = pkcs11.lib(module_path)
             except p11.PKCS11Error as exc:
-                raise ModuleLoadError(module_path) from exc
+                ckr = type(exc).__name__ if type(exc) is not p11.PKCS11Error else None
+                raise ModuleLoadError(module_path, ckr=ckr) from exc
             self._libs[module_path] = (lib, 1)
             return lib
 

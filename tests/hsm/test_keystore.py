@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 
 import coincurve
@@ -439,6 +440,27 @@ def test_module_that_does_not_load(tmp_path) -> None:
     assert err.value.module_path == str(bogus)
     with pytest.raises(ModuleLoadError):
         list_tokens(str(tmp_path / "missing.so"))
+
+
+def test_softhsm_with_a_missing_config_fails_to_initialise(softhsm_lab, tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "from coldvault.backends.pkcs11_keystore import ModuleLoadError, list_tokens\n"
+        "try:\n"
+        "    list_tokens(sys.argv[1])\n"
+        "except ModuleLoadError as err:\n"
+        "    print(err.ckr, '|', err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, softhsm_lab.module_path],
+        env=dict(os.environ, SOFTHSM2_CONF=str(tmp_path / "missing.conf")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.startswith("GeneralError | The PKCS#11 module ")
+    assert "SOFTHSM2_CONF" in out
 
 
 def test_expected_serial_pins_the_device(softhsm_lab, lab_config) -> None:
