@@ -95,9 +95,8 @@ db: sqlite3.Connection,
     *,
     statuses: Iterable[str] = ("signed",),
 ) -> list[MovementRow]:
-    """Movements of ``client``'s requests in ``[since, until)`` (signing time for signed
-    requests, receipt time otherwise), oldest first. Bounds: datetime, date (00:00 UTC),
-    ISO-8601 text (:class:`BadTimeBound` if unreadable), or ``None`` (unbounded)."""
+    """The rows of :meth:`coldvault.ledger.Ledger.movements` (bounds and order as documented
+    there), read from the ledger database ``db``."""
     wanted = tuple(statuses)
     if not wanted or any(s not in STATUSES for s in wanted):
         raise ValueError(f"statuses must be among {STATUSES}")

@@ -202,15 +202,11 @@ class _PartStore:
         return "".join(self.parts[i] for i in range(1, self.total + 1))
 
 
-class PmofnJoiner:
-    """Joins ``pMofN`` frames into the original text."""
+class _Joiner:
+    """Progress of a multi-frame legacy message (shared by both legacy joiners)."""
 
     def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self._store = _PartStore(max_chars)
-
-    def add(self, text: str) -> bool:
-        frame = parse_pmofn(text.strip("\r\n"))
-        return self._store.put(frame.index, frame.total, frame.chunk)
 
     @property
     def total(self) -> int:
@@ -223,6 +219,14 @@ class PmofnJoiner:
     @property
     def is_complete(self) -> bool:
         return self._store.complete
+
+
+class PmofnJoiner(_Joiner):
+    """Joins ``pMofN`` frames into the original text."""
+
+    def add(self, text: str) -> bool:
+        frame = parse_pmofn(text.strip("\r\n"))
+        return self._store.put(frame.index, frame.total, frame.chunk)
 
     def result(self) -> str:
         return self._store.joined()
@@ -313,11 +317,11 @@ class UrV1Message:
     total: int
 
 
-class UrV1Joiner:
+class UrV1Joiner(_Joiner):
     """Joins UR v1 frames and verifies the SHA-256 digest of the CBOR."""
 
     def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
-        self._store = _PartStore(max_chars)
+        super().__init__(max_chars=max_chars)
         self._type: str | None = None
         self._digest: str | None = None
 
@@ -331,18 +335,6 @@ class UrV1Joiner:
                 "scan only one animated QR at a time."
             )
         return self._store.put(frame.index, frame.total, frame.fragment)
-
-    @property
-    def total(self) -> int:
-        return self._store.total
-
-    @property
-    def received(self) -> int:
-        return len(self._store.parts)
-
-    @property
-    def is_complete(self) -> bool:
-        return self._store.complete
 
     def result(self) -> UrV1Message:
         body = self._store.joined()
