@@ -31,7 +31,7 @@ from coldvault.keystore import EcdsaSignature
 ENTRY_PREFIX = b"coldvault/audit/v1\x00"
 SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"
 GENESIS_PREV = "0" * 64
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = 4 * 1024 * 1024  # a review of a PSBT at the parser limits (5,000 outputs) fits
 _KEYS = {"seq", "time", "event", "fields", "prev", "hash"}
 
 
