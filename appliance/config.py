@@ -45,7 +45,8 @@ class ApplianceConfig:
     input_seed: int = 0
     output_sink: str = "png-dir"
     output_path: Path = Path("response")
-    fragment_len: int = 200
+    #: message bytes per response frame; None: the density the request came in
+    fragment_len: int | None = None
     output_fps: float = 5.0
     reader: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -107,8 +108,8 @@ def load_config(path: Path) -> ApplianceConfig:
     sink = _get(out, "sink", str, "output", "png-dir")
     if sink not in OUTPUT_SINKS:
         raise ConfigError(f"configuration: [output] sink must be one of {', '.join(OUTPUT_SINKS)}")
-    fragment_len = _get(out, "fragment_len", int, "output", 200)
-    if not 10 <= fragment_len <= 2000:
+    fragment_len = _get(out, "fragment_len", int, "output", None)
+    if fragment_len is not None and not 10 <= fragment_len <= 2000:
         raise ConfigError("configuration: [output] fragment_len must be between 10 and 2000 bytes")
     if not _get(trust, "rosters", list, "trust"):
         raise ConfigError("configuration: [trust] rosters must list at least the genesis roster")
