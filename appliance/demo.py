@@ -1,9 +1,14 @@
 """``make demo``: the product's main job, end to end, on the emulated lab.
 
 1. Lab up: SoftHSM tokens, a private pcscd with vpcd readers, blank virtual OpenPGP cards.
-2. Trust: HSM audit/identity keys, cards enrolled (keys generated on the cards), roster,
-   seed (HSM + OS + dice), key pool imported into SoftHSM, wallet registry and policy
-   (whitelist with ownership proofs) signed by the admin cards.
+2. Trust, made by the REAL ceremonies driven through their console prompts
+   (``appliance/demo_ceremony.py``): ``init-appliance`` (new token PINs, HSM audit/identity
+   keys), ``enrol-cards`` (keys generated on the cards, roster signed by the admins),
+   ``generate-seed`` (dice typed, SLIP-39 shares read off the screen, Bitcoin pool),
+   ``provision`` (Ethereum and Solana pools from typed shares), ``approve-document``
+   (wallet registry and policy -- whitelist with ownership proofs -- approved by the admin
+   cards). The PINs set there are the ones the appliance runs type; no demo secret is
+   written to disk (checked at the end).
 3. For a Bitcoin PSBT (built by embit from the exported descriptor), an EIP-1559 transaction
    (eth-account) and a Solana transfer (solders): the request is rendered as animated QR
    frames, played through the virtual camera with dropped and blurred frames into
@@ -31,9 +36,10 @@ import pexpect
 from rich.console import Console
 
 from appliance import demo_parties as parties
-from coldvault.keypool import ProvisioningRecord
+from appliance.demo_ceremony import Pins, assert_not_on_disk, ceremony_trust
+from coldvault.keypool import ProvisioningRecord, Template
 from hardware_emulators.lab import Lab
-from hardware_emulators.trust_setup import LabTrust, appliance_config, setup_trust
+from hardware_emulators.trust_setup import LabTrust, appliance_config
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
@@ -50,15 +56,21 @@ def step(title: str) -> None:
 def policy_for(
     btc: parties.Proof, eth: parties.Proof, sol: parties.Proof
 ) -> Callable[[ProvisioningRecord], str]:
+    """The demo policy for the provisioned wallets (found by template: the fast path names
+    them acme-btc/globex-eth/initech-sol, the ``provision`` ceremony
+    ``<client>-<template>-<network>-<account>``)."""
+
     def text(record: ProvisioningRecord) -> str:
+        spec = {a.spec.template: a.spec for a in record.accounts}
+        b, e, s = spec[Template.BIP84], spec[Template.ETH], spec[Template.SOL]
         return f"""format = "coldvault-policy/1"
 version = 1
 appliance_id = "cv-lab-01"
 chains = ["bitcoin", "ethereum", "solana"]
 
 [[wallet]]
-name = "acme-btc"
-client = "acme"
+name = "{b.name}"
+client = "{b.client}"
 chain = "bitcoin"
 network = "main"
 kinds = ["psbt"]
@@ -83,8 +95,8 @@ message = "{btc.message}"
 signature = "{btc.signature}"
 
 [[wallet]]
-name = "globex-eth"
-client = "globex"
+name = "{e.name}"
+client = "{e.client}"
 chain = "ethereum"
 network = "1"
 kinds = ["eth-transaction"]
@@ -101,8 +113,8 @@ message = "{eth.message}"
 signature = "{eth.signature}"
 
 [[wallet]]
-name = "initech-sol"
-client = "initech"
+name = "{s.name}"
+client = "{s.client}"
 chain = "solana"
 network = "mainnet-beta"
 kinds = ["sol-transaction"]
@@ -124,19 +136,21 @@ signature = "{sol.signature}"
 
 def run_appliance(
     lab: Lab, config: Path, frames: Path, out: Path, *, approvers: tuple[str, ...],
-    expect_refusal: bool = False, log: Path,
+    expect_refusal: bool = False, log: Path, pins: Pins | None = None,
 ) -> dict[str, object]:
-    """Drive ``coldvault appliance run --once`` through its console prompts."""
-    token = lab.config.appliance_token()
+    """Drive ``coldvault appliance run --once`` through its console prompts, typing ``pins``
+    (default: the lab file's). The log holds what the appliance prints, never what is typed."""
+    pins = pins or Pins.from_lab(lab)
     args = ["appliance", "run", "--config", str(config), "--allow-emulated",
             "--dev-allow-network", "--once", "--json", "--frames", str(frames), "--out", str(out)]
     env = dict(os.environ, **lab.env, COLUMNS="110", COLDVAULT_DEBUG="1")
     with open(log, "w") as transcript:
         child = pexpect.spawn(str(BIN / "coldvault"), args, env=env, encoding="utf-8",
-                              timeout=180, logfile=transcript)
+                              timeout=180)
+        child.logfile_read = transcript
         try:
             child.expect("HSM user PIN for token")
-            child.sendline(token.user_pin)
+            child.sendline(pins.token_user)
             first = child.expect(["Type APPROVE to continue", r'"ok": false'])
             if first == 1:
                 child.expect(pexpect.EOF)
@@ -152,7 +166,7 @@ def run_appliance(
                     break
                 lab.insert(serial, 0)
                 child.expect(r"PIN for card \S+ \(")
-                child.sendline(lab.config.card(serial).pin)
+                child.sendline(pins.card(serial))
                 child.expect("Remove the card")
                 lab.remove(0)
             child.expect(pexpect.EOF)
@@ -204,22 +218,24 @@ def main() -> int:
     os.environ.update(lab.env)
     try:
         console.print(f"pcscd readers: {', '.join(lab.pcsc.reader_names())}")
-        step("2. Trust material: HSM keys, card enrolment, roster, seed, key pool, policy")
+        step("2. Trust material by the real ceremonies, driven through their prompts")
         btc_dest = parties.bitcoin_counterparty("acme-treasury")
         eth_dest = parties.ethereum_counterparty("globex-exchange")
         sol_dest = parties.solana_counterparty("initech-payroll")
         policy = policy_for(btc_dest, eth_dest, sol_dest)
-        trust = setup_trust(lab, OUT / "trust", policy_text=policy)
+        trust, pins, demo_secrets = ceremony_trust(
+            lab, OUT / "trust", policy_text=policy, say=lambda text: console.print(f"  {text}")
+        )
         console.print(f"roster v1: {len(trust.roster.holders)} card holders, "
                       f"admin threshold {trust.roster.admin_threshold}")
         for account in trust.record.accounts:
             console.print(f"  {account.spec.name}: {account.to_dict()['key_origin'] or ''} "
                           f"first address {account.first_addresses[0]}")
         results = []
-        results.append(bitcoin_flow(OUT, lab, trust, btc_dest))
-        results.append(ethereum_flow(OUT, lab, trust, eth_dest))
-        results.append(solana_flow(OUT, lab, trust, sol_dest))
-        results.append(refusal_flow(OUT, lab, trust))
+        results.append(bitcoin_flow(OUT, lab, trust, btc_dest, pins=pins))
+        results.append(ethereum_flow(OUT, lab, trust, eth_dest, pins=pins))
+        results.append(solana_flow(OUT, lab, trust, sol_dest, pins=pins))
+        results.append(refusal_flow(OUT, lab, trust, pins=pins))
         step("7. Audit trail")
         trail = str(OUT / "state" / "audit.jsonl")
         report = coldvault("audit", "verify", trail, "--audit-pubkey",
@@ -228,6 +244,9 @@ def main() -> int:
                       f"ok={report['ok']}")
         if not report["ok"]:
             raise RuntimeError("audit verification failed")
+        checked = assert_not_on_disk(OUT, demo_secrets)
+        del demo_secrets
+        console.print(f"no PIN, dice roll or backup word in any of the {checked} files written")
         step(f"Demo complete in {time.monotonic() - started:.0f} s")
         for line in results:
             console.print(f"[green]OK[/] {line}")
@@ -246,9 +265,18 @@ def _config(out: Path, lab: Lab, trust: LabTrust, name: str, drop: float, blur: 
     return path
 
 
-def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def wallet(trust: LabTrust, template: Template) -> dict[str, object]:
+    """The provisioned account of ``template`` (names differ between fast path and ceremony)."""
+    for account in trust.record.accounts:
+        if account.spec.template is template:
+            return trust.account(account.spec.name)
+    raise KeyError(str(template))
+
+
+def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
+                 pins: Pins | None = None) -> str:
     step("3. Bitcoin: PSBT from embit -> animated UR -> virtual camera (25 % drops) -> 2-of-3")
-    account = trust.account("acme-btc")
+    account = wallet(trust, Template.BIP84)
     psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=dest.address,
                                 amount=1_250_000, fee=2_000)
     work = out / "bitcoin"
@@ -258,7 +286,7 @@ def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> s
        "--out", str(work / "request"))
     config = _config(out, lab, trust, "bitcoin", drop=0.25, blur=0.1)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log")
+                           approvers=APPROVERS, log=work / "console.log", pins=pins)
     if not result.get("ok"):
         raise RuntimeError(f"bitcoin request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signed.psbt"))
@@ -268,20 +296,21 @@ def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> s
             f"approvals {result['approvals']}")
 
 
-def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
+                  pins: Pins | None = None) -> str:
     step("4. Ethereum: EIP-1559 eth-sign-request -> appliance -> eth-signature")
     from appliance.demo_chains import eth_request, eth_verify
 
     work = out / "ethereum"
     work.mkdir()
-    account = trust.account("globex-eth")
+    account = wallet(trust, Template.ETH)
     cbor, tx = eth_request(account, to=dest.address, value=10**17)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "eth-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
     config = _config(out, lab, trust, "ethereum", drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log")
+                           approvers=APPROVERS, log=work / "console.log", pins=pins)
     if not result.get("ok"):
         raise RuntimeError(f"ethereum request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signature.cbor"))
@@ -292,20 +321,21 @@ def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> 
     return f"Ethereum: eth-account recovers sender {sender} = our address for m/44h/60h/0h/0/0"
 
 
-def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> str:
+def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
+                pins: Pins | None = None) -> str:
     step("5. Solana: system transfer sol-sign-request -> appliance (Ed25519 in SoftHSM)")
     from appliance.demo_chains import sol_request, sol_verify
 
     work = out / "solana"
     work.mkdir()
-    account = trust.account("initech-sol")
+    account = wallet(trust, Template.SOL)
     cbor, message, signer = sol_request(account, to=dest.address, lamports=250_000_000)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "sol-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
     config = _config(out, lab, trust, "solana", drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log")
+                           approvers=APPROVERS, log=work / "console.log", pins=pins)
     if not result.get("ok"):
         raise RuntimeError(f"solana request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signature.cbor"))
@@ -315,9 +345,9 @@ def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof) -> st
     return f"Solana: solders verifies the transfer signature of {signer}"
 
 
-def refusal_flow(out: Path, lab: Lab, trust: LabTrust) -> str:
+def refusal_flow(out: Path, lab: Lab, trust: LabTrust, *, pins: Pins | None = None) -> str:
     step("6. Policy: a payment to a destination that is not whitelisted is refused")
-    account = trust.account("acme-btc")
+    account = wallet(trust, Template.BIP84)
     stranger = parties.bitcoin_counterparty("unknown-party")
     psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=stranger.address,
                                 amount=500_000, fee=2_000, seed=99)
@@ -328,7 +358,7 @@ def refusal_flow(out: Path, lab: Lab, trust: LabTrust) -> str:
        "--out", str(work / "request"))
     config = _config(out, lab, trust, "refused", drop=0.0, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response", approvers=(),
-                           log=work / "console.log")
+                           log=work / "console.log", pins=pins)
     if result.get("ok") or result.get("rule") != "destination-whitelisted":
         raise RuntimeError(f"the non-whitelisted payment was not refused as expected: {result}")
     return f"Refused: {result['message']}"
