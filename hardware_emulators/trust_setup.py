@@ -4,7 +4,7 @@ It performs, without the console, the same library calls the ceremonies make (se
 docs/ceremonies.md): HSM audit and identity keys, card enrolment (keys generated ON the
 virtual cards through pcscd), a roster signed by the admin cards, a seed from HSM + OS +
 simulated dice entropy, the key pool imported into SoftHSM, and a wallet registry and policy
-signed by the admin cards. The integration tests and the demo use it so each test does not
+signed by the admin cards. The integration tests use it so each test does not
 replay a full ceremony; the ceremonies themselves are tested through their real prompts.
 
 Never used outside the lab: every PIN comes from the lab file (test-only values).
