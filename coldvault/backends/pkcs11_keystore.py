@@ -661,6 +661,13 @@ class Pkcs11Keystore:
         with _LOCK:
             return self._load(key_id)[1]
 
+    def forget_keys(self) -> None:
+        """Drop cached key handles and the key index, as if just opened (use after another
+        program changed the token's keys; benchmarks use it to measure a cold start)."""
+        with _LOCK:
+            self._cache.clear()
+            self._key_index = None
+
     def key_attributes(self, key_id: bytes) -> KeyAttributes:
         """The private key's security attributes (sensitive, never extractable, local ...)."""
         with _LOCK:
