@@ -130,24 +130,19 @@ def bitcoin_psbt(
 
 
 def finalize_psbt(signed: bytes) -> tuple[str, int]:
-    """Finalize a signed single-sig P2WPKH PSBT with embit; returns (raw tx hex, inputs)."""
+    """Validate every partial signature against embit's BIP-143 sighash, then let embit's
+    finalizer build the final transaction; returns (raw tx hex, inputs)."""
+    from embit.finalizer import finalize_psbt as embit_finalize
+
     psbt = PSBT.parse(signed)
-    for inp in psbt.inputs:
-        if len(inp.partial_sigs) != 1:
-            raise RuntimeError("expected exactly one partial signature per input")
-        (pub, sig), = inp.partial_sigs.items()
-        inp.final_scriptwitness = _witness([sig, pub.sec()])
-    tx = psbt.tx.copy() if hasattr(psbt.tx, "copy") else psbt.tx
-    for i, inp in enumerate(psbt.inputs):
-        tx.vin[i].witness = inp.final_scriptwitness
     verify_p2wpkh_signatures(psbt)
+    tx = embit_finalize(psbt)
+    if tx is None:
+        raise RuntimeError("embit could not finalize the signed PSBT")
+    for i, vin in enumerate(tx.vin):
+        if not vin.witness.items:
+            raise RuntimeError(f"input {i} has no witness after finalization")
     return tx.serialize().hex(), len(psbt.inputs)
-
-
-def _witness(items: list[bytes]) -> object:
-    from embit.script import Witness
-
-    return Witness(items)
 
 
 def verify_p2wpkh_signatures(psbt: PSBT) -> None:
