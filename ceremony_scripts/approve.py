@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal
     return Proposal(doc, tuple(tables), {"wallets": sorted(wallets)})
 
 
-def _roster(content: bytes, current: Roster, version: int | None) -> Proposal:
+def roster_proposal(content: bytes, current: Roster, version: int | None) -> Proposal:
+    """The review of a roster successor: every holder, and the changes from ``current``."""
     new = Roster.from_bytes(content)
     if version is not None and version != new.version:
         raise DocumentRefused("roster", f"it is version {new.version}, not {version}")
@@ -211,7 +213,7 @@ def build_proposal(
         proposal = _wallets(content, roster.appliance_id, version)
         doc_appliance = roster.appliance_id
     else:
-        proposal = _roster(content, roster, version)
+        proposal = roster_proposal(content, roster, version)
         doc_appliance = proposal.doc.appliance_id
     if doc_appliance != roster.appliance_id:
         raise DocumentRefused(
@@ -280,15 +282,26 @@ def _read_back(kind: str, path: Path, chain: tuple[Roster, list[SignedDocument]]
 def approve_document(**kw: Any) -> None:
     """Admins approve a policy, wallet registry or roster successor with their cards;
     writes FILE.approvals.json."""
-    genesis = kw["genesis_sha256"].strip().lower()
-    if genesis and (len(genesis) != 64 or any(c not in "0123456789abcdef" for c in genesis)):
-        raise click.BadParameter("expected 64 hex digits", param_hint="--genesis-sha256")
+    genesis = parse_genesis(kw["genesis_sha256"])
     if kw["kind"] == "wallets" and kw["version"] is None:
         raise click.UsageError("A wallet registry carries no version: give --version N.")
+    run_json(kw["as_json"], lambda: _approve(kw, genesis))
+
+
+def parse_genesis(value: str) -> str:
+    """``--genesis-sha256``: empty, or 64 hex digits (returned lower-case)."""
+    genesis = value.strip().lower()
+    if genesis and (len(genesis) != 64 or any(c not in "0123456789abcdef" for c in genesis)):
+        raise click.BadParameter("expected 64 hex digits", param_hint="--genesis-sha256")
+    return genesis
+
+
+def run_json(as_json: bool, body: Callable[[], dict[str, Any]]) -> None:
+    """Run a ceremony body; with ``--json`` print its result, or the error, as one line."""
     try:
-        result = _approve(kw, genesis)
+        result = body()
     except (ColdvaultError, click.Abort) as err:
-        if kw["as_json"]:
+        if as_json:
             data = (
                 err.to_dict()
                 if isinstance(err, ColdvaultError)
@@ -296,8 +309,34 @@ def approve_document(**kw: Any) -> None:
             )
             click.echo(json.dumps({"ok": False, **data}, sort_keys=True))
         raise
-    if kw["as_json"]:
+    if as_json:
         click.echo(json.dumps(result, sort_keys=True))
+
+
+def check_roster_step(
+    op: Operator, run: CeremonyRun, paths: tuple[Path, ...], genesis_hex: str
+) -> tuple[Roster, list[SignedDocument]]:
+    """Step "Check the roster": verify the chain from the genesis, show the newest roster
+    and its admins and the genesis hash, record ``roster-verified``."""
+    op.step("Check the roster", ["the genesis hash equals the one pinned in the appliance"])
+    chain = load_chain(paths, genesis_hex)
+    roster, docs = chain
+    genesis = docs[0].sha256
+    admins = roster.active(Role.ADMIN)
+    op.table(f"Roster version {roster.version} (verified from the genesis)", [
+        ("appliance", roster.appliance_id),
+        ("admin threshold", f"{roster.admin_threshold} of {len(admins)} admin cards"),
+        *((f"admin {h.serial}", f"{h.holder} ({h.site})") for h in admins),
+    ])  # fmt: skip
+    op.info(f"genesis {genesis.hex()}")
+    if not genesis_hex:
+        op.warn("No --genesis-sha256: compare this hash with the appliance's pinned one.")
+    run.record("roster-verified", {
+        "version": roster.version, "appliance_id": roster.appliance_id,
+        "genesis_sha256": genesis.hex(), "pinned": bool(genesis_hex),
+        "admin_threshold": roster.admin_threshold,
+    })  # fmt: skip
+    return chain
 
 
 def _approve(kw: dict[str, Any], genesis_hex: str) -> dict[str, Any]:
@@ -317,24 +356,9 @@ def _approve(kw: dict[str, Any], genesis_hex: str) -> dict[str, Any]:
     with CeremonyRun(
         op, "approve-document", transcript, actor=kw["operator_name"], parameters=params
     ) as run:
-        op.step("Check the roster", ["the genesis hash equals the one pinned in the appliance"])
-        chain = load_chain(kw["roster_paths"], genesis_hex)
+        chain = check_roster_step(op, run, kw["roster_paths"], genesis_hex)
         roster, docs = chain
         genesis = docs[0].sha256
-        admins = roster.active(Role.ADMIN)
-        op.table(f"Roster version {roster.version} (verified from the genesis)", [
-            ("appliance", roster.appliance_id),
-            ("admin threshold", f"{roster.admin_threshold} of {len(admins)} admin cards"),
-            *((f"admin {h.serial}", f"{h.holder} ({h.site})") for h in admins),
-        ])  # fmt: skip
-        op.info(f"genesis {genesis.hex()}")
-        if not genesis_hex:
-            op.warn("No --genesis-sha256: compare this hash with the appliance's pinned one.")
-        run.record("roster-verified", {
-            "version": roster.version, "appliance_id": roster.appliance_id,
-            "genesis_sha256": genesis.hex(), "pinned": bool(genesis_hex),
-            "admin_threshold": roster.admin_threshold,
-        })  # fmt: skip
 
         op.step(f"Review the {kind} document", [
             "the SHA-256 shown equals the one the proposer announced (read it aloud)",
@@ -410,4 +434,14 @@ def _approve(kw: dict[str, Any], genesis_hex: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["DocumentRefused", "Proposal", "approve_document", "build_proposal", "load_chain"]
+__all__ = [
+    "DocumentRefused",
+    "Proposal",
+    "approve_document",
+    "build_proposal",
+    "check_roster_step",
+    "load_chain",
+    "parse_genesis",
+    "roster_proposal",
+    "run_json",
+]

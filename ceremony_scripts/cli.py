@@ -92,11 +92,12 @@ def _register() -> None:
     from ceremony_scripts.appliance_init import init_appliance
     from ceremony_scripts.approve import approve_document
     from ceremony_scripts.enrol import enrol_cards
+    from ceremony_scripts.revoke import replace_card, revoke_card
     from ceremony_scripts.seed import extend_pool, generate_seed, provision_cmd
 
     for command in (
         init_appliance, enrol_cards, generate_seed, provision_cmd, extend_pool,
-        approve_document,
+        approve_document, revoke_card, replace_card,
     ):  # fmt: skip
         ceremony.add_command(command)
     ceremony.add_command(transcript)

@@ -22,7 +22,7 @@ from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.seed import common_options
 from ceremony_scripts.ui import Operator
 from coldvault.cardsig import card_input
-from coldvault.errors import AuthError, HardwareError
+from coldvault.errors import AuthError, HardwareError, Refused
 from coldvault.openpgp import CardAlgorithm, Pw
 from coldvault.quorum import ThresholdNotMet
 from coldvault.roster import CardHolder, Role, Roster
@@ -38,21 +38,53 @@ MIN_ADMIN_PIN = 8
 MAX_ATTEMPTS = 10
 
 
-def _enrol_one(
-    op: Operator, run: CeremonyRun, number: int, algorithm: CardAlgorithm, allow_emulated: bool
-) -> CardHolder:
-    with card_in_reader(
-        op, f"Card {number}: insert the blank card.", allow_emulated=allow_emulated
-    ) as (session, serial):
-        op.info(f"Card serial {serial} (check it against the card's printed serial).")
-        holder = op.ask(f"Card {serial} holder name").strip()
-        role = Role(
-            op.ask(
-                f"Card {serial} role (approver/admin/backup-custodian)",
-                default="approver",
-            ).strip()
+class CardAlreadyEnrolled(Refused):
+    """A card already listed in the roster was inserted where a blank card was asked for."""
+
+    code = "card-already-enrolled"
+
+    def __init__(self, serial: str, holder: str, roster_version: int) -> None:
+        super().__init__(
+            f"Card {serial} is already in roster version {roster_version} ({holder}); "
+            "nothing was changed on it. Insert a new, blank card."
         )
-        site = op.ask(f"Card {serial} site").strip()
+        self.serial = serial
+        self.holder = holder
+        self.roster_version = roster_version
+
+
+def _enrol_one(
+    op: Operator,
+    run: CeremonyRun,
+    number: int,
+    algorithm: CardAlgorithm,
+    allow_emulated: bool,
+    *,
+    prompt: str | None = None,
+    identity: CardHolder | None = None,
+    roster: Roster | None = None,
+) -> CardHolder:
+    """Personalise one card. ``identity`` (holder, role, site) is used instead of asking
+    (replace-card); a card already in ``roster`` is refused before anything is written."""
+    with card_in_reader(
+        op, prompt or f"Card {number}: insert the blank card.", allow_emulated=allow_emulated
+    ) as (session, serial):
+        listed = roster.holder(serial) if roster is not None else None
+        if roster is not None and listed is not None:
+            raise CardAlreadyEnrolled(serial, listed.holder, roster.version)
+        op.info(f"Card serial {serial} (check it against the card's printed serial).")
+        if identity is None:
+            holder = op.ask(f"Card {serial} holder name").strip()
+            role = Role(
+                op.ask(
+                    f"Card {serial} role (approver/admin/backup-custodian)",
+                    default="approver",
+                ).strip()
+            )
+            site = op.ask(f"Card {serial} site").strip()
+        else:
+            holder, role, site = identity.holder, identity.role, identity.site
+            op.info(f"Card {serial} is for {holder} ({role}, site {site}).")
         admin_old = op.secret(f"Card {serial} current admin PIN")
         admin_new = op.new_pin(f"New admin PIN for card {serial}", min_length=MIN_ADMIN_PIN)
         user_old = op.secret(f"Card {serial} current user PIN")
@@ -162,4 +194,4 @@ def enrol_cards(**kw: Any) -> None:
         run.finish({"roster_sha256": doc.sha256.hex()})
 
 
-__all__ = ["enrol_cards"]
+__all__ = ["CardAlreadyEnrolled", "enrol_cards"]

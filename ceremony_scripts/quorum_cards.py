@@ -20,7 +20,7 @@ Ceremony approval token (signed by each admin card, after ``card_input``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -176,13 +176,16 @@ def collect_admin_signatures(
     *,
     what: str,
     allow_emulated: bool = False,
+    refuse: Callable[[CardHolder], None] | None = None,
 ) -> tuple[Approval, ...]:
     """Admin cards sign ``data`` (``card_input`` of it) until ``roster.admin_threshold``
     distinct admins are counted; returns the approvals in signing order.
 
     Transcript entries: ``admin-approval`` per counted card, ``approval-refused`` (error
     code, card) per refusal, ``quorum-met`` at the end. ``what`` names the approval in the
-    :class:`CardAttemptsExhausted` error after :data:`MAX_CARD_ATTEMPTS` cards."""
+    :class:`CardAttemptsExhausted` error after :data:`MAX_CARD_ATTEMPTS` cards. ``refuse``
+    (optional) is called with each countable admin card before its PIN is asked and may
+    raise a :class:`QuorumError` to refuse it (e.g. the card a roster change revokes)."""
     tally = Tally(roster, Role.ADMIN, data, roster.admin_threshold)
     attempts = 0
     while not tally.satisfied:
@@ -196,6 +199,8 @@ def collect_admin_signatures(
             with card_in_reader(op, prompt, allow_emulated=allow_emulated) as (session, serial):
                 try:
                     holder = _countable_admin(tally, serial)
+                    if refuse is not None:
+                        refuse(holder)
                     op.info(f"Card {serial}: {holder.holder} (site {holder.site}).")
                     pin = op.secret(f"PIN for card {serial} ({holder.holder})")
                     session.verify_pin(pin, Pw.SIGN)
