@@ -152,7 +152,7 @@ def _refused(lab: Lab, pcsc_lab, tmp_path: Path, command: str, name: str, card: 
     return f"{result['error']}: {result['message']}"
 
 
-def _approve_request(lab: Lab, roster: Roster, serial: str) -> ApprovalSession:
+def _approve_request(lab: Lab, roster: Roster, serial: str, pin: str = USER_PIN) -> ApprovalSession:
     """A sign-request approval token for ``roster``; the card ``serial`` signs it and
     ``coldvault.quorum.ApprovalSession`` counts it (or raises)."""
     now = int(time.time())
@@ -167,7 +167,7 @@ def _approve_request(lab: Lab, roster: Roster, serial: str) -> ApprovalSession:
     algorithm = roster.holder(card).algorithm
 
     def sign(s: OpenPgpSession) -> bytes:
-        s.verify_pin(USER_PIN, Pw.SIGN)
+        s.verify_pin(pin, Pw.SIGN)
         return s.sign(card_input(algorithm, token.to_bytes()))
 
     session.add(card, lab.session(serial, sign))
@@ -290,6 +290,91 @@ def test_revoke_approver_then_admin(lab: Lab, pcsc_lab, tmp_path: Path) -> None:
         f"revocation-refused: Card {erin} cannot be revoked or replaced: it would leave 1 "
         "distinct active admin(s), fewer than the admin threshold 2."
     )
+
+
+@pytest.fixture
+def new_card(pcsc_lab, tmp_path: Path):
+    """A blank card that is not in the lab file (serial C0DE0006), outside the readers."""
+    from hardware_emulators.openpgp_card.controller import VirtualCard
+
+    card = VirtualCard(state_file=tmp_path / f"card-{NEW_SERIAL}.json",
+                       serial=int(NEW_SERIAL, 16), pw1=USER_PIN, pw3=ADMIN_PIN)  # fmt: skip
+    yield card
+    card.remove()
+
+
+def test_replace_card(lab: Lab, new_card, pcsc_lab, tmp_path: Path) -> None:
+    log = tmp_path / "pexpect.log"
+    alice = lab.ids["C0DE0001"]
+    new_id = f"FFFF{NEW_SERIAL}"  # manufacturer FFFF (test cards) + serial
+    insert_new = "Insert the NEW blank card for Alice Approver."
+
+    # Alice's enrolled card offered as the "new" card: refused before anything is written
+    child = spawn(_args(tmp_path, "replace-card", "replace-old", alice, 1, "--yes"),
+                  pcsc_lab.env, log)  # fmt: skip
+    lab.use(child, "C0DE0001", insert_new, [])
+    result = _result(child)
+    assert finish(child) == 2 and result["error"] == "card-already-enrolled"
+    assert result["message"] == (
+        f"Card {alice} is already in roster version 1 (Alice Approver); nothing was changed "
+        "on it. Insert a new, blank card."
+    )
+    assert lab.session("C0DE0001", lambda s: s.public_key()) == lab.roster.holder(alice).public_key
+    assert not (tmp_path / "roster-2.json").exists()
+
+    # replace Alice's card with the blank C0DE0006, every prompt answered
+    args = _args(tmp_path, "replace-card", "replace", alice, 1, "--reason", "card worn out",
+                 "--genesis-sha256", lab.genesis)  # fmt: skip
+    child = spawn(args, pcsc_lab.env, log)
+    child.expect(r"holder\s+│\s+Alice Approver")
+    child.expect(re.escape("Is this the card to be replaced? Type yes to continue: "))
+    child.sendline("yes")
+    child.expect(re.escape(insert_new))
+    new_card.insert(lab.port)
+    child.expect(re.escape(f"Card {new_id} is for Alice Approver (approver, site site-a)."))
+    for prompt, answer in (
+        (f"Card {new_id} current admin PIN: ", ADMIN_PIN),
+        (f"New admin PIN for card {new_id}: ", "alice-admin-2"),
+        (f"Repeat new admin PIN for card {new_id}: ", "alice-admin-2"),
+        (f"Card {new_id} current user PIN: ", USER_PIN),
+        (f"New user PIN for card {new_id}: ", "alice-pin-2"),
+        (f"Repeat new user PIN for card {new_id}: ", "alice-pin-2"),
+    ):
+        child.expect(re.escape(prompt))
+        child.sendline(answer)
+    child.expect(re.escape(f"Signature key generated on card {new_id} (ed25519)."))
+    child.expect("Remove the card.")
+    new_card.remove()
+    child.expect(re.escape(alice) + r"\s+│\s+CHANGED: status active -> revoked")
+    child.expect(re.escape(new_id) + r"\s+│\s+ADDED: Alice Approver \(approver, site-a\)")
+    child.expect(re.escape("Is roster version 2 the one the admins are to approve? Type yes"))
+    child.sendline("yes")
+    lab.use(child, "C0DE0005", INSERT.format(n=1), lab.pin("C0DE0005", "Erin Admin"))
+    lab.use(child, "C0DE0003", INSERT.format(n=2), lab.pin("C0DE0003", "Carol Admin"))
+    result = _result(child)
+    assert finish(child) == 0 and result["ok"] and result["version"] == 2
+    assert result["ceremony"] == "replace-card" and result["new_card"]["card_serial"] == new_id
+
+    chain = [load_signed_document(tmp_path / f"roster-{v}.json", "roster") for v in (1, 2)]
+    v2 = verify_roster_chain(chain, bytes.fromhex(lab.genesis))
+    added = v2.holder(new_id)
+    assert added is not None and added.active and not v2.holder(alice).active
+    assert (added.holder, added.role, added.site) == ("Alice Approver", Role.APPROVER, "site-a")
+    assert added.public_key.hex() == result["new_card"]["public_key"]
+    # the new card approves a request; the old one is refused
+    lab.cards[NEW_SERIAL], lab.ids[NEW_SERIAL] = new_card, new_id
+    assert _approve_request(lab, v2, NEW_SERIAL, "alice-pin-2").satisfied
+    with pytest.raises(CardRevoked):
+        _approve_request(lab, v2, "C0DE0001")
+    transcript = tmp_path / "transcripts" / "replace.jsonl"
+    assert verify(transcript).status == "completed"
+    steps = [e["step"] for e in read_entries(transcript)]
+    assert steps.index("card-to-be-replaced") < steps.index("card-enrolled")
+    assert steps.index("card-enrolled") < steps.index("roster-proposed")
+    assert steps.index("roster-proposed") < steps.index("quorum-met")
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
+                       and p.name != "pexpect.log" and not p.name.startswith("card-"))  # fmt: skip
+    assert b"alice-pin-2" not in written and b"alice-admin-2" not in written
 
 
 def test_help_lists_every_option(pcsc_lab, tmp_path: Path) -> None:
