@@ -106,9 +106,15 @@ def _check_signers(roster: Roster, card: str) -> None:
 
 
 def _successor(
-    roster: Roster, target: CardHolder, holders: list[CardHolder], policy: Policy | None
+    roster: Roster,
+    target: CardHolder,
+    holders: list[CardHolder],
+    policy: Policy | None,
+    *,
+    approvers_needed: bool = True,
 ) -> Roster:
-    """The successor roster, or the exact reason it may not be made."""
+    """The successor roster, or the exact reason it may not be made. ``approvers_needed``
+    False: the approver count is not checked (a replacement before its new card exists)."""
     card = target.serial
     after = {h.holder_id for h in holders if h.active and h.role is Role.ADMIN}
     if len(after) < roster.admin_threshold:
@@ -123,7 +129,7 @@ def _successor(
     else:
         need = 1 if target.role is Role.APPROVER else 0
         why = "without --policy at least"
-    if approvers < need:
+    if approvers_needed and approvers < need:
         raise RevocationRefused(
             card, f"it would leave {approvers} distinct active approver(s); {why} {need}"
         )
@@ -233,7 +239,7 @@ def _change(kw: dict[str, Any], genesis_hex: str, *, replace_card: bool) -> dict
         revoked = [replace(h, status=CardStatus.REVOKED) if h.serial == card else h
                    for h in roster.holders]  # fmt: skip
         # every refusal comes before any card is touched
-        without = _successor(roster, target, revoked, None if replace_card else policy)
+        without = _successor(roster, target, revoked, policy, approvers_needed=not replace_card)
         _check_signers(roster, card)
         if kw["policy_path"] is not None:
             _check_policy_still_valid(kw["policy_path"], without, card)

@@ -384,3 +384,40 @@ def test_help_lists_every_option(pcsc_lab, tmp_path: Path) -> None:
                        extra):  # fmt: skip
             child.expect(re.escape(option))
         assert finish(child) == 0
+
+
+def test_successor_checks_without_cards() -> None:
+    """The refusals that need no card, on a 2-of-2 admin roster with one approver."""
+    from dataclasses import replace
+
+    from ceremony_scripts.revoke import RevocationRefused, _check_signers, _successor
+
+    def key(i: int) -> bytes:
+        return hashlib.sha256(bytes([i])).digest()  # 32 bytes: an Ed25519 key's length
+
+    holders = [
+        CardHolder("A1", "Dave Admin", Role.ADMIN, "site-a", "ed25519", key(1)),
+        CardHolder("A2", "Erin Admin", Role.ADMIN, "site-b", "ed25519", key(2)),
+        CardHolder("P1", "Alice Approver", Role.APPROVER, "site-a", "ed25519", key(3)),
+    ]
+    roster = Roster(1, APPLIANCE, tuple(holders), admin_threshold=2)
+
+    def revoked(serial: str) -> list[CardHolder]:
+        return [replace(h, status=CardStatus.REVOKED) if h.serial == serial else h
+                for h in roster.holders]  # fmt: skip
+
+    alice = roster.holder("P1")
+    with pytest.raises(RevocationRefused, match="leave 0 distinct active approver"):
+        _successor(roster, alice, revoked("P1"), None)  # revoking the last approver
+    # replacing it is fine: checked without approvers first, then with the new card
+    assert _successor(roster, alice, revoked("P1"), None, approvers_needed=False).version == 2
+    new = CardHolder("P2", "Alice Approver", Role.APPROVER, "site-a", "ed25519", key(4))
+    assert _successor(roster, alice, [*revoked("P1"), new], None).version == 2
+    # an admin card of a 2-of-2 roster: Erin alone cannot approve Dave's replacement
+    with pytest.raises(RevocationRefused) as refused:
+        _check_signers(roster, "A1")
+    assert str(refused.value) == (
+        "Card A1 cannot be revoked or replaced: the admin threshold of roster version 1 is 2 "
+        "and only 1 other distinct active admin(s) could approve (the card being changed "
+        "cannot approve its own change)."
+    )
