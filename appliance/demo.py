@@ -87,13 +87,7 @@ approvals = 2
 [[wallet.tier]]
 asset = "BTC"
 approvals = 3
-[[wallet.destination]]
-address = "{btc.address}"
-chain = "bitcoin"
-label = "{btc.label}"
-message = "{btc.message}"
-signature = "{btc.signature}"
-
+{btc.destination_toml()}
 [[wallet]]
 name = "{e.name}"
 client = "{e.client}"
@@ -105,13 +99,7 @@ max_fee = 20000000000000000
 [wallet.limits.ETH]
 per_transaction = 5000000000000000000
 per_day = 10000000000000000000
-[[wallet.destination]]
-address = "{eth.address}"
-chain = "ethereum"
-label = "{eth.label}"
-message = "{eth.message}"
-signature = "{eth.signature}"
-
+{eth.destination_toml()}
 [[wallet]]
 name = "{s.name}"
 client = "{s.client}"
@@ -123,13 +111,7 @@ max_fee = 100000
 [wallet.limits.SOL]
 per_transaction = 50000000000
 per_day = 100000000000
-[[wallet.destination]]
-address = "{sol.address}"
-chain = "solana"
-label = "{sol.label}"
-message = "{sol.message}"
-signature = "{sol.signature}"
-"""
+{sol.destination_toml()}"""
 
     return text
 

@@ -43,6 +43,14 @@ class Proof:
     message: str
     signature: str
 
+    def destination_toml(self) -> str:
+        """The policy's ``[[wallet.destination]]`` table for this whitelisted address."""
+        return (
+            "[[wallet.destination]]\n"
+            f'address = "{self.address}"\nchain = "{self.chain}"\nlabel = "{self.label}"\n'
+            f'message = "{self.message}"\nsignature = "{self.signature}"\n'
+        )
+
 
 def bitcoin_counterparty(label: str, network: str = "main") -> Proof:
     """A P2WPKH address with a BIP-137 signed-message ownership proof."""

@@ -151,13 +151,7 @@ max_fee = 100000
 [wallet.limits.BTC]
 per_transaction = 100000000
 per_day = 300000000
-[[wallet.destination]]
-address = "{dest.address}"
-chain = "bitcoin"
-label = "{dest.label}"
-message = "{dest.message}"
-signature = "{dest.signature}"
-"""
+{dest.destination_toml()}"""
 
 
 def test_policy_approved_refusals_counted_once(lab: Lab, pcsc_lab, tmp_path: Path) -> None:
