@@ -9,7 +9,7 @@ setup:
 	@./scripts/setup.sh
 
 demo: setup
-	$(PY) -m appliance.demo
+	$(PY) -m hardware_emulators.demo
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -3,7 +3,7 @@
 For each approval the holder inserts their OpenPGP card, sees the request fingerprint and
 their own name from the roster, enters the PIN (hidden), and the card signs the approval
 token (PSO: COMPUTE DIGITAL SIGNATURE). The signature is verified against the roster and
-counted by :class:`coldvault.quorum.ApprovalSession`; the holder removes the card and the
+counted by :class:`coldvault.quorum.approvals.ApprovalSession`; the holder removes the card and the
 next one walks up. Wrong PINs, unknown or revoked cards, duplicate holders and signatures
 for another request are refused with their reason and audited; the holder may try again
 until ``max_attempts`` is reached.
@@ -17,16 +17,11 @@ from typing import Protocol
 
 from appliance.states import Cancelled
 from coldvault.backends import pcsc
+from coldvault.cards.openpgp import OpenPgpSession, Pw
 from coldvault.errors import AuthError, ColdvaultError, HardwareError, QuorumError
-from coldvault.openpgp import OpenPgpSession, Pw
-from coldvault.quorum import (
-    ApprovalSession,
-    CardRevoked,
-    ThresholdNotMet,
-    UnknownCard,
-    WrongRole,
-)
-from coldvault.roster import CardHolder, Role, Roster
+from coldvault.quorum.approvals import ApprovalSession
+from coldvault.quorum.errors import CardRevoked, ThresholdNotMet, UnknownCard, WrongRole
+from coldvault.quorum.roster import CardHolder, Role, Roster
 
 
 class EmulatedCardRefused(HardwareError):

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from appliance.errors_out import ReportingGroup
+from coldvault.records.chain import verify
 
 
 def _echo_json(data: object) -> None:
@@ -34,7 +35,7 @@ def appliance() -> None:
 
 def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
     from appliance.config import ApplianceConfig
-    from coldvault.camera import ImageFileSource, frame_texts
+    from coldvault.transport.frames import ImageFileSource, frame_texts
 
     assert isinstance(cfg, ApplianceConfig)
     source_kind = cfg.input_source
@@ -183,14 +184,13 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def audit_verify(trail: Path, audit_pubkey: str, as_json: bool) -> None:
     """Check every hash link and seal of TRAIL; any edit, deletion or reordering fails."""
-    from coldvault import audit as auditmod
     from coldvault.errors import ConfigError
 
     try:
         key = bytes.fromhex(audit_pubkey)
     except ValueError as exc:
         raise ConfigError("--audit-pubkey must be hex") from exc
-    report = auditmod.verify(trail, key)
+    report = verify(trail, key)
     if as_json:
         _echo_json({"ok": True, **report.to_dict()})
     else:
@@ -212,7 +212,7 @@ def ledger() -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 def ledger_export(db: Path, client: str, since: str | None, until: str | None, fmt: str) -> None:
     """Print CLIENT's signed movements as CSV or JSON."""
-    from coldvault.ledger import Ledger
+    from coldvault.records.ledger import Ledger
 
     book = Ledger(db, read_only=True)
     try:
@@ -245,10 +245,11 @@ def qr() -> None:
 def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
               count: int | None, out: Path, fps: float, as_json: bool) -> None:
     """Write FILE as QR frames in the chosen format."""
-    from coldvault.codecs import qr_render
-    from coldvault.codecs.transport import TransportFormat, encode_reply
-    from coldvault.codecs.ur import UR
-    from coldvault.codecs.ur_registry import decode_registry
+    from coldvault.transport import render as qr_render
+    from coldvault.transport.formats import TransportFormat
+    from coldvault.transport.registry import decode_registry
+    from coldvault.transport.reply import encode_reply
+    from coldvault.transport.ur import UR
 
     data = file.read_bytes()
     if cbor:
@@ -281,9 +282,9 @@ def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
 def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None,
               as_json: bool) -> None:
     """Assemble a message from QR images (PNG files, directories, GIFs) or frame texts."""
-    from coldvault.camera import ImageFileSource, frame_texts
-    from coldvault.codecs.transport import Assembler
     from coldvault.errors import InputError
+    from coldvault.transport.assemble import Assembler
+    from coldvault.transport.frames import ImageFileSource, frame_texts
 
     if text_file is not None:
         texts: Iterator[str] = iter(

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from coldvault.codecs.transport import Progress
 from coldvault.errors import ColdvaultError
 from coldvault.policy import Decision
 from coldvault.requests.base import MovementKind, Review
+from coldvault.transport.assemble import Progress
 
 
 class PromptTimedOut(ColdvaultError):

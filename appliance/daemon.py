@@ -19,22 +19,25 @@ from appliance.config import ApplianceConfig
 from appliance.netcheck import live_network_interfaces
 from appliance.session import ApprovalCollector, SessionResult, SigningSession, Ui
 from appliance.states import State, TimedOut
-from coldvault import audit as auditmod
-from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
-from coldvault.codecs import qr_render
-from coldvault.codecs.transport import Assembler, FrameStream, Progress, Received
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.errors import ColdvaultError, Refused
-from coldvault.keystore import AUDIT_KEY_ID, KeyAlgorithm
-from coldvault.ledger import Ledger
+from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
 from coldvault.policy import Policy, load_policy
-from coldvault.roster import Roster
-from coldvault.signed_config import (
+from coldvault.quorum.documents import (
     ConfigVersion,
     load_signed_document,
     verify_admin_quorum,
     verify_roster_chain,
 )
-from coldvault.wallets import Wallet, parse_wallets
+from coldvault.quorum.roster import Roster
+from coldvault.records import audit as auditmod
+from coldvault.records.chain import verify
+from coldvault.records.ledger import Ledger
+from coldvault.requests.wallets import Wallet, parse_wallets
+from coldvault.transport import render as qr_render
+from coldvault.transport.assemble import Assembler, Progress
+from coldvault.transport.formats import Received
+from coldvault.transport.reply import FrameStream
 
 
 class NetworkUp(Refused):
@@ -163,7 +166,7 @@ class Appliance:
 
         report = None
         if cfg.audit_log.exists():
-            report = auditmod.verify(
+            report = verify(
                 cfg.audit_log, audit_key.public_key,
                 expect_sealed_through=ledger.audit_sealed_through(),
             )
@@ -295,6 +298,6 @@ class Appliance:
 
 def texts_from_images(frames: Iterable[object], decoder: object) -> Iterator[str]:
     """QR texts from camera frames (consecutive duplicates collapsed)."""
-    from coldvault.camera import frame_texts
+    from coldvault.transport.frames import frame_texts
 
     yield from frame_texts(frames, decoder)  # type: ignore[arg-type]

@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.states import Cancelled, State, StateMachine
-from coldvault.audit import review_fields
-from coldvault.codecs.transport import FrameStream, Received, reply_to
 from coldvault.errors import ColdvaultError, QuorumError
-from coldvault.keystore import KeyAlgorithm, KeyInfo, Keystore
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Keystore
 from coldvault.policy import Decision, Policy
-from coldvault.quorum import Approval, ApprovalSession, ApprovalToken, ReplayGuard
+from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard
+from coldvault.quorum.roster import Roster
+from coldvault.records.audit import review_fields
 from coldvault.requests.base import PreparedRequest, Review
 from coldvault.requests.dispatch import prepare_request
-from coldvault.roster import Roster
-from coldvault.wallets import Wallet
+from coldvault.requests.wallets import Wallet
+from coldvault.transport.formats import Received
+from coldvault.transport.reply import FrameStream, reply_to
 
 
 class AuditSink(Protocol):
@@ -39,7 +40,7 @@ class AuditSink(Protocol):
 
 
 class LedgerSink(Protocol):
-    """What the session needs from the ledger (coldvault.ledger.Ledger)."""
+    """What the session needs from the ledger (coldvault.records.ledger.Ledger)."""
 
     def day_totals(self, wallet: str) -> dict[str, int]: ...
 

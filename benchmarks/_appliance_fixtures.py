@@ -9,7 +9,7 @@
 * a policy for the wallet: 2 approvals, generous limits, and one whitelisted destination
   with a real BIP-137 ownership proof (verified at load, as in production);
 * requests: n-input PSBTs paying that destination plus change, each with a distinct seed,
-  assembled from UR frames by :class:`coldvault.codecs.transport.Assembler` so the appliance
+  assembled from UR frames by :class:`coldvault.transport.assemble.Assembler` so the appliance
   sees exactly what a camera would deliver.
 
 Nothing here is timed; :mod:`benchmarks.bench_appliance` does the timing.
@@ -30,11 +30,9 @@ from pathlib import Path
 import nacl.signing
 from embit.script import address_to_scriptpubkey
 
-from appliance.demo_parties import bitcoin_counterparty
-from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
-from coldvault.codecs import transport as t
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.crypto import wipe
-from coldvault.keystore import (
+from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
     HARDENED,
     KeyAlgorithm,
@@ -42,7 +40,11 @@ from coldvault.keystore import (
     derived_key_label,
 )
 from coldvault.policy import Policy, parse_policy
-from coldvault.roster import CardHolder, Role, Roster
+from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.transport import assemble as t
+from coldvault.transport.formats import Received, TransportFormat
+from coldvault.transport.reply import encode_reply
+from hardware_emulators.demo.parties import bitcoin_counterparty
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec
 from tests.requests.psbt_fixtures import WalletFixture, build_psbt, make_wallet
 
@@ -123,7 +125,7 @@ label = "{proof.label}"
 message = "{proof.message}"
 signature = "{proof.signature}"
 """
-    policy = parse_policy(text)  # verifies the ownership proof (coldvault.ownership)
+    policy = parse_policy(text)  # verifies the ownership proof (coldvault.policy.ownership)
     return policy, address_to_scriptpubkey(proof.address).data
 
 
@@ -168,9 +170,9 @@ def psbt_request(world: World, n: int, seed: int) -> bytes:
     )
 
 
-def received(psbt: bytes) -> t.Received:
+def received(psbt: bytes) -> Received:
     """The PSBT as the camera would deliver it: UR ``crypto-psbt`` frames through Assembler."""
-    stream = t.encode_reply(t.TransportFormat.UR, "crypto-psbt", psbt,
+    stream = encode_reply(TransportFormat.UR, "crypto-psbt", psbt,
                             max_fragment_len=REQUEST_FRAGMENT)
     assembler = t.Assembler()
     for text in stream.cycle():

@@ -5,8 +5,9 @@ What runs is the appliance's own path, :meth:`appliance.session.SigningSession.p
 real parts (built in :mod:`benchmarks._appliance_fixtures`): bounded pre-parse and
 ``prepare_psbt`` (analysis, wallet proofs by re-derivation, BIP-143 sighashes, HSM key
 look-ups), the policy, the approval token and two approvals verified by
-:class:`coldvault.quorum.ApprovalSession` against a real :class:`~coldvault.roster.Roster`,
-an :class:`~coldvault.audit.AuditLog` (every append written and fsync'd, sealed every 20
+:class:`~coldvault.quorum.approvals.ApprovalSession` against a real
+:class:`~coldvault.quorum.roster.Roster`,
+an :class:`~coldvault.records.audit.AuditLog` (every append written and fsync'd, sealed every 20
 entries by the HSM audit key), the SQLite ledger (WAL, ``synchronous=FULL``), one
 ``sign_ecdsa`` per input on a SoftHSM token (``CKM_ECDSA``, low-S, host verification),
 ``finish`` (each signature verified again and inserted), and the UR reply
@@ -44,21 +45,20 @@ from pkcs11 import Mechanism
 
 from appliance.session import SigningSession
 from benchmarks import _appliance_fixtures as fx
-from coldvault import audit as auditmod
-from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
-from coldvault.codecs import transport as t
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.errors import ColdvaultError, QuorumError
-from coldvault.keystore import AUDIT_KEY_ID
-from coldvault.ledger import Ledger
-from coldvault.quorum import ApprovalSession
-from coldvault.requests import psbt_parse as pp
+from coldvault.keys.keystore import AUDIT_KEY_ID
+from coldvault.quorum.approvals import ApprovalSession
+from coldvault.records import audit as auditmod
+from coldvault.records.chain import verify
+from coldvault.records.ledger import Ledger
 from coldvault.requests.base import Review, SignJob
-from coldvault.requests.psbt import prepare_psbt
-from hardware_emulators.softhsm_lab import (
-    SoftHsmUnavailable,
-    softhsm_available,
-    softhsm_util,
-)
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin.maps import IN_PARTIAL_SIG
+from coldvault.requests.bitcoin.request import prepare_psbt
+from coldvault.transport import assemble as t
+from coldvault.transport.formats import Received
+from hardware_emulators.softhsm_lab import SoftHsmUnavailable, softhsm_available, softhsm_util
 
 SIZES = (1, 10, 100, 500)
 #: measured runs per size (after one warm-up run); the whole benchmark stays under ~2 min
@@ -228,7 +228,7 @@ class Bench:
         self.audit.close()
         self.ledger.close()
 
-    def request(self, received: t.Received, n: int, *, check: bool = False) -> Run:
+    def request(self, received: Received, n: int, *, check: bool = False) -> Run:
         """One request through ``SigningSession.process`` plus the reply's frame texts."""
         self.timeline.events.clear()
         t0 = time.perf_counter()
@@ -244,7 +244,7 @@ class Bench:
         self.session.done()  # the operator has seen the response (not timed)
         return run
 
-    def jobs(self, received: t.Received) -> list[SignJob]:
+    def jobs(self, received: Received) -> list[SignJob]:
         prepared = prepare_psbt(
             received.content, wallets=self.wallets, lookup_key=self.keystore.find_key
         )
@@ -254,7 +254,7 @@ class Bench:
 def _check_response(response: bytes, frames: list[str], n: int) -> None:
     """Not timed: the reply frames carry the PSBT with one partial signature per input."""
     psbt = pp.parse_psbt(response)
-    signed = sum(1 for m in psbt.inputs if m.all(pp.IN_PARTIAL_SIG))
+    signed = sum(1 for m in psbt.inputs if m.all(IN_PARTIAL_SIG))
     if signed != n:
         raise RuntimeError(f"{signed} of {n} inputs carry a signature")
     assembler = t.Assembler()
@@ -372,13 +372,13 @@ def _measure(world: fx.World, keystore: Pkcs11Keystore, sizes: tuple[int, ...]) 
         sealed = bench.ledger.audit_sealed_through()
     finally:
         bench.close()
-    report = auditmod.verify(
+    report = verify(
         world.state_dir / "audit.jsonl", bench.audit_public_key, expect_sealed_through=sealed
     )
     lines = _tables(results)
     lines.append(
         f"audit trail afterwards: {report.entries} entries, {report.seals} HSM seals, "
-        f"verified (coldvault.audit.verify); every response checked once (one partial "
+        f"verified (coldvault.records.audit.verify); every response checked once (one partial "
         f"signature per input, reply frames reassemble)"
     )
     return lines

@@ -25,9 +25,11 @@ from pathlib import Path
 from PIL import Image
 
 from coldvault.backends import qr_decode
-from coldvault.camera import frame_texts
-from coldvault.codecs import qr_render
-from coldvault.codecs import transport as t
+from coldvault.transport import assemble as t
+from coldvault.transport import render as qr_render
+from coldvault.transport.formats import TransportFormat
+from coldvault.transport.frames import frame_texts
+from coldvault.transport.reply import FrameStream, encode_reply
 from hardware_emulators.virtual_camera import VirtualCamera
 
 PSBT_PATH = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "bbqr" / "1in1000out.psbt"
@@ -36,10 +38,10 @@ SEEDS = range(7)
 FRAME_MS = 200
 #: (label, format, bytes per fragment, ms per frame)
 SETTINGS = (
-    ("coldvault UR", t.TransportFormat.UR, 800, FRAME_MS),
-    ("Keystone UR", t.TransportFormat.UR, 200, FRAME_MS),
-    ("Sparrow UR", t.TransportFormat.UR, 400, FRAME_MS),
-    ("BBQr Z (loop)", t.TransportFormat.BBQR, 800, FRAME_MS),
+    ("coldvault UR", TransportFormat.UR, 800, FRAME_MS),
+    ("Keystone UR", TransportFormat.UR, 200, FRAME_MS),
+    ("Sparrow UR", TransportFormat.UR, 400, FRAME_MS),
+    ("BBQr Z (loop)", TransportFormat.BBQR, 800, FRAME_MS),
 )
 RENDER = qr_render.RenderOptions(box_size=4, border=4, mask_pattern=2)
 
@@ -51,7 +53,7 @@ def _psbt() -> bytes:
     return data
 
 
-def _frames_until_complete(stream: t.FrameStream, loss: float, seed: int) -> int:
+def _frames_until_complete(stream: FrameStream, loss: float, seed: int) -> int:
     rng = random.Random(seed)  # noqa: S311 - simulation
     assembler = t.Assembler()
     shown = 0
@@ -73,12 +75,12 @@ def _text_level(psbt: bytes) -> list[str]:
         + " | ".join(f"{int(loss * 100):>2}% loss: shown ratio   secs" for loss in LOSSES),
     ]
     for label, fmt, frag, frame_ms in SETTINGS:
-        parts = t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag).parts_needed
+        parts = encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag).parts_needed
         cells = []
         for loss in LOSSES:
             shown = statistics.mean(
                 _frames_until_complete(
-                    t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag), loss, seed
+                    encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag), loss, seed
                 )
                 for seed in SEEDS
             )
@@ -87,7 +89,7 @@ def _text_level(psbt: bytes) -> list[str]:
     return lines
 
 
-def _rendered(stream: t.FrameStream) -> Iterator[Image.Image]:
+def _rendered(stream: FrameStream) -> Iterator[Image.Image]:
     for text in stream.cycle():
         yield qr_render.render_image(text, RENDER)
 
@@ -100,7 +102,7 @@ def _pixel_level(psbt: bytes) -> list[str]:
     runs = [(SETTINGS[0], loss) for loss in LOSSES]
     runs += [(setting, LOSSES[-1]) for setting in SETTINGS[1:3]]
     for (label, fmt, frag, frame_ms), loss in runs:
-        stream = t.encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag)
+        stream = encode_reply(fmt, "crypto-psbt", psbt, max_fragment_len=frag)
         camera = VirtualCamera(
             _rendered(stream), fps=1000 / frame_ms, drop_rate=loss, blur_rate=0.10,
             blur_radius=1.2, noise=0.05, seed=11, realtime=False,
@@ -129,7 +131,7 @@ def _pixel_level(psbt: bytes) -> list[str]:
 
 
 def _camera_frames(psbt: bytes, count: int) -> list[Image.Image]:
-    stream = t.encode_reply(t.TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
+    stream = encode_reply(TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
     camera = VirtualCamera(
         [qr_render.render_image(text, RENDER) for text in stream.frames(count)],
         blur_rate=0.3, blur_radius=1.0, noise=0.05, seed=5, realtime=False,
@@ -166,7 +168,7 @@ def _decoders(psbt: bytes) -> list[str]:
 
 def _encode_rate(psbt: bytes) -> list[str]:
     lines = ["4) encode rate"]
-    stream = t.encode_reply(t.TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
+    stream = encode_reply(TransportFormat.UR, "crypto-psbt", psbt, max_fragment_len=800)
     start = time.perf_counter()
     texts = stream.frames(200)
     per_part = (time.perf_counter() - start) / len(texts)

@@ -2,8 +2,8 @@
 
 Keys created in the HSM (generated inside it, never imported):
 
-* ``identity`` -- Ed25519, the appliance identity (``coldvault.keystore.IDENTITY_KEY_ID``)
-* ``audit``    -- secp256k1, seals the audit trail (``coldvault.keystore.AUDIT_KEY_ID``)
+* ``identity`` -- Ed25519, the appliance identity (``coldvault.keys.keystore.IDENTITY_KEY_ID``)
+* ``audit``    -- secp256k1, seals the audit trail (``coldvault.keys.keystore.AUDIT_KEY_ID``)
 
 A token that already holds keys is a *live* appliance: re-initialising it is refused unless
 ``--destroy-existing`` is given AND the admin quorum of the roster approves with cards.
@@ -22,9 +22,9 @@ from ceremony_scripts.hsm import HsmOptions, hsm_device, hsm_options
 from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.seed import common_options
 from ceremony_scripts.ui import Operator
-from coldvault.backends.pkcs11_keystore import PinRole, Pkcs11Keystore, init_pin, set_pin
+from coldvault.backends.pkcs11.keystore import PinRole, Pkcs11Keystore, init_pin, set_pin
 from coldvault.errors import Refused
-from coldvault.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
+from coldvault.keys.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
 
 MIN_USER_PIN = 6
 MIN_SO_PIN = 8

@@ -3,7 +3,7 @@
 The document is shown (SHA-256, size, version, appliance and a summary: wallets,
 destinations and limits of a policy; names, chains and descriptors of a wallet registry;
 holders and changes of a roster successor), the operator confirms it, and admin cards of
-the active roster sign its config approval token (:func:`coldvault.signed_config.config_token`;
+the active roster sign its config approval token (:func:`coldvault.quorum.documents.config_token`;
 Ed25519 cards sign the token, ECDSA cards its SHA-256) one at a time until the roster's
 ``admin_threshold`` distinct admins are counted (:func:`quorum_cards.collect_admin_signatures`).
 The approvals are written to ``FILE.approvals.json`` (the document bytes are rewritten
@@ -33,8 +33,7 @@ from ceremony_scripts.ui import Operator
 from coldvault import jsonsafe
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.policy import load_policy, parse_policy
-from coldvault.roster import Role, Roster, RosterRollback
-from coldvault.signed_config import (
+from coldvault.quorum.documents import (
     MAX_DOCUMENT_BYTES,
     ConfigVersion,
     SignedDocument,
@@ -47,7 +46,8 @@ from coldvault.signed_config import (
     verify_roster_chain,
     write_signed_document,
 )
-from coldvault.wallets import parse_wallets
+from coldvault.quorum.roster import Role, Roster, RosterRollback
+from coldvault.requests.wallets import parse_wallets
 
 Rows = list[tuple[str, str]]
 

@@ -15,8 +15,8 @@ from ceremony_scripts.runner import CeremonyRun
 from ceremony_scripts.ui import Operator
 from coldvault.crypto import mnemonics
 from coldvault.crypto.bip32 import master_fingerprint
-from coldvault.entropy import MIN_ROLLS, DiceRejected, EntropyRecord, mix_entropy
 from coldvault.errors import InputError
+from coldvault.keys.entropy import MIN_ROLLS, DiceRejected, EntropyRecord, mix_entropy
 
 MAX_ATTEMPTS = 3
 SEED_BYTES = 32

@@ -49,7 +49,7 @@ def transcript() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int, as_json: bool):
     """Check the hash chain, the close entry and every witness signature."""
-    from coldvault.transcript import verify
+    from coldvault.records.transcript import verify
 
     roster = None
     if roster_path is not None:
@@ -81,7 +81,7 @@ def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int, 
               help="Output HTML file (default: PATH with .html).")  # fmt: skip
 def transcript_render(path: Path, out_path: Path | None) -> None:
     """Write a standalone printable HTML page (with QR codes) of a transcript."""
-    from coldvault.transcript import render_html
+    from coldvault.records.transcript import render_html
 
     target = out_path or path.with_suffix(".html")
     target.write_text(render_html(path))

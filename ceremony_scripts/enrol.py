@@ -5,7 +5,7 @@ Per card (one at a time in the reader): admin PIN and user PIN changed from thei
 signature key generated ON the card; serial and public key read back.  Holder, role
 (approver / admin / backup-custodian) and site are typed by the operator.
 
-Then the roster (``coldvault.roster``, version 1) is written with its approvals file after
+Then the roster (``coldvault.quorum.roster``, version 1) is written with its approvals file after
 the admin cards just enrolled sign the config approval token (trust on first use; the
 appliance pins the genesis roster's SHA-256 at init).
 """
@@ -21,17 +21,13 @@ from ceremony_scripts.quorum_cards import CardAttemptsExhausted, card_in_reader
 from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.seed import common_options
 from ceremony_scripts.ui import Operator
-from coldvault.cardsig import card_input
+from coldvault.cards.openpgp import CardAlgorithm, Pw
+from coldvault.cards.signatures import card_input
 from coldvault.errors import AuthError, HardwareError, Refused
-from coldvault.openpgp import CardAlgorithm, Pw
-from coldvault.quorum import ThresholdNotMet
-from coldvault.roster import CardHolder, Role, Roster
-from coldvault.signed_config import (
-    SignedDocument,
-    verify_admin_quorum,
-    write_signed_document,
-)
-from coldvault.transcript import Device
+from coldvault.quorum.documents import SignedDocument, verify_admin_quorum, write_signed_document
+from coldvault.quorum.errors import ThresholdNotMet
+from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.records.transcript import Device
 
 MIN_USER_PIN = 6
 MIN_ADMIN_PIN = 8

@@ -22,8 +22,8 @@ import json
 import os
 from pathlib import Path
 
-from coldvault.codecs.qr_render import render_png
-from coldvault.keypool import ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.keys.pool import ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.transport.render import render_png
 
 
 def _write(path: Path, data: bytes) -> Path:

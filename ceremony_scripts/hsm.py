@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ceremony_scripts.ui import Operator
-from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
-from coldvault.transcript import Device
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.records.transcript import Device
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 * :func:`witness_signers` -- witnesses sign the closed transcript's final hash.
 * :func:`collect_admin_signatures` -- admin cards sign given bytes, one at a time, until the
-  roster's admin threshold of distinct holders is met (:class:`coldvault.quorum.Tally`); a
+  roster's admin threshold of distinct holders is met (:class:`coldvault.quorum.approvals.Tally`); a
   card that cannot count is refused with the reason before its PIN is asked.
 * :func:`collect_admin_quorum` -- admins approve a ceremony (extend-pool, re-initialising
   an appliance) by signing a ceremony approval token with :func:`collect_admin_signatures`.
 * :func:`load_roster` -- a roster file plus its approvals, checked against its own admins.
 
-Cards are named by :attr:`coldvault.openpgp.OpenPgpSession.card_id` (manufacturer + serial),
+Cards are named by :attr:`coldvault.cards.openpgp.OpenPgpSession.card_id` (manufacturer + serial),
 the identity rosters use and the appliance checks (docs/cards.md).
 
 Ceremony approval token (signed by each admin card, after ``card_input``)::
@@ -28,20 +28,14 @@ from typing import Any
 from ceremony_scripts.runner import CeremonyRun
 from ceremony_scripts.ui import Operator
 from coldvault.backends import pcsc
-from coldvault.cardsig import card_input
+from coldvault.cards.openpgp import OpenPgpSession, Pw
+from coldvault.cards.signatures import card_input
 from coldvault.errors import AuthError, HardwareError, QuorumError
-from coldvault.openpgp import OpenPgpSession, Pw
-from coldvault.quorum import (
-    Approval,
-    CardRevoked,
-    DuplicateHolder,
-    Tally,
-    UnknownCard,
-    WrongRole,
-)
-from coldvault.roster import CardHolder, Role, Roster
-from coldvault.signed_config import load_signed_document, verify_admin_quorum
-from coldvault.transcript import Device, Signer, WitnessSignature
+from coldvault.quorum.approvals import Approval, Tally
+from coldvault.quorum.documents import load_signed_document, verify_admin_quorum
+from coldvault.quorum.errors import CardRevoked, DuplicateHolder, UnknownCard, WrongRole
+from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.records.transcript import Device, Signer, WitnessSignature
 
 CEREMONY_TOKEN_PREFIX = b"coldvault/ceremony-approval/v1\x00"
 INSERT_TIMEOUT = 300.0

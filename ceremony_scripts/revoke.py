@@ -1,6 +1,6 @@
 """``revoke-card`` and ``replace-card``: a card leaves the roster, or is swapped for a new one.
 
-Both write the next roster version (``coldvault.roster.Roster.successor``) signed by the
+Both write the next roster version (``coldvault.quorum.roster.Roster.successor``) signed by the
 admin quorum of the roster it replaces, the same way ``approve-document --kind roster``
 approves a hand-made successor, but the successor is built here from the verified chain:
 
@@ -30,22 +30,16 @@ from typing import Any
 
 import click
 
-from ceremony_scripts.approve import (
-    check_roster_step,
-    parse_genesis,
-    roster_proposal,
-    run_json,
-)
+from ceremony_scripts.approve import check_roster_step, parse_genesis, roster_proposal, run_json
 from ceremony_scripts.enrol import _enrol_one
 from ceremony_scripts.quorum_cards import collect_admin_signatures
 from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.seed import common_options
 from ceremony_scripts.ui import Operator
+from coldvault.cards.openpgp import CardAlgorithm
 from coldvault.errors import QuorumError, Refused
-from coldvault.openpgp import CardAlgorithm
 from coldvault.policy import Policy, load_policy
-from coldvault.roster import CardHolder, CardStatus, Role, Roster
-from coldvault.signed_config import (
+from coldvault.quorum.documents import (
     accept_roster,
     approvals_path,
     load_signed_document,
@@ -53,6 +47,7 @@ from coldvault.signed_config import (
     verify_roster_chain,
     write_signed_document,
 )
+from coldvault.quorum.roster import CardHolder, CardStatus, Role, Roster
 
 
 class RevocationRefused(Refused):

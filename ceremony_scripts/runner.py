@@ -23,7 +23,7 @@ import click
 from ceremony_scripts.ui import Operator
 from coldvault.crypto import wipe
 from coldvault.errors import ColdvaultError
-from coldvault.transcript import Device, Signer, TranscriptWriter, render_html, verify
+from coldvault.records.transcript import Device, Signer, TranscriptWriter, render_html, verify
 
 
 def default_transcript_path(directory: Path, ceremony: str) -> Path:

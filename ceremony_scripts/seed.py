@@ -22,7 +22,8 @@ from ceremony_scripts.runner import CeremonyRun, default_transcript_path
 from ceremony_scripts.ui import Operator
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.errors import IntegrityError
-from coldvault.keypool import (
+from coldvault.keys.keystore import Keystore
+from coldvault.keys.pool import (
     AccountSpec,
     ProvisioningRecord,
     Template,
@@ -30,7 +31,6 @@ from coldvault.keypool import (
     ur_account,
     ur_output,
 )
-from coldvault.keystore import Keystore
 
 TEMPLATES = [t.value for t in Template]
 

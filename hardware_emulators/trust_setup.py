@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldvault.backends.pcsc import PcscConnection
-from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
 from coldvault.crypto import wipe
-from coldvault.entropy import mix_entropy
 from coldvault.errors import ColdvaultError
-from coldvault.keypool import AccountSpec, ProvisioningRecord, Template, provision
-from coldvault.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm, KeyInfo
-from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw
-from coldvault.roster import CardHolder, Role, Roster
-from coldvault.signed_config import SignedDocument, write_signed_document
+from coldvault.keys.entropy import mix_entropy
+from coldvault.keys.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm, KeyInfo
+from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template, provision
+from coldvault.quorum.documents import SignedDocument, write_signed_document
+from coldvault.quorum.roster import CardHolder, Role, Roster
 from hardware_emulators.lab import Lab
 
 APPLIANCE_ID = "cv-lab-01"

@@ -1,6 +1,7 @@
 """A virtual camera pointed at a screen showing (animated) QR codes.
 
-It implements :class:`coldvault.camera.FrameSource`.  Each source frame (a rendered QR image,
+It implements :class:`coldvault.transport.frames.FrameSource`.
+Each source frame (a rendered QR image,
 a PNG path or every frame of a GIF) is scaled into a 1280x720 greyscale canvas the way a
 camera sees a phone or monitor, then, deterministically from ``seed``:
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter
 
-from coldvault.camera import image_file_frames
+from coldvault.transport.frames import image_file_frames
 
 CANVAS = (1280, 720)
 

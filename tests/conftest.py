@@ -93,7 +93,7 @@ def softhsm_lab(
 
 @pytest.fixture
 def keystore(softhsm_lab: SoftHsmLab, lab_config: LabConfig) -> Iterator[Any]:
-    from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     token = lab_config.appliance_token()
     with Pkcs11Keystore.open(

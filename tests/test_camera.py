@@ -14,7 +14,11 @@ from PIL import Image, ImageStat
 from coldvault.backends import qr_decode
 from coldvault.backends.serial_scanner import ScannerError, SerialScanner
 from coldvault.backends.v4l2_camera import V4l2Camera
-from coldvault.camera import (
+from coldvault.errors import HardwareError, InputError
+from coldvault.transport import assemble as t
+from coldvault.transport import bbqr
+from coldvault.transport import render as qr_render
+from coldvault.transport.frames import (
     CameraError,
     FrameSource,
     ImageFileError,
@@ -22,9 +26,6 @@ from coldvault.camera import (
     TextSource,
     frame_texts,
 )
-from coldvault.codecs import bbqr, qr_render
-from coldvault.codecs import transport as t
-from coldvault.errors import HardwareError, InputError
 from hardware_emulators.virtual_camera import VirtualCamera
 
 VECTORS = Path(__file__).resolve().parent / "vectors"

@@ -18,7 +18,7 @@ from eth_account.messages import encode_defunct
 from solders.keypair import Keypair
 
 from coldvault.errors import AuthError
-from coldvault.ownership import OwnershipProofInvalid, bip322_to_spend_txid, verify_ownership
+from coldvault.policy.ownership import OwnershipProofInvalid, bip322_to_spend_txid, verify_ownership
 from coldvault.requests.base import Chain
 
 WIF = "L3VFeEujGtevx9w18HD1fhRbCH67Az2dpCymeRE1SoPK6XQtaN2k"

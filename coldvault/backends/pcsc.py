@@ -1,9 +1,9 @@
 """PC/SC backend: the only module that imports pyscard.
 
 Discovery (:func:`list_readers`, :func:`wait_for_card`, :func:`wait_for_removal`) is kept
-apart from the connection (:class:`PcscConnection`, a :class:`~coldvault.openpgp.
+apart from the connection (:class:`PcscConnection`, a :class:`~coldvault.cards.openpgp.
 CardConnection`).  PC/SC result codes become the transport errors of
-:mod:`coldvault.openpgp` here and nowhere else.  Only standard APDUs pass through, so the
+:mod:`coldvault.cards.openpgp` here and nowhere else.  Only standard APDUs pass through, so the
 same code serves YubiKey 5, Nitrokey 3 and the lab's virtual card.
 
 Note: libpcsclite reads ``PCSCLITE_CSOCK_NAME`` once per process, at the first PC/SC
@@ -18,7 +18,7 @@ from types import TracebackType
 
 from smartcard import scard
 
-from coldvault.openpgp import (
+from coldvault.cards.openpgp import (
     CardBusy,
     CardProtocolError,
     CardRemoved,
@@ -31,13 +31,7 @@ from coldvault.openpgp import (
 )
 
 __all__ = [
-    "CardBusy",
-    "CardRemoved",
-    "CardTimeout",
-    "NoCard",
     "PcscConnection",
-    "PcscUnavailable",
-    "ReaderNotFound",
     "is_emulated",
     "list_readers",
     "wait_for_card",

@@ -5,7 +5,7 @@ test harnesses are read from any binary stream (stdin, a pty, a pipe).  Lines en
 LF or CRLF; empty lines are skipped.  Lines longer than ``max_line_len`` are discarded (and
 counted) so a misbehaving scanner cannot grow memory without bound.
 
-Implements :class:`coldvault.camera.TextSource`.
+Implements :class:`coldvault.transport.frames.TextSource`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from coldvault.camera import CameraError
+from coldvault.transport.frames import CameraError
 
 #: Longest accepted line: a version-40 QR holds at most 4,296 alphanumeric characters.
 DEFAULT_MAX_LINE_LEN = 8192

@@ -2,7 +2,7 @@
 
 OpenCV is imported only when a camera is opened, so the appliance runs without it when a
 serial scanner is used.  Frames come back as 8-bit greyscale PIL images (what the QR
-decoders want).  Implements :class:`coldvault.camera.FrameSource`.
+decoders want).  Implements :class:`coldvault.transport.frames.FrameSource`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from coldvault.camera import CameraError
+from coldvault.transport.frames import CameraError
 
 #: Consecutive failed reads after which the camera is considered gone.
 MAX_FAILED_READS = 30

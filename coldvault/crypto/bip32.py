@@ -21,7 +21,7 @@ import coincurve
 from bip_utils import Base58ChecksumError, Base58Decoder, Bip32KeyNetVersions, Bip32Secp256k1
 
 from coldvault.crypto import CryptoInputError
-from coldvault.keystore import HARDENED
+from coldvault.keys.keystore import HARDENED
 
 #: secp256k1 group order.
 SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from coldvault.crypto import CryptoInputError, wipe
-from coldvault.keystore import HARDENED
+from coldvault.keys.keystore import HARDENED
 
 NIST256P1_N = 0xFFFFFFFF_00000000_FFFFFFFF_FFFFFFFF_BCE6FAAD_A7179E84_F3B9CAC2_FC632551
 

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from coldvault.keystore import KeyAlgorithm
+from coldvault.keys.keystore import KeyAlgorithm
 
 
 class Chain(enum.StrEnum):

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from coldvault.codecs.transport import PSBT_TYPES, Received
-from coldvault.codecs.ur import UR
-from coldvault.codecs.ur_registry import EthSignRequest, SolSignRequest, decode_registry
 from coldvault.errors import InputError, Refused
-from coldvault.keystore import KeyInfo
+from coldvault.keys.keystore import KeyInfo
 from coldvault.requests.base import Chain, PreparedRequest
-from coldvault.requests.ethereum import prepare_eth_request
+from coldvault.requests.bitcoin.request import prepare_psbt
+from coldvault.requests.ethereum.request import prepare_eth_request
 from coldvault.requests.keys import parse_path
-from coldvault.requests.psbt import prepare_psbt
-from coldvault.requests.solana import prepare_sol_request
-from coldvault.wallets import Wallet
+from coldvault.requests.solana.request import prepare_sol_request
+from coldvault.requests.wallets import Wallet
+from coldvault.transport.formats import PSBT_TYPES, Received
+from coldvault.transport.registry import EthSignRequest, SolSignRequest, decode_registry
+from coldvault.transport.ur import UR
 
 SIGNABLE_TYPES = PSBT_TYPES | {"eth-sign-request", "sol-sign-request"}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from coldvault.codecs.ur_registry import Keypath
 from coldvault.errors import ConfigError, InputError, IntegrityError, Refused
-from coldvault.keystore import KeyAlgorithm, KeyInfo, derived_key_id, path_to_str
-from coldvault.wallets import Wallet
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, derived_key_id, path_to_str
+from coldvault.requests.wallets import Wallet
+from coldvault.transport.registry import Keypath
 
 MAX_PATH_DEPTH = 10
 

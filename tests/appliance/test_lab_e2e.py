@@ -18,9 +18,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from appliance import demo
-from appliance import demo_parties as parties
-from coldvault import audit as auditmod
+from coldvault.records.chain import verify
+from coldvault.records.errors import AuditTampered
+from hardware_emulators.demo import flow as demo
+from hardware_emulators.demo import parties
 from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import LabTrust, setup_trust
 
@@ -47,7 +48,7 @@ def world(
     """The session's SoftHSM and pcscd (one of each per process: libpcsclite and the
     PKCS#11 module are bound once per process), this module's own card states, and the
     trust material made on them. Keys added to the appliance token are deleted afterwards."""
-    from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     out = tmp_path_factory.mktemp("e2e")
     lab = Lab(lab_config, out / "lab")
@@ -270,8 +271,8 @@ def test_audit_trail_verifies_and_detects_edits(world: World) -> None:
     assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False
     deleted = world.out / "deleted.jsonl"
     deleted.write_text("".join(lines[:2] + lines[3:]))
-    with pytest.raises(auditmod.AuditTampered):
-        auditmod.verify(deleted, world.trust.audit_public_key)
+    with pytest.raises(AuditTampered):
+        verify(deleted, world.trust.audit_public_key)
 
 
 def test_ledger_exports_the_clients_signed_movements(world: World) -> None:

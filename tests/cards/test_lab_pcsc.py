@@ -17,18 +17,24 @@ from pathlib import Path
 import pytest
 
 from coldvault.backends.pcsc import (
-    CardBusy,
-    CardRemoved,
-    CardTimeout,
-    NoCard,
     PcscConnection,
-    ReaderNotFound,
     is_emulated,
     list_readers,
     wait_for_card,
     wait_for_removal,
 )
-from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw, WrongPin, verify_card_signature
+from coldvault.cards.openpgp import (
+    CardAlgorithm,
+    CardBusy,
+    CardRemoved,
+    CardTimeout,
+    NoCard,
+    OpenPgpSession,
+    Pw,
+    ReaderNotFound,
+    WrongPin,
+    verify_card_signature,
+)
 from hardware_emulators.pcsc_lab import PcscLab
 
 pytestmark = pytest.mark.lab

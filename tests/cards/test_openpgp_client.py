@@ -1,4 +1,4 @@
-"""Client-side behaviour of ``coldvault.openpgp`` that the virtual card does not exercise:
+"""Client-side behaviour of ``coldvault.cards.openpgp`` that the virtual card does not exercise:
 scripted card responses (YubiKey-style status words, chaining, malformed data), the
 status-word table, signature verification edge cases, and the v4 fingerprint vs GnuPG."""
 
@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
-from coldvault.errors import AuthError, HardwareError
-from coldvault.openpgp import (
+from coldvault.cards.openpgp import (
     ApduError,
     ApplicationNotFound,
     CardAlgorithm,
@@ -38,6 +37,7 @@ from coldvault.openpgp import (
     openpgp_v4_fingerprint,
     verify_card_signature,
 )
+from coldvault.errors import AuthError, HardwareError
 
 Handler = Callable[[bytes], tuple[bytes, int]]
 

@@ -1,4 +1,4 @@
-"""One conformance suite for ``coldvault.openpgp.OpenPgpSession``, run against every card
+"""One conformance suite for ``coldvault.cards.openpgp.OpenPgpSession``, run against every card
 we have: the virtual card driven in-process ("direct": the card's state machine behind a
 ``send_and_receive`` function) and the same card through real pcscd + vpcd + pyscard
 ("pcsc", lab).  Real cards get the read-only subset in test_real_card.py.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.openpgp import (
+from coldvault.cards.openpgp import (
     CardAlgorithm,
     Do,
     NoKey,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from coldvault.openpgp import CardAlgorithm, NoKey, OpenPgpSession, Pw, verify_card_signature
+from coldvault.cards.openpgp import CardAlgorithm, NoKey, OpenPgpSession, Pw, verify_card_signature
 
 SERIAL = os.environ.get("COLDVAULT_REAL_CARD_SERIAL", "").strip().upper()
 pytestmark = [

@@ -17,7 +17,7 @@ DICE_PROMPT = r"Dice rolls \(digits 1-6, at least 99\): "
 
 def fair_dice(seed: int = 11) -> str:
     """Deterministic 99 rolls that pass the dice checks (test input, not a secret)."""
-    from coldvault.entropy import DiceRejected, check_dice
+    from coldvault.keys.entropy import DiceRejected, check_dice
 
     rng = random.Random(seed)  # noqa: S311 - test data
     while True:

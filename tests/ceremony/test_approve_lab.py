@@ -17,23 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from appliance import demo_parties as parties
 from ceremony_scripts.approve import DocumentRefused
 from coldvault.backends import pcsc
 from coldvault.backends.pcsc import PcscConnection
-from coldvault.cardsig import card_input
-from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.cards.signatures import card_input
 from coldvault.policy import load_policy
-from coldvault.roster import CardHolder, Role, Roster
-from coldvault.signed_config import (
+from coldvault.quorum.documents import (
     SignedDocument,
     load_signed_document,
     load_verified_document,
     verify_roster_chain,
     write_signed_document,
 )
-from coldvault.transcript import read_entries, verify
-from coldvault.wallets import parse_wallets
+from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.records.transcript import read_entries, verify
+from coldvault.requests.wallets import parse_wallets
+from hardware_emulators.demo import parties
 
 from .lab_driver import finish, spawn
 

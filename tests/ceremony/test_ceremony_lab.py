@@ -18,9 +18,9 @@ from embit.descriptor import Descriptor
 from embit.networks import NETWORKS
 
 from coldvault.crypto import mnemonics
-from coldvault.keypool import AccountSpec, Template, derive_pool
-from coldvault.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
-from coldvault.transcript import read_entries, verify
+from coldvault.keys.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
+from coldvault.keys.pool import AccountSpec, Template, derive_pool
+from coldvault.records.transcript import read_entries, verify
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec, softhsm_available
 
 from .lab_driver import DICE_PROMPT, fair_dice, finish, read_and_confirm_words, spawn
@@ -98,7 +98,7 @@ def _generate_seed(lab: SoftHsmLab, work: Path, log: Path) -> list[str]:
 
 
 def _hsm_keys(lab: SoftHsmLab, monkeypatch: pytest.MonkeyPatch) -> dict[bytes, object]:
-    from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     monkeypatch.setenv("SOFTHSM2_CONF", str(lab.conf_path))
     with Pkcs11Keystore.open(lab.module_path, TOKEN, NEW_USER_PIN, allow_emulated=True) as ks:

@@ -5,7 +5,7 @@ admins Dave (Ed25519), Erin (NIST P-256), Carol (Ed25519), threshold 2; approver
 Bob. A policy requiring two approvals is signed by Dave and Erin.
 
 * revoke an approver: the new roster is accepted by ``verify_roster_chain`` and the revoked
-  card is then refused by ``coldvault.quorum`` (``CardRevoked``); an approver card offered
+  card is then refused by ``coldvault.quorum.approvals`` (``CardRevoked``); an approver card offered
   as an admin is refused (wrong role);
 * revoke an admin: his own card is refused for his own revocation, two other admins sign;
 * refusals with their exact reasons, before any card is asked for: unknown card, already
@@ -26,17 +26,18 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.cardsig import card_input
-from coldvault.openpgp import CardAlgorithm, OpenPgpSession, Pw
-from coldvault.quorum import ApprovalSession, ApprovalToken, CardRevoked
-from coldvault.roster import CardHolder, CardStatus, Role, Roster
-from coldvault.signed_config import (
+from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.cards.signatures import card_input
+from coldvault.quorum.approvals import ApprovalSession, ApprovalToken
+from coldvault.quorum.documents import (
     SignedDocument,
     load_signed_document,
     verify_roster_chain,
     write_signed_document,
 )
-from coldvault.transcript import read_entries, verify
+from coldvault.quorum.errors import CardRevoked
+from coldvault.quorum.roster import CardHolder, CardStatus, Role, Roster
+from coldvault.records.transcript import read_entries, verify
 
 from . import test_approve_lab as approve_lab
 from .lab_driver import finish, spawn
@@ -154,7 +155,7 @@ def _refused(lab: Lab, pcsc_lab, tmp_path: Path, command: str, name: str, card: 
 
 def _approve_request(lab: Lab, roster: Roster, serial: str, pin: str = USER_PIN) -> ApprovalSession:
     """A sign-request approval token for ``roster``; the card ``serial`` signs it and
-    ``coldvault.quorum.ApprovalSession`` counts it (or raises)."""
+    ``coldvault.quorum.approvals.ApprovalSession`` counts it (or raises)."""
     now = int(time.time())
     token = ApprovalToken(
         request_digest=hashlib.sha256(b"request").digest(), request_fingerprint="0CB6-098C-78C2",

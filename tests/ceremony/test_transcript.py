@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import SigningKey
 
 from coldvault.errors import IntegrityError
-from coldvault.transcript import (
+from coldvault.records.transcript import (
     Device,
     SecretInTranscript,
     TranscriptClosed,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.codecs import bbqr
 from coldvault.errors import DecodeError
+from coldvault.transport import bbqr
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "bbqr"
 SPEC = json.loads((VECTORS / "bbqr.json").read_text())

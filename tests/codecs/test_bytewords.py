@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.codecs import bytewords
-from coldvault.codecs.bytewords import (
-    ChecksumMismatch,
-    InvalidWord,
-    Style,
-    TooLong,
-    TooShort,
-)
 from coldvault.errors import DecodeError
+from coldvault.transport import bytewords
+from coldvault.transport.bytewords import ChecksumMismatch, InvalidWord, Style, TooLong, TooShort
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "bcur.json").read_text())
 CASES = VECTORS["bytewords"]["cases"]

@@ -16,8 +16,8 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from coldvault.codecs import legacy
 from coldvault.errors import DecodeError
+from coldvault.transport import legacy
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 BIP174 = json.loads((VECTORS / "bip174_psbt.json").read_text())

@@ -10,8 +10,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from coldvault.backends import qr_decode
-from coldvault.codecs import bbqr, qr_render
-from coldvault.codecs import transport as t
+from coldvault.transport import bbqr
+from coldvault.transport import render as qr_render
+from coldvault.transport.formats import TransportFormat
+from coldvault.transport.reply import encode_reply
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 BCUR = json.loads((VECTORS / "bcur.json").read_text())
@@ -40,8 +42,8 @@ def test_capacity_matches_bbqr_table() -> None:
 
 
 def test_render_decode_every_transport_format(decoder: qr_decode.QrDecoder) -> None:
-    for fmt in t.TransportFormat:
-        stream = t.encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=300)
+    for fmt in TransportFormat:
+        stream = encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=300)
         frames = stream.frames(3)
         for text in frames:
             assert decoder.decode(qr_render.render_image(text)) == [text]

@@ -10,10 +10,12 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from coldvault.codecs import bbqr, legacy, ur
-from coldvault.codecs import transport as t
-from coldvault.codecs.transport import TransportFormat as F
 from coldvault.errors import DecodeError
+from coldvault.transport import assemble as t
+from coldvault.transport import bbqr, legacy, ur
+from coldvault.transport.formats import Received, ReplyHint, cbor_bytes, unwrap_cbor_bytes
+from coldvault.transport.formats import TransportFormat as F
+from coldvault.transport.reply import encode_reply, reply_to
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 BCUR = json.loads((VECTORS / "bcur.json").read_text())
@@ -22,7 +24,7 @@ PSBT = (VECTORS / "bbqr" / "1in100out.psbt").read_bytes()  # 4,142 bytes
 SMALL_PSBT = (VECTORS / "bbqr" / "1in2out.psbt").read_bytes()
 
 
-def _assemble(frames: list[str], **kwargs: int) -> t.Received:
+def _assemble(frames: list[str], **kwargs: int) -> Received:
     assembler = t.Assembler(**kwargs)
     for frame in frames:
         progress = assembler.feed(frame)
@@ -242,7 +244,7 @@ def test_size_bounds() -> None:
 @pytest.mark.parametrize("payload_form", ["raw", "cbor"])
 def test_reply_roundtrip_every_format(fmt: F, payload_form: str) -> None:
     payload = PSBT if payload_form == "raw" else cbor2.dumps(PSBT)
-    stream = t.encode_reply(fmt, "crypto-psbt", payload, max_fragment_len=300)
+    stream = encode_reply(fmt, "crypto-psbt", payload, max_fragment_len=300)
     if fmt is F.UR:
         assert stream.is_endless and stream.frame_count is None
         frames = stream.frames(stream.parts_needed * 2)
@@ -262,12 +264,12 @@ def test_reply_roundtrip_every_format(fmt: F, payload_form: str) -> None:
 def test_reply_plain_small_stays_single_frame() -> None:
     for fmt, expected in ((F.PLAIN_BASE64, base64.b64encode(SMALL_PSBT).decode()),
                           (F.PLAIN_HEX, SMALL_PSBT.hex().upper())):
-        stream = t.encode_reply(fmt, "crypto-psbt", SMALL_PSBT)
+        stream = encode_reply(fmt, "crypto-psbt", SMALL_PSBT)
         assert stream.frames() == [expected]
 
 
 def test_reply_single_ur_is_finite() -> None:
-    stream = t.encode_reply(F.UR, "crypto-psbt", SMALL_PSBT, max_fragment_len=2000)
+    stream = encode_reply(F.UR, "crypto-psbt", SMALL_PSBT, max_fragment_len=2000)
     assert stream.frame_count == 1 and not stream.is_endless
     assert stream.frames() == [ur.encode_single(ur.UR("crypto-psbt", cbor2.dumps(SMALL_PSBT)))
                                .upper()]
@@ -276,19 +278,19 @@ def test_reply_single_ur_is_finite() -> None:
 def test_reply_to_mirrors_request() -> None:
     request = legacy.encode_urv1("bytes", cbor2.dumps(PSBT), 300)
     received = _assemble(request)
-    stream = t.reply_to(received, PSBT)
+    stream = reply_to(received, PSBT)
     frames = stream.frames()
     assert frames[0].startswith("UR:BYTES/1OF")
     assert len(frames) == len(request)
     bbqr_request = bbqr.split(PSBT, "P", encoding="H", max_version=12).parts
     received = _assemble(list(bbqr_request))
-    reply = t.reply_to(received, PSBT).frames()
+    reply = reply_to(received, PSBT).frames()
     assert reply[0].startswith("B$ZP") or reply[0].startswith("B$2P")
     assert bbqr.join(reply).data == PSBT
 
 
 def test_reply_ur_fountain_is_endless_and_decodes_with_loss() -> None:
-    stream = t.encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=200)
+    stream = encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=200)
     rng = random.Random(9)
     assembler = t.Assembler()
     shown = 0
@@ -303,7 +305,7 @@ def test_reply_ur_fountain_is_endless_and_decodes_with_loss() -> None:
 
 
 def test_reply_cycle_loops_finite_frames() -> None:
-    stream = t.encode_reply(F.BBQR, "crypto-psbt", PSBT, max_fragment_len=500)
+    stream = encode_reply(F.BBQR, "crypto-psbt", PSBT, max_fragment_len=500)
     cycle = stream.cycle()
     count = stream.frame_count or 0
     first = [next(cycle) for _ in range(count)]
@@ -312,33 +314,33 @@ def test_reply_cycle_loops_finite_frames() -> None:
 
 def test_reply_programmer_errors() -> None:
     with pytest.raises(ValueError):
-        t.encode_reply(F.UR, "crypto-psbt", b"")
+        encode_reply(F.UR, "crypto-psbt", b"")
     with pytest.raises(ValueError):
-        t.encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=5)
+        encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=5)
     with pytest.raises(ValueError):
-        t.encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=100).frames()
+        encode_reply(F.UR, "crypto-psbt", PSBT, max_fragment_len=100).frames()
 
 
 def test_cbor_bytes_helpers() -> None:
     for size in (0, 23, 24, 255, 256, 65535, 65536):
         data = bytes(size)
-        assert t.cbor_bytes(data) == cbor2.dumps(data)
-        assert t.unwrap_cbor_bytes(cbor2.dumps(data)) == data
-    assert t.unwrap_cbor_bytes(b"") is None
-    assert t.unwrap_cbor_bytes(b"\x58") is None
-    assert t.unwrap_cbor_bytes(cbor2.dumps(b"ab") + b"x") is None
-    assert t.unwrap_cbor_bytes(cbor2.dumps([1])) is None
+        assert cbor_bytes(data) == cbor2.dumps(data)
+        assert unwrap_cbor_bytes(cbor2.dumps(data)) == data
+    assert unwrap_cbor_bytes(b"") is None
+    assert unwrap_cbor_bytes(b"\x58") is None
+    assert unwrap_cbor_bytes(cbor2.dumps(b"ab") + b"x") is None
+    assert unwrap_cbor_bytes(cbor2.dumps([1])) is None
 
 
 def test_reply_type_follows_the_answer_not_the_request() -> None:
     eth_sig = cbor2.dumps({1: b"\x01" * 16, 2: b"\x02" * 65})
-    v1_request_hint = t.ReplyHint(F.URV1, wire_type="bytes", fragment_len=100)
-    frames = t.encode_reply(F.URV1, "eth-signature", eth_sig, hint=v1_request_hint).frames()
+    v1_request_hint = ReplyHint(F.URV1, wire_type="bytes", fragment_len=100)
+    frames = encode_reply(F.URV1, "eth-signature", eth_sig, hint=v1_request_hint).frames()
     assert all(f.startswith("UR:ETH-SIGNATURE/") for f in frames)
     assert _assemble(frames).payload == eth_sig
-    psbt_frames = t.encode_reply(F.URV1, "crypto-psbt", PSBT, hint=v1_request_hint).frames()
+    psbt_frames = encode_reply(F.URV1, "crypto-psbt", PSBT, hint=v1_request_hint).frames()
     assert psbt_frames[0].startswith("UR:BYTES/")
-    bbqr_hint = t.ReplyHint(F.BBQR, bbqr_file_type="P", fragment_len=800)
+    bbqr_hint = ReplyHint(F.BBQR, bbqr_file_type="P", fragment_len=800)
     tx = bytes.fromhex((VECTORS / "bbqr" / "devils-txn.txn").read_text())
-    reply = t.encode_reply(F.BBQR, "bitcoin-transaction", tx, hint=bbqr_hint).frames()
+    reply = encode_reply(F.BBQR, "bitcoin-transaction", tx, hint=bbqr_hint).frames()
     assert reply[0][3] == "T" and bbqr.join(reply).data == tx

@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from coldvault.backends import qr_decode
-from coldvault.camera import frame_texts
-from coldvault.codecs import qr_render
-from coldvault.codecs import transport as t
+from coldvault.transport import assemble as t
+from coldvault.transport import render as qr_render
+from coldvault.transport.formats import TransportFormat
+from coldvault.transport.frames import frame_texts
+from coldvault.transport.reply import FrameStream, encode_reply
 from hardware_emulators.virtual_camera import VirtualCamera
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "bbqr"
@@ -23,7 +25,7 @@ PSBT = (VECTORS / "1in1000out.psbt").read_bytes()  # 35,644 bytes, 1,001 outputs
 OPTIONS = qr_render.RenderOptions(box_size=4, border=4, mask_pattern=2)
 
 
-def _rendered(stream: t.FrameStream) -> Iterator[Image.Image]:
+def _rendered(stream: FrameStream) -> Iterator[Image.Image]:
     cache: dict[str, Image.Image] = {}
     for text in stream.cycle():
         image = cache.get(text)
@@ -42,10 +44,10 @@ def test_psbt_is_the_35kb_vector() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("fmt", "fragment_len"),
-    [(t.TransportFormat.UR, 800), (t.TransportFormat.BBQR, 1200)],
+    [(TransportFormat.UR, 800), (TransportFormat.BBQR, 1200)],
 )
-def test_35kb_psbt_through_lossy_camera(fmt: t.TransportFormat, fragment_len: int) -> None:
-    stream = t.encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=fragment_len)
+def test_35kb_psbt_through_lossy_camera(fmt: TransportFormat, fragment_len: int) -> None:
+    stream = encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=fragment_len)
     needed = stream.parts_needed
     camera = VirtualCamera(
         _rendered(stream),

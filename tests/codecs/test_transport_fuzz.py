@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coldvault.codecs import bbqr, legacy
-from coldvault.codecs import transport as t
 from coldvault.errors import ColdvaultError
+from coldvault.transport import assemble as t
+from coldvault.transport import bbqr, legacy
+from coldvault.transport.formats import TransportFormat
+from coldvault.transport.reply import encode_reply
 
 PSBT = (Path(__file__).resolve().parents[1] / "vectors" / "bbqr" / "1in10out.psbt").read_bytes()
 LIMIT = 64 * 1024
@@ -25,8 +27,8 @@ LIMIT = 64 * 1024
 
 def _valid_frames() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for fmt in t.TransportFormat:
-        stream = t.encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=120)
+    for fmt in TransportFormat:
+        stream = encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=120)
         out[fmt.value] = stream.frames(None if not stream.is_endless else 20)
     out["bbqr-h"] = list(bbqr.split(PSBT, "P", encoding="H", max_version=6).parts)
     out["urv1-single"] = legacy.encode_urv1("bytes", cbor2.dumps(PSBT[:40]), 1000)

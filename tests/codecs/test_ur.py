@@ -9,10 +9,10 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from coldvault.codecs import ur as urmod
-from coldvault.codecs.bytewords import ChecksumMismatch, InvalidWord
-from coldvault.codecs.fountain import InconsistentPart, LimitExceeded, MalformedPart
-from coldvault.codecs.ur import (
+from coldvault.transport import ur as urmod
+from coldvault.transport.bytewords import ChecksumMismatch, InvalidWord
+from coldvault.transport.fountain import InconsistentPart, LimitExceeded, MalformedPart
+from coldvault.transport.ur import (
     UR,
     InvalidScheme,
     InvalidSequence,
@@ -29,7 +29,7 @@ from coldvault.codecs.ur import (
     encode_single,
     parse_ur,
 )
-from coldvault.codecs.xoshiro import Xoshiro256
+from coldvault.transport.xoshiro import Xoshiro256
 
 V = json.loads((Path(__file__).parents[1] / "vectors" / "bcur.json").read_text())
 D = V["decoder"]

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coldvault.codecs import bytewords
-from coldvault.codecs.fountain import LimitExceeded, Part
-from coldvault.codecs.ur import UR, URDecoder, UREncoder, encode_single
-from coldvault.codecs.ur_registry import DECODERS, decode_registry
-from coldvault.codecs.xoshiro import Xoshiro256
 from coldvault.errors import ColdvaultError
+from coldvault.transport import bytewords
+from coldvault.transport.fountain import LimitExceeded, Part
+from coldvault.transport.registry import DECODERS, decode_registry
+from coldvault.transport.ur import UR, URDecoder, UREncoder, encode_single
+from coldvault.transport.xoshiro import Xoshiro256
 
 #: Raise COLDVAULT_FUZZ_EXAMPLES for a longer local fuzzing run.
 FUZZ = settings(

@@ -10,9 +10,8 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from coldvault.codecs import ur_registry as reg
-from coldvault.codecs.ur import UR, decode_single, encode_single
-from coldvault.codecs.ur_registry import (
+from coldvault.transport import registry as reg
+from coldvault.transport.registry import (
     PSBT,
     Account,
     Address,
@@ -34,6 +33,7 @@ from coldvault.codecs.ur_registry import (
     UnsupportedType,
     decode_registry,
 )
+from coldvault.transport.ur import UR, decode_single, encode_single
 
 V = json.loads((Path(__file__).parents[1] / "vectors" / "ur_registry.json").read_text())
 FOUNDATION = V["foundation_rs"]

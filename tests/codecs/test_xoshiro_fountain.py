@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.codecs.bytewords import crc32
-from coldvault.codecs.fountain import (
+from coldvault.transport.bytewords import crc32
+from coldvault.transport.fountain import (
     FountainDecoder,
     FountainEncoder,
     InconsistentPart,
@@ -23,7 +23,7 @@ from coldvault.codecs.fountain import (
     join,
     partition,
 )
-from coldvault.codecs.xoshiro import (
+from coldvault.transport.xoshiro import (
     RandomSampler,
     Xoshiro256,
     choose_degree,

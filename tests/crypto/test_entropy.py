@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from coldvault.entropy import (
+from coldvault.keys.entropy import (
     CHI_SQUARE_LIMIT,
     DOMAIN,
     DiceRejected,

@@ -13,15 +13,11 @@ from embit.descriptor import Descriptor
 from embit.networks import NETWORKS
 
 from coldvault.crypto.bip32 import HDKey, Network
-from coldvault.crypto.descriptors import (
-    InvalidCosigner,
-    parse_key_origin,
-    sortedmulti_descriptor,
-)
+from coldvault.crypto.descriptors import InvalidCosigner, parse_key_origin, sortedmulti_descriptor
 from coldvault.crypto.mnemonics import mnemonic_to_seed
-from coldvault.keypool import AccountSpec, Template, derive_pool, wallet_registry_toml
-from coldvault.keystore import derived_key_id
-from coldvault.wallets import load_wallets
+from coldvault.keys.keystore import derived_key_id
+from coldvault.keys.pool import AccountSpec, Template, derive_pool, wallet_registry_toml
+from coldvault.requests.wallets import load_wallets
 
 ABANDON = "abandon " * 11 + "about"
 SEED = bytes(mnemonic_to_seed(ABANDON))
@@ -180,9 +176,9 @@ def test_exports_are_public_only(pool) -> None:
 
 
 def test_ur_exports_decode_back(pool) -> None:
-    from coldvault.codecs.ur import decode_single
-    from coldvault.codecs.ur_registry import decode_registry
-    from coldvault.keypool import ur_account, ur_output
+    from coldvault.keys.pool import ur_account, ur_output
+    from coldvault.transport.registry import decode_registry
+    from coldvault.transport.ur import decode_single
 
     exports, _ = pool
     text = ur_output(exports[0])
@@ -229,8 +225,8 @@ def test_multisig_wallet_entry_takes_the_full_descriptor(pool, tmp_path: Path) -
 @pytest.mark.lab
 def test_provision_into_softhsm(keystore) -> None:
     """Keys imported into the lab token equal the derivations; re-running only checks."""
-    from coldvault.keypool import PoolMismatch, provision
-    from coldvault.keystore import KeyAlgorithm
+    from coldvault.keys.keystore import KeyAlgorithm
+    from coldvault.keys.pool import PoolMismatch, provision
 
     record = provision(keystore, SEED, SPECS, 2)
     assert record.imported == len(record.keys) == 12 and record.already_present == 0

@@ -1,7 +1,7 @@
 """Software stand-ins for approvers' OpenPGP cards in the pure-library tests.
 
 A :class:`SoftCard` behaves like a card's PSO:CDS as the front end drives it: it is given
-``coldvault.cardsig.card_input(algorithm, data)`` (the data for Ed25519, SHA-256 of it for
+``coldvault.cards.signatures.card_input(algorithm, data)`` (the data for Ed25519, SHA-256 of it for
 ECDSA) and returns the raw signature (64 bytes, ``r || s`` for ECDSA).
 """
 
@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from nacl.signing import SigningKey
 
-from coldvault.cardsig import card_input
-from coldvault.roster import CardHolder, CardStatus, Role
+from coldvault.cards.signatures import card_input
+from coldvault.quorum.roster import CardHolder, CardStatus, Role
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

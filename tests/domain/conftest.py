@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coldvault.roster import Role, Roster
+from coldvault.quorum.roster import Role, Roster
 
 from .cards import SoftCard
 

@@ -9,11 +9,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coldvault import audit
-from coldvault.audit import (
+from coldvault.keys.keystore import EcdsaSignature
+from coldvault.records import audit
+from coldvault.records.audit import AuditLog
+from coldvault.records.chain import entry_hash, verify
+from coldvault.records.errors import (
     AuditChainBroken,
     AuditHashMismatch,
-    AuditLog,
     AuditLogLocked,
     AuditMalformed,
     AuditSealInvalid,
@@ -21,10 +23,7 @@ from coldvault.audit import (
     AuditTampered,
     AuditTruncated,
     SealFailed,
-    entry_hash,
-    verify,
 )
-from coldvault.keystore import EcdsaSignature
 
 KEY = coincurve.PrivateKey(b"\x07" * 32)
 PUB = KEY.public_key.format()
@@ -293,7 +292,7 @@ def test_any_byte_mutation_fails(sealed_log: bytes, tmp_path: Path, data) -> Non
 
 
 def test_on_seal_feeds_the_ledger_anchor(tmp_path: Path) -> None:
-    from coldvault.ledger import Ledger
+    from coldvault.records.ledger import Ledger
 
     with Ledger(tmp_path / "l.db") as ledger:
         with AuditLog(
@@ -310,7 +309,7 @@ def test_on_seal_feeds_the_ledger_anchor(tmp_path: Path) -> None:
 
 
 def test_verify_input_errors(tmp_path: Path) -> None:
-    from coldvault.audit import AuditLogNotFound, BadAuditPublicKey
+    from coldvault.records.errors import AuditLogNotFound, BadAuditPublicKey
 
     with pytest.raises(AuditLogNotFound):
         verify(tmp_path / "missing.jsonl", PUB)

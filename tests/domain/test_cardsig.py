@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldvault.cardsig import (
+from coldvault.cards.signatures import (
     CARD_ALGORITHMS,
     card_input,
     public_key_length_ok,

@@ -10,10 +10,13 @@ from pathlib import Path
 import coincurve
 import pytest
 
-from coldvault.audit import AuditLog, review_fields, verify
-from coldvault.ledger import DuplicateRequest, Ledger
+from coldvault.errors import QuorumError
 from coldvault.policy import DailyLimitExceeded, parse_policy
-from coldvault.quorum import ApprovalReplayed, ApprovalSession, ApprovalToken, QuorumError
+from coldvault.quorum.approvals import ApprovalSession, ApprovalToken
+from coldvault.quorum.errors import ApprovalReplayed
+from coldvault.records.audit import AuditLog, review_fields
+from coldvault.records.chain import verify
+from coldvault.records.ledger import DuplicateRequest, Ledger
 from coldvault.requests.base import Movement, MovementKind
 
 from .conftest import make_review

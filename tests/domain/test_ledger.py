@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from coldvault.ledger import (
-    EXPORT_COLUMNS,
+from coldvault.quorum.approvals import ApprovalSession, ApprovalToken
+from coldvault.quorum.errors import ApprovalReplayed
+from coldvault.records.export import EXPORT_COLUMNS
+from coldvault.records.ledger import (
     SCHEMA_VERSION,
     DuplicateRequest,
     InvalidTransition,
     Ledger,
     LedgerSchemaError,
 )
-from coldvault.quorum import ApprovalReplayed, ApprovalSession, ApprovalToken
 from coldvault.requests.base import Chain, Movement, MovementKind
 
 from .conftest import make_review
@@ -171,7 +172,7 @@ def test_export_csv_and_json(tmp_path: Path) -> None:
 
 
 def test_read_only_export_beside_a_writer(tmp_path: Path) -> None:
-    from coldvault.ledger import LedgerNotFound
+    from coldvault.records.ledger import LedgerNotFound
 
     with pytest.raises(LedgerNotFound):
         Ledger(tmp_path / "none.db", read_only=True)
@@ -188,7 +189,7 @@ def test_read_only_export_beside_a_writer(tmp_path: Path) -> None:
 
 
 def test_active_config_versions_never_go_back(tmp_path: Path) -> None:
-    from coldvault.signed_config import ConfigRollback, ConfigVersion
+    from coldvault.quorum.documents import ConfigRollback, ConfigVersion
 
     with Ledger(tmp_path / "l.db") as ledger:
         assert ledger.active_config("policy") is None
@@ -205,7 +206,7 @@ def test_active_config_versions_never_go_back(tmp_path: Path) -> None:
 
 
 def test_export_bounds_as_text_or_open(tmp_path: Path) -> None:
-    from coldvault.ledger import BadTimeBound
+    from coldvault.records.export import BadTimeBound
 
     with Ledger(tmp_path / "l.db", now=Clock()) as ledger:  # signed 2026-11-22T23:59Z
         signed(ledger, make_review())

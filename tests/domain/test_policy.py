@@ -28,9 +28,9 @@ from coldvault.policy import (
     load_policy,
     parse_policy,
 )
-from coldvault.quorum import ThresholdNotMet
+from coldvault.quorum.documents import SignedDocument, write_signed_document
+from coldvault.quorum.errors import ThresholdNotMet
 from coldvault.requests.base import Chain, Movement, MovementKind
-from coldvault.signed_config import SignedDocument, write_signed_document
 
 from .conftest import make_review
 
@@ -281,7 +281,7 @@ def test_load_signed_policy(tmp_path: Path, cards) -> None:
 
 
 def test_default_verifier_is_coldvault_ownership() -> None:
-    """No injected verifier: the real coldvault.ownership check runs (Solana Ed25519 proof)."""
+    """No injected verifier: the real ownership check runs (Solana Ed25519 proof)."""
     from embit import base58
     from nacl.signing import SigningKey
 

@@ -4,18 +4,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldvault.quorum import (
+from coldvault.quorum.approvals import (
     TOKEN_PREFIX,
+    ApprovalSession,
+    ApprovalToken,
+    MemoryReplayGuard,
+)
+from coldvault.quorum.errors import (
     ApprovalExpired,
     ApprovalForOtherRequest,
     ApprovalReplayed,
-    ApprovalSession,
-    ApprovalToken,
     BadApprovalSignature,
     CardRevoked,
     DuplicateHolder,
     MalformedToken,
-    MemoryReplayGuard,
     ThresholdNotMet,
     UnknownCard,
     WrongRole,

@@ -8,16 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldvault.quorum import (
-    BadApprovalSignature,
-    CardRevoked,
-    DuplicateHolder,
-    ThresholdNotMet,
-    UnknownCard,
-    WrongRole,
-)
-from coldvault.roster import CardStatus, Role, Roster, RosterInvalid, RosterMismatch, RosterRollback
-from coldvault.signed_config import (
+from coldvault.quorum.documents import (
     DocumentHashMismatch,
     SignedDocument,
     SignedDocumentInvalid,
@@ -26,6 +17,22 @@ from coldvault.signed_config import (
     load_signed_document,
     verify_roster_chain,
     write_signed_document,
+)
+from coldvault.quorum.errors import (
+    BadApprovalSignature,
+    CardRevoked,
+    DuplicateHolder,
+    ThresholdNotMet,
+    UnknownCard,
+    WrongRole,
+)
+from coldvault.quorum.roster import (
+    CardStatus,
+    Role,
+    Roster,
+    RosterInvalid,
+    RosterMismatch,
+    RosterRollback,
 )
 
 from .conftest import APPLIANCE
@@ -199,7 +206,7 @@ def test_other_appliance_refused(cards) -> None:
 
 
 def test_load_verified_wallet_registry(cards, tmp_path: Path) -> None:
-    from coldvault.signed_config import ConfigRollback, ConfigVersion, load_verified_document
+    from coldvault.quorum.documents import ConfigRollback, ConfigVersion, load_verified_document
 
     text = b'[[wallet]]\nname = "acme-btc-cold"\n'
     doc = SignedDocument("wallets", 4, APPLIANCE, text)

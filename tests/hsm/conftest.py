@@ -40,7 +40,7 @@ def hsm(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "softhsm":
         yield request.getfixturevalue("keystore")
         return
-    from coldvault.backends.pkcs11_keystore import Pkcs11Keystore
+    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     module, token, pin, serial = (os.environ[name] for name in REAL_ENV)
     # Emulated tokens are refused here, and any token but the one with this serial (WrongToken).

@@ -13,20 +13,18 @@ import nacl.signing
 import pytest
 from pkcs11 import Mechanism
 
-from coldvault.backends.pkcs11_keystore import (
-    SECP256K1_N,
+from coldvault.backends.pkcs11.errors import (
     DuplicateKey,
     EmulatedTokenRefused,
     KeyAlgorithmMismatch,
     KeyNotFound,
     MechanismUnsupported,
-    Pkcs11Keystore,
     TokenNotFound,
     UnsupportedKey,
-    list_tokens,
 )
+from coldvault.backends.pkcs11.keystore import SECP256K1_N, Pkcs11Keystore, list_tokens
 from coldvault.errors import HardwareError
-from coldvault.keystore import (
+from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
     HARDENED,
     IDENTITY_KEY_ID,
@@ -359,7 +357,7 @@ def _swap_public_key(keystore: Pkcs11Keystore, key_id: bytes, algorithm, point_d
     """
     from pkcs11 import Attribute, KeyType, ObjectClass
 
-    from coldvault.backends.pkcs11_keystore import ED25519_OID_PARAMS, SECP256K1_PARAMS
+    from coldvault.backends.pkcs11.keystore import ED25519_OID_PARAMS, SECP256K1_PARAMS
 
     session = keystore._live()
     for obj in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id}):
@@ -381,7 +379,7 @@ def _swap_public_key(keystore: Pkcs11Keystore, key_id: bytes, algorithm, point_d
 
 
 def test_signature_failing_host_verification_is_never_returned(hsm) -> None:
-    from coldvault.backends.pkcs11_keystore import SignatureCheckFailed
+    from coldvault.backends.pkcs11.errors import SignatureCheckFailed
 
     hsm.import_private_key(KeyAlgorithm.SECP256K1, b"\x05" * 32, b"liar-k1", "liar-k1")
     other = coincurve.PrivateKey(b"\x06" * 32).public_key.format(compressed=False)
@@ -414,7 +412,8 @@ def test_two_spellings_of_one_module_share_it(keystore, softhsm_lab, lab_config,
 
 def test_second_login_to_an_open_token_is_refused(keystore, softhsm_lab, lab_config) -> None:
     """PKCS#11 login is per process: a second open would skip the PIN check, so refuse it."""
-    from coldvault.backends.pkcs11_keystore import PinRole, TokenInUse, init_pin, set_pin
+    from coldvault.backends.pkcs11.errors import TokenInUse
+    from coldvault.backends.pkcs11.keystore import PinRole, init_pin, set_pin
 
     token = lab_config.appliance_token()
     for pin in (token.user_pin, "a-wrong-pin"):
@@ -431,7 +430,7 @@ def test_second_login_to_an_open_token_is_refused(keystore, softhsm_lab, lab_con
 
 
 def test_module_that_does_not_load(tmp_path) -> None:
-    from coldvault.backends.pkcs11_keystore import ModuleLoadError
+    from coldvault.backends.pkcs11.errors import ModuleLoadError
 
     bogus = tmp_path / "not-a-module.so"
     bogus.write_bytes(b"not an ELF file")
@@ -445,7 +444,7 @@ def test_module_that_does_not_load(tmp_path) -> None:
 def test_softhsm_with_a_missing_config_fails_to_initialise(softhsm_lab, tmp_path) -> None:
     code = (
         "import sys\n"
-        "from coldvault.backends.pkcs11_keystore import ModuleLoadError, list_tokens\n"
+        "from coldvault.backends.pkcs11.keystore import ModuleLoadError, list_tokens\n"
         "try:\n"
         "    list_tokens(sys.argv[1])\n"
         "except ModuleLoadError as err:\n"
@@ -464,7 +463,7 @@ def test_softhsm_with_a_missing_config_fails_to_initialise(softhsm_lab, tmp_path
 
 
 def test_expected_serial_pins_the_device(softhsm_lab, lab_config) -> None:
-    from coldvault.backends.pkcs11_keystore import WrongToken
+    from coldvault.backends.pkcs11.errors import WrongToken
 
     token = lab_config.appliance_token()
     serial = next(t.serial for t in softhsm_lab.status() if t.label == token.label)

@@ -9,22 +9,17 @@ import sys
 import pytest
 from pkcs11 import exceptions as p11
 
-from coldvault.backends.pkcs11_errors import (
+from coldvault.backends.pkcs11.errors import (
+    EmulatedTokenRefused,
     MechanismUnsupported,
+    PinRejected,
     Pkcs11Error,
     TokenLocked,
     TokenNotFound,
     WrongPin,
     translate,
 )
-from coldvault.backends.pkcs11_keystore import (
-    EmulatedTokenRefused,
-    PinRejected,
-    PinRole,
-    Pkcs11Keystore,
-    init_pin,
-    set_pin,
-)
+from coldvault.backends.pkcs11.keystore import PinRole, Pkcs11Keystore, init_pin, set_pin
 from coldvault.errors import AuthError, HardwareError
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec
 
@@ -58,7 +53,7 @@ def test_softhsm_does_not_lock_the_pin(tmp_path) -> None:
     # is needed to see a second conf.  Run the probe in a subprocess.
     code = (
         "import sys\n"
-        "from coldvault.backends.pkcs11_keystore import Pkcs11Keystore, WrongPin\n"
+        "from coldvault.backends.pkcs11.keystore import Pkcs11Keystore, WrongPin\n"
         "m, label = sys.argv[1], sys.argv[2]\n"
         "for i in range(15):\n"
         "    try:\n"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from coldvault.keystore import KeyAlgorithm
+from coldvault.keys.keystore import KeyAlgorithm
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

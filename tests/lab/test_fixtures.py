@@ -95,7 +95,7 @@ def test_softhsm_fixture_and_idempotent_setup(softhsm_lab, lab_config) -> None:
 
 @pytest.mark.lab
 def test_keystore_fixture_cleans_up_its_keys(keystore) -> None:
-    from coldvault.keystore import KeyAlgorithm
+    from coldvault.keys.keystore import KeyAlgorithm
 
     assert keystore.is_emulated
     keystore.generate_key(KeyAlgorithm.SECP256K1, b"fixture-temp", "fixture-temp")

@@ -23,15 +23,27 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from coldvault.keystore import (
-    EcdsaSignature,
-    KeyAlgorithm,
-    KeyInfo,
-    derived_key_label,
-)
-from coldvault.requests import psbt_parse as pp
+from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, derived_key_label
 from coldvault.requests.base import Chain, SignJob
-from coldvault.wallets import Wallet
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin.maps import (
+    G_FALLBACK_LOCKTIME,
+    G_INPUT_COUNT,
+    G_OUTPUT_COUNT,
+    G_TX_MODIFIABLE,
+    G_TX_VERSION,
+    G_VERSION,
+    IN_OUTPUT_INDEX,
+    IN_PREVIOUS_TXID,
+    IN_REQUIRED_HEIGHT_LOCKTIME,
+    IN_REQUIRED_TIME_LOCKTIME,
+    IN_SEQUENCE,
+    OUT_AMOUNT,
+    OUT_SCRIPT,
+    KvMap,
+)
+from coldvault.requests.bitcoin.tx import compact_size
+from coldvault.requests.wallets import Wallet
 
 KINDS = ("pkh", "wpkh", "sh-wpkh", "wsh", "sh-wsh")
 ACCOUNTS = {
@@ -255,8 +267,8 @@ def n_input_psbt(wf: WalletFixture, n: int, *, seed: int = 0, amount: int = 50_0
 # ---------------------------------------------------------------- v0 <-> v2 (own maps)
 
 
-def _map(fields: Sequence[tuple[int, bytes, bytes]]) -> pp.KvMap:
-    m = pp.KvMap(())
+def _map(fields: Sequence[tuple[int, bytes, bytes]]) -> KvMap:
+    m = KvMap(())
     for t, kd, v in fields:
         m = m.with_field(t, kd, v)
     return m
@@ -276,34 +288,34 @@ def to_v2(
 ) -> bytes:
     """The same request as a PSBT v2 (BIP-370), optionally with locktime fields."""
     p = pp.parse_psbt(v0)
-    g: list[tuple[int, bytes, bytes]] = [(pp.G_TX_VERSION, b"", _u32(p.tx_version))]
+    g: list[tuple[int, bytes, bytes]] = [(G_TX_VERSION, b"", _u32(p.tx_version))]
     if fallback_locktime is not None:
-        g.append((pp.G_FALLBACK_LOCKTIME, b"", _u32(fallback_locktime)))
+        g.append((G_FALLBACK_LOCKTIME, b"", _u32(fallback_locktime)))
     g += [
-        (pp.G_INPUT_COUNT, b"", pp.compact_size(len(p.inputs))),
-        (pp.G_OUTPUT_COUNT, b"", pp.compact_size(len(p.outputs))),
+        (G_INPUT_COUNT, b"", compact_size(len(p.inputs))),
+        (G_OUTPUT_COUNT, b"", compact_size(len(p.outputs))),
     ]
     if modifiable is not None:
-        g.append((pp.G_TX_MODIFIABLE, b"", bytes([modifiable])))
-    g.append((pp.G_VERSION, b"", _u32(2)))
+        g.append((G_TX_MODIFIABLE, b"", bytes([modifiable])))
+    g.append((G_VERSION, b"", _u32(2)))
     g += [(f.key_type, f.key_data, f.value) for f in p.globals.fields if f.key_type != 0]
     ins = []
     for i, (m, t) in enumerate(zip(p.inputs, p.tx_inputs, strict=True)):
         fs = [(f.key_type, f.key_data, f.value) for f in m.fields]
         fs += [
-            (pp.IN_PREVIOUS_TXID, b"", t.txid),
-            (pp.IN_OUTPUT_INDEX, b"", _u32(t.vout)),
-            (pp.IN_SEQUENCE, b"", _u32(t.sequence)),
+            (IN_PREVIOUS_TXID, b"", t.txid),
+            (IN_OUTPUT_INDEX, b"", _u32(t.vout)),
+            (IN_SEQUENCE, b"", _u32(t.sequence)),
         ]
         if i < len(time_locks) and time_locks[i] is not None:
-            fs.append((pp.IN_REQUIRED_TIME_LOCKTIME, b"", _u32(time_locks[i] or 0)))
+            fs.append((IN_REQUIRED_TIME_LOCKTIME, b"", _u32(time_locks[i] or 0)))
         if i < len(height_locks) and height_locks[i] is not None:
-            fs.append((pp.IN_REQUIRED_HEIGHT_LOCKTIME, b"", _u32(height_locks[i] or 0)))
+            fs.append((IN_REQUIRED_HEIGHT_LOCKTIME, b"", _u32(height_locks[i] or 0)))
         ins.append(_map(fs))
     outs = []
     for m, o in zip(p.outputs, p.tx_outputs, strict=True):
         fs = [(f.key_type, f.key_data, f.value) for f in m.fields]
-        fs += [(pp.OUT_AMOUNT, b"", o.amount.to_bytes(8, "little")), (pp.OUT_SCRIPT, b"", o.script)]
+        fs += [(OUT_AMOUNT, b"", o.amount.to_bytes(8, "little")), (OUT_SCRIPT, b"", o.script)]
         outs.append(_map(fs))
     return pp.MAGIC + b"".join(x.serialize() for x in [_map(g), *ins, *outs])
 
@@ -341,7 +353,7 @@ def time_prepare(kind: str, sizes: Sequence[int] = (10, 500), repeat: int = 3) -
     """Per-input cost of prepare_psbt (+ software signing + finish) for N-input PSBTs."""
     import time
 
-    from coldvault.requests.psbt import prepare_psbt
+    from coldvault.requests.bitcoin.request import prepare_psbt
 
     wf = make_wallet(kind, max_index=999)
     ks = SoftwareKeystore(wf.root)

@@ -8,12 +8,12 @@ import json
 import pytest
 from eth_account.messages import encode_typed_data
 
+from coldvault.crypto.hashes import keccak256
 from coldvault.errors import InputError
-from coldvault.requests.eip712 import (
+from coldvault.requests.ethereum.eip712 import (
     MAX_ARRAY,
     Eip712Error,
     hash_typed_data,
-    keccak256,
     parse_typed_data,
 )
 

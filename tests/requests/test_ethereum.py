@@ -18,23 +18,21 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from coldvault.errors import InputError, Refused
-from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
-from coldvault.requests import rlp
+from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
-from coldvault.requests.eip712 import Eip712Error
-from coldvault.requests.ethereum import (
-    AddressMismatch,
+from coldvault.requests.ethereum import rlp
+from coldvault.requests.ethereum.eip712 import Eip712Error
+from coldvault.requests.ethereum.request import prepare_eth
+from coldvault.requests.ethereum.rlp import RlpError
+from coldvault.requests.ethereum.tx import (
     ChainIdMismatch,
     EthRequestError,
-    KeyNotOurs,
-    SignatureCheckFailed,
     UnsupportedTransactionType,
     checksum_address,
     eth_address,
-    prepare_eth,
 )
-from coldvault.requests.rlp import RlpError
-from coldvault.wallets import Wallet
+from coldvault.requests.keys import AddressMismatch, KeyNotOurs, SignatureCheckFailed
+from coldvault.requests.wallets import Wallet
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 H = 0x8000_0000
@@ -365,7 +363,7 @@ def test_keystone_avalanche_vector_reviews() -> None:
 
 def test_keystone_eth_signature_layout() -> None:
     vec = keystone("eth-signature")[0]
-    from coldvault.requests.ethereum import eth_signature_cbor
+    from coldvault.requests.ethereum.request import eth_signature_cbor
 
     sig = bytes.fromhex(vec["decoded"]["signature_hex"])
     built = eth_signature_cbor(uuid.UUID(vec["decoded"]["request_id_uuid"]).bytes, sig, "keystone")
@@ -511,9 +509,9 @@ def test_rlp_roundtrip_against_reference() -> None:
 
 
 def test_registry_adapter_from_keystone_ur() -> None:
-    from coldvault.codecs.ur import UR, decode_single
-    from coldvault.codecs.ur_registry import EthSignature, EthSignRequest, decode_registry
-    from coldvault.requests.ethereum import prepare_eth_request
+    from coldvault.requests.ethereum.request import prepare_eth_request
+    from coldvault.transport.registry import EthSignature, EthSignRequest, decode_registry
+    from coldvault.transport.ur import UR, decode_single
 
     vec = keystone("eth-sign-request")[2]
     request = decode_registry(decode_single(vec["ur"]))

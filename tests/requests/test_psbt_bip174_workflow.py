@@ -9,21 +9,37 @@ import pytest
 from coincurve import PrivateKey
 from embit import bip32, ec
 
-from coldvault.keystore import EcdsaSignature
-from coldvault.requests import psbt as P
-from coldvault.requests import psbt_parse as pp
-from coldvault.requests.psbt_v2 import determine_locktime
+from coldvault.keys.keystore import EcdsaSignature
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin import request as P
+from coldvault.requests.bitcoin.checks import signer_checks
+from coldvault.requests.bitcoin.errors import (
+    PsbtRefused,
+    ScriptMismatch,
+    UnsupportedScript,
+    WitnessUtxoForNonWitness,
+)
+from coldvault.requests.bitcoin.locktime import determine_locktime
+from coldvault.requests.bitcoin.maps import (
+    IN_BIP32_DERIVATION,
+    IN_PARTIAL_SIG,
+    IN_REDEEM_SCRIPT,
+    IN_WITNESS_SCRIPT,
+    IN_WITNESS_UTXO,
+)
+from coldvault.requests.bitcoin.sighash import Sighasher
+from coldvault.requests.bitcoin.tx import parse_output, parse_tx
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 DOC = json.loads((VECTORS / "bip174_psbt.json").read_text())
 WF = DOC["role_workflow"]
 FOUNDATION = json.loads((VECTORS / "foundation_bip174.json").read_text())
 
-SIGNER_CHECKS: dict[str, type[P.PsbtRefused]] = {
-    "A Witness UTXO is provided for a non-witness input": P.WitnessUtxoForNonWitness,
-    "redeemScript with non-witness UTXO does not match the scriptPubKey": P.ScriptMismatch,
-    "redeemScript with witness UTXO does not match the scriptPubKey": P.ScriptMismatch,
-    "witnessScript with witness UTXO does not match the redeemScript": P.ScriptMismatch,
+SIGNER_CHECKS: dict[str, type[PsbtRefused]] = {
+    "A Witness UTXO is provided for a non-witness input": WitnessUtxoForNonWitness,
+    "redeemScript with non-witness UTXO does not match the scriptPubKey": ScriptMismatch,
+    "redeemScript with witness UTXO does not match the scriptPubKey": ScriptMismatch,
+    "witnessScript with witness UTXO does not match the redeemScript": ScriptMismatch,
 }
 
 
@@ -37,11 +53,11 @@ def _as_dicts(p: pp.Psbt) -> list[dict[bytes, bytes]]:
 
 def _sighashes(p: pp.Psbt) -> list[bytes]:
     """Input 0 is legacy P2SH 2-of-2, input 1 P2SH-P2WSH 2-of-2 (the BIP's workflow)."""
-    h = P.Sighasher(p, determine_locktime(p))
-    wu = pp.parse_output(p.inputs[1].get(pp.IN_WITNESS_UTXO) or b"")
+    h = Sighasher(p, determine_locktime(p))
+    wu = parse_output(p.inputs[1].get(IN_WITNESS_UTXO) or b"")
     return [
-        h.legacy(0, p.inputs[0].get(pp.IN_REDEEM_SCRIPT) or b""),
-        h.segwit_v0(1, p.inputs[1].get(pp.IN_WITNESS_SCRIPT) or b"", wu.amount),
+        h.legacy(0, p.inputs[0].get(IN_REDEEM_SCRIPT) or b""),
+        h.segwit_v0(1, p.inputs[1].get(IN_WITNESS_SCRIPT) or b"", wu.amount),
     ]
 
 
@@ -81,12 +97,12 @@ def test_our_signer_reproduces_the_workflow_signatures(step: str) -> None:
     for k in WF[step]["keys"]:
         secret = ec.PrivateKey.from_wif(k["wif"]).secret
         pub = PrivateKey(secret).public_key.format()
-        (i,) = [n for n, m in enumerate(unsigned.inputs) if m.get(pp.IN_BIP32_DERIVATION, pub)]
+        (i,) = [n for n, m in enumerate(unsigned.inputs) if m.get(IN_BIP32_DERIVATION, pub)]
         compact = PrivateKey(secret).sign_recoverable(digests[i], hasher=None)
         sig = EcdsaSignature(
             int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:64], "big")
         )
-        assert expected.inputs[i].get(pp.IN_PARTIAL_SIG, pub) == sig.der + b"\x01"
+        assert expected.inputs[i].get(IN_PARTIAL_SIG, pub) == sig.der + b"\x01"
         plans.append(P.SignPlan(i, pub, digests[i]))
         sigs.append(sig)
     signed = pp.parse_psbt(P.finish_psbt(unsigned, plans, sigs))
@@ -98,7 +114,7 @@ def test_combined_signatures_verify_against_our_sighashes() -> None:
     digests = _sighashes(combined)
     count = 0
     for i, m in enumerate(combined.inputs):
-        for f in m.all(pp.IN_PARTIAL_SIG):
+        for f in m.all(IN_PARTIAL_SIG):
             assert ec.PublicKey.parse(f.key_data).verify(
                 ec.Signature.parse(f.value[:-1]), digests[i]
             )
@@ -107,7 +123,7 @@ def test_combined_signatures_verify_against_our_sighashes() -> None:
 
 
 def test_extracted_transaction_spends_the_psbt_inputs() -> None:
-    tx = pp.parse_tx(
+    tx = parse_tx(
         bytes.fromhex(WF["extractor"]["expected_tx_hex"]), what="tx", allow_witness=True
     )
     unsigned = _psbt("creator")
@@ -116,8 +132,8 @@ def test_extracted_transaction_spends_the_psbt_inputs() -> None:
 
 
 def test_workflow_legacy_p2sh_multisig_is_not_signed_by_coldvault() -> None:
-    with pytest.raises(P.UnsupportedScript) as info:
-        P.signer_checks(_psbt("updater_add_sighash_all"))
+    with pytest.raises(UnsupportedScript) as info:
+        signer_checks(_psbt("updater_add_sighash_all"))
     assert info.value.input_index == 0
 
 
@@ -129,8 +145,8 @@ def test_workflow_legacy_p2sh_multisig_is_not_signed_by_coldvault() -> None:
 def test_fails_signer_checks_vectors(case: dict) -> None:
     expected = SIGNER_CHECKS[case["description"]]
     psbt = pp.parse_psbt(bytes.fromhex(case["hex"]))  # parses fine
-    with pytest.raises(P.PsbtRefused) as info:
-        P.signer_checks(psbt)
+    with pytest.raises(PsbtRefused) as info:
+        signer_checks(psbt)
     assert type(info.value) is expected
     with pytest.raises(expected):
         P.prepare_psbt(bytes.fromhex(case["hex"]), wallets={}, lookup_key=lambda k: None)
@@ -140,7 +156,7 @@ def test_foundation_signer_check_and_chain_vectors() -> None:
     for case in FOUNDATION["fails-signer-checks"]:
         psbt = pp.parse_psbt(bytes.fromhex(case["as-hex"]))
         with pytest.raises(SIGNER_CHECKS[case["description"].rstrip(".")]):
-            P.signer_checks(psbt)
+            signer_checks(psbt)
     chain = FOUNDATION["chain-of-tests"]
     for step in chain.values():
         if isinstance(step, dict) and "as-hex" in step:
@@ -161,7 +177,7 @@ def test_previous_transaction_txids_including_witness_serialisation() -> None:
     txids = {i["txid"] for i in WF["creator"]["inputs"]}
     forms = set()
     for h in WF["updater"]["previous_transactions"]:
-        tx = pp.parse_tx(bytes.fromhex(h), what="previous tx", allow_witness=True)
+        tx = parse_tx(bytes.fromhex(h), what="previous tx", allow_witness=True)
         assert tx.txid[::-1].hex() in txids
         forms.add(tx.has_witness)
     assert forms == {True, False}

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coldvault.errors import ColdvaultError
-from coldvault.requests import psbt_parse as pp
-from coldvault.requests.psbt import prepare_psbt
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin.request import prepare_psbt
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 _rng = random.Random(3)

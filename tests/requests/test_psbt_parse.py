@@ -9,8 +9,25 @@ from pathlib import Path
 import pytest
 
 from coldvault.errors import ColdvaultError, InputError
-from coldvault.requests import psbt_parse as pp
-from coldvault.requests.psbt_v2 import LocktimeUndeterminable, determine_locktime
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin.errors import (
+    PsbtBadKey,
+    PsbtBadLocktime,
+    PsbtBadValue,
+    PsbtDuplicateKey,
+    PsbtError,
+    PsbtFieldNotAllowed,
+    PsbtMissingField,
+    PsbtNonCanonical,
+    PsbtNotPsbt,
+    PsbtTooLarge,
+    PsbtTruncated,
+    PsbtUnsignedTxNotEmpty,
+    PsbtUnsupportedVersion,
+)
+from coldvault.requests.bitcoin.locktime import LocktimeUndeterminable, determine_locktime
+from coldvault.requests.bitcoin.maps import G_UNSIGNED_TX, Limits
+from coldvault.requests.bitcoin.tx import compact_size, parse_tx
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 BIP174 = json.loads((VECTORS / "bip174_psbt.json").read_text())
@@ -18,56 +35,56 @@ BIP370 = json.loads((VECTORS / "bip370_psbtv2.json").read_text())
 FOUNDATION = json.loads((VECTORS / "foundation_bip174.json").read_text())
 
 #: description -> the exact error the pre-parser must raise
-BIP174_INVALID: dict[str, type[pp.PsbtError]] = {
-    "Network transaction, not PSBT format": pp.PsbtNotPsbt,
-    "PSBT missing outputs": pp.PsbtTruncated,
-    "PSBT where one input has a filled scriptSig in the unsigned tx": pp.PsbtUnsignedTxNotEmpty,
-    "PSBT where inputs and outputs are provided but without an unsigned tx": pp.PsbtMissingField,
-    "PSBT with duplicate keys in an input": pp.PsbtDuplicateKey,
-    "PSBT with invalid global transaction typed key": pp.PsbtBadKey,
-    "PSBT with invalid input witness utxo typed key": pp.PsbtBadKey,
-    "PSBT with invalid pubkey length for input partial signature typed key": pp.PsbtBadKey,
-    "PSBT with invalid redeemscript typed key": pp.PsbtBadKey,
-    "PSBT with invalid witnessscript typed key": pp.PsbtBadKey,
-    "PSBT with invalid pubkey in input BIP 32 derivation paths typed key": pp.PsbtBadKey,
-    "PSBT with invalid non-witness utxo typed key": pp.PsbtBadKey,
-    "PSBT with invalid final scriptsig typed key": pp.PsbtBadKey,
-    "PSBT with invalid final script witness typed key": pp.PsbtBadKey,
-    "PSBT with invalid pubkey in output BIP 32 derivation paths typed key": pp.PsbtBadKey,
-    "PSBT with invalid input sighash type typed key": pp.PsbtBadKey,
-    "PSBT with invalid output redeemScript typed key": pp.PsbtBadKey,
-    "PSBT with invalid output witnessScript typed key": pp.PsbtBadKey,
-    "PSBT with unsigned tx serialized with witness serialization format": pp.PsbtUnsignedTxNotEmpty,
-    "PSBT with an invalid value data due to its size being not the stated size": pp.PsbtBadValue,
+BIP174_INVALID: dict[str, type[PsbtError]] = {
+    "Network transaction, not PSBT format": PsbtNotPsbt,
+    "PSBT missing outputs": PsbtTruncated,
+    "PSBT where one input has a filled scriptSig in the unsigned tx": PsbtUnsignedTxNotEmpty,
+    "PSBT where inputs and outputs are provided but without an unsigned tx": PsbtMissingField,
+    "PSBT with duplicate keys in an input": PsbtDuplicateKey,
+    "PSBT with invalid global transaction typed key": PsbtBadKey,
+    "PSBT with invalid input witness utxo typed key": PsbtBadKey,
+    "PSBT with invalid pubkey length for input partial signature typed key": PsbtBadKey,
+    "PSBT with invalid redeemscript typed key": PsbtBadKey,
+    "PSBT with invalid witnessscript typed key": PsbtBadKey,
+    "PSBT with invalid pubkey in input BIP 32 derivation paths typed key": PsbtBadKey,
+    "PSBT with invalid non-witness utxo typed key": PsbtBadKey,
+    "PSBT with invalid final scriptsig typed key": PsbtBadKey,
+    "PSBT with invalid final script witness typed key": PsbtBadKey,
+    "PSBT with invalid pubkey in output BIP 32 derivation paths typed key": PsbtBadKey,
+    "PSBT with invalid input sighash type typed key": PsbtBadKey,
+    "PSBT with invalid output redeemScript typed key": PsbtBadKey,
+    "PSBT with invalid output witnessScript typed key": PsbtBadKey,
+    "PSBT with unsigned tx serialized with witness serialization format": PsbtUnsignedTxNotEmpty,
+    "PSBT with an invalid value data due to its size being not the stated size": PsbtBadValue,
 }
 
-BIP370_INVALID: dict[str, type[pp.PsbtError]] = {
-    "PSBTv0 but with PSBT_GLOBAL_VERSION set to 2.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_GLOBAL_TX_VERSION.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_GLOBAL_FALLBACK_LOCKTIME.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_GLOBAL_INPUT_COUNT.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_GLOBAL_OUTPUT_COUNT.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_GLOBAL_TX_MODIFIABLE.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_IN_PREVIOUS_TXID.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_IN_OUTPUT_INDEX.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_IN_SEQUENCE.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_IN_REQUIRED_TIME_LOCKTIME.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_IN_REQUIRED_HEIGHT_LOCKTIME.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_OUT_AMOUNT.": pp.PsbtFieldNotAllowed,
-    "PSBTv0 but with PSBT_OUT_SCRIPT.": pp.PsbtFieldNotAllowed,
-    "PSBTv2 but with PSBT_GLOBAL_UNSIGNED_TX.": pp.PsbtFieldNotAllowed,
-    "PSBTv2 missing PSBT_GLOBAL_INPUT_COUNT.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_GLOBAL_OUTPUT_COUNT.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_GLOBAL_TX_VERSION.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_IN_PREVIOUS_TXID.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_IN_OUTPUT_INDEX.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_OUT_AMOUNT.": pp.PsbtMissingField,
-    "PSBTv2 missing PSBT_OUT_SCRIPT.": pp.PsbtMissingField,
-    "PSBTv2 with PSBT_IN_REQUIRED_TIME_LOCKTIME less than 500000000.": pp.PsbtBadLocktime,
+BIP370_INVALID: dict[str, type[PsbtError]] = {
+    "PSBTv0 but with PSBT_GLOBAL_VERSION set to 2.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_GLOBAL_TX_VERSION.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_GLOBAL_FALLBACK_LOCKTIME.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_GLOBAL_INPUT_COUNT.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_GLOBAL_OUTPUT_COUNT.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_GLOBAL_TX_MODIFIABLE.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_IN_PREVIOUS_TXID.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_IN_OUTPUT_INDEX.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_IN_SEQUENCE.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_IN_REQUIRED_TIME_LOCKTIME.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_IN_REQUIRED_HEIGHT_LOCKTIME.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_OUT_AMOUNT.": PsbtFieldNotAllowed,
+    "PSBTv0 but with PSBT_OUT_SCRIPT.": PsbtFieldNotAllowed,
+    "PSBTv2 but with PSBT_GLOBAL_UNSIGNED_TX.": PsbtFieldNotAllowed,
+    "PSBTv2 missing PSBT_GLOBAL_INPUT_COUNT.": PsbtMissingField,
+    "PSBTv2 missing PSBT_GLOBAL_OUTPUT_COUNT.": PsbtMissingField,
+    "PSBTv2 missing PSBT_GLOBAL_TX_VERSION.": PsbtMissingField,
+    "PSBTv2 missing PSBT_IN_PREVIOUS_TXID.": PsbtMissingField,
+    "PSBTv2 missing PSBT_IN_OUTPUT_INDEX.": PsbtMissingField,
+    "PSBTv2 missing PSBT_OUT_AMOUNT.": PsbtMissingField,
+    "PSBTv2 missing PSBT_OUT_SCRIPT.": PsbtMissingField,
+    "PSBTv2 with PSBT_IN_REQUIRED_TIME_LOCKTIME less than 500000000.": PsbtBadLocktime,
     "PSBTv2 with PSBT_IN_REQUIRED_HEIGHT_LOCKTIME greater than or equal to 500000000.": (
-        pp.PsbtBadLocktime
+        PsbtBadLocktime
     ),
-    "PSBTv2 with PSBT_IN_REQUIRED_HEIGHT_LOCKTIME of 0.": pp.PsbtBadLocktime,
+    "PSBTv2 with PSBT_IN_REQUIRED_HEIGHT_LOCKTIME of 0.": PsbtBadLocktime,
 }
 
 
@@ -92,7 +109,7 @@ def test_vector_counts() -> None:
 def test_invalid_vectors_rejected_with_exact_error(case: dict) -> None:
     expected = {**BIP174_INVALID, **BIP370_INVALID}[case["description"]]
     for form in (bytes.fromhex(case["hex"]), case["base64"]):
-        with pytest.raises(pp.PsbtError) as info:
+        with pytest.raises(PsbtError) as info:
             pp.parse_psbt(form)
         assert type(info.value) is expected
         assert isinstance(info.value, InputError)
@@ -140,7 +157,7 @@ def test_v0_locktime_is_unsigned_tx_locktime() -> None:
     case = next(c for c in BIP174["cases"] if c["category"] == "valid")
     psbt = pp.parse_psbt(bytes.fromhex(case["hex"]))
     assert psbt.v0_locktime == int.from_bytes(
-        (psbt.globals.get(pp.G_UNSIGNED_TX) or b"")[-4:], "little"
+        (psbt.globals.get(G_UNSIGNED_TX) or b"")[-4:], "little"
     )
     assert determine_locktime(psbt) == psbt.v0_locktime
 
@@ -152,7 +169,7 @@ def _foundation_b64(s: str) -> str:
 def test_foundation_vectors() -> None:
     for case in FOUNDATION["invalid"]:
         raw = bytes.fromhex(case["as-hex"])
-        with pytest.raises(pp.PsbtError) as info:
+        with pytest.raises(PsbtError) as info:
             pp.parse_psbt(raw)
         assert type(info.value) is BIP174_INVALID[case["description"].rstrip(".")]
         if case["as-base64"]:  # upstream left one case's base64 empty
@@ -171,41 +188,41 @@ V0 = bytes.fromhex(next(c for c in BIP174["cases"] if c["category"] == "valid")[
 
 
 def test_size_limit() -> None:
-    with pytest.raises(pp.PsbtTooLarge):
-        pp.parse_psbt(V0, limits=pp.Limits(max_bytes=len(V0) - 1))
-    with pytest.raises(pp.PsbtTooLarge):
+    with pytest.raises(PsbtTooLarge):
+        pp.parse_psbt(V0, limits=Limits(max_bytes=len(V0) - 1))
+    with pytest.raises(PsbtTooLarge):
         pp.parse_psbt(
-            base64.b64encode(V0 + b"\0" * 64).decode(), limits=pp.Limits(max_bytes=len(V0))
+            base64.b64encode(V0 + b"\0" * 64).decode(), limits=Limits(max_bytes=len(V0))
         )
-    assert pp.parse_psbt(V0, limits=pp.Limits(max_bytes=len(V0))).serialize() == V0
+    assert pp.parse_psbt(V0, limits=Limits(max_bytes=len(V0))).serialize() == V0
 
 
 def test_input_count_limit() -> None:
-    with pytest.raises(pp.PsbtTooLarge):
-        pp.parse_psbt(V0, limits=pp.Limits(max_inputs=0))
+    with pytest.raises(PsbtTooLarge):
+        pp.parse_psbt(V0, limits=Limits(max_inputs=0))
 
 
 def test_non_canonical_compact_size() -> None:
     # key length 1 written as fd 01 00
     bad = V0[:5] + b"\xfd\x01\x00" + V0[6:]
-    with pytest.raises(pp.PsbtNonCanonical):
+    with pytest.raises(PsbtNonCanonical):
         pp.parse_psbt(bad)
 
 
 def test_trailing_bytes() -> None:
-    with pytest.raises(pp.PsbtTruncated):
+    with pytest.raises(PsbtTruncated):
         pp.parse_psbt(V0 + b"\x00")
 
 
 def test_unsupported_version() -> None:
     bad = V0[:5] + b"\x01\xfb\x04" + (1).to_bytes(4, "little") + V0[5:]
-    with pytest.raises(pp.PsbtUnsupportedVersion):
+    with pytest.raises(PsbtUnsupportedVersion):
         pp.parse_psbt(bad)
 
 
 def test_garbage_text() -> None:
     for junk in ("", "not base64 !", base64.b64encode(b"hello").decode(), b"\xff\xfe"):
-        with pytest.raises(pp.PsbtNotPsbt):
+        with pytest.raises(PsbtNotPsbt):
             pp.parse_psbt(junk)
 
 
@@ -213,7 +230,7 @@ def test_errors_carry_field_and_offset() -> None:
     case = next(
         c for c in BIP174["cases"] if c["description"] == "PSBT with duplicate keys in an input"
     )
-    with pytest.raises(pp.PsbtDuplicateKey) as info:
+    with pytest.raises(PsbtDuplicateKey) as info:
         pp.parse_psbt(bytes.fromhex(case["hex"]))
     err = info.value
     assert isinstance(err, ColdvaultError)
@@ -223,7 +240,7 @@ def test_errors_carry_field_and_offset() -> None:
 
 def _v2_globals(n_in: bytes, n_out: bytes) -> bytes:
     def kv(t: int, v: bytes) -> bytes:
-        return b"\x01" + bytes([t]) + pp.compact_size(len(v)) + v
+        return b"\x01" + bytes([t]) + compact_size(len(v)) + v
 
     body = kv(2, (2).to_bytes(4, "little")) + kv(4, n_in) + kv(5, n_out)
     body += kv(0xFB, (2).to_bytes(4, "little"))
@@ -231,21 +248,21 @@ def _v2_globals(n_in: bytes, n_out: bytes) -> bytes:
 
 
 def test_v2_counts_bounded_before_reading_maps() -> None:
-    with pytest.raises(pp.PsbtTooLarge):
-        pp.parse_psbt(_v2_globals(pp.compact_size(5001), b"\x00"))
-    with pytest.raises(pp.PsbtTooLarge):
+    with pytest.raises(PsbtTooLarge):
+        pp.parse_psbt(_v2_globals(compact_size(5001), b"\x00"))
+    with pytest.raises(PsbtTooLarge):
         pp.parse_psbt(_v2_globals(b"\x00", b"\xff" + b"\xff" * 8))
-    with pytest.raises(pp.PsbtTruncated):
-        pp.parse_psbt(_v2_globals(pp.compact_size(5000), b"\x00"))
+    with pytest.raises(PsbtTruncated):
+        pp.parse_psbt(_v2_globals(compact_size(5000), b"\x00"))
     assert pp.parse_psbt(_v2_globals(b"\x00", b"\x00")).tx_inputs == ()
 
 
 def test_v2_count_must_be_canonical() -> None:
-    with pytest.raises(pp.PsbtBadValue):
+    with pytest.raises(PsbtBadValue):
         pp.parse_psbt(_v2_globals(b"\xfd\x01\x00", b"\x00"))
 
 
 def test_tx_claiming_more_inputs_than_bytes() -> None:
     tx = (2).to_bytes(4, "little") + b"\xfe" + (10**6).to_bytes(4, "little") + b"\x00" * 50
-    with pytest.raises(pp.PsbtTooLarge):
-        pp.parse_tx(tx, what="tx", allow_witness=True)
+    with pytest.raises(PsbtTooLarge):
+        parse_tx(tx, what="tx", allow_witness=True)

@@ -17,12 +17,39 @@ from embit.script import Script
 from embit.transaction import Transaction, TransactionOutput
 
 from coldvault.errors import ColdvaultError, Refused
-from coldvault.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
-from coldvault.requests import psbt as P
-from coldvault.requests import psbt_parse as pp
+from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
-from coldvault.requests.btc_wallet import TaprootRefused, WalletDescriptorError, WalletScripts
-from coldvault.requests.psbt_v2 import LocktimeUndeterminable
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin import request as P
+from coldvault.requests.bitcoin.errors import (
+    AlreadyFinalized,
+    AlreadySigned,
+    BadHsmSignature,
+    ChangeIndexOutOfRange,
+    ChangeNotProven,
+    DuplicateInput,
+    ForeignInput,
+    IndexOutOfRange,
+    KeyNotHeld,
+    MixedWallets,
+    NegativeFee,
+    NothingToSign,
+    NotWalletScript,
+    PsbtBadLocktime,
+    PsbtRefused,
+    SighashRefused,
+    UtxoDisagrees,
+    UtxoMissing,
+    UtxoTxidMismatch,
+)
+from coldvault.requests.bitcoin.locktime import LocktimeUndeterminable
+from coldvault.requests.bitcoin.maps import (
+    IN_FINAL_SCRIPTWITNESS,
+    IN_PARTIAL_SIG,
+    IN_SIGHASH_TYPE,
+    PROPRIETARY,
+)
+from coldvault.requests.bitcoin.wallet import TaprootRefused, WalletDescriptorError, WalletScripts
 
 RNG_SEED = 7
 P_BIP174 = json.loads(
@@ -142,7 +169,7 @@ def test_sign_verify_finalize(kind: str) -> None:
     for b, a in zip(before.inputs, after.inputs, strict=True):
         assert a.fields[: len(b.fields)] == b.fields
         (added,) = a.fields[len(b.fields) :]
-        assert added.key_type == pp.IN_PARTIAL_SIG and added.value[-1] == 1
+        assert added.key_type == IN_PARTIAL_SIG and added.value[-1] == 1
 
     tx, utxos = sign_and_finalize(wf, signed)
     n_sigs = verify_final_tx(tx, utxos)
@@ -170,14 +197,14 @@ def test_base64_text_and_digest_binding() -> None:
 def test_unknown_and_proprietary_fields_survive() -> None:
     wf, raw = standard("wsh")
     p = pp.parse_psbt(raw)
-    g = p.globals.with_field(pp.PROPRIETARY, b"\x05cvtst\x01", b"global-extra")
+    g = p.globals.with_field(PROPRIETARY, b"\x05cvtst\x01", b"global-extra")
     ins = [m.with_field(0x99, b"\x01\x02", b"unknown-in") for m in p.inputs]
     outs = [m.with_field(0xFC, b"\x03abc\x00", b"prop-out") for m in p.outputs]
     raw2 = pp.MAGIC + b"".join(x.serialize() for x in [g, *ins, *outs])
     req, ks = prepare(wf, raw2)
     signed = req.finish(ks.sign_jobs(req.jobs))
     after = pp.parse_psbt(signed)
-    assert after.globals.get(pp.PROPRIETARY, b"\x05cvtst\x01") == b"global-extra"
+    assert after.globals.get(PROPRIETARY, b"\x05cvtst\x01") == b"global-extra"
     assert all(m.get(0x99, b"\x01\x02") == b"unknown-in" for m in after.inputs)
     assert all(m.get(0xFC, b"\x03abc\x00") == b"prop-out" for m in after.outputs)
     assert signed.startswith(raw2[:10]) and len(signed) > len(raw2)
@@ -213,7 +240,7 @@ def test_psbt_v2_fallback_and_time_locktime() -> None:
 
 def test_witness_utxo_only_allowed_by_wallet_option() -> None:
     wf, raw = standard("wpkh", prev_tx=False)
-    with pytest.raises(P.UtxoMissing, match="2020 segwit fee attack"):
+    with pytest.raises(UtxoMissing, match="2020 segwit fee attack"):
         prepare(wf, raw)
     lenient = dataclasses.replace(wf.wallet, require_non_witness_utxo=False)
     req, _ = prepare(wf, raw, wallet=lenient)
@@ -279,8 +306,8 @@ def test_taproot_wallet_refused() -> None:
 @pytest.mark.parametrize("sighash", [2, 3, 0x81, 0x82, 0x83, 0])
 def test_non_all_sighash_refused(sighash: int) -> None:
     wf, raw = standard("wsh")
-    bad = _add_input_field(raw, 0, pp.IN_SIGHASH_TYPE, b"", sighash.to_bytes(4, "little"))
-    with pytest.raises(P.SighashRefused) as info:
+    bad = _add_input_field(raw, 0, IN_SIGHASH_TYPE, b"", sighash.to_bytes(4, "little"))
+    with pytest.raises(SighashRefused) as info:
         prepare(wf, bad)
     assert info.value.input_index == 0
 
@@ -288,7 +315,7 @@ def test_non_all_sighash_refused(sighash: int) -> None:
 def test_explicit_sighash_all_accepted() -> None:
     wf, raw = standard("wpkh")
     req, _ = prepare(
-        wf, _add_input_field(raw, 0, pp.IN_SIGHASH_TYPE, b"", (1).to_bytes(4, "little"))
+        wf, _add_input_field(raw, 0, IN_SIGHASH_TYPE, b"", (1).to_bytes(4, "little"))
     )
     assert len(req.jobs) == 2
 
@@ -296,14 +323,14 @@ def test_explicit_sighash_all_accepted() -> None:
 @pytest.mark.parametrize("kind", ["wpkh", "sh-wsh", "pkh"])
 def test_missing_non_witness_utxo(kind: str) -> None:
     wf, raw = standard(kind, prev_tx=False)
-    with pytest.raises(P.UtxoMissing):
+    with pytest.raises(UtxoMissing):
         prepare(wf, raw)
 
 
 def test_missing_utxo_for_legacy_even_when_lenient() -> None:
     wf, raw = standard("pkh", prev_tx=False)
     lenient = dataclasses.replace(wf.wallet, require_non_witness_utxo=False)
-    with pytest.raises(P.UtxoMissing):
+    with pytest.raises(UtxoMissing):
         prepare(wf, raw, wallet=lenient)
 
 
@@ -313,7 +340,7 @@ def test_non_witness_utxo_txid_mismatch() -> None:
     def swap(p: PSBT) -> None:
         p.inputs[0].non_witness_utxo = p.inputs[1].non_witness_utxo
 
-    with pytest.raises(P.UtxoTxidMismatch):
+    with pytest.raises(UtxoTxidMismatch):
         prepare(wf, _embit_mutate(raw, swap))
 
 
@@ -323,7 +350,7 @@ def test_witness_utxo_amount_disagrees() -> None:
     def inflate(p: PSBT) -> None:
         p.inputs[1].witness_utxo.value += 1
 
-    with pytest.raises(P.UtxoDisagrees, match="fee attack"):
+    with pytest.raises(UtxoDisagrees, match="fee attack"):
         prepare(wf, _embit_mutate(raw, inflate))
 
 
@@ -333,7 +360,7 @@ def test_duplicate_inputs() -> None:
     def dup(p: PSBT) -> None:
         p.inputs[1] = p.inputs[0]
 
-    with pytest.raises(P.DuplicateInput):
+    with pytest.raises(DuplicateInput):
         prepare(wf, _embit_mutate(raw, dup))
 
 
@@ -343,21 +370,21 @@ def test_inputs_from_two_wallets() -> None:
     pa = PSBT.parse(fx.build_psbt(a, inputs=[(0, 0, 10_000)], seed=1))
     pb = PSBT.parse(fx.build_psbt(b, inputs=[(0, 0, 10_000)], seed=2))
     pa.inputs.append(pb.inputs[0])
-    with pytest.raises(P.MixedWallets):
+    with pytest.raises(MixedWallets):
         prepare(a, pa.serialize(), b)
 
 
 def test_input_index_beyond_max_index() -> None:
     wf = fx.make_wallet("wpkh", max_index=10)
     raw = fx.build_psbt(wf, inputs=[(0, 11, 10_000)])
-    with pytest.raises(P.IndexOutOfRange):
+    with pytest.raises(IndexOutOfRange):
         prepare(wf, raw)
 
 
 def test_change_index_beyond_max_index() -> None:
     wf = fx.make_wallet("wsh", max_index=10)
     raw = fx.build_psbt(wf, inputs=[(0, 1, 10_000)], change=[(1, 11, 9_000)])
-    with pytest.raises(P.ChangeIndexOutOfRange) as info:
+    with pytest.raises(ChangeIndexOutOfRange) as info:
         prepare(wf, raw)
     assert info.value.output_index == 0
 
@@ -369,7 +396,7 @@ def test_claimed_change_with_other_script_refused() -> None:
     def lie(p: PSBT) -> None:
         p.outputs[2].bip32_derivations = other  # claims 1/5, script is 1/4
 
-    with pytest.raises(P.ChangeNotProven):
+    with pytest.raises(ChangeNotProven):
         prepare(wf, _embit_mutate(raw, lie))
 
 
@@ -380,7 +407,7 @@ def test_claimed_change_on_bad_branch_refused() -> None:
         for der in p.outputs[2].bip32_derivations.values():
             der.derivation[-2] = 2
 
-    with pytest.raises(P.ChangeNotProven):
+    with pytest.raises(ChangeNotProven):
         prepare(wf, _embit_mutate(raw, lie))
 
 
@@ -391,14 +418,14 @@ def test_input_claiming_wrong_index_refused() -> None:
     def lie(p: PSBT) -> None:
         p.inputs[0].bip32_derivations = other
 
-    with pytest.raises(P.NotWalletScript):
+    with pytest.raises(NotWalletScript):
         prepare(wf, _embit_mutate(raw, lie))
 
 
 def test_foreign_fingerprint() -> None:
     wf, raw = standard("wpkh")
     stranger = fx.make_wallet("wpkh", seed_label="stranger")
-    with pytest.raises(P.ForeignInput):
+    with pytest.raises(ForeignInput):
         P.prepare_psbt(
             raw, wallets={stranger.wallet.name: stranger.wallet}, lookup_key=lambda k: None
         )
@@ -409,17 +436,17 @@ def test_negative_fee() -> None:
     raw = fx.build_psbt(
         wf, inputs=[(0, 0, 10_000)], external=[(b"\x00\x14" + b"\x01" * 20, 10_001)]
     )
-    with pytest.raises(P.NegativeFee):
+    with pytest.raises(NegativeFee):
         prepare(wf, raw)
 
 
 def test_key_not_held_or_different() -> None:
     wf, raw = standard("wpkh")
     wallets = {wf.wallet.name: wf.wallet}
-    with pytest.raises(P.KeyNotHeld, match="holds no key"):
+    with pytest.raises(KeyNotHeld, match="holds no key"):
         P.prepare_psbt(raw, wallets=wallets, lookup_key=lambda k: None)
     wrong = KeyInfo(b"K", "x", KeyAlgorithm.SECP256K1, b"\x02" + b"\x01" * 32)
-    with pytest.raises(P.KeyNotHeld, match="different public key"):
+    with pytest.raises(KeyNotHeld, match="different public key"):
         P.prepare_psbt(raw, wallets=wallets, lookup_key=lambda k: wrong)
 
 
@@ -427,10 +454,10 @@ def test_already_signed_and_finalized() -> None:
     wf, raw = standard("wpkh")
     req, ks = prepare(wf, raw)
     signed = req.finish(ks.sign_jobs(req.jobs))
-    with pytest.raises(P.AlreadySigned):
+    with pytest.raises(AlreadySigned):
         prepare(wf, signed)
-    final = _add_input_field(raw, 0, pp.IN_FINAL_SCRIPTWITNESS, b"", b"\x00")
-    with pytest.raises(P.AlreadyFinalized):
+    final = _add_input_field(raw, 0, IN_FINAL_SCRIPTWITNESS, b"", b"\x00")
+    with pytest.raises(AlreadyFinalized):
         prepare(wf, final)
 
 
@@ -438,11 +465,11 @@ def test_bad_signatures_never_inserted() -> None:
     wf, raw = standard("wpkh")
     req, ks = prepare(wf, raw)
     sigs = ks.sign_jobs(req.jobs)
-    with pytest.raises(P.BadHsmSignature):
+    with pytest.raises(BadHsmSignature):
         req.finish([sigs[1], sigs[0]])
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high = EcdsaSignature(sigs[0].r, n - sigs[0].s)
-    with pytest.raises(P.BadHsmSignature):
+    with pytest.raises(BadHsmSignature):
         req.finish([high, sigs[1]])
     with pytest.raises(ValueError):
         req.finish(sigs[:1])
@@ -452,17 +479,17 @@ def test_v2_locktime_conflict_and_range() -> None:
     wf, raw0 = standard("wpkh")
     with pytest.raises(LocktimeUndeterminable):
         prepare(wf, fx.to_v2(raw0, height_locks=[100, None], time_locks=[None, 1_600_000_000]))
-    with pytest.raises(pp.PsbtBadLocktime):
+    with pytest.raises(PsbtBadLocktime):
         prepare(wf, fx.to_v2(raw0, time_locks=[499_999_999]))
-    with pytest.raises(pp.PsbtBadLocktime):
+    with pytest.raises(PsbtBadLocktime):
         prepare(wf, fx.to_v2(raw0, height_locks=[500_000_000]))
-    with pytest.raises(pp.PsbtBadLocktime):
+    with pytest.raises(PsbtBadLocktime):
         prepare(wf, fx.to_v2(raw0, height_locks=[0]))
 
 
 def test_no_inputs() -> None:
     case = next(c for c in P_BIP174 if c["description"] == "PSBT with 0 inputs")
-    with pytest.raises(P.NothingToSign):
+    with pytest.raises(NothingToSign):
         P.prepare_psbt(bytes.fromhex(case["hex"]), wallets={}, lookup_key=lambda k: None)
 
 
@@ -476,7 +503,7 @@ def test_wallet_descriptor_config_errors() -> None:
 
 
 def test_every_refusal_is_a_coldvault_error() -> None:
-    for cls in (P.PsbtRefused, TaprootRefused):
+    for cls in (PsbtRefused, TaprootRefused):
         assert issubclass(cls, Refused) and issubclass(cls, ColdvaultError)
 
 
@@ -487,7 +514,7 @@ def test_input_on_unknown_branch_refused() -> None:
         for der in p.inputs[0].bip32_derivations.values():
             der.derivation[-2] = 2
 
-    with pytest.raises(P.IndexOutOfRange):
+    with pytest.raises(IndexOutOfRange):
         prepare(wf, _embit_mutate(raw, branch2))
 
 
@@ -516,5 +543,5 @@ def test_no_outputs_warns_all_to_fee() -> None:
 def test_same_keys_registered_twice_is_ambiguous() -> None:
     wf, raw = standard("wpkh")
     twin = dataclasses.replace(wf.wallet, name="twin", client="client-b")
-    with pytest.raises(P.MixedWallets, match="ambiguous"):
+    with pytest.raises(MixedWallets, match="ambiguous"):
         prepare(wf, raw, wallet=twin)

@@ -22,19 +22,18 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
 from coldvault.errors import Refused
-from coldvault.keystore import KeyAlgorithm, KeyInfo
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
-from coldvault.requests.ethereum import AddressMismatch, KeyNotOurs, SignatureCheckFailed
-from coldvault.requests.solana import (
+from coldvault.requests.keys import AddressMismatch, KeyNotOurs, SignatureCheckFailed
+from coldvault.requests.solana.message import SolanaRequestError, parse_message
+from coldvault.requests.solana.request import (
     MessageLooksLikeTransaction,
     SignerNotOurs,
-    SolanaRequestError,
     UnshowableDestination,
-    parse_message,
     prepare_sol,
     sol_signature_cbor,
 )
-from coldvault.wallets import Wallet
+from coldvault.requests.wallets import Wallet
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 H = 0x8000_0000
@@ -297,9 +296,9 @@ def test_bad_signature_and_sign_type() -> None:
 
 
 def test_registry_adapter_from_keystone_ur() -> None:
-    from coldvault.codecs.ur import UR, decode_single
-    from coldvault.codecs.ur_registry import SolSignature, SolSignRequest, decode_registry
-    from coldvault.requests.solana import prepare_sol_request
+    from coldvault.requests.solana.request import prepare_sol_request
+    from coldvault.transport.registry import SolSignature, SolSignRequest, decode_registry
+    from coldvault.transport.ur import UR, decode_single
 
     vec = json.loads((VECTORS / "ur_registry.json").read_text())["keystone"]["sol-sign-request"][1]
     request = decode_registry(decode_single(vec["ur"]))

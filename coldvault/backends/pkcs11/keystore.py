@@ -1,0 +1,821 @@
+"""The :class:`coldvault.keys.keystore.Keystore` over PKCS#11 (python-pkcs11), e.g. SoftHSM2 or a
+network-less HSM attached to the appliance.
+
+Threading: python-pkcs11 with SoftHSM2 is **not thread-safe**.  Every PKCS#11 call made by
+this module runs under one process-wide re-entrant lock, so a stray second thread is
+serialised rather than corrupting the module; the supported pattern remains one keystore (one
+PKCS#11 worker) per process.  The PKCS#11 module is loaded once per process and path, and is
+finalised (``C_Finalize``) when the last keystore using it closes, so a later open re-reads
+configuration such as ``SOFTHSM2_CONF``.
+
+Errors: PKCS#11 failures are translated in exactly one place,
+:func:`coldvault.backends.pkcs11.errors.translated`; the error classes are re-exported here.
+
+Key layout (docs/keystore.md): each key is a private-key object (``CKA_TOKEN``,
+``CKA_PRIVATE``, ``CKA_SENSITIVE``, not ``CKA_EXTRACTABLE``, ``CKA_SIGN`` only) plus its
+public-key object, both carrying the same ``CKA_ID``/``CKA_LABEL`` (scheme in
+:mod:`coldvault.keys.keystore`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import coincurve
+import nacl.exceptions
+import nacl.signing
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import exceptions as p11
+
+from coldvault.backends.pkcs11.errors import (
+    DuplicateKey,
+    EmulatedTokenRefused,
+    KeyAlgorithmMismatch,
+    KeyNotFound,
+    MechanismUnsupported,
+    ModuleLoadError,
+    Pkcs11Error,
+    SignatureCheckFailed,
+    TokenInUse,
+    TokenLocked,
+    TokenNotFound,
+    UnsupportedKey,
+    WrongPin,
+    WrongToken,
+    translated,
+)
+from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, Keystore
+
+__all__ = [
+    "PinRole",
+    "Pkcs11Keystore",
+    "TokenInfo",
+    "KeyAttributes",
+    "init_pin",
+    "list_tokens",
+    "set_pin",
+]
+
+#: DER of OID 1.3.132.0.10 (secp256k1), the ``CKA_EC_PARAMS`` of our ECDSA keys.
+SECP256K1_PARAMS = bytes.fromhex("06052b8104000a")
+#: DER of OID 1.3.101.112 (id-Ed25519, RFC 8410), the ``CKA_EC_PARAMS`` we write for Ed25519.
+ED25519_OID_PARAMS = bytes.fromhex("06032b6570")
+#: DER PrintableString "edwards25519": the other form PKCS#11 3.0 allows; accepted on read.
+ED25519_NAME_PARAMS = b"\x13\x0cedwards25519"
+
+#: secp256k1 group order.
+SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
+
+#: Token manufacturer/model strings that identify an emulated (software) HSM.
+EMULATED_MANUFACTURERS = ("SoftHSM",)
+EMULATED_MODELS = ("SoftHSM",)
+
+# CKF_* token flags python-pkcs11 0.10.1 does not name.
+_CKF_USER_PIN_FINAL_TRY = 0x0002_0000
+_CKF_USER_PIN_LOCKED = 0x0004_0000
+_CKF_SO_PIN_FINAL_TRY = 0x0020_0000
+_CKF_SO_PIN_LOCKED = 0x0040_0000
+_CKF_TOKEN_INITIALIZED = 0x0000_0400
+
+_MAX_RANDOM = 1 << 16
+
+_LOCK = threading.RLock()
+
+
+class PinRole(enum.StrEnum):
+    """Who logs in: the security officer (initialisation ceremony) or the user (signing)."""
+
+    USER = "user"
+    SO = "security-officer"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Public facts about one initialised token."""
+
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+
+    @property
+    def is_emulated(self) -> bool:
+        return self.manufacturer.startswith(EMULATED_MANUFACTURERS) or self.model.startswith(
+            EMULATED_MODELS
+        )
+
+
+@dataclass(frozen=True)
+class KeyAttributes:
+    """Security attributes of a stored private key, as the token reports them (for audits)."""
+
+    sensitive: bool
+    extractable: bool
+    always_sensitive: bool
+    never_extractable: bool
+    local: bool  # generated on the token (False for imported keys)
+    token: bool
+    private: bool
+    sign: bool
+    derive: bool
+
+
+_KEY_ATTRIBUTES = {
+    "sensitive": Attribute.SENSITIVE,
+    "extractable": Attribute.EXTRACTABLE,
+    "always_sensitive": Attribute.ALWAYS_SENSITIVE,
+    "never_extractable": Attribute.NEVER_EXTRACTABLE,
+    "local": Attribute.LOCAL,
+    "token": Attribute.TOKEN,
+    "private": Attribute.PRIVATE,
+    "sign": Attribute.SIGN,
+    "derive": Attribute.DERIVE,
+}
+
+
+# --------------------------------------------------------------------------- module loading
+class _Modules:
+    """Process-wide PKCS#11 module handles, reference counted (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._libs: dict[str, tuple[Any, int]] = {}
+
+    @staticmethod
+    def _key(module_path: str) -> str:
+        # One handle per library file: two spellings of one .so (symlinks) share it, since
+        # C_Finalize through either would end the other's sessions.
+        return os.path.realpath(module_path)
+
+    def acquire(self, module_path: str) -> Any:
+        module_path = self._key(module_path)
+        with _LOCK:
+            if module_path in self._libs:
+                lib, count = self._libs[module_path]
+                self._libs[module_path] = (lib, count + 1)
+                return lib
+            try:
+                lib = pkcs11.lib(module_path)
+            except p11.PKCS11Error as exc:
+                ckr = type(exc).__name__ if type(exc) is not p11.PKCS11Error else None
+                raise ModuleLoadError(module_path, ckr=ckr) from exc
+            self._libs[module_path] = (lib, 1)
+            return lib
+
+    def release(self, module_path: str) -> None:
+        module_path = self._key(module_path)
+        with _LOCK:
+            lib, count = self._libs[module_path]
+            if count > 1:
+                self._libs[module_path] = (lib, count - 1)
+                return
+            del self._libs[module_path]
+            try:
+                lib.finalize()
+            except p11.PKCS11Error:
+                pass  # nothing an operator can act on while shutting down
+
+
+_MODULES = _Modules()
+
+#: Tokens with a logged-in session in this process: (module file, token serial) -> count.
+_open_tokens: dict[tuple[str, bytes], int] = {}
+
+
+def _token_key(lib: Any, token: Any) -> tuple[str, bytes]:
+    return (os.path.realpath(lib.so), bytes(token.serial))
+
+
+def _mark_open(key: tuple[str, bytes]) -> None:
+    _open_tokens[key] = _open_tokens.get(key, 0) + 1
+
+
+def _mark_closed(key: tuple[str, bytes]) -> None:
+    _open_tokens[key] -= 1
+    if not _open_tokens[key]:
+        del _open_tokens[key]
+
+
+def _end_session(session: Any, key: tuple[str, bytes]) -> None:
+    """Close a session (logging out when it is the last one) and unmark the token."""
+    try:
+        session.close()
+    except p11.PKCS11Error:
+        pass  # the token may already be gone; nothing an operator can act on
+    finally:
+        _mark_closed(key)
+
+
+@contextmanager
+def _module(module_path: str) -> Iterator[Any]:
+    lib = _MODULES.acquire(module_path)
+    try:
+        yield lib
+    finally:
+        _MODULES.release(module_path)
+
+
+def _info(token: Any) -> TokenInfo:
+    return TokenInfo(
+        label=token.label,
+        manufacturer=token.manufacturer_id,
+        model=token.model,
+        serial=token.serial.decode("ascii", "replace").strip(),
+    )
+
+
+def _initialised_tokens(lib: Any) -> list[Any]:
+    tokens = []
+    for slot in lib.get_slots(token_present=True):
+        token = slot.get_token()
+        if int(token.flags) & _CKF_TOKEN_INITIALIZED:
+            tokens.append(token)
+    return tokens
+
+
+def _find_token(lib: Any, token_label: str) -> Any:
+    with translated(token_label, purpose="list its slots"):
+        matches = [t for t in _initialised_tokens(lib) if t.label == token_label]
+        if not matches:
+            available = tuple(t.label for t in _initialised_tokens(lib))
+            raise TokenNotFound(token_label, available=available)
+    if len(matches) > 1:
+        raise Pkcs11Error(
+            f"{len(matches)} HSM tokens are labelled {token_label!r}; labels must be unique."
+        )
+    return matches[0]
+
+
+def _tries_left(lib: Any, token_label: str, role: PinRole) -> int | None:
+    """What the token flags say about remaining PIN tries (1 on the final try, else unknown)."""
+    flags = int(_find_token(lib, token_label).flags)
+    final = _CKF_USER_PIN_FINAL_TRY if role is PinRole.USER else _CKF_SO_PIN_FINAL_TRY
+    return 1 if flags & final else None
+
+
+def _is_locked(lib: Any, token_label: str, role: PinRole) -> bool:
+    flags = int(_find_token(lib, token_label).flags)
+    locked = _CKF_USER_PIN_LOCKED if role is PinRole.USER else _CKF_SO_PIN_LOCKED
+    return bool(flags & locked)
+
+
+def _login(lib: Any, token: Any, pin: str | bytes | bytearray, role: PinRole, *, rw: bool) -> Any:
+    """Open a session and log in.
+
+    PKCS#11 login state is per process and token: a second login while another session of
+    this process is logged in would *not* check the PIN (CKR_USER_ALREADY_LOGGED_IN), so it is
+    refused as :class:`TokenInUse` instead of silently accepted.
+    """
+    label = token.label
+    if _open_tokens.get(_token_key(lib, token), 0):
+        raise TokenInUse(label)
+    if _is_locked(lib, label, role):
+        raise TokenLocked(label, role=role.value)
+    secret = _pin_text(pin)
+    try:
+        with translated(label, role=role.value, purpose=f"log in as {role.value}"):
+            if role is PinRole.USER:
+                return token.open(rw=rw, user_pin=secret)
+            return token.open(rw=rw, so_pin=secret)
+    except WrongPin as err:
+        # The CKR code never says how many tries remain; the token flags might.
+        if _is_locked(lib, label, role):
+            raise TokenLocked(label, role=role.value) from err
+        raise WrongPin(label, role=role.value, tries_left=_tries_left(lib, label, role)) from err
+
+
+def _pin_text(pin: str | bytes | bytearray) -> str:
+    """python-pkcs11 takes PINs as ``str`` (it encodes them as UTF-8 itself)."""
+    if isinstance(pin, str):
+        return pin
+    try:
+        return bytes(pin).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("PIN must be UTF-8") from exc
+
+
+def _refuse_emulated(info: TokenInfo, allow_emulated: bool) -> None:
+    if info.is_emulated and not allow_emulated:
+        raise EmulatedTokenRefused(info.label, info.manufacturer, info.model)
+
+
+# --------------------------------------------------------------------------- discovery / PINs
+def list_tokens(module_path: str) -> list[TokenInfo]:
+    """The initialised tokens the module offers (uninitialised free slots are skipped)."""
+    with _LOCK, _module(module_path) as lib, translated("(any)", purpose="list tokens"):
+        return [_info(t) for t in _initialised_tokens(lib)]
+
+
+def init_pin(
+    module_path: str,
+    token_label: str,
+    *,
+    so_pin: str | bytes | bytearray,
+    user_pin: str | bytes | bytearray,
+    allow_emulated: bool = False,
+) -> None:
+    """Initialisation ceremony: log in as security officer and set the user PIN (C_InitPIN)."""
+    with _LOCK, _module(module_path) as lib:
+        token = _find_token(lib, token_label)
+        _refuse_emulated(_info(token), allow_emulated)
+        session = _login(lib, token, so_pin, PinRole.SO, rw=True)
+        key = _token_key(lib, token)
+        _mark_open(key)
+        try:
+            with translated(token_label, role=PinRole.SO.value, purpose="set the user PIN"):
+                session.init_pin(_pin_text(user_pin))
+        finally:
+            _end_session(session, key)
+
+
+def set_pin(
+    module_path: str,
+    token_label: str,
+    *,
+    role: PinRole,
+    old_pin: str | bytes | bytearray,
+    new_pin: str | bytes | bytearray,
+    allow_emulated: bool = False,
+) -> None:
+    """Change the user or SO PIN (C_SetPIN) after logging in with the old one."""
+    with _LOCK, _module(module_path) as lib:
+        token = _find_token(lib, token_label)
+        _refuse_emulated(_info(token), allow_emulated)
+        session = _login(lib, token, old_pin, role, rw=True)
+        key = _token_key(lib, token)
+        _mark_open(key)
+        old, new = _pin_text(old_pin), _pin_text(new_pin)
+        try:
+            with translated(token_label, role=role.value, purpose=f"change the {role} PIN"):
+                session.set_pin(old, new)
+        finally:
+            _end_session(session, key)
+
+
+# --------------------------------------------------------------------------- key encoding
+def _unwrap_octet_string(value: bytes) -> bytes:
+    """``CKA_EC_POINT`` is a DER OCTET STRING; some HSMs return the bare point. Bounded."""
+    if len(value) >= 2 and value[0] == 0x04:
+        length = value[1]
+        if length < 0x80 and len(value) == 2 + length:
+            return value[2:]
+        if length == 0x81 and len(value) >= 3 and len(value) == 3 + value[2]:
+            return value[3:]
+    return value
+
+
+def _octet_string(value: bytes) -> bytes:
+    if len(value) >= 0x80:
+        raise ValueError("EC point too long")
+    return b"\x04" + bytes([len(value)]) + value
+
+
+def _algorithm_of(key: Any, token_label: str) -> KeyAlgorithm:
+    key_id = bytes(key.id or b"")
+    key_type = key.key_type
+    params = (
+        bytes(key[Attribute.EC_PARAMS]) if key_type in (KeyType.EC, KeyType.EC_EDWARDS) else b""
+    )
+    if key_type == KeyType.EC and params == SECP256K1_PARAMS:
+        return KeyAlgorithm.SECP256K1
+    if key_type == KeyType.EC_EDWARDS and params in (ED25519_OID_PARAMS, ED25519_NAME_PARAMS):
+        return KeyAlgorithm.ED25519
+    name = getattr(key_type, "name", str(key_type))
+    what = f"a {name} key" + (f" with curve parameters {params.hex()}" if params else "")
+    raise UnsupportedKey(token_label, key_id, what)
+
+
+def _public_bytes(algorithm: KeyAlgorithm, ec_point: bytes) -> bytes:
+    point = _unwrap_octet_string(ec_point)
+    if algorithm is KeyAlgorithm.SECP256K1:
+        return coincurve.PublicKey(point).format(compressed=True)
+    if len(point) != 32:
+        raise ValueError("Ed25519 point must be 32 bytes")
+    return point
+
+
+# --------------------------------------------------------------------------- the keystore
+class Pkcs11Keystore:
+    """One logged-in PKCS#11 token implementing :class:`coldvault.keys.keystore.Keystore`.
+
+    Use :meth:`open`; close with :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(
+        self, *, module_path: str, info: TokenInfo, session: Any, mechanisms: frozenset[int]
+    ) -> None:
+        self._module_path = module_path
+        self._info = info
+        self._session: Any = session
+        self._mechanisms = mechanisms
+        self._cache: dict[bytes, tuple[Any, KeyInfo]] = {}
+        self._key_index: dict[bytes, tuple[list[Any], list[Any]]] | None = None
+        self._token_key: tuple[str, bytes] = ("", b"")
+
+    @classmethod
+    def open(
+        cls,
+        module_path: str,
+        token_label: str,
+        user_pin: str | bytes | bytearray,
+        *,
+        allow_emulated: bool = False,
+        expected_serial: str | None = None,
+    ) -> Pkcs11Keystore:
+        """Find the token by label, refuse emulation unless allowed, log in as user.
+
+        ``expected_serial`` pins the exact device (production configuration, destructive
+        tests): a token with the right label but another serial is refused before login.
+        """
+        with _LOCK:
+            return cls._open_locked(
+                module_path, token_label, user_pin, allow_emulated, expected_serial
+            )
+
+    @classmethod
+    def _open_locked(
+        cls,
+        module_path: str,
+        token_label: str,
+        user_pin: str | bytes | bytearray,
+        allow_emulated: bool,
+        expected_serial: str | None,
+    ) -> Pkcs11Keystore:
+        lib = _MODULES.acquire(module_path)
+        try:
+            token = _find_token(lib, token_label)
+            info = _info(token)
+            if expected_serial is not None and info.serial != expected_serial.strip():
+                raise WrongToken(token_label, expected=expected_serial, actual=info.serial)
+            _refuse_emulated(info, allow_emulated)
+            with translated(token_label, purpose="list its mechanisms"):
+                mechanisms = frozenset(int(m) for m in token.slot.get_mechanisms())
+            session = _login(lib, token, user_pin, PinRole.USER, rw=True)
+        except BaseException:
+            _MODULES.release(module_path)
+            raise
+        key = _token_key(lib, token)
+        _mark_open(key)
+        keystore = cls(module_path=module_path, info=info, session=session, mechanisms=mechanisms)
+        keystore._token_key = key
+        return keystore
+
+    # -- lifecycle
+    def close(self) -> None:
+        with _LOCK:
+            if self._session is None:
+                return
+            session, self._session = self._session, None
+            self._cache.clear()
+            self._key_index = None
+            try:
+                _end_session(session, self._token_key)
+            finally:
+                _MODULES.release(self._module_path)
+
+    def __enter__(self) -> Pkcs11Keystore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._session is not None else "closed"
+        return f"<Pkcs11Keystore token={self._info.label!r} serial={self._info.serial} {state}>"
+
+    # -- facts
+    @property
+    def token_info(self) -> TokenInfo:
+        return self._info
+
+    @property
+    def is_emulated(self) -> bool:
+        return self._info.is_emulated
+
+    def supports(self, mechanism: int) -> bool:
+        """Whether the token lists the PKCS#11 mechanism (``CKM_*`` value)."""
+        return int(mechanism) in self._mechanisms
+
+    def require(self, mechanism: int, purpose: str) -> None:
+        """Raise :class:`MechanismUnsupported` unless the token offers ``mechanism``."""
+        if not self.supports(mechanism):
+            try:
+                name = "CKM_" + Mechanism(mechanism).name
+            except ValueError:
+                name = f"CKM 0x{int(mechanism):08x}"
+            raise MechanismUnsupported(self._info.label, name, purpose)
+
+    # -- internals
+    def _live(self) -> Any:
+        if self._session is None:
+            raise ValueError("keystore is closed")
+        return self._session
+
+    def _objects(self, object_class: ObjectClass, key_id: bytes) -> list[Any]:
+        attrs = {Attribute.CLASS: object_class, Attribute.ID: key_id}
+        return list(self._live().get_objects(attrs))
+
+    def _index(self) -> dict[bytes, tuple[list[Any], list[Any]]]:
+        """All key objects by CKA_ID, read in two passes over the token.
+
+        SoftHSM searches linearly, so looking keys up one at a time costs O(objects) each;
+        a pool of 1,000 keys took ~40 ms per first use. Indexing once makes the first
+        request after start-up as fast as the next."""
+        index: dict[bytes, tuple[list[Any], list[Any]]] = {}
+        for slot, object_class in ((0, ObjectClass.PRIVATE_KEY), (1, ObjectClass.PUBLIC_KEY)):
+            for obj in self._live().get_objects({Attribute.CLASS: object_class}):
+                index.setdefault(bytes(obj[Attribute.ID]), ([], []))[slot].append(obj)
+        return index
+
+    def _load(self, key_id: bytes) -> tuple[Any, KeyInfo]:
+        if key_id in self._cache:
+            return self._cache[key_id]
+        label = self._info.label
+        with translated(label, key_id=key_id, purpose=f"look up key {key_id.hex()}"):
+            if self._key_index is None:
+                self._key_index = self._index()
+            # each indexed entry serves one first look-up, then the cache takes over
+            private, public = self._key_index.pop(key_id, ([], []))
+            if not private:  # created since the index was read (or absent): ask the token
+                private = self._objects(ObjectClass.PRIVATE_KEY, key_id)
+                public = self._objects(ObjectClass.PUBLIC_KEY, key_id)
+            if not private:
+                raise KeyNotFound(label, key_id)
+            if len(private) > 1 or len(public) > 1:
+                raise Pkcs11Error(
+                    f"HSM token {label!r} holds several keys with id {key_id.hex()!r}."
+                )
+            if not public:
+                raise UnsupportedKey(label, key_id, "a private key without its public-key object")
+            algorithm = _algorithm_of(private[0], label)
+            if _algorithm_of(public[0], label) is not algorithm:
+                raise UnsupportedKey(label, key_id, "a private key whose public key does not match")
+            attrs = private[0].get_attributes(
+                [Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.LABEL]
+            )
+            info = KeyInfo(
+                key_id=key_id,
+                label=str(attrs[Attribute.LABEL]),
+                algorithm=algorithm,
+                public_key=_public_bytes(algorithm, bytes(public[0][Attribute.EC_POINT])),
+                sensitive=bool(attrs[Attribute.SENSITIVE]),
+                extractable=bool(attrs[Attribute.EXTRACTABLE]),
+            )
+        self._cache[key_id] = (private[0], info)
+        return private[0], info
+
+    def _ensure_absent(self, key_id: bytes) -> None:
+        with translated(self._info.label, key_id=key_id, purpose="look up keys"):
+            if self._objects(ObjectClass.PRIVATE_KEY, key_id) or self._objects(
+                ObjectClass.PUBLIC_KEY, key_id
+            ):
+                raise DuplicateKey(self._info.label, key_id)
+
+    @staticmethod
+    def _check_new(algorithm: KeyAlgorithm, key_id: bytes, label: str) -> KeyAlgorithm:
+        if not isinstance(key_id, bytes) or not 0 < len(key_id) <= 64:
+            raise ValueError("key_id must be 1..64 bytes")
+        if not label or len(label.encode()) > 128:
+            raise ValueError("label must be 1..128 bytes of UTF-8")
+        return KeyAlgorithm(algorithm)  # ValueError for an unknown algorithm name
+
+    @staticmethod
+    def _private_template(key_id: bytes, label: str) -> dict[Attribute, Any]:
+        return {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DERIVE: False,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.ID: key_id,
+            Attribute.LABEL: label,
+        }
+
+    @staticmethod
+    def _public_template(key_id: bytes, label: str, params: bytes) -> dict[Attribute, Any]:
+        return {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: False,
+            Attribute.VERIFY: True,
+            Attribute.ENCRYPT: False,
+            Attribute.WRAP: False,
+            Attribute.DERIVE: False,
+            Attribute.EC_PARAMS: params,
+            Attribute.ID: key_id,
+            Attribute.LABEL: label,
+        }
+
+    # -- Keystore protocol
+    def list_keys(self) -> list[KeyInfo]:
+        """Every supported key on the token (keys of other curves are skipped)."""
+        with _LOCK:
+            with translated(self._info.label, purpose="list keys"):
+                ids = sorted(
+                    {
+                        bytes(obj[Attribute.ID])
+                        for obj in self._live().get_objects(
+                            {Attribute.CLASS: ObjectClass.PRIVATE_KEY}
+                        )
+                    }
+                )
+            keys = []
+            for key_id in ids:
+                try:
+                    keys.append(self._load(key_id)[1])
+                except UnsupportedKey:
+                    continue
+            return keys
+
+    def find_key(self, key_id: bytes) -> KeyInfo:
+        with _LOCK:
+            return self._load(key_id)[1]
+
+    def forget_keys(self) -> None:
+        """Drop cached key handles and the key index, as if just opened (use after another
+        program changed the token's keys; benchmarks use it to measure a cold start)."""
+        with _LOCK:
+            self._cache.clear()
+            self._key_index = None
+
+    def key_attributes(self, key_id: bytes) -> KeyAttributes:
+        """The private key's security attributes (sensitive, never extractable, local ...)."""
+        with _LOCK:
+            key, _ = self._load(key_id)
+            with translated(self._info.label, key_id=key_id, purpose="read key attributes"):
+                values = key.get_attributes(list(_KEY_ATTRIBUTES.values()))
+            return KeyAttributes(**{k: bool(values[a]) for k, a in _KEY_ATTRIBUTES.items()})
+
+    def generate_key(self, algorithm: KeyAlgorithm, key_id: bytes, label: str) -> KeyInfo:
+        """Generate a key pair inside the HSM (never extractable, always sensitive)."""
+        algorithm = self._check_new(algorithm, key_id, label)
+        with _LOCK:
+            self._ensure_absent(key_id)
+            if algorithm is KeyAlgorithm.SECP256K1:
+                key_type, mech, params = KeyType.EC, Mechanism.EC_KEY_PAIR_GEN, SECP256K1_PARAMS
+            else:
+                key_type, mech = KeyType.EC_EDWARDS, Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+                params = ED25519_OID_PARAMS
+            self.require(mech, f"generate {algorithm} keys")
+            with translated(
+                self._info.label,
+                key_id=key_id,
+                purpose=f"generate a {algorithm} key",
+                mechanism="CKM_" + mech.name,
+            ):
+                self._live().generate_keypair(
+                    key_type,
+                    mechanism=mech,
+                    store=True,
+                    id=key_id,
+                    label=label,
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                    public_template=self._public_template(key_id, label, params),
+                    private_template=self._private_template(key_id, label),
+                )
+            return self._load(key_id)[1]
+
+    def import_private_key(
+        self,
+        algorithm: KeyAlgorithm,
+        private_key: bytes | bytearray,
+        key_id: bytes,
+        label: str,
+    ) -> KeyInfo:
+        """Import a seed-derived private key as sensitive and non-extractable.
+
+        The public key is computed on the host from the scalar (secp256k1) or seed (Ed25519)
+        and stored beside it.  python-pkcs11 copies the value into an immutable ``bytes``
+        for the call; the caller wipes its own buffer afterwards.
+        """
+        algorithm = self._check_new(algorithm, key_id, label)
+        if len(private_key) != 32:
+            raise ValueError("private key must be 32 bytes")
+        if algorithm is KeyAlgorithm.SECP256K1:
+            try:
+                host_key = coincurve.PrivateKey(bytes(private_key))
+            except ValueError as exc:
+                raise ValueError("private key is not a valid secp256k1 scalar") from exc
+            point = host_key.public_key.format(compressed=False)
+            key_type, params = KeyType.EC, SECP256K1_PARAMS
+        else:
+            point = bytes(nacl.signing.SigningKey(bytes(private_key)).verify_key)
+            key_type, params = KeyType.EC_EDWARDS, ED25519_OID_PARAMS
+        private_template = self._private_template(key_id, label)
+        private_template.update(
+            {
+                Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                Attribute.KEY_TYPE: key_type,
+                Attribute.EC_PARAMS: params,
+                Attribute.VALUE: bytes(private_key),
+            }
+        )
+        public_template = self._public_template(key_id, label, params)
+        public_template.update(
+            {
+                Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                Attribute.KEY_TYPE: key_type,
+                Attribute.EC_POINT: _octet_string(point),
+            }
+        )
+        with _LOCK:
+            self._ensure_absent(key_id)
+            with translated(self._info.label, key_id=key_id, purpose=f"import a {algorithm} key"):
+                session = self._live()
+                created = session.create_object(private_template)
+                try:
+                    session.create_object(public_template)
+                except p11.PKCS11Error:
+                    created.destroy()
+                    raise
+            return self._load(key_id)[1]
+
+    def delete_key(self, key_id: bytes) -> None:
+        """Destroy the private and public objects with this ``CKA_ID`` (key-pool ceremonies)."""
+        with _LOCK:
+            self._load(key_id)
+            with translated(self._info.label, key_id=key_id, purpose="delete a key"):
+                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                    for obj in self._objects(cls, key_id):
+                        obj.destroy()
+            self._cache.pop(key_id, None)
+            self._key_index = None
+
+    def _signing_key(self, key_id: bytes, algorithm: KeyAlgorithm) -> tuple[Any, KeyInfo]:
+        key, info = self._load(key_id)
+        if info.algorithm is not algorithm:
+            raise KeyAlgorithmMismatch(key_id, expected=algorithm.value, actual=info.algorithm)
+        return key, info
+
+    def sign_ecdsa(self, key_id: bytes, digest: bytes) -> EcdsaSignature:
+        """CKM_ECDSA over a 32-byte digest, normalised to low-S and verified on the host."""
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise ValueError("digest must be 32 bytes")
+        with _LOCK:
+            key, info = self._signing_key(key_id, KeyAlgorithm.SECP256K1)
+            self.require(Mechanism.ECDSA, "sign with secp256k1 keys")
+            with translated(
+                self._info.label, key_id=key_id, purpose="sign with ECDSA", mechanism="CKM_ECDSA"
+            ):
+                raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
+        if len(raw) != 64:
+            raise SignatureCheckFailed(self._info.label, key_id, "secp256k1 ECDSA")
+        r = int.from_bytes(raw[:32], "big")
+        s = int.from_bytes(raw[32:], "big")
+        if s > SECP256K1_N // 2:
+            s = SECP256K1_N - s
+        signature = EcdsaSignature(r=r, s=s)
+        try:
+            ok = coincurve.PublicKey(info.public_key).verify(signature.der, digest, hasher=None)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise SignatureCheckFailed(self._info.label, key_id, "secp256k1 ECDSA")
+        return signature
+
+    def sign_ed25519(self, key_id: bytes, message: bytes) -> bytes:
+        """CKM_EDDSA (pure Ed25519) over ``message``, verified on the host."""
+        if not isinstance(message, bytes):
+            raise ValueError("message must be bytes")
+        with _LOCK:
+            key, info = self._signing_key(key_id, KeyAlgorithm.ED25519)
+            self.require(Mechanism.EDDSA, "sign with Ed25519 keys")
+            with translated(
+                self._info.label, key_id=key_id, purpose="sign with EdDSA", mechanism="CKM_EDDSA"
+            ):
+                signature = bytes(key.sign(message, mechanism=Mechanism.EDDSA))
+        try:
+            nacl.signing.VerifyKey(info.public_key).verify(message, signature)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError) as exc:
+            raise SignatureCheckFailed(self._info.label, key_id, "Ed25519") from exc
+        return signature
+
+    def random(self, length: int) -> bytes:
+        """``length`` bytes from C_GenerateRandom."""
+        if not 0 < length <= _MAX_RANDOM:
+            raise ValueError(f"length must be 1..{_MAX_RANDOM}")
+        with _LOCK, translated(self._info.label, purpose="generate random bytes"):
+            data = bytes(self._live().generate_random(length * 8))
+        if len(data) != length:
+            raise Pkcs11Error(f"HSM token {self._info.label!r} returned too few random bytes.")
+        return data
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the Keystore protocol
+
+    def _conforms(keystore: Pkcs11Keystore) -> Keystore:
+        return keystore

@@ -1,0 +1,87 @@
+"""The signing policy: whitelists, limits, fee caps, approval tiers, allowed chains and kinds.
+
+A policy is a versioned TOML document (format and every rule in docs/policy.md) signed by the
+admin quorum (:mod:`coldvault.quorum.documents`). Each client's wallets are separate tables; a
+request is judged against its one wallet. :meth:`Policy.evaluate` returns a
+:class:`Decision` naming every rule it checked and the values that decided it;
+:meth:`Decision.enforce` raises the specific :class:`PolicyRuleFailed` subclass.
+
+Every whitelisted destination carries an ownership proof, verified at load time with
+``coldvault.policy.ownership.verify_ownership`` (injectable); a policy with an unproven entry does
+not load.
+
+The parts, re-exported here: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
+(values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation)
+and :mod:`coldvault.policy.load` (parsing and loading).
+"""
+
+
+from coldvault.policy.errors import (
+    RULE_ERRORS,
+    AssetNotAllowed,
+    ChainNotAllowed,
+    ClientMismatch,
+    DailyLimitExceeded,
+    DestinationNotWhitelisted,
+    FeeCapExceeded,
+    FeeRateCapExceeded,
+    KindNotAllowed,
+    NetworkNotAllowed,
+    PerTransactionLimitExceeded,
+    PolicyInvalid,
+    PolicyRollback,
+    PolicyRuleFailed,
+    UnknownWallet,
+    UnprovenDestination,
+)
+from coldvault.policy.load import (
+    FORMAT,
+    MAX_ENTRIES,
+    MAX_WALLETS,
+    OwnershipVerifier,
+    load_policy,
+    parse_policy,
+)
+from coldvault.policy.model import (
+    AssetLimits,
+    Decision,
+    Destination,
+    RuleResult,
+    Tier,
+    WalletPolicy,
+    normalise_address,
+)
+from coldvault.policy.rules import Policy
+
+__all__ = [
+    "RULE_ERRORS",
+    "AssetNotAllowed",
+    "ChainNotAllowed",
+    "ClientMismatch",
+    "DailyLimitExceeded",
+    "DestinationNotWhitelisted",
+    "FeeCapExceeded",
+    "FeeRateCapExceeded",
+    "KindNotAllowed",
+    "NetworkNotAllowed",
+    "PerTransactionLimitExceeded",
+    "PolicyInvalid",
+    "PolicyRollback",
+    "PolicyRuleFailed",
+    "UnknownWallet",
+    "UnprovenDestination",
+    "FORMAT",
+    "MAX_ENTRIES",
+    "MAX_WALLETS",
+    "OwnershipVerifier",
+    "Policy",
+    "load_policy",
+    "parse_policy",
+    "AssetLimits",
+    "Decision",
+    "Destination",
+    "RuleResult",
+    "Tier",
+    "WalletPolicy",
+    "normalise_address",
+]

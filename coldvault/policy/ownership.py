@@ -1,0 +1,332 @@
+"""Ownership proofs for whitelisted withdrawal addresses.
+
+Before an address joins a client's whitelist, the client proves it controls the address by
+signing a challenge message with it. This module checks such a proof, offline:
+
+* Bitcoin: BIP-137 compact signatures (65 bytes, base64; the "Signed Message" format of
+  Bitcoin Core, Electrum, Trezor, Coldcard) for P2PKH, P2SH-P2WPKH and P2WPKH, and BIP-322
+  "simple" signatures (a base64 witness stack) for P2WPKH.
+* Ethereum: EIP-191 ``personal_sign`` (65 bytes ``r || s || v``, hex), address checked
+  against the recovered key; a mixed-case address must carry a valid EIP-55 checksum.
+* Solana: Ed25519 over the UTF-8 message, base58 address (the public key); the signature
+  as base58, base64, hex or raw bytes.
+
+:func:`verify_ownership` returns ``None`` when the proof holds and raises
+:class:`OwnershipProofInvalid` (with ``reason``) otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+
+import coincurve
+import nacl.exceptions
+import nacl.signing
+from embit import base58, bech32
+
+from coldvault.crypto.hashes import hash160, keccak256, sha256, sha256d
+from coldvault.errors import AuthError
+from coldvault.requests.base import Chain
+from coldvault.requests.bitcoin.tx import compact_size
+from coldvault.requests.ethereum.tx import checksum_address, eth_address
+
+MAX_MESSAGE = 4096
+MAX_SIGNATURE = 1024
+BITCOIN_MAGIC = b"Bitcoin Signed Message:\n"
+BIP322_TAG = b"BIP0322-signed-message"
+SEGWIT_HRPS = ("bc", "tb", "bcrt")
+SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
+_ETH_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
+
+
+class OwnershipProofInvalid(AuthError):
+    """An ownership proof does not prove control of the address.
+
+    ``reason`` is one of ``malformed-address``, ``malformed-message``,
+    ``malformed-signature``, ``unsupported``, ``address-mismatch``, ``bad-signature``.
+    """
+
+    code = "ownership-proof"
+
+    def __init__(self, message: str, *, chain: str, address: str, reason: str) -> None:
+        super().__init__(message)
+        self.chain = chain
+        self.address = address
+        self.reason = reason
+
+
+_Fail = Callable[[str, str], OwnershipProofInvalid]
+
+
+def verify_ownership(
+    chain: Chain | str, address: str, message: str, signature: str | bytes
+) -> None:
+    """Raise :class:`OwnershipProofInvalid` unless ``signature`` proves control of ``address``."""
+    chain = Chain(chain)
+    shown = address if len(address) <= 100 else address[:100] + "..."
+
+    def fail(reason: str, text: str) -> OwnershipProofInvalid:
+        return OwnershipProofInvalid(text, chain=chain.value, address=shown, reason=reason)
+
+    try:
+        data = message.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError):
+        data = None
+    if data is None or len(data) > MAX_MESSAGE:
+        raise fail("malformed-message", f"The message must be text of at most {MAX_MESSAGE} bytes.")
+    if len(signature) > MAX_SIGNATURE:
+        raise fail("malformed-signature", "The signature is too long.")
+    if chain is Chain.BITCOIN:
+        _verify_bitcoin(address, data, signature, fail)
+    elif chain is Chain.ETHEREUM:
+        _verify_ethereum(address, data, signature, fail)
+    else:
+        _verify_solana(address, data, signature, fail)
+
+
+# --- Bitcoin ------------------------------------------------------------------------------
+
+
+def _script_pubkey(address: str, fail: _Fail) -> bytes:
+    """The output script of a mainnet/testnet/regtest Bitcoin address."""
+    if len(address) > 90:
+        raise fail("malformed-address", "The Bitcoin address is too long.")
+    lower = address.lower()
+    hrp = lower.rsplit("1", 1)[0] if "1" in lower else ""
+    if hrp in SEGWIT_HRPS:
+        ver, prog = bech32.decode(hrp, address)
+        if ver is None or prog is None:
+            raise fail("malformed-address", "The Bitcoin address has a bad bech32 checksum.")
+        if ver != 0:
+            raise fail(
+                "unsupported",
+                f"Ownership proofs for segwit v{ver} (taproot) addresses are not supported yet.",
+            )
+        if len(prog) not in (20, 32):
+            raise fail("malformed-address", "The segwit v0 program has an invalid length.")
+        return bytes([0, len(prog), *prog])
+    try:
+        data = base58.decode_check(address)
+    except ValueError as exc:
+        raise fail("malformed-address", "The Bitcoin address is not valid base58check.") from exc
+    if len(data) != 21:
+        raise fail("malformed-address", "The Bitcoin address has an invalid length.")
+    if data[0] in (0x00, 0x6F):
+        return b"\x76\xa9\x14" + data[1:] + b"\x88\xac"
+    if data[0] in (0x05, 0xC4):
+        return b"\xa9\x14" + data[1:] + b"\x87"
+    raise fail("malformed-address", "The Bitcoin address has an unknown version byte.")
+
+
+def _decode_b64(signature: str | bytes, fail: _Fail) -> bytes:
+    if isinstance(signature, bytes):
+        return signature
+    try:
+        return base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise fail("malformed-signature", "The signature is not valid base64.") from exc
+
+
+def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+    spk = _script_pubkey(address, fail)
+    raw = _decode_b64(signature, fail)
+    if len(raw) == 65:
+        _verify_bip137(spk, message, raw, fail)
+    else:
+        _verify_bip322_simple(spk, message, raw, fail)
+
+
+def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
+    header = raw[0]
+    if not 27 <= header <= 42:
+        raise fail("malformed-signature", f"BIP-137 header byte {header} is out of range.")
+    recid = (header - 27) & 3
+    kind = (header - 27) >> 2  # 0 P2PKH uncompressed, 1 compressed, 2 P2SH-P2WPKH, 3 P2WPKH
+    digest = sha256d(
+        compact_size(len(BITCOIN_MAGIC)) + BITCOIN_MAGIC + compact_size(len(message)) + message
+    )
+    r = int.from_bytes(raw[1:33], "big")
+    s = int.from_bytes(raw[33:], "big")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise fail("malformed-signature", "The signature's r or s is out of range.")
+    try:
+        pub = coincurve.PublicKey.from_signature_and_message(
+            raw[1:] + bytes([recid]), digest, hasher=None
+        )
+    except ValueError as exc:
+        raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
+    key = pub.format(compressed=kind != 0)
+    h = hash160(key)
+    p2pkh = b"\x76\xa9\x14" + h + b"\x88\xac"
+    p2wpkh = b"\x00\x14" + h
+    p2sh_p2wpkh = b"\xa9\x14" + hash160(p2wpkh) + b"\x87"
+    allowed = {
+        0: (p2pkh,),
+        # Electrum and Bitcoin Core sign with the "compressed" header for any single-key type
+        1: (p2pkh, p2wpkh, p2sh_p2wpkh),
+        2: (p2sh_p2wpkh,),
+        3: (p2wpkh,),
+    }[kind]
+    if spk not in allowed:
+        raise fail(
+            "address-mismatch", "The signature was made by a key that does not control the address."
+        )
+
+
+def _tagged_hash(tag: bytes, data: bytes) -> bytes:
+    t = sha256(tag)
+    return sha256(t + t + data)
+
+
+def _witness_stack(raw: bytes, fail: _Fail) -> list[bytes]:
+    def read_varint(pos: int) -> tuple[int, int]:
+        if pos >= len(raw):
+            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
+        first = raw[pos]
+        if first < 0xFD:
+            return first, pos + 1
+        raise fail("malformed-signature", "The BIP-322 witness has an oversized item.")
+
+    count, pos = read_varint(0)
+    if not 0 < count <= 16:
+        raise fail("malformed-signature", "The BIP-322 witness has an invalid item count.")
+    items = []
+    for _ in range(count):
+        size, pos = read_varint(pos)
+        if pos + size > len(raw):
+            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
+        items.append(raw[pos : pos + size])
+        pos += size
+    if pos != len(raw):
+        raise fail("malformed-signature", "The BIP-322 witness has trailing bytes.")
+    return items
+
+
+def bip322_to_spend_txid(spk: bytes, message: bytes) -> bytes:
+    """txid (internal byte order) of BIP-322's virtual ``to_spend`` transaction."""
+    script_sig = b"\x00\x20" + _tagged_hash(BIP322_TAG, message)
+    tx = (
+        (0).to_bytes(4, "little")
+        + b"\x01" + bytes(32) + b"\xff\xff\xff\xff"
+        + compact_size(len(script_sig)) + script_sig + (0).to_bytes(4, "little")
+        + b"\x01" + (0).to_bytes(8, "little") + compact_size(len(spk)) + spk
+        + (0).to_bytes(4, "little")
+    )  # fmt: skip
+    return sha256d(tx)
+
+
+def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
+    if not (len(spk) == 22 and spk[:2] == b"\x00\x14"):
+        raise fail(
+            "unsupported",
+            "BIP-322 simple signatures are supported for P2WPKH addresses only; use BIP-137.",
+        )
+    items = _witness_stack(raw, fail)
+    if len(items) != 2 or len(items[1]) != 33 or items[1][0] not in (2, 3):
+        raise fail("malformed-signature", "A P2WPKH witness must be [signature, compressed key].")
+    sig, pubkey = items
+    if hash160(pubkey) != spk[2:]:
+        raise fail("address-mismatch", "The witness public key does not control the address.")
+    if len(sig) < 9 or sig[-1] != 0x01:
+        raise fail("malformed-signature", "The witness signature must be DER with SIGHASH_ALL.")
+    txid = bip322_to_spend_txid(spk, message)
+    outpoint = txid + (0).to_bytes(4, "little")
+    sequence = (0).to_bytes(4, "little")
+    op_return = b"\x6a"
+    preimage = (
+        (0).to_bytes(4, "little")
+        + sha256d(outpoint) + sha256d(sequence) + outpoint
+        + b"\x19\x76\xa9\x14" + spk[2:] + b"\x88\xac"
+        + (0).to_bytes(8, "little") + sequence
+        + sha256d((0).to_bytes(8, "little") + compact_size(len(op_return)) + op_return)
+        + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    )  # fmt: skip
+    try:
+        ok = coincurve.PublicKey(pubkey).verify(sig[:-1], sha256d(preimage), hasher=None)
+    except ValueError as exc:
+        raise fail("malformed-signature", "The witness signature is not valid DER.") from exc
+    if not ok:
+        raise fail("bad-signature", "The BIP-322 signature does not verify for this message.")
+
+
+# --- Ethereum -----------------------------------------------------------------------------
+
+
+def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+    if not _ETH_ADDRESS.match(address):
+        raise fail("malformed-address", "An Ethereum address is 0x followed by 40 hex digits.")
+    body = address[2:]
+    wanted = bytes.fromhex(body)
+    if body != body.lower() and body != body.upper() and checksum_address(wanted) != "0x" + body:
+        raise fail("malformed-address", "The Ethereum address has an invalid EIP-55 checksum.")
+    if isinstance(signature, str):
+        text = signature.strip().removeprefix("0x").removeprefix("0X")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError as exc:
+            raise fail("malformed-signature", "The signature is not hex.") from exc
+    else:
+        raw = signature
+    if len(raw) != 65:
+        raise fail("malformed-signature", "An Ethereum signature is 65 bytes (r, s, v).")
+    v = raw[64]
+    recid = v - 27 if v in (27, 28) else v if v in (0, 1) else None
+    if recid is None:
+        raise fail("malformed-signature", f"The signature's v value {v} is not 27/28 or 0/1.")
+    s = int.from_bytes(raw[32:64], "big")
+    if not 0 < s <= SECP256K1_N // 2 or not 0 < int.from_bytes(raw[:32], "big") < SECP256K1_N:
+        raise fail("malformed-signature", "The signature's r or s is out of range (or high-S).")
+    digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
+    try:
+        pub = coincurve.PublicKey.from_signature_and_message(
+            raw[:64] + bytes([recid]), digest, hasher=None
+        )
+    except ValueError as exc:
+        raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
+    if eth_address(pub.format()) != wanted:
+        raise fail("address-mismatch", "The signature was made by a different address.")
+
+
+# --- Solana -------------------------------------------------------------------------------
+
+
+def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+    try:
+        pub = base58.decode(address) if 32 <= len(address) <= 44 else b""
+    except ValueError:
+        pub = b""
+    if len(pub) != 32 or base58.encode(pub) != address:
+        raise fail("malformed-address", "A Solana address is a base58 32-byte public key.")
+    raw = _solana_signature(signature)
+    if raw is None:
+        raise fail("malformed-signature", "A Solana signature is 64 bytes (base58, base64, hex).")
+    try:
+        nacl.signing.VerifyKey(pub).verify(message, raw)
+    except nacl.exceptions.BadSignatureError as exc:
+        raise fail(
+            "bad-signature", "The Ed25519 signature does not verify for this address."
+        ) from exc
+    except (nacl.exceptions.ValueError, nacl.exceptions.RuntimeError, TypeError) as exc:
+        raise fail("malformed-address", "The Solana address is not a valid Ed25519 key.") from exc
+
+
+def _solana_signature(signature: str | bytes) -> bytes | None:
+    if isinstance(signature, bytes):
+        return signature if len(signature) == 64 else None
+    text = signature.strip()
+    decoders = (
+        lambda t: base58.decode(t) if 80 <= len(t) <= 90 else b"",
+        lambda t: base64.b64decode(t, validate=True),
+        lambda t: bytes.fromhex(t.removeprefix("0x")),
+    )
+    for decode in decoders:
+        try:
+            raw = decode(text)
+        except (ValueError, binascii.Error):
+            continue
+        if len(raw) == 64:
+            return bytes(raw)
+    return None

@@ -1,0 +1,232 @@
+"""Policy evaluation: :class:`Policy` judges a review against its wallet's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from coldvault.policy.model import Decision, RuleResult, WalletPolicy
+from coldvault.quorum.documents import ConfigVersion
+from coldvault.requests.base import Chain, MovementKind, Review
+
+
+class _Check(Protocol):
+    def __call__(self, rule: str, ok: bool, message: str, **values: object) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: int
+    appliance_id: str
+    chains: frozenset[Chain]
+    wallets: Mapping[str, WalletPolicy] = field(hash=False)
+    sha256: bytes = b""
+
+    def evaluate(self, review: Review, *, day_total: int | Mapping[str, int] = 0) -> Decision:
+        """Judge ``review``. ``day_total``: base units already signed today (UTC) from this
+        wallet, per asset (``Ledger.day_totals``), or one int when one asset moves."""
+        results: list[RuleResult] = []
+
+        def check(rule: str, ok: bool, message: str, **values: object) -> bool:
+            results.append(RuleResult(rule, ok, values, message))
+            return ok
+
+        w = self.wallets.get(review.wallet)
+        if w is None:
+            check(
+                "wallet-known",
+                False,
+                f"Wallet {review.wallet} is not in policy version {self.version}.",
+                wallet=review.wallet,
+                policy_version=self.version,
+            )
+            return Decision(False, 0, tuple(results), self.version)
+        check(
+            "wallet-known",
+            True,
+            f"Wallet {w.name} is in policy version {self.version}.",
+            wallet=w.name,
+            policy_version=self.version,
+        )
+        self._check_scope(w, review, check)
+        totals = self._check_destinations(w, review, check)
+        required = self._check_amounts(w, totals, _day_totals(day_total, totals), check)
+        self._check_fees(w, review, check)
+        allowed = all(r.passed for r in results)
+        return Decision(allowed, required, tuple(results), self.version)
+
+    def _check_scope(self, w: WalletPolicy, review: Review, check: _Check) -> None:
+        neg = {True: "", False: "not "}
+        ok = w.client == review.client
+        check(
+            "client-match",
+            ok,
+            f"Wallet {w.name} belongs to client {w.client}; the request names {review.client}.",
+            wallet=w.name,
+            policy_client=w.client,
+            request_client=review.client,
+        )
+        ok = review.chain in self.chains and review.chain == w.chain
+        check(
+            "chain-allowed",
+            ok,
+            f"Chain {review.chain} is {neg[ok]}allowed for wallet {w.name}.",
+            chain=str(review.chain),
+            wallet_chain=str(w.chain),
+            allowed_chains=",".join(sorted(self.chains)),
+        )
+        ok = review.network == w.network
+        check(
+            "network",
+            ok,
+            f"Network {review.network} is {neg[ok]}the wallet's network {w.network}.",
+            network=review.network,
+            wallet_network=w.network,
+        )
+        ok = review.kind in w.kinds
+        check(
+            "kind-allowed",
+            ok,
+            f"Request kind {review.kind} is {neg[ok]}allowed for wallet {w.name}.",
+            kind=review.kind,
+            allowed_kinds=",".join(sorted(w.kinds)),
+        )
+
+    @staticmethod
+    def _check_destinations(w: WalletPolicy, review: Review, check: _Check) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for i, m in enumerate(review.external):
+            totals[m.asset] = totals.get(m.asset, 0) + m.amount
+            dest = w.find_destination(m.destination)
+            label = dest.label if dest else None
+            if dest is None and m.kind is MovementKind.CONTRACT_CALL:
+                label = w.find_contract(m.destination)
+            if label is None:
+                message = f"Destination {m.destination} is not on wallet {w.name}'s whitelist."
+            else:
+                message = f"Destination {m.destination} is whitelisted as {label!r}."
+            check(
+                "destination-whitelisted",
+                label is not None,
+                message,
+                movement=i,
+                kind=str(m.kind),
+                destination=m.destination,
+                asset=m.asset,
+                amount=m.amount,
+                label=label or "",
+            )
+        return totals
+
+    @staticmethod
+    def _check_amounts(
+        w: WalletPolicy, totals: Mapping[str, int], days: Mapping[str, int], check: _Check
+    ) -> int:
+        within = {True: "is within", False: "exceeds"}
+        required = w.min_approvals
+        for asset, amount in sorted(totals.items()):
+            lim = w.limits.get(asset)
+            if lim is None:
+                check(
+                    "asset-allowed",
+                    False,
+                    f"Asset {asset} has no limits in wallet {w.name}, so it may not move.",
+                    asset=asset,
+                )
+                continue
+            check(
+                "asset-allowed", True, f"Asset {asset} has limits in wallet {w.name}.", asset=asset
+            )
+            ok = amount <= lim.per_transaction
+            check(
+                "per-transaction-limit",
+                ok,
+                f"{amount} base units of {asset} {within[ok]} the per-transaction limit "
+                f"{lim.per_transaction}.",
+                asset=asset,
+                amount=amount,
+                limit=lim.per_transaction,
+            )
+            today = days.get(asset, 0)
+            ok = today + amount <= lim.per_day
+            check(
+                "per-day-limit",
+                ok,
+                f"{today} base units of {asset} signed today plus {amount} {within[ok]} the daily "
+                f"limit {lim.per_day}.",
+                asset=asset,
+                amount=amount,
+                day_total=today,
+                limit=lim.per_day,
+            )
+            need, tier = w.required_for(asset, amount)
+            required = max(required, need)
+            bound = "unbounded" if tier is None or tier.up_to is None else tier.up_to
+            check(
+                "approval-tier",
+                True,
+                f"{amount} base units of {asset} need {need} approvals (tier up to {bound}).",
+                asset=asset,
+                amount=amount,
+                approvals=need,
+                tier_up_to=bound,
+            )
+        if not totals:
+            check(
+                "approval-tier",
+                True,
+                f"No value moves; the wallet minimum of {w.min_approvals} approvals applies.",
+                approvals=w.min_approvals,
+            )
+        return required
+
+    @staticmethod
+    def _check_fees(w: WalletPolicy, review: Review, check: _Check) -> None:
+        if review.fee is None:
+            return
+        if w.max_fee is not None:
+            ok = review.fee <= w.max_fee
+            verdict = "is within" if ok else "exceeds"
+            check(
+                "fee-cap",
+                ok,
+                f"The fee of {review.fee} base units {verdict} the cap of {w.max_fee}.",
+                fee=review.fee,
+                cap=w.max_fee,
+            )
+        if w.max_fee_rate is not None:
+            rate = review.fee_rate
+            ok = rate is not None and rate <= w.max_fee_rate
+            shown = "unknown" if rate is None else f"{rate:.2f} sat/vB"
+            verdict = "is within" if ok else "breaks"
+            check(
+                "fee-rate-cap",
+                ok,
+                f"The fee rate ({shown}) {verdict} the cap of {w.max_fee_rate} sat/vB.",
+                fee_rate=shown,
+                cap=w.max_fee_rate,
+            )
+
+    def enforce(self, review: Review, *, day_total: int | Mapping[str, int] = 0) -> Decision:
+        return self.evaluate(review, day_total=day_total).enforce()
+
+    @property
+    def config_version(self) -> ConfigVersion:
+        return ConfigVersion("policy", self.version, self.sha256)
+
+    def max_required_approvals(self) -> int:
+        return max(
+            [w.min_approvals for w in self.wallets.values()]
+            + [t.approvals for w in self.wallets.values() for t in w.tiers]
+            + [0]
+        )
+
+
+def _day_totals(day_total: int | Mapping[str, int], totals: Mapping[str, int]) -> Mapping[str, int]:
+    if isinstance(day_total, Mapping):
+        return day_total
+    moving = [a for a, v in totals.items() if v]
+    if day_total and len(moving) > 1:
+        raise ValueError("several assets move: pass day_total as a mapping asset -> base units")
+    return {a: day_total for a in (moving or list(totals))}

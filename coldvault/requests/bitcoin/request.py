@@ -1,0 +1,222 @@
+"""Bitcoin PSBT requests: analyse, plan HSM signatures, insert them (docs/psbt.md).
+
+:func:`prepare_psbt` takes untrusted PSBT bytes (v0 or v2, binary or base64), runs the
+bounded pre-parser, the BIP-174 signer checks and coldvault's safety rules (DESIGN §7),
+and returns a :class:`~coldvault.requests.base.PreparedRequest`: the operator's
+:class:`~coldvault.requests.base.Review`, one :class:`~coldvault.requests.base.SignJob` per
+input (a secp256k1 digest for the HSM) and ``finish(signatures)``, which verifies each
+signature and adds it as ``PSBT_IN_PARTIAL_SIG`` while keeping every other byte.
+
+Only ``SIGHASH_ALL`` is ever signed. The parts: :mod:`~coldvault.requests.bitcoin.parse`
+(bounded pre-parser), :mod:`~coldvault.requests.bitcoin.checks` (signer checks),
+:mod:`~coldvault.requests.bitcoin.match` (wallet and change),
+:mod:`~coldvault.requests.bitcoin.sighash` (digests, size) and
+:mod:`~coldvault.requests.bitcoin.errors`; this module plans and finishes the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from coincurve import PublicKey
+
+from coldvault.crypto.hashes import hash160, sha256
+from coldvault.keys.keystore import (
+    EcdsaSignature,
+    KeyAlgorithm,
+    KeyInfo,
+    derived_key_id,
+    path_to_str,
+)
+from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
+from coldvault.requests.bitcoin import parse as pp
+from coldvault.requests.bitcoin.checks import address, signer_checks
+from coldvault.requests.bitcoin.errors import (
+    AlreadySigned,
+    BadHsmSignature,
+    KeyNotHeld,
+    NegativeFee,
+    NothingToSign,
+    UtxoMissing,
+)
+from coldvault.requests.bitcoin.locktime import determine_locktime
+from coldvault.requests.bitcoin.maps import DEFAULT_LIMITS, G_TX_MODIFIABLE, IN_PARTIAL_SIG, Limits
+from coldvault.requests.bitcoin.match import OurInput, assign_wallet, classify_output
+from coldvault.requests.bitcoin.sighash import Sighasher, estimate_vsize, input_sighash
+from coldvault.requests.bitcoin.wallet import WalletScripts
+from coldvault.requests.wallets import Wallet
+
+__all__ = [
+    "SignPlan",
+    "finish_psbt",
+    "prepare_psbt",
+]
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_hash160 = hash160  # the former private helper, still used by tests
+
+
+# --------------------------------------------------------------------------- prepare / finish
+
+
+@dataclass(frozen=True)
+class SignPlan:
+    """One signature ``finish`` will insert: input index, our pubkey, the signed digest."""
+
+    input: int
+    pubkey: bytes
+    sighash: bytes
+
+
+def _locktime_text(locktime: int) -> str:
+    if locktime == 0:
+        return "0 (none)"
+    if locktime < pp.LOCKTIME_THRESHOLD:
+        return f"{locktime} (block height)"
+    return f"{locktime} (unix time)"
+
+
+def _key_job(
+    ours: OurInput, ws: WalletScripts, lookup_key: Callable[[bytes], KeyInfo | None]
+) -> bytes:
+    i, d = ours.spend.index, ours.derived
+    key_id = derived_key_id(ws.fingerprint, d.our_path)
+    info = lookup_key(key_id)
+    where = f"{ws.wallet.master_fingerprint}/{path_to_str(d.our_path, prefix='')}"
+    if info is None:
+        raise KeyNotHeld(f"the HSM holds no key {where} needed by input {i}", input_index=i)
+    if info.algorithm is not KeyAlgorithm.SECP256K1 or info.public_key != d.our_pubkey:
+        raise KeyNotHeld(
+            f"the HSM key {where} has a different public key than the one input {i} needs",
+            input_index=i,
+        )
+    return key_id
+
+
+def prepare_psbt(
+    data: bytes | str,
+    *,
+    wallets: Mapping[str, Wallet],
+    lookup_key: Callable[[bytes], KeyInfo | None],
+    request_digest: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> PreparedRequest:
+    """Parse, check and plan a PSBT signing request (see docs/psbt.md for every check)."""
+    raw_request = data.encode() if isinstance(data, str) else bytes(data)
+    psbt = pp.parse_psbt(data, limits=limits)
+    if not psbt.inputs:
+        raise NothingToSign("the PSBT has no inputs, so there is nothing to sign")
+    locktime = determine_locktime(psbt)
+    spends = signer_checks(psbt)
+    ws, ours = assign_wallet(psbt, spends, wallets)
+    wallet = ws.wallet
+    require_prev = wallet.require_non_witness_utxo
+    warnings: list[str] = []
+    witness_only = [s.index for s in spends if not s.has_previous_tx]
+    if witness_only and require_prev:
+        i = witness_only[0]
+        raise UtxoMissing(
+            f"input {i} has no previous transaction (PSBT_IN_NON_WITNESS_UTXO), so its amount is"
+            " not proven (the 2020 segwit fee attack); wallet option require_non_witness_utxo"
+            " is on",
+            input_index=i,
+        )
+    if witness_only:
+        warnings.append(
+            f"{len(witness_only)} input(s) prove their amount by witness UTXO only"
+            " (wallet allows it); the fee shown relies on the coordinator"
+        )
+
+    hasher = Sighasher(psbt, locktime)
+    jobs: list[SignJob] = []
+    plans: list[SignPlan] = []
+    for o in ours:
+        i, pubkey = o.spend.index, o.derived.our_pubkey
+        if psbt.inputs[i].get(IN_PARTIAL_SIG, pubkey) is not None:
+            raise AlreadySigned(f"input {i} already has our signature", input_index=i)
+        key_id = _key_job(o, ws, lookup_key)
+        digest = input_sighash(hasher, o.spend, pubkey)
+        jobs.append(SignJob(key_id, KeyAlgorithm.SECP256K1, digest, f"input {i}"))
+        plans.append(SignPlan(i, pubkey, digest))
+
+    movements: list[Movement] = []
+    for i, (out, m) in enumerate(zip(psbt.tx_outputs, psbt.outputs, strict=True)):
+        derived = classify_output(i, out, m, ws)
+        dest = address(out.script, wallet.network)
+        if derived is None:
+            movements.append(
+                Movement(MovementKind.EXTERNAL, "BTC", out.amount, dest, f"output {i}")
+            )
+            continue
+        note = f"output {i}, {wallet.master_fingerprint}/{path_to_str(derived.our_path, prefix='')}"
+        movements.append(Movement(MovementKind.CHANGE, "BTC", out.amount, dest, note))
+        if derived.branch == 0:
+            warnings.append(f"output {i} returns change to a receive address (branch 0)")
+
+    total_in = sum(s.amount for s in spends)
+    total_out = sum(o.amount for o in psbt.tx_outputs)
+    fee = total_in - total_out
+    if fee < 0:
+        raise NegativeFee(f"the outputs ({total_out} sat) exceed the inputs ({total_in} sat)")
+    vsize = estimate_vsize(psbt, spends)
+    rbf = any(t.sequence < 0xFFFF_FFFE for t in psbt.tx_inputs)
+    details = [
+        ("PSBT version", str(psbt.version)),
+        ("transaction version", str(psbt.tx_version)),
+        ("locktime", _locktime_text(locktime)),
+        ("inputs", f"{len(spends)} ({ws.script_type.value})"),
+        ("outputs", str(len(psbt.tx_outputs))),
+        ("input total", f"{total_in} sat"),
+        ("estimated vsize", f"{vsize} vB"),
+        ("replaceable (BIP-125)", "yes" if rbf else "no"),
+    ]
+    if not psbt.tx_outputs:
+        warnings.append("the transaction has no outputs: the whole input total goes to the fee")
+    modifiable = psbt.globals.get(G_TX_MODIFIABLE)
+    if modifiable and modifiable[0]:
+        warnings.append("the PSBT marks its inputs/outputs as modifiable; SIGHASH_ALL fixes them")
+    review = Review(
+        chain=Chain.BITCOIN,
+        network=wallet.network,
+        kind="psbt",
+        wallet=wallet.name,
+        client=wallet.client,
+        movements=tuple(movements),
+        fee=fee,
+        fee_rate=round(fee / vsize, 2),
+        details=tuple(details),
+        warnings=tuple(warnings),
+        request_digest=request_digest or sha256(raw_request),
+    )
+    frozen_plans = tuple(plans)
+
+    def finish(signatures: Sequence[object]) -> bytes:
+        return finish_psbt(psbt, frozen_plans, signatures)
+
+    return PreparedRequest(review, tuple(jobs), finish, response_type="crypto-psbt")
+
+
+def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[object]) -> bytes:
+    """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept."""
+    if len(signatures) != len(plans):
+        raise ValueError(f"expected {len(plans)} signatures, got {len(signatures)}")
+    inputs = list(psbt.inputs)
+    for plan, sig in zip(plans, signatures, strict=True):
+        if not isinstance(sig, EcdsaSignature):
+            raise TypeError("PSBT signatures must be EcdsaSignature objects")
+        if not (0 < sig.r < _SECP256K1_N and 0 < sig.s <= _SECP256K1_N // 2):
+            raise BadHsmSignature(
+                f"the signature for input {plan.input} is out of range or high-S."
+            )
+        if not PublicKey(plan.pubkey).verify(sig.der, plan.sighash, hasher=None):
+            raise BadHsmSignature(
+                f"the signature for input {plan.input} does not verify against its key and"
+                " sighash; nothing was inserted."
+            )
+        inputs[plan.input] = inputs[plan.input].with_field(
+            IN_PARTIAL_SIG, plan.pubkey, sig.der + b"\x01"
+        )
+    out = dataclasses.replace(psbt, inputs=tuple(inputs))
+    return out.serialize()

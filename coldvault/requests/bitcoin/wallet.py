@@ -1,0 +1,193 @@
+"""Script derivation for registered Bitcoin wallets (the proof behind inputs and change).
+
+A registered wallet's output descriptor (trusted configuration, changed only with an admin
+quorum) is the single source of truth for which scripts belong to it. Anything a PSBT claims
+-- "this input is ours", "this output is change" -- is accepted only after the script is
+re-derived here from the descriptor at the claimed ``<branch>/<index>`` and compared
+byte for byte.
+
+Supported descriptors (with key origins and a ``<0;1>/*`` multipath on every key):
+``pkh(KEY)``, ``wpkh(KEY)``, ``sh(wpkh(KEY))``, ``wsh(sortedmulti(M,KEY,...))``,
+``sh(wsh(sortedmulti(M,KEY,...)))`` (``multi`` too). ``tr(...)`` is refused: PKCS#11 has no
+BIP-340 Schnorr mechanism.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from embit.descriptor import Descriptor
+from embit.descriptor.errors import DescriptorError
+
+from coldvault.errors import ConfigError, Refused
+from coldvault.keys.keystore import HARDENED
+from coldvault.requests.base import Chain
+from coldvault.requests.wallets import Wallet
+
+#: Branches a change/receive path may use below the account: 0 receive, 1 change.
+BRANCHES = (0, 1)
+
+
+class TaprootRefused(Refused):
+    """Taproot spends need BIP-340 Schnorr signatures, which no PKCS#11 HSM key can make."""
+
+    code = "taproot-refused"
+    REASON = "PKCS#11 has no BIP-340 Schnorr mechanism"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is taproot, which the appliance cannot sign: {self.REASON}, so an HSM key"
+            " cannot make the signature (and keys never leave the HSM to sign in software)."
+        )
+        self.reason = self.REASON
+
+
+class WalletDescriptorError(ConfigError):
+    """A registered Bitcoin wallet's descriptor is missing, unparsable or unsupported."""
+
+    code = "wallet-descriptor"
+
+    def __init__(self, wallet: str, problem: str) -> None:
+        super().__init__(f"Registered wallet {wallet!r} has an unusable descriptor: {problem}.")
+        self.wallet = wallet
+
+
+class ScriptType(enum.StrEnum):
+    P2PKH = "p2pkh"
+    P2WPKH = "p2wpkh"
+    P2SH_P2WPKH = "p2sh-p2wpkh"
+    P2WSH = "p2wsh"
+    P2SH_P2WSH = "p2sh-p2wsh"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Scripts and our key at one ``<branch>/<index>`` of a wallet."""
+
+    branch: int
+    index: int
+    script_pubkey: bytes
+    redeem_script: bytes | None
+    witness_script: bytes | None
+    our_pubkey: bytes
+    our_path: tuple[int, ...]
+
+
+def parse_path(path: str) -> tuple[int, ...]:
+    """``"m/84h/0h/0h"`` -> ``(84|H, 0|H, 0|H)``; raise ValueError on a malformed path."""
+    parts = path.strip().split("/")
+    if not parts or parts[0] != "m":
+        raise ValueError(f"derivation path {path!r} must start with 'm'")
+    out = []
+    for p in parts[1:]:
+        hardened = p[-1:] in ("h", "H", "'")
+        num = p[:-1] if hardened else p
+        if not num.isdigit() or int(num) >= HARDENED:
+            raise ValueError(f"derivation path {path!r} has a bad element {p!r}")
+        out.append(int(num) | (HARDENED if hardened else 0))
+    return tuple(out)
+
+
+@dataclass
+class WalletScripts:
+    """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache."""
+
+    wallet: Wallet
+    fingerprint: bytes = field(init=False)
+    account: tuple[int, ...] = field(init=False)
+    script_type: ScriptType = field(init=False)
+    _descriptor: Descriptor = field(init=False, repr=False)
+    _cache: dict[tuple[int, int], Derived] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        w = self.wallet
+        if w.chain is not Chain.BITCOIN:
+            raise ValueError(f"wallet {w.name!r} is not a Bitcoin wallet")
+        if not w.descriptor:
+            raise WalletDescriptorError(w.name, "it has no descriptor")
+        text = w.descriptor.split("#", 1)[0].strip()
+        if text.startswith("tr("):
+            raise TaprootRefused(f"registered wallet {w.name!r}")
+        try:
+            self.fingerprint = bytes.fromhex(w.master_fingerprint)
+            self.account = parse_path(w.account_path)
+            desc = Descriptor.from_string(text)
+        except (ValueError, DescriptorError) as exc:
+            raise WalletDescriptorError(w.name, str(exc).rstrip(".")) from exc
+        if len(self.fingerprint) != 4:
+            raise WalletDescriptorError(w.name, "the master fingerprint is not 4 bytes")
+        self._descriptor = desc
+        self.script_type = self._classify(desc)
+        ours = [k for k in desc.keys if k.origin and k.origin.fingerprint == self.fingerprint]
+        if len(ours) != 1:
+            raise WalletDescriptorError(
+                w.name, f"it has {len(ours)} keys with our fingerprint, not 1"
+            )
+        if tuple(ours[0].origin.derivation) != self.account:
+            raise WalletDescriptorError(w.name, "our key's origin path differs from account_path")
+        for k in desc.keys:
+            if k.branches is None or list(k.branches) != list(BRANCHES):
+                raise WalletDescriptorError(w.name, "every key must end in /<0;1>/*")
+        if not 0 <= w.max_index < HARDENED:
+            raise WalletDescriptorError(w.name, "max_index is out of range")
+
+    def _classify(self, d: Descriptor) -> ScriptType:
+        name = self.wallet.name
+        if d.is_taproot:
+            raise TaprootRefused(f"registered wallet {name!r}")
+        if d.miniscript is not None:
+            if not d.is_basic_multisig:
+                raise WalletDescriptorError(name, "only (sorted)multi scripts are supported")
+            if d.wsh and d.sh:
+                return ScriptType.P2SH_P2WSH
+            if d.wsh:
+                return ScriptType.P2WSH
+            raise WalletDescriptorError(name, "bare or legacy P2SH multisig is not supported")
+        if d.key is not None:
+            if d.wpkh and d.sh:
+                return ScriptType.P2SH_P2WPKH
+            if d.wpkh:
+                return ScriptType.P2WPKH
+            if not d.sh:
+                return ScriptType.P2PKH
+        raise WalletDescriptorError(name, "unsupported descriptor type")
+
+    def locate(self, path: tuple[int, ...]) -> tuple[int, int] | None:
+        """``(branch, index)`` when ``path`` is ``account/<branch>/<index>``; else None."""
+        n = len(self.account)
+        if len(path) != n + 2 or path[:n] != self.account:
+            return None
+        branch, index = path[n], path[n + 1]
+        if branch not in BRANCHES or index & HARDENED:
+            return None
+        return branch, index
+
+    def under_account(self, path: tuple[int, ...]) -> bool:
+        return path[: len(self.account)] == self.account
+
+    def derive(self, branch: int, index: int) -> Derived:
+        """Scripts at ``<branch>/<index>``; the caller bounds ``index`` by ``max_index``."""
+        if branch not in BRANCHES or not 0 <= index < HARDENED:
+            raise ValueError("branch/index out of range")
+        hit = self._cache.get((branch, index))
+        if hit is not None:
+            return hit
+        d = self._descriptor.derive(index, branch_index=branch)
+        mine = next(k for k in d.keys if k.origin and k.origin.fingerprint == self.fingerprint)
+        redeem = witness = None
+        if self.script_type in (ScriptType.P2SH_P2WPKH, ScriptType.P2SH_P2WSH):
+            redeem = d.redeem_script().data
+        if self.script_type in (ScriptType.P2WSH, ScriptType.P2SH_P2WSH):
+            witness = d.witness_script().data
+        derived = Derived(
+            branch=branch,
+            index=index,
+            script_pubkey=d.script_pubkey().data,
+            redeem_script=redeem,
+            witness_script=witness,
+            our_pubkey=mine.get_public_key().sec(),
+            our_path=self.account + (branch, index),
+        )
+        self._cache[(branch, index)] = derived
+        return derived
