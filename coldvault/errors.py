@@ -92,3 +92,23 @@ class Refused(ColdvaultError):
     """The appliance refuses to do something unsafe (e.g. sign taproot, run on a network)."""
 
     code = "refused"
+
+
+class Cancelled(ColdvaultError):
+    """The operator stopped the action (answered "no", or pressed Ctrl-C); nothing was done."""
+
+    code = "cancelled"
+
+
+#: Documented exit statuses of every command-line front end (docs/architecture.md).
+EXIT_DONE = 0
+EXIT_REFUSED = 1  # refused by policy, quorum or the appliance, or cancelled by the operator
+EXIT_BAD_INPUT = 2  # bad input or usage: a file, a QR payload, a PIN, a missing device
+EXIT_INTERNAL = 3  # a bug: never caused by anything a person or a file can do
+
+_REFUSALS = (PolicyViolation, QuorumError, Refused, Cancelled)
+
+
+def exit_status(err: ColdvaultError) -> int:
+    """The exit status a front end reports for ``err``: refusals 1, everything else 2."""
+    return EXIT_REFUSED if isinstance(err, _REFUSALS) else EXIT_BAD_INPUT
