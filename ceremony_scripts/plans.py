@@ -1,0 +1,221 @@
+"""``backup plan check`` and ``backup plan propose``: the backup-plan commands.
+
+The click group :data:`backup` is mounted by the top-level CLI as ``coldvault backup``.
+Machine output (JSON, or the proposed plan's TOML) goes alone on stdout; human text goes to
+stderr.  Exit statuses: 0 valid / proposed, 1 refused (the plan breaks a rule), 2 bad input
+(an unreadable or invalid plan file, impossible bounds).  Errors become output in
+:func:`_reporting` only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coldvault.backup.check import (
+    DEFAULT_COLLUSION,
+    DEFAULT_SURVIVE,
+    MAX_COLLUSION,
+    PlanReport,
+    SiteRequest,
+    check_plan,
+    propose_plan,
+)
+from coldvault.backup.errors import PlanInvalid
+from coldvault.backup.plan import MAX_PLAN_BYTES, MAX_SITES, parse_plan
+from coldvault.errors import EXIT_DONE, EXIT_REFUSED, ColdvaultError, exit_status
+
+
+def _json_out(data: object) -> None:
+    click.echo(json.dumps(data, sort_keys=True))
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@contextmanager
+def _reporting(as_json: bool) -> Iterator[None]:
+    """The one place where this group's errors become output and an exit status."""
+    try:
+        yield
+    except ColdvaultError as err:
+        if as_json:
+            _json_out({"ok": False, **err.to_dict()})
+        else:
+            click.secho(f"error: {err.message}", fg="red", err=True)
+        sys.exit(exit_status(err))
+
+
+def _reported(func: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        with _reporting(bool(kwargs.get("as_json"))):
+            func(*args, **kwargs)
+
+    return wrapper
+
+
+def _read_plan_file(path: Path) -> bytes:
+    where = repr(str(path))
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise PlanInvalid(where, "document", f"cannot be read ({exc.strerror})") from None
+    return data
+
+
+def _print_report(report: PlanReport) -> None:
+    if report.ok:
+        coalition = "" if report.collusion == 1 else f", no {report.collusion} custodians together"
+        _say(
+            f"VALID: backup plan {report.plan_id!r} passes every rule (no site or custodian "
+            f"alone{coalition}, survives the loss of any {report.survive} site(s)); "
+            f"{report.combinations_checked} combinations checked."
+        )
+        return
+    _say(f"REFUSED: backup plan {report.plan_id!r} breaks {len(report.findings)} rule(s):")
+    for finding in report.findings:
+        _say(f"  [{finding.rule.value}] {finding.message}")
+
+
+collusion_option = click.option(
+    "--collusion",
+    default=DEFAULT_COLLUSION,
+    show_default=True,
+    type=click.IntRange(1, MAX_COLLUSION),
+    help="No set of this many custodians may rebuild the seed together.",
+)
+survive_option = click.option(
+    "--survive",
+    default=DEFAULT_SURVIVE,
+    show_default=True,
+    type=click.IntRange(0, MAX_SITES),
+    help="The seed must survive the loss of any this many sites.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+
+
+@click.group("backup")
+def backup() -> None:
+    """Sharded seed backups: plans (and, with the ceremonies, backups and drills)."""
+
+
+@backup.group("plan")
+def plan_group() -> None:
+    """Check or propose a backup plan (which shares go to which sites and targets)."""
+
+
+@plan_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@collusion_option
+@survive_option
+@json_option
+@_reported
+def plan_check(path: Path, collusion: int, survive: int, as_json: bool) -> None:
+    """Refuse a plan where a site or custodian alone, or COLLUSION custodians together,
+    could rebuild the seed, or where losing SURVIVE sites would lose it."""
+    plan = parse_plan(_read_plan_file(path), where=repr(str(path)))
+    report = check_plan(plan, collusion=collusion, survive=survive)
+    if as_json:
+        _json_out(report.to_dict())
+    else:
+        _print_report(report)
+    sys.exit(EXIT_DONE if report.ok else EXIT_REFUSED)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for value in values:
+        site, sep, item = value.partition("=")
+        if not sep or not site or not item:
+            raise click.BadParameter(f"{value!r} is not SITE=VALUE", param_hint=option)
+        out.setdefault(site, []).append(item)
+    return out
+
+
+@plan_group.command("propose")
+@click.option("--sites", required=True, help="Comma-separated site names, e.g. a,b,c.")
+@survive_option
+@collusion_option
+@click.option(
+    "--custodian",
+    "custodians",
+    multiple=True,
+    metavar="SITE=CARD_ID",
+    help="A custodian's roster card id at a site (repeatable).",
+)
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    metavar="SITE=LABEL[:SERIAL]",
+    help="The site's backup HSM token (default label backup-SITE).",
+)
+@click.option(
+    "--custodians-per-site",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="Placeholder custodians for sites given no --custodian.",
+)
+@click.option("--id", "plan_id", default="proposed-plan", show_default=True, help="Plan id.")
+@json_option
+@_reported
+def plan_propose(
+    sites: str,
+    survive: int,
+    collusion: int,
+    custodians: tuple[str, ...],
+    tokens: tuple[str, ...],
+    custodians_per_site: int,
+    plan_id: str,
+    as_json: bool,
+) -> None:
+    """Propose a plan over SITES that survives SURVIVE lost sites and resists COLLUSION
+    custodians; prints the plan's TOML (or JSON with --json) on stdout."""
+    names = [s.strip() for s in sites.split(",") if s.strip()]
+    if not names:
+        raise click.BadParameter("name at least one site", param_hint="--sites")
+    people = _pairs(custodians, "--custodian")
+    devices = _pairs(tokens, "--token")
+    for site in set(people) | set(devices):
+        if site not in names:
+            raise click.BadParameter(f"site {site!r} is not in --sites")
+    requests = []
+    for name in names:
+        token = devices.get(name, [""])[-1]
+        label, _, serial = token.partition(":")
+        requests.append(
+            SiteRequest(
+                name, custodians=tuple(people.get(name, ())), token_label=label, token_serial=serial
+            )
+        )
+    plan = propose_plan(
+        requests,
+        survive=survive,
+        collusion=collusion,
+        plan_id=plan_id,
+        custodians_per_site=custodians_per_site,
+    )
+    report = check_plan(plan, collusion=collusion, survive=survive)
+    text = plan.to_toml()
+    if as_json:
+        _json_out({"ok": True, "plan_id": plan.id, "plan_toml": text, "check": report.to_dict()})
+        return
+    click.echo(text, nl=False)
+    _say(
+        f"Proposed {plan.scheme.group_threshold}-of-{len(plan.sites)} site groups; fill in "
+        "locations, token serials and custodian card ids, then run 'plan check'."
+    )
+
+
+__all__ = ["backup"]
