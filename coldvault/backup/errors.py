@@ -62,6 +62,31 @@ class PlanRefused(Refused):
         self.reason_count = len(reasons)
 
 
+class PassphraseInvalid(InputError):
+    """A SLIP-39 passphrase must be printable ASCII."""
+
+    code = "backup-passphrase-invalid"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The backup passphrase must consist of printable ASCII characters (SLIP-39)."
+        )
+
+
+class ImportedCardKey(Refused):
+    """A custodian card's decryption key was imported, not generated on the card."""
+
+    code = "backup-card-key-imported"
+
+    def __init__(self, card: str) -> None:
+        super().__init__(
+            f"The decryption key on card {card} was imported, not generated on the card; "
+            "a share must be sealed to a key that never existed outside the card. Reset the "
+            "card's decryption key (generate a new one) and repeat."
+        )
+        self.card = card
+
+
 # -- sealed shares --------------------------------------------------------------------------
 class SealedShareMalformed(InputError):
     """A stored share blob is not a coldvault sealed share (or is truncated)."""
@@ -203,7 +228,9 @@ class ProvisioningRecordInvalid(ConfigError):
 __all__ = [
     "BackupRecordInvalid",
     "ForeignShare",
+    "ImportedCardKey",
     "NotEnoughShares",
+    "PassphraseInvalid",
     "PlanCheckTooLarge",
     "PlanImpossible",
     "PlanInvalid",

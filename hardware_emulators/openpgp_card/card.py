@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import keys
 from .state import CardState, Pin
-from .tlv import tlv
+from .tlv import parse, tlv
 
 RID_PIX = bytes.fromhex("D27600012401")
 VERSION = bytes([3, 4])
@@ -557,6 +557,8 @@ class OpenPgpCard:
         return tlv(Tag.PUBLIC_KEY, tlv(Tag.POINT, point))
 
     def _pso(self, apdu: Apdu) -> bytes:
+        if (apdu.p1, apdu.p2) == (0x80, 0x86):
+            return self._decipher(apdu)
         if (apdu.p1, apdu.p2) != (0x9E, 0x9A):
             raise CardStatus(Sw.WRONG_P1P2)
         if 0x81 not in self.verified:
@@ -576,3 +578,35 @@ class OpenPgpCard:
         s.signature_counter = min(s.signature_counter + 1, 0xFFFFFF)
         self._save()
         return signature
+
+    def _decipher(self, apdu: Apdu) -> bytes:
+        """PSO:DECIPHER for ECDH keys (spec 3.4 §7.2.11): the data is the cipher DO
+        ``A6 { 7F49 { 86 <ephemeral public point> } }``; the response is the shared secret.
+        Needs PW1 verified in mode 82 (which stays verified, unlike 81)."""
+        if 0x82 not in self.verified:
+            raise CardStatus(Sw.SECURITY_STATUS)
+        private = self.state.private_keys.get("dec")
+        if private is None:
+            raise CardStatus(Sw.DATA_NOT_FOUND)
+        algorithm = self._algorithm("dec")
+        point = _cipher_point(apdu.data)
+        try:
+            return keys.ecdh(algorithm, private, point)
+        except keys.BadInput as err:
+            raise CardStatus(Sw.WRONG_DATA) from err
+
+
+def _only(data: bytes, tag: int) -> bytes:
+    """The value of ``data`` when it is exactly one TLV with ``tag``, else ``6A80``."""
+    try:
+        items = parse(data)
+    except ValueError as err:
+        raise CardStatus(Sw.WRONG_DATA) from err
+    if len(items) != 1 or items[0][0] != tag:
+        raise CardStatus(Sw.WRONG_DATA)
+    return items[0][1]
+
+
+def _cipher_point(data: bytes) -> bytes:
+    """The ephemeral point of an ECDH cipher DO ``A6 { 7F49 { 86 point } }``."""
+    return _only(_only(_only(data, 0xA6), Tag.PUBLIC_KEY), Tag.POINT)

@@ -1,9 +1,10 @@
-"""Key algorithms of the virtual card: attribute encodings, generation and signing.
+"""Key algorithms of the virtual card: attribute encodings, generation, signing and ECDH.
 
-Only elliptic-curve signature keys are emulated (no RSA): Ed25519 (EdDSA, algorithm id 22),
-NIST P-256 and secp256k1 (ECDSA, algorithm id 19).  Algorithm attributes follow the OpenPGP
-card spec v3.4 §4.4.3.9: one algorithm-id byte followed by the curve OID *value* (no tag or
-length), optionally followed by 0xFF ("public key import format").
+Only elliptic-curve keys are emulated (no RSA): signature/authentication keys Ed25519
+(EdDSA, algorithm id 22), NIST P-256 and secp256k1 (ECDSA, algorithm id 19); decryption keys
+cv25519 and NIST P-256 (ECDH, algorithm id 18), used by PSO:DECIPHER.  Algorithm attributes
+follow the OpenPGP card spec v3.4 §4.4.3.9: one algorithm-id byte followed by the curve OID
+*value* (no tag or length), optionally followed by 0xFF ("public key import format").
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def normalise(attributes: bytes) -> bytes:
 
 def generate(algorithm: Algorithm) -> bytes:
     """A fresh private key as raw bytes (32-byte seed or scalar)."""
-    if algorithm.name == "cv25519":  # decryption slot: generated, never used (no PSO:DEC)
+    if algorithm.name == "cv25519":
         return x25519.X25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
@@ -112,3 +113,27 @@ def sign(algorithm: Algorithm, private: bytes, data: bytes) -> bytes:
     der = priv.sign(data, ec.ECDSA(utils.Prehashed(digest_alg)))
     r, s = utils.decode_dss_signature(der)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def ecdh(algorithm: Algorithm, private: bytes, peer: bytes) -> bytes:
+    """The ECDH shared secret with the peer's (ephemeral) public point, as PSO:DECIPHER
+    returns it: X25519 output for cv25519 (peer: 32 bytes, or 33 with the OpenPGP ``40``
+    prefix), the 32-byte x-coordinate for NIST P-256 (peer: ``04||X||Y``)."""
+    if algorithm.name == "cv25519":
+        if len(peer) == 33 and peer[0] == 0x40:
+            peer = peer[1:]
+        if len(peer) != 32:
+            raise BadInput(f"a cv25519 point is 32 bytes, got {len(peer)}")
+        own = x25519.X25519PrivateKey.from_private_bytes(private)
+        try:
+            return own.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+        except ValueError as err:  # a low-order point gives an all-zero secret
+            raise BadInput("the point gives no shared secret") from err
+    if algorithm.name == "ecdh-nistp256":
+        try:
+            public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), peer)
+        except ValueError as err:
+            raise BadInput("not a point on P-256") from err
+        priv = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
+        return priv.exchange(ec.ECDH(), public)
+    raise BadInput(f"{algorithm.name} is not a key-agreement algorithm")
