@@ -89,3 +89,44 @@ def backup_tokens(softhsm_lab: Any, lab_config: Any) -> Iterator[BackupTokens]:
             with tokens.open(site) as keys:
                 for key_id in new:
                     keys.delete(key_id)
+
+
+@pytest.fixture
+def fresh_token(softhsm_lab: Any) -> Iterator[tuple[str, str]]:
+    """A new, empty SoftHSM token for disaster recovery: ``(label, user PIN)``.
+
+    Request it before any fixture that opens a keystore: SoftHSM sees tokens created while
+    the PKCS#11 module is initialised only after it is finalised."""
+    import os
+    import subprocess
+    import uuid
+
+    label = f"drill-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path))
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            "drill-so-pin",
+            "--pin",
+            "drill-user-pin",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield label, "drill-user-pin"
+    finally:
+        subprocess.run(
+            ["softhsm2-util", "--delete-token", "--token", label],
+            env=env,
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )

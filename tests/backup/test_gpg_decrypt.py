@@ -62,11 +62,23 @@ def _gpg_generate_on_card(env: dict[str, str]) -> str:
         "passphrase.enter": ["12345678", "123456", "123456", "123456"],
     }
     proc = subprocess.Popen(
-        ["gpg", "--no-tty", "--command-fd", "0", "--status-fd", "1",
-         "--pinentry-mode", "loopback", "--card-edit"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, text=True,
-    )  # fmt: skip
+        [
+            "gpg",
+            "--no-tty",
+            "--command-fd",
+            "0",
+            "--status-fd",
+            "1",
+            "--pinentry-mode",
+            "loopback",
+            "--card-edit",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     created = ""
     try:
@@ -103,15 +115,40 @@ def test_gpg_decrypts_with_the_virtual_card(card_reader, gpg_env, tmp_path, curv
     message = tmp_path / "share-envelope-note.txt"
     message.write_text("sealed for the custodian of site B\n")
     subprocess.run(
-        ["gpg", "--batch", "--trust-model", "always", "--recipient", fingerprint,
-         "--output", f"{message}.gpg", "--encrypt", str(message)],
-        env=gpg_env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "gpg",
+            "--batch",
+            "--trust-model",
+            "always",
+            "--recipient",
+            fingerprint,
+            "--output",
+            f"{message}.gpg",
+            "--encrypt",
+            str(message),
+        ],
+        env=gpg_env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     decrypted = subprocess.run(
-        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "123456",
-         "--status-fd", "2", "--decrypt", f"{message}.gpg"],
-        env=gpg_env, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "123456",
+            "--status-fd",
+            "2",
+            "--decrypt",
+            f"{message}.gpg",
+        ],
+        env=gpg_env,
+        capture_output=True,
+        timeout=60,
+    )
     assert decrypted.returncode == 0, decrypted.stderr.decode(errors="replace")
     assert decrypted.stdout == message.read_bytes()
     assert b"DECRYPTION_OKAY" in decrypted.stderr

@@ -21,7 +21,7 @@ from coldvault.cards.openpgp import Pw
 from coldvault.crypto import wipe
 from coldvault.crypto.bip32 import master_fingerprint
 from tests.backup.conftest import USER_PIN
-from tests.backup.lab_backup import lab_backup, sessions
+from tests.backup.lab_backup import direct_sessions, lab_backup
 
 pytestmark = pytest.mark.lab
 SEED = bytes.fromhex("bb54aac4b89dc868ba37d9cc21b2cece" * 2)
@@ -29,7 +29,7 @@ SEED = bytes.fromhex("bb54aac4b89dc868ba37d9cc21b2cece" * 2)
 
 @pytest.fixture
 def backup(backup_tokens, direct_card):
-    cards = sessions(direct_card)
+    cards = direct_sessions(direct_card)
     written = lab_backup(backup_tokens, cards, SEED, passphrase="TREZOR")
     return written, cards
 
@@ -39,7 +39,7 @@ def _device(backup_tokens, cards, plan, target_id, stack):
     if target.kind is TargetKind.HSM:
         keys = stack.enter_context(backup_tokens.open(target.label.removeprefix("backup-")))
         return HsmTarget.for_target(keys, plan.id, target)
-    session = cards(target.card)
+    session = stack.enter_context(cards(target.card))
     session.verify_pin(USER_PIN, Pw.USER)
     return CardTarget(session)
 
