@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from coldvault.backup.errors import PlanCheckTooLarge, PlanImpossible
+from coldvault.backup.errors import PlanCheckTooLarge, PlanImpossible, PlanRefused
 from coldvault.backup.plan import (
     CardCurve,
     Group,
@@ -86,6 +86,11 @@ class PlanReport:
     @property
     def reasons(self) -> tuple[str, ...]:
         return tuple(f.message for f in self.findings)
+
+    def enforce(self) -> None:
+        """Raise :class:`PlanRefused` (with the first reason) unless the plan is ok."""
+        if self.findings:
+            raise PlanRefused(self.plan_id, self.reasons)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -380,7 +380,13 @@ def restore_into(
     if present:
         raise FreshTokenNotEmpty(label, len(present))
     digest = hashlib.sha256(b"coldvault/drill/v1" + challenge).digest()
-    record = provision(keystore, seed, _specs(expected), expected.pool_size)
+    try:
+        record = provision(keystore, seed, _specs(expected), expected.pool_size)
+    except BaseException:
+        if not keep_keys:  # the token was empty: whatever is on it now came from here
+            for partial in keystore.list_keys():
+                keystore.delete_key(partial.key_id)
+        raise
     try:
         signatures = []
         for account in expected.accounts:

@@ -33,10 +33,10 @@ from coldvault.cards.decipher import (
 )
 from coldvault.cards.openpgp import Ins, OpenPgpSession, Sw
 
-#: Card decryption curves per plan curve, and the envelope's curve for each.
+#: The card decryption curve for each plan curve.
 _CARD_CURVES = {
-    CardCurve.CV25519: (DecryptionCurve.CV25519, Curve.X25519),
-    CardCurve.NIST_P256: (DecryptionCurve.NIST_P256, Curve.P256),
+    CardCurve.CV25519: DecryptionCurve.CV25519,
+    CardCurve.NIST_P256: DecryptionCurve.NIST_P256,
 }
 
 
@@ -170,7 +170,7 @@ def enrol_card(
         raise ValueError(f"target {target.id!r} is not a card target")
     if session.card_id != target.card:
         raise WrongShareTarget(target.id, f"card {target.card}", f"card {session.card_id}")
-    curve, _ = _CARD_CURVES[target.curve]
+    curve = _CARD_CURVES[target.curve]
     try:
         present = decryption_curve(session) is curve and bool(decryption_public_key(session))
     except NoDecryptionKey:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldvault.backup.check import Rule, SiteRequest, check_plan, propose_plan
-from coldvault.backup.errors import PlanCheckTooLarge, PlanImpossible
+from coldvault.backup.errors import PlanCheckTooLarge, PlanImpossible, PlanRefused
 from coldvault.backup.plan import parse_plan
 from tests.backup.plans import flat_plan, lab_plan
 
@@ -28,6 +28,11 @@ def test_the_lab_plan_passes_the_default_bounds() -> None:
 def test_collusion_of_two_names_every_minimal_pair() -> None:
     report = check_plan(LAB, collusion=2)
     assert not report.ok
+    with pytest.raises(PlanRefused) as info:
+        report.enforce()
+    assert info.value.reason_count == 3
+    assert str(info.value).endswith("(collusion bound 2). (2 more reasons)")
+    check_plan(LAB).enforce()
     assert _rules(report) == [
         ("collusion", (), ("FFFFC0DE0001", "FFFFC0DE0002")),
         ("collusion", (), ("FFFFC0DE0001", "FFFFC0DE0003")),
