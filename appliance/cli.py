@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from appliance.errors_out import ReportingGroup
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 
 
 def _echo_json(data: object) -> None:

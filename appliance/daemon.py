@@ -31,7 +31,7 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.requests.wallets import Wallet, parse_wallets
 from coldvault.transport import render as qr_render

@@ -18,7 +18,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 from coldvault.records.errors import AuditTampered
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from coldvault.keys.keystore import EcdsaSignature
 from coldvault.records import audit
-from coldvault.records.audit import AuditLog
-from coldvault.records.chain import entry_hash, verify
+from coldvault.records.audit import AuditLog, entry_hash, verify
 from coldvault.records.errors import (
     AuditChainBroken,
     AuditHashMismatch,

@@ -103,7 +103,9 @@ def write_transcript(path: Path) -> Path:
         data={"share_threshold": 2, "share_count": 3, "share_set_identifier": 4711,
               "extendable": True, "seed_fingerprint": "73c5da0a"},
     )  # fmt: skip
-    w.append("pins-set", actor="Alice Operätor", data={"so_pin_changed": True, "user_pin_set": True})
+    w.append(
+        "pins-set", actor="Alice Operätor", data={"so_pin_changed": True, "user_pin_set": True}
+    )
     w.close(actor="Alice Operätor", data={"master_fingerprint": "73c5da0a"})
     w.add_witness(_witness)
     return path
