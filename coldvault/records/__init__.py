@@ -19,7 +19,6 @@
 
 from coldvault.records.audit import AuditLog, AuditReport, review_fields
 from coldvault.records.audit import verify as verify_audit
-from coldvault.records.chain import find_secret
 from coldvault.records.errors import AuditTampered, TranscriptError
 from coldvault.records.ledger import Ledger
 from coldvault.records.transcript import (
@@ -41,7 +40,6 @@ __all__ = [
     "TranscriptError",
     "TranscriptWriter",
     "WitnessSignature",
-    "find_secret",
     "render_html",
     "review_fields",
     "verify_audit",

@@ -8,11 +8,14 @@ Every entry carries its position, a UTC time, the previous entry's hash (64 zero
     hash = SHA-256(domain || canonical JSON of the entry without "hash")   (hex)
 
 The *domain* is the log's own prefix (``coldvault/audit/v1\\0`` for the audit trail, empty
-for transcripts, as their formats were first written). What differs between logs -- the
-key names, the time precision, the size bounds, the errors raised -- is data in a frozen
-:class:`ChainFormat`; the audit trail (:mod:`coldvault.records.audit`) and transcripts
-(:mod:`coldvault.records.transcript`) each define one and add only their own vocabulary
-(seals; ceremony steps, close and witnesses). This module owns everything else:
+for transcripts). The two logs were first written with different key names (``seq``/
+``index``, ``time``/``timestamp``, ``prev``/``prev_hash``; transcripts also carry ``v``),
+time precisions (microseconds/milliseconds), domains and size bounds; unifying those would
+change the bytes on disk and stop existing files from verifying. So what differs -- those,
+and the errors each log raises -- is data in a frozen :class:`ChainFormat`; the audit
+trail (:mod:`coldvault.records.audit`) and transcripts (:mod:`coldvault.records.transcript`)
+each define one and add only their own vocabulary (seals; ceremony steps, close and
+witnesses). This module owns everything else:
 
 * :func:`canonical` and :meth:`ChainFormat.entry_hash`;
 * :func:`read`, the bounded line reader: a line is read with at most ``max_line_bytes + 1``
