@@ -250,7 +250,8 @@ def qr() -> None:
               help="How many frames to write (UR fountain: default twice the parts).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Directory for frame-NNNN.png + frames.txt, or a .gif file.")
-@click.option("--fps", type=float, default=5.0, show_default=True, help="GIF frame rate.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="GIF frame rate.")
 @json_option
 def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
               count: int | None, out: Path, fps: float) -> None:

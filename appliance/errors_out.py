@@ -54,9 +54,12 @@ INTERNAL = "internal"
 
 #: The ``--help`` epilog of every command group.
 EXIT_STATUS_HELP = (
-    "\b\nExit status: 0 done; 1 refused or cancelled (policy, quorum, operator);\n"
-    "2 bad input or usage; 3 internal error (a bug; COLDVAULT_DEBUG=1 shows the traceback).\n"
-    "With --json, stdout holds exactly one JSON document; everything else goes to stderr."
+    "\b\nExit status:\n"
+    "  0  done\n"
+    "  1  refused or cancelled (policy, quorum, operator)\n"
+    "  2  bad input or usage\n"
+    "  3  internal error (a bug; COLDVAULT_DEBUG=1 shows the traceback)\n"
+    "With --json, stdout holds exactly one JSON document; other text goes to stderr."
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,11 +102,6 @@ def done(document: Mapping[str, object], human: str) -> None:
         emit_json({"ok": True, **document})
     else:
         click.echo(human)
-
-
-def say(text: str) -> None:
-    """Human text that is not the result (notes, warnings): stderr."""
-    click.echo(text, err=True)
 
 
 @dataclass(frozen=True)
