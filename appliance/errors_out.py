@@ -34,13 +34,14 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from coldvault.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    EXIT_REFUSED,
     Cancelled,
     ColdvaultError,
     exit_status,
@@ -117,7 +118,7 @@ class Outcome:
 def _family_word(status: int, err: ColdvaultError) -> str:
     if isinstance(err, Cancelled):
         return "cancelled"
-    return "refused" if status == 1 else "error"
+    return "refused" if status == EXIT_REFUSED else "error"
 
 
 def _internal(exc: BaseException) -> Outcome:
@@ -171,9 +172,8 @@ class ReportingGroup(click.Group):
             self._report(ctx, classify(exc))
         except Exception as exc:  # noqa: BLE001 - the one catch-all that turns errors into output
             self._report(ctx, classify(self.translate(exc) or exc))
-        return None  # pragma: no cover - _report always exits
 
-    def _report(self, ctx: click.Context, outcome: Outcome) -> None:
+    def _report(self, ctx: click.Context, outcome: Outcome) -> NoReturn:
         exc = outcome.exc
         if isinstance(exc, click.ClickException):
             exc.show()  # usage text and the problem, on stderr
