@@ -15,10 +15,9 @@ import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
-from appliance.states import Cancelled
 from coldvault.backends import pcsc
 from coldvault.cards.openpgp import OpenPgpSession, Pw
-from coldvault.errors import AuthError, ColdvaultError, HardwareError, QuorumError
+from coldvault.errors import AuthError, Cancelled, ColdvaultError, HardwareError, QuorumError
 from coldvault.quorum.approvals import ApprovalSession
 from coldvault.quorum.errors import CardRevoked, ThresholdNotMet, UnknownCard, WrongRole
 from coldvault.quorum.roster import CardHolder, Role, Roster

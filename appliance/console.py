@@ -6,6 +6,9 @@ Every prompt is a single line ending in ``: `` so a script (pexpect, tmux) can d
 * ``PIN for card <serial> (<holder>): `` (hidden, never echoed)
 
 Confirmation requires the exact word: a stray Enter never approves anything.
+
+Everything the console shows, prompts included, goes to stderr; stdout is left to the
+command's result (``--json``).
 """
 
 from __future__ import annotations
@@ -19,16 +22,16 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from coldvault.errors import ColdvaultError
+from coldvault.errors import Cancelled
 from coldvault.policy import Decision
 from coldvault.requests.base import MovementKind, Review
 from coldvault.transport.assemble import Progress
 
 
-class PromptTimedOut(ColdvaultError):
+class PromptTimedOut(Cancelled):
     """The operator did not answer a prompt in time; the request is abandoned unsigned."""
 
-    code = "timeout"
+    code = "prompt-timeout"
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
@@ -55,7 +58,7 @@ class OperatorConsole:
     def __init__(
         self, *, stream: TextIO | None = None, width: int = 100, timeout: float | None = None
     ) -> None:
-        out = stream or sys.stdout
+        out = stream or sys.stderr
         self.console = Console(file=out, width=width, highlight=False, soft_wrap=True)
         self._stream = out
         #: seconds a prompt waits for the operator before the request is abandoned

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from appliance.states import Cancelled, State, StateMachine
-from coldvault.errors import ColdvaultError, QuorumError
+from appliance.states import State, StateMachine
+from coldvault.errors import Cancelled, ColdvaultError, QuorumError
 from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Keystore
 from coldvault.policy import Decision, Policy
 from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard

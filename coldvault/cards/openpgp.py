@@ -204,7 +204,7 @@ class Pw(enum.IntEnum):
 class WrongPin(AuthError):
     """A PIN was wrong; carries the tries left before it blocks."""
 
-    code = "wrong-pin"
+    code = "card-wrong-pin"
 
     def __init__(self, pw: Pw, tries_left: int) -> None:
         plural = "try" if tries_left == 1 else "tries"

@@ -44,6 +44,9 @@ from coldvault.keys.keystore import (
     path_to_str,
 )
 from coldvault.transport import registry as ur_registry
+from coldvault.transport.registry import bitcoin as ur_bitcoin
+from coldvault.transport.registry import cbor as ur_cbor
+from coldvault.transport.registry import keys as ur_keys
 from coldvault.transport.ur import encode_single
 
 H = HARDENED
@@ -410,17 +413,17 @@ def provision(
 
 
 # -- UR exports (BCR-2020-010 crypto-output, BCR-2020-015 crypto-account) -------------------
-def _ur_output(export: AccountExport) -> ur_registry.Output | None:
+def _ur_output(export: AccountExport) -> ur_bitcoin.Output | None:
     origin = export.key_origin
     if origin is None or export.spec.template.chain != "bitcoin":
         return None
-    keypath = ur_registry.Keypath.from_path(
+    keypath = ur_keys.Keypath.from_path(
         path_to_str(origin.path), int.from_bytes(origin.fingerprint, "big")
     )
-    hdkey = ur_registry.HDKey.from_base58(origin.xpub, origin=keypath)
+    hdkey = ur_keys.HDKey.from_base58(origin.xpub, origin=keypath)
     if export.spec.template is Template.BIP84:
-        return ur_registry.Output((ur_registry.ScriptKind.WPKH,), hdkey)
-    return ur_registry.Output((ur_registry.ScriptKind.WSH, ur_registry.ScriptKind.COSIGNER), hdkey)
+        return ur_bitcoin.Output((ur_cbor.ScriptKind.WPKH,), hdkey)
+    return ur_bitcoin.Output((ur_cbor.ScriptKind.WSH, ur_cbor.ScriptKind.COSIGNER), hdkey)
 
 
 def ur_output(export: AccountExport) -> str | None:

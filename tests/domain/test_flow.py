@@ -11,7 +11,8 @@ import coincurve
 import pytest
 
 from coldvault.errors import QuorumError
-from coldvault.policy import DailyLimitExceeded, parse_policy
+from coldvault.policy import parse_policy
+from coldvault.policy.errors import DailyLimitExceeded
 from coldvault.quorum.approvals import ApprovalSession, ApprovalToken
 from coldvault.quorum.errors import ApprovalReplayed
 from coldvault.records.audit import AuditLog, review_fields, verify

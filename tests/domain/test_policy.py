@@ -8,6 +8,15 @@ from hypothesis import strategies as st
 
 from coldvault.errors import ConfigError
 from coldvault.policy import (
+    Policy,
+    PolicyInvalid,
+    PolicyRollback,
+    PolicyRuleFailed,
+    UnprovenDestination,
+    load_policy,
+    parse_policy,
+)
+from coldvault.policy.errors import (
     RULE_ERRORS,
     AssetNotAllowed,
     ChainNotAllowed,
@@ -19,14 +28,7 @@ from coldvault.policy import (
     KindNotAllowed,
     NetworkNotAllowed,
     PerTransactionLimitExceeded,
-    Policy,
-    PolicyInvalid,
-    PolicyRollback,
-    PolicyRuleFailed,
     UnknownWallet,
-    UnprovenDestination,
-    load_policy,
-    parse_policy,
 )
 from coldvault.quorum.documents import SignedDocument, write_signed_document
 from coldvault.quorum.errors import ThresholdNotMet
