@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from coldvault.keys.keystore import EcdsaSignature
 from coldvault.records.chain import (
     GENESIS,
+    NAME_NAMES_A_SECRET,
     ChainFormat,
     ChainWriter,
     Clock,
@@ -53,6 +54,7 @@ from coldvault.records.errors import (
     AuditTruncated,
     BadAuditPublicKey,
     SealFailed,
+    SecretInAudit,
 )
 from coldvault.requests.base import Review
 
@@ -79,9 +81,12 @@ def _error(index: int, defect: Defect, found: int | None) -> AuditTampered:
     return AuditMalformed(index, defect.value)
 
 
-def _refuse_secret(found: SecretFound) -> ValueError:
-    # Field names are chosen by code: a secret-looking field is a programming mistake.
-    return ValueError(f"audit field {found.path} looks like a secret and is refused")
+def _refuse_secret(found: SecretFound) -> Exception:
+    # Field names are chosen by code: a secret-looking field NAME is a programming mistake.
+    # A secret-looking VALUE comes from the request (untrusted): a refusal, not a crash.
+    if found.reason == NAME_NAMES_A_SECRET:
+        return ValueError(f"audit field {found.path} looks like a secret and is refused")
+    return SecretInAudit(found.path.removeprefix("fields."), found.reason)
 
 
 #: the audit trail's chain format (docs/audit.md)

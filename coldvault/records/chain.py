@@ -205,6 +205,10 @@ def secret_text(text: str) -> str | None:
     return None
 
 
+#: the reason :func:`find_secret` gives when a field's name (not its value) is refused
+NAME_NAMES_A_SECRET = "the name names a secret"  # noqa: S105 - a reason, not a secret
+
+
 def find_secret(value: Any, path: str = "", key: str = "") -> SecretFound | None:
     """The first field of ``value`` (at any depth) that the one rule refuses, or ``None``."""
     if isinstance(value, Mapping):
@@ -212,7 +216,7 @@ def find_secret(value: Any, path: str = "", key: str = "") -> SecretFound | None
             name = str(raw_name)
             where = f"{path}.{name}" if path else name
             if names_a_secret(name, item):
-                return SecretFound(where, name, "the name names a secret")
+                return SecretFound(where, name, NAME_NAMES_A_SECRET)
             found = find_secret(item, where, name)
             if found is not None:
                 return found

@@ -166,6 +166,24 @@ class SecretInTranscript(Refused):
         self.key = key
 
 
+class SecretInAudit(Refused):
+    """Request content (a message, a review text) looks like a seed phrase or private key.
+
+    The audit trail records everything the operator is shown, and never a secret: such a
+    request is refused before anything is recorded or signed.
+    """
+
+    code = "secret-in-audit"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"Refused: the request's {path or 'content'} looks like a secret ({reason}); "
+            "it is neither recorded nor signed. Never sign or transmit seed words or keys."
+        )
+        self.path = path
+        self.reason = reason
+
+
 class TranscriptExists(Refused):
     """A transcript is never overwritten or appended to by a new ceremony."""
 
