@@ -30,8 +30,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.errors import HardwareError
-from coldvault.keys.keystore import EcdsaSignature
 from coldvault.records.chain import (
     MAX_LINE_BYTES,
     AuditEntry,

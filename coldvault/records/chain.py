@@ -16,7 +16,7 @@ from typing import Any
 import coincurve
 
 from coldvault import jsonsafe
-from coldvault.keys.keystore import EcdsaSignature
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.records.errors import (
     AuditChainBroken,
     AuditHashMismatch,
