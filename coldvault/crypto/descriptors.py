@@ -43,10 +43,6 @@ class KeyOrigin:
     def __str__(self) -> str:
         return f"[{self.fingerprint.hex()}/{path_to_str(self.path, prefix='')}]{self.xpub}"
 
-    @property
-    def origin_path(self) -> str:
-        return path_to_str(self.path)
-
 
 _ORIGIN = re.compile(r"^\[([0-9a-fA-F]{8})((?:/\d+[hH']?)*)\]([1-9A-HJ-NP-Za-km-z]{100,120})$")
 

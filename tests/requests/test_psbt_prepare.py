@@ -276,7 +276,9 @@ def _embit_mutate(raw: bytes, fn) -> bytes:
 
 def _add_input_field(raw: bytes, i: int, key_type: int, key_data: bytes, value: bytes) -> bytes:
     p = pp.parse_psbt(raw)
-    return p.replace_input(i, p.inputs[i].with_field(key_type, key_data, value)).serialize()
+    inputs = list(p.inputs)
+    inputs[i] = inputs[i].with_field(key_type, key_data, value)
+    return dataclasses.replace(p, inputs=tuple(inputs)).serialize()
 
 
 def test_taproot_input_field_refused() -> None:
