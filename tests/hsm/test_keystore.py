@@ -24,7 +24,7 @@ from coldvault.backends.pkcs11.errors import (
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore, list_tokens
 from coldvault.crypto.ed25519 import Ed25519Signature
 from coldvault.crypto.paths import HARDENED
-from coldvault.crypto.secp256k1 import SECP256K1_N, EcdsaSignature
+from coldvault.crypto.secp256k1 import LOW_S_MAX, SECP256K1_N, EcdsaSignature
 from coldvault.errors import HardwareError
 from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
@@ -79,7 +79,7 @@ def test_secp256k1_generated_key_signs_low_s_and_verifies(hsm: Pkcs11Keystore) -
         sig = hsm.sign_ecdsa(AUDIT_KEY_ID, digest)
         assert isinstance(sig, EcdsaSignature) and sig.is_low_s
         assert 0 < sig.r < SECP256K1_N
-        assert 0 < sig.s <= SECP256K1_N // 2
+        assert 0 < sig.s <= LOW_S_MAX
         assert _verify_host(info.public_key, sig, digest)
         assert len(sig.compact) == 64 and sig.der[0] == 0x30
         rs.add(sig.r)
@@ -112,7 +112,7 @@ def test_imported_secp256k1_key_matches_host_public_key(hsm: Pkcs11Keystore) -> 
     digest = hashlib.sha256(b"spend").digest()
     for _ in range(20):
         sig = hsm.sign_ecdsa(key_id, digest)
-        assert sig.s <= SECP256K1_N // 2
+        assert sig.s <= LOW_S_MAX
         assert _verify_host(host_public, sig, digest)
 
 
