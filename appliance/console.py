@@ -24,6 +24,7 @@ from rich.table import Table
 
 from coldvault.errors import Cancelled
 from coldvault.policy import Decision
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.base import MovementKind, Review
 from coldvault.transport.assemble import Progress
 
@@ -38,18 +39,6 @@ class PromptTimedOut(Cancelled):
             f"No answer within {seconds:.0f} s; the request was abandoned and nothing was signed."
         )
         self.seconds = seconds
-
-
-UNITS = {"BTC": (8, "sat"), "ETH": (18, "wei"), "SOL": (9, "lamports")}
-
-
-def format_amount(asset: str, amount: int) -> str:
-    """``150000 BTC`` -> ``0.00150000 BTC (150,000 sat)``."""
-    decimals, unit = UNITS.get(asset, (0, ""))
-    if not decimals:
-        return f"{amount:,} {asset}"
-    whole = f"{amount / 10**decimals:.{min(decimals, 9)}f}".rstrip("0").rstrip(".")
-    return f"{whole} {asset} ({amount:,} {unit})"
 
 
 class OperatorConsole:
@@ -87,8 +76,7 @@ class OperatorConsole:
         head.add_row("Kind", review.kind)
         head.add_row("Wallet", f"{review.wallet}  (client {review.client})")
         if review.fee is not None:
-            native = {"bitcoin": "BTC", "ethereum": "ETH", "solana": "SOL"}[str(review.chain)]
-            fee = format_amount(native, review.fee)
+            fee = format_amount(NATIVE[review.chain].symbol, review.fee)
             if review.fee_rate is not None:
                 fee += f"  at {review.fee_rate:.1f} sat/vB"
             head.add_row("Fee", fee)

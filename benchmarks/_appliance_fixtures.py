@@ -31,10 +31,9 @@ import nacl.signing
 from embit.script import address_to_scriptpubkey
 
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
-from coldvault.crypto import wipe
+from coldvault.crypto import HARDENED, wipe
 from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
-    HARDENED,
     KeyAlgorithm,
     derived_key_id,
     derived_key_label,

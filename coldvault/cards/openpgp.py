@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import coincurve
 import nacl.exceptions
 import nacl.signing
 from cryptography.exceptions import InvalidSignature
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from coldvault.crypto import secp256k1
 from coldvault.errors import AuthError, HardwareError
 
 log = logging.getLogger(__name__)
@@ -801,7 +801,6 @@ _PREHASH: dict[int, hashes.HashAlgorithm] = {
     48: hashes.SHA384(),
     64: hashes.SHA512(),
 }
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def verify_card_signature(
@@ -839,9 +838,9 @@ def verify_card_signature(
     if algorithm is CardAlgorithm.SECP256K1:
         if len(data) != 32:
             raise ValueError("secp256k1 data must be a 32-byte digest")
-        if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
+        try:
+            sig = secp256k1.EcdsaSignature.from_compact(signature).low_s()
+        except secp256k1.InvalidSignature:
             return False
-        s = min(s, _SECP256K1_N - s)  # low-S
-        pub = coincurve.PublicKey(public_key)
-        return bool(pub.verify(encode_dss_signature(r, s), data, hasher=None))
+        return sig.verify(public_key, data)
     raise ValueError(f"unsupported algorithm {algorithm!r}")

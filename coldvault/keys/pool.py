@@ -31,17 +31,17 @@ from embit import ec as embit_ec
 from embit import script as embit_script
 from embit.networks import NETWORKS
 
-from coldvault.crypto import slip10, wipe
+from coldvault.crypto import slip10
 from coldvault.crypto.bip32 import HDKey, Network
 from coldvault.crypto.descriptors import KeyOrigin, wpkh_descriptor
+from coldvault.crypto.memory import wipe
+from coldvault.crypto.paths import HARDENED, path_to_str
 from coldvault.errors import IntegrityError
 from coldvault.keys.keystore import (
-    HARDENED,
+    KeyAdmin,
     KeyAlgorithm,
-    Keystore,
     derived_key_id,
     derived_key_label,
-    path_to_str,
 )
 from coldvault.transport import registry as ur_registry
 from coldvault.transport.registry import bitcoin as ur_bitcoin
@@ -371,7 +371,7 @@ def derive_pool(
 
 
 def provision(
-    keystore: Keystore,
+    keystore: KeyAdmin,
     seed: bytes | bytearray,
     specs: Sequence[AccountSpec],
     pool_size: int,
@@ -400,7 +400,6 @@ def provision(
             progress(counters["done"], total)
 
     exports, keys = derive_pool(seed, specs, pool_size, start=start, on_key=import_one)
-    token = getattr(getattr(keystore, "token_info", None), "label", "")
     return ProvisioningRecord(
         master_fingerprint=HDKey.from_seed(seed).fingerprint,
         pool_size=pool_size,
@@ -408,7 +407,7 @@ def provision(
         keys=tuple(keys),
         imported=counters["imported"],
         already_present=counters["present"],
-        token=str(token),
+        token=keystore.token_info.label,
     )
 
 
@@ -441,7 +440,7 @@ def ur_account(exports: Sequence[AccountExport]) -> str | None:
     return encode_single(ur_registry.encode_account(fp, tuple(outputs)))
 
 
-def verify_pool(keystore: Keystore, keys: Sequence[PoolKey]) -> list[str]:
+def verify_pool(keystore: KeyAdmin, keys: Sequence[PoolKey]) -> list[str]:
     """Labels of pool keys missing from the HSM or with another public key ([] = all fine)."""
     have = {k.key_id: k for k in keystore.list_keys()}
     return [

@@ -30,7 +30,7 @@ from typing import Any
 import coincurve
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from coldvault.keys.keystore import EcdsaSignature
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.records.chain import (
     GENESIS,
     NAME_NAMES_A_SECRET,

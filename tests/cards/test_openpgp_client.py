@@ -37,6 +37,7 @@ from coldvault.cards.openpgp import (
     openpgp_v4_fingerprint,
     verify_card_signature,
 )
+from coldvault.crypto.secp256k1 import SECP256K1_N
 from coldvault.errors import AuthError, HardwareError
 
 Handler = Callable[[bytes], tuple[bytes, int]]
@@ -164,8 +165,7 @@ def test_secp256k1_high_s_signatures_are_normalised() -> None:
     )
     digest = hashlib.sha256(b"token").digest()
     r, s = decode_dss_signature(key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    for s_variant in (s, n - s):  # one of them is high-S
+    for s_variant in (s, SECP256K1_N - s):  # one of them is high-S
         sig = r.to_bytes(32, "big") + s_variant.to_bytes(32, "big")
         assert verify_card_signature(CardAlgorithm.SECP256K1, public, digest, sig)
     assert coincurve.PublicKey(public).format(compressed=False) == public
