@@ -23,32 +23,34 @@ from coldvault.transport.registry.codec import (
     decode_registry,
     encode_account,
     encode_eth_signature,
-    encode_hdkey,
     encode_output,
     encode_psbt,
     encode_sol_signature,
 )
 from coldvault.transport.registry.keys import Keypath
 from coldvault.transport.registry.keystone import (
+    EthDataType,
     EthSignature,
     EthSignRequest,
     SolSignature,
     SolSignRequest,
+    SolSignType,
 )
 
 __all__ = [
+    "EthDataType",
     "EthSignRequest",
     "EthSignature",
     "Keypath",
     "RegistryError",
     "RegistryValue",
     "SolSignRequest",
+    "SolSignType",
     "SolSignature",
     "UnsupportedType",
     "decode_registry",
     "encode_account",
     "encode_eth_signature",
-    "encode_hdkey",
     "encode_output",
     "encode_psbt",
     "encode_sol_signature",
