@@ -33,9 +33,8 @@ from coldvault.quorum.documents import (
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.records.transcript import read_entries, verify
 from coldvault.requests.wallets import parse_wallets
+from hardware_emulators.ceremony_driver import finish, spawn
 from hardware_emulators.demo import parties
-
-from .lab_driver import finish, spawn
 
 pytestmark = pytest.mark.lab
 
