@@ -11,8 +11,9 @@ Every whitelisted destination carries an ownership proof, verified at load time 
 not load.
 
 The parts, re-exported here: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
-(values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation)
-and :mod:`coldvault.policy.load` (parsing and loading).
+(values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation),
+:mod:`coldvault.policy.load` (parsing and loading) and :mod:`coldvault.policy.write`
+(:func:`policy_toml`, the one writer of policy documents).
 """
 
 
@@ -52,6 +53,7 @@ from coldvault.policy.model import (
     normalise_address,
 )
 from coldvault.policy.rules import Policy
+from coldvault.policy.write import policy_toml
 
 __all__ = [
     "RULE_ERRORS",
@@ -77,6 +79,7 @@ __all__ = [
     "Policy",
     "load_policy",
     "parse_policy",
+    "policy_toml",
     "AssetLimits",
     "Decision",
     "Destination",

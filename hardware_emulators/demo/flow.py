@@ -37,10 +37,12 @@ import pexpect
 from rich.console import Console
 
 from coldvault.keys.pool import ProvisioningRecord, Template
+from coldvault.policy import AssetLimits, Policy, Tier, WalletPolicy, policy_toml
+from coldvault.requests.base import Chain
 from hardware_emulators.demo import parties
 from hardware_emulators.demo.ceremonies import Pins, assert_not_on_disk, ceremony_trust
 from hardware_emulators.lab import Lab
-from hardware_emulators.trust_setup import LabTrust, appliance_config
+from hardware_emulators.trust_setup import APPLIANCE_ID, LabTrust, appliance_config
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
@@ -54,67 +56,44 @@ def step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
 
 
+def demo_policy(
+    record: ProvisioningRecord, btc: parties.Proof, eth: parties.Proof, sol: parties.Proof
+) -> Policy:
+    """The demo policy for the provisioned wallets (found by template: the fast path names
+    them acme-btc/globex-eth/initech-sol, the ``provision`` ceremony
+    ``<client>-<template>-<network>-<account>``), each whitelisting one counterparty."""
+    spec = {a.spec.template: a.spec for a in record.accounts}
+    b, e, s = spec[Template.BIP84], spec[Template.ETH], spec[Template.SOL]
+    wallets = (
+        WalletPolicy(
+            name=b.name, client=b.client, chain=Chain.BITCOIN, network="main",
+            kinds=frozenset({"psbt"}), min_approvals=2, max_fee=100_000, max_fee_rate=200.0,
+            limits={"BTC": AssetLimits(per_transaction=100_000_000, per_day=300_000_000)},
+            tiers=(Tier("BTC", 50_000_000, 2), Tier("BTC", None, 3)),
+            destinations=(btc.destination(),),
+        ),
+        WalletPolicy(
+            name=e.name, client=e.client, chain=Chain.ETHEREUM, network="1",
+            kinds=frozenset({"eth-transaction"}), min_approvals=2,
+            max_fee=20_000_000_000_000_000,
+            limits={"ETH": AssetLimits(per_transaction=5 * 10**18, per_day=10 * 10**18)},
+            destinations=(eth.destination(),),
+        ),
+        WalletPolicy(
+            name=s.name, client=s.client, chain=Chain.SOLANA, network="mainnet-beta",
+            kinds=frozenset({"sol-transaction"}), min_approvals=2, max_fee=100_000,
+            limits={"SOL": AssetLimits(per_transaction=50_000_000_000, per_day=100_000_000_000)},
+            destinations=(sol.destination(),),
+        ),
+    )  # fmt: skip
+    return Policy(1, APPLIANCE_ID, frozenset(Chain), {w.name: w for w in wallets})
+
+
 def policy_for(
     btc: parties.Proof, eth: parties.Proof, sol: parties.Proof
 ) -> Callable[[ProvisioningRecord], str]:
-    """The demo policy for the provisioned wallets (found by template: the fast path names
-    them acme-btc/globex-eth/initech-sol, the ``provision`` ceremony
-    ``<client>-<template>-<network>-<account>``)."""
-
-    def text(record: ProvisioningRecord) -> str:
-        spec = {a.spec.template: a.spec for a in record.accounts}
-        b, e, s = spec[Template.BIP84], spec[Template.ETH], spec[Template.SOL]
-        return f"""format = "coldvault-policy/1"
-version = 1
-appliance_id = "cv-lab-01"
-chains = ["bitcoin", "ethereum", "solana"]
-
-[[wallet]]
-name = "{b.name}"
-client = "{b.client}"
-chain = "bitcoin"
-network = "main"
-kinds = ["psbt"]
-min_approvals = 2
-max_fee = 100000
-max_fee_rate = 200.0
-[wallet.limits.BTC]
-per_transaction = 100000000
-per_day = 300000000
-[[wallet.tier]]
-asset = "BTC"
-up_to = 50000000
-approvals = 2
-[[wallet.tier]]
-asset = "BTC"
-approvals = 3
-{btc.destination_toml()}
-[[wallet]]
-name = "{e.name}"
-client = "{e.client}"
-chain = "ethereum"
-network = "1"
-kinds = ["eth-transaction"]
-min_approvals = 2
-max_fee = 20000000000000000
-[wallet.limits.ETH]
-per_transaction = 5000000000000000000
-per_day = 10000000000000000000
-{eth.destination_toml()}
-[[wallet]]
-name = "{s.name}"
-client = "{s.client}"
-chain = "solana"
-network = "mainnet-beta"
-kinds = ["sol-transaction"]
-min_approvals = 2
-max_fee = 100000
-[wallet.limits.SOL]
-per_transaction = 50000000000
-per_day = 100000000000
-{sol.destination_toml()}"""
-
-    return text
+    """The demo policy document (:func:`demo_policy`) for a provisioning record."""
+    return lambda record: policy_toml(demo_policy(record, btc, eth, sol))
 
 
 def run_appliance(
