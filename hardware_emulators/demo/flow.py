@@ -44,7 +44,7 @@ from hardware_emulators.demo.ceremonies import READER, Pins, assert_not_on_disk,
 from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import APPLIANCE_ID, LabTrust, appliance_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "demo-out"
 APPROVERS = ("C0DE0001", "C0DE0002", "C0DE0003")
 
