@@ -42,38 +42,56 @@ def appliance() -> None:
 
 
 def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
-    from appliance.config import ApplianceConfig
-    from coldvault.transport.frames import ImageFileSource, frame_texts
+    """The QR texts of the configured input. A source that is not built in is a registered
+    (emulated) frame source: opened only if the configuration allows emulated hardware and
+    the running command was given ``--allow-emulated``, and refused here, before anything
+    is read, otherwise."""
+    from appliance.config import BUILT_IN_SOURCES, ApplianceConfig
+    from coldvault.backends.qr_decode import default_decoder
+    from coldvault.transport.frames import (
+        FrameSource,
+        FrameSourceSettings,
+        ImageFileSource,
+        frame_texts,
+        open_registered_source,
+    )
 
     assert isinstance(cfg, ApplianceConfig)
     source_kind = cfg.input_source
     path = str(frames) if frames else cfg.input_path
-    if source_kind == "scanner":
-        from coldvault.backends.serial_scanner import SerialScanner
-
-        scanner = SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
-        yield from scanner.lines()
-        return
-    from coldvault.backends.qr_decode import default_decoder
-
-    decoder = default_decoder()
-    if source_kind == "camera":
-        from coldvault.backends.v4l2_camera import V4l2Camera
-
-        source: object = V4l2Camera(path, fps=cfg.input_fps)
-    elif source_kind == "virtual-camera":
-        from hardware_emulators.virtual_camera import VirtualCamera
-
-        p = Path(path)
-        items = sorted(p.glob("*.png")) if p.is_dir() else [p]
-        source = VirtualCamera(
-            items, fps=cfg.input_fps, loop=True, drop_rate=cfg.input_drop_rate,
-            blur_rate=cfg.input_blur_rate, seed=cfg.input_seed, realtime=False,
+    if source_kind not in BUILT_IN_SOURCES:
+        context = click.get_current_context(silent=True)
+        flag = bool(context is not None and context.params.get("allow_emulated"))
+        settings = FrameSourceSettings(
+            path=path, fps=cfg.input_fps, drop_rate=cfg.input_drop_rate,
+            blur_rate=cfg.input_blur_rate, seed=cfg.input_seed,
         )
-    else:
-        p = Path(path)
-        source = ImageFileSource(sorted(p.glob("*.png")) if p.is_dir() else [p])
-    yield from frame_texts(source.frames(), decoder)  # type: ignore[attr-defined]
+        registered = open_registered_source(
+            source_kind, settings, allow_emulated=flag and cfg.allow_emulated_hardware
+        )
+        return frame_texts(registered.frames(), default_decoder())
+
+    def built_in() -> Iterator[str]:
+        if source_kind == "scanner":
+            from coldvault.backends.serial_scanner import SerialScanner
+
+            scanner = (
+                SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
+            )
+            yield from scanner.lines()
+            return
+        decoder = default_decoder()
+        source: FrameSource
+        if source_kind == "camera":
+            from coldvault.backends.v4l2_camera import V4l2Camera
+
+            source = V4l2Camera(path, fps=cfg.input_fps)
+        else:
+            p = Path(path)
+            source = ImageFileSource(sorted(p.glob("*.png")) if p.is_dir() else [p])
+        yield from frame_texts(source.frames(), decoder)
+
+    return built_in()
 
 
 def _build(config: Path, allow_emulated: bool, dev_allow_network: bool

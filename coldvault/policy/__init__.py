@@ -12,7 +12,8 @@ not load.
 
 The parts: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
 (values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation)
-and :mod:`coldvault.policy.load` (parsing and loading).
+:mod:`coldvault.policy.load` (parsing and loading) and :mod:`coldvault.policy.write`
+(:func:`policy_toml`, the one writer of policy documents).
 """
 
 from coldvault.policy.errors import (
@@ -31,6 +32,7 @@ from coldvault.policy.model import (
     WalletPolicy,
 )
 from coldvault.policy.rules import Policy
+from coldvault.policy.write import policy_toml
 
 __all__ = [
     "AssetLimits",
@@ -47,4 +49,5 @@ __all__ = [
     "WalletPolicy",
     "load_policy",
     "parse_policy",
+    "policy_toml",
 ]

@@ -1,6 +1,3 @@
-"""``make demo``: the whole product end to end on the emulated lab.
-
-``flow`` runs it (lab up, the real ceremonies, signing Bitcoin, Ethereum and Solana requests
-through QR frames, a refusal), ``ceremonies`` drives the ceremony prompts, ``chains`` and
-``parties`` build requests and counterparties with independent wallet libraries.
-"""
+"""``make demo``: the product end to end on the emulated lab (:mod:`.flow`), with the trust
+material made by the real ceremonies (:mod:`.ceremonies`), counterparties and coordinators
+built on independent libraries (:mod:`.parties`, :mod:`.chains`)."""
