@@ -30,14 +30,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from coldvault.errors import ConfigError, HardwareError, InputError, Refused
-
-if TYPE_CHECKING:
-    from coldvault.backends.qr_decode import QrDecoder
 
 #: Refuse image files larger than this (bytes) and frames larger than this many pixels.
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
@@ -166,6 +163,15 @@ class ImageFileSource:
 
     def close(self) -> None:
         self._closed = True
+
+
+@runtime_checkable
+class QrDecoder(Protocol):
+    """Finds QR codes in one frame and returns their texts."""
+
+    name: str
+
+    def decode(self, image: Image.Image) -> list[str]: ...
 
 
 def frame_texts(

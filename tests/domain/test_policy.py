@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from coldvault.errors import ConfigError
 from coldvault.policy import (
     AssetLimits,
+    Destination,
     Policy,
     PolicyInvalid,
     PolicyRollback,
@@ -29,7 +30,6 @@ from coldvault.policy.errors import (
     ChainNotAllowed,
     ClientMismatch,
     DailyLimitExceeded,
-    Destination,
     DestinationNotWhitelisted,
     FeeCapExceeded,
     FeeRateCapExceeded,
