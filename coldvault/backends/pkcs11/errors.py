@@ -93,7 +93,7 @@ class EmulatedTokenRefused(Refused):
 class WrongPin(AuthError):
     """The token rejected the PIN."""
 
-    code = "wrong-pin"
+    code = "hsm-wrong-pin"
 
     def __init__(self, token_label: str, *, role: str, tries_left: int | None) -> None:
         if tries_left is None:
