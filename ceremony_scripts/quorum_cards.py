@@ -92,6 +92,7 @@ class _OperatorPrompts:
 
     def __init__(self, op: Operator, what: str) -> None:
         self.op, self.what = op, what
+        self._confirmation = ""
 
     def show_card(self, who: Signatory, *, emulated: bool) -> None:
         if emulated:
@@ -111,10 +112,14 @@ class _OperatorPrompts:
         self.op.error(error.message)
 
     def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
-        self.op.ok(f"Approved by {approval.holder} ({count} of {threshold}).")
+        # ceremonies confirm a counted card once it has been asked out of the reader
+        self._confirmation = f"Approved by {approval.holder} ({count} of {threshold})."
 
     def ask_to_remove_card(self) -> None:
         self.op.info("Remove the card.")
+        if self._confirmation:
+            self.op.ok(self._confirmation)
+            self._confirmation = ""
 
 
 class _AdminPrompts(_OperatorPrompts):
@@ -159,7 +164,7 @@ class _WitnessPrompts(_OperatorPrompts):
         return f"Card {who.serial}: {who.holder}. You sign the final transcript hash."
 
     def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
-        return None
+        return None  # the transcript shows the witness once its signature is checked
 
 
 def witness_signers(

@@ -380,3 +380,61 @@ def test_witnesses_without_a_roster_sign_with_their_own_key(lab: Lab) -> None:
     assert second.serial == lab.id("bob") and second.holder == f"card {lab.id('bob')}"
     assert [e[2] for e in ui.events if e[0] == "refused"] == ["duplicate-holder"]
     assert _no_verify_sent(cards, 1)
+
+
+@pytest.mark.lab
+def test_the_loop_through_pcscd_with_the_pcsc_card_access(
+    pcsc_lab, make_card, tmp_path: Path
+) -> None:
+    """The same loop, cards inserted into a real pcscd reader when the loop asks for them
+    (``coldvault.backends.pcsc.PcscCardAccess``): a wrong PIN, a second card of the same
+    holder refused before its PIN, then the threshold."""
+    from coldvault.backends.pcsc import PcscCardAccess
+
+    port, reader = pcsc_lab.reader_ports[0], pcsc_lab.reader_names()[0]
+    files, processes, holders = {}, {}, []
+    for name, serial, algorithm, holder in (
+        ("alice", 0xC0117001, ED25519, "Alice Approver"),
+        ("alice2", 0xC0117002, P256, "alice approver"),
+        ("bob", 0xC0117003, K1, "Bob Approver"),
+        ("dave", 0xC0117004, ED25519, "Dave Admin"),
+    ):
+        processes[name] = make_card(name, serial)
+        files[name] = VirtualCardFile(tmp_path / f"{name}.json", serial, algorithm)
+        role = Role.ADMIN if name == "dave" else APPROVER
+        holders.append(CardHolder(files[name].card_id, holder, role, "hk", algorithm.value,
+                                  files[name].public_key))  # fmt: skip
+    roster = Roster(2, APPLIANCE, tuple(holders), admin_threshold=1)
+    token = ApprovalToken(
+        request_digest=bytes(32), request_fingerprint="0CB6-098C-78C2", wallet="w", client="c",
+        policy_version=1, roster_version=2, appliance_id=APPLIANCE, session_nonce=bytes(16),
+        issued_at=T0, expires_at=T0 + 600, required_approvals=2,
+    )  # fmt: skip
+    session = ApprovalSession(roster, token, now=lambda: T0)
+    order = ["alice", "alice", "alice2", "bob"]
+    in_reader: list[str] = []
+
+    class ReaderUi(ScriptedUi):
+        def ask_for_card(self, number: int, threshold: int) -> None:
+            super().ask_for_card(number, threshold)
+            in_reader.append(order.pop(0))
+            processes[in_reader[-1]].insert(port)
+
+        def ask_to_remove_card(self) -> None:
+            super().ask_to_remove_card()
+            processes[in_reader[-1]].remove()
+
+    ui = ReaderUi(pins=["000000", USER_PIN, USER_PIN])
+    approvals = collect_signatures(
+        session, ui, PcscCardAccess(reader, timeout=10), what="the approvals",
+        allow_emulated=True,
+    )  # fmt: skip
+    assert [a.holder for a in approvals] == ["Alice Approver", "Bob Approver"]
+    assert [(e[1], e[2]) for e in ui.events if e[0] == "refused"] == [
+        (files["alice"].card_id, "card-wrong-pin"),
+        (files["alice2"].card_id, "duplicate-holder"),
+    ]
+    assert ui.pin_prompts() == [files["alice"].card_id] * 2 + [files["bob"].card_id]
+    assert ("card", files["bob"].card_id, "Bob Approver", True) in ui.events
+    assert files["alice2"].signature_counter() == 0 and files["alice2"].tries_left() == 3
+    session.consume()
