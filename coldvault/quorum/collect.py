@@ -37,10 +37,12 @@ raised while the card is in hand: wrong PIN, card pulled mid-signature, unknown 
 shown and the next card is asked for, up to ``max_attempts`` cards in all
 (:class:`CardAttemptsExhausted`).  Everything else ends the loop: an insertion or removal
 wait that timed out or lost its reader, the approval window closing
-(:class:`ApprovalExpired`), any other error.  The operator cancels by making a UI method or a
-wait raise :class:`~coldvault.errors.Cancelled`, ``KeyboardInterrupt`` (Ctrl-C) or
-``EOFError`` (console closed): the card in hand is closed and :class:`Cancelled` is raised;
-nothing is returned and nothing was signed on the caller's behalf.
+(:class:`ApprovalExpired`, raised once the card is out of the reader), any other error.
+
+The operator cancels by making a UI method or a wait raise
+:class:`~coldvault.errors.Cancelled`, ``KeyboardInterrupt`` (Ctrl-C) or ``EOFError``
+(console closed): the card in hand is closed and :class:`Cancelled` is raised; nothing is
+returned and nothing was signed on the caller's behalf.
 """
 
 from __future__ import annotations
@@ -170,9 +172,11 @@ def collect_signatures(
             attempts += 1
             ui.ask_for_card(len(quorum.approvals) + 1, quorum.threshold)
             reader = cards.wait_for_card()
-            _one_card(quorum, ui, cards, reader, allow_emulated=allow_emulated)
+            final = _one_card(quorum, ui, cards, reader, allow_emulated=allow_emulated)
             ui.ask_to_remove_card()
             cards.wait_for_removal(reader)
+            if final is not None:
+                raise final
     except (KeyboardInterrupt, EOFError) as exc:
         raise Cancelled(f"Collecting {what} was cancelled; nothing was signed.") from exc
     return quorum.approvals
@@ -180,7 +184,9 @@ def collect_signatures(
 
 def _one_card(
     quorum: Quorum, ui: ApprovalUi, cards: CardAccess, reader: str, *, allow_emulated: bool
-) -> None:
+) -> ColdvaultError | None:
+    """One card's turn up to its removal.  Returns the error that ends the whole collection
+    once the card is out of the reader (the approval window closed), else None."""
     serial = ""
     try:
         with cards.open(reader) as card:
@@ -199,10 +205,9 @@ def _one_card(
             approval = quorum.add(serial, signature)
     except (QuorumError, AuthError, HardwareError) as err:
         ui.show_refusal(serial, err)
-        if isinstance(err, ApprovalExpired):
-            raise  # no later card can count either
-        return
+        return err if isinstance(err, ApprovalExpired) else None  # no later card could count
     ui.show_approval(approval, len(quorum.approvals), quorum.threshold)
+    return None
 
 
 # --------------------------------------------------------------------------- witnesses

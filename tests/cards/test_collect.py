@@ -317,6 +317,8 @@ def test_an_expired_approval_window_ends_the_collection_before_the_pin(lab: Lab)
         _collect(session, ui, cards)
     assert ui.pin_prompts() == [lab.id("alice")]
     assert _no_verify_sent(cards, 1)
+    assert ui.events[-2:] == [("refused", lab.id("bob"), "approval-expired"), ("remove",)]
+    assert cards.events[-1] == ("removed",)  # asked out of the reader before the loop ends
 
 
 def test_waiting_for_a_card_that_never_comes_propagates(lab: Lab) -> None:
