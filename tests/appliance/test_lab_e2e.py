@@ -187,9 +187,11 @@ def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> N
         child.expect(r"Approved by Alice Approver \(1 of 2\)")
         child.expect("Remove the card")
         lab.remove(0)
-        # 4. Alice again: the same holder counts once
-        _present(world, child, "C0DE0001", lab.config.card("C0DE0001").pin)
-        child.expect("already approved")
+        # 4. Alice again: the same holder counts once, refused before her PIN is asked
+        child.expect("insert an approver card")
+        lab.insert("C0DE0001", 0)
+        idx = child.expect(["already approved", r"PIN for card \S+ \("])
+        assert idx == 0, "a PIN was asked of a holder who had already approved"
         child.expect("Remove the card")
         lab.remove(0)
         # 5. Bob completes the quorum
