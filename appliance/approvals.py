@@ -1,41 +1,27 @@
-"""Approvals at the console: one card holder at a time, in the appliance's reader.
+"""Approvals at the console: the appliance's adapter to the card-approval loop.
 
-For each approval the holder inserts their OpenPGP card, sees the request fingerprint and
-their own name from the roster, enters the PIN (hidden), and the card signs the approval
-token (PSO: COMPUTE DIGITAL SIGNATURE). The signature is verified against the roster and
-counted by :class:`coldvault.quorum.approvals.ApprovalSession`; the holder removes the card and the
-next one walks up. Wrong PINs, unknown or revoked cards, duplicate holders and signatures
-for another request are refused with their reason and audited; the holder may try again
-until ``max_attempts`` is reached.
+The loop itself (:func:`coldvault.quorum.collect.collect_signatures`) asks for one card at a
+time in the appliance's reader, refuses an unknown, revoked, non-approver or emulated card
+and a second card of a holder who already approved *before* its PIN is asked, has the card
+sign the approval token and counts it in the :class:`coldvault.quorum.approvals.ApprovalSession`.
+This module only words its prompts for the operator console and reports each approval and
+each refusal to the audit trail (``on_approved`` / ``on_refused``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
-from appliance.states import Cancelled
-from coldvault.backends import pcsc
-from coldvault.cards.openpgp import OpenPgpSession, Pw
-from coldvault.errors import AuthError, ColdvaultError, HardwareError, QuorumError
-from coldvault.quorum.approvals import ApprovalSession
-from coldvault.quorum.errors import CardRevoked, ThresholdNotMet, UnknownCard, WrongRole
-from coldvault.quorum.roster import CardHolder, Role, Roster
-
-
-class EmulatedCardRefused(HardwareError):
-    code = "emulated-card"
-
-    def __init__(self, serial: str) -> None:
-        super().__init__(
-            f"Card {serial} is an emulated (test) card; production refuses it. "
-            "A lab run needs allow_emulated_hardware in the configuration and --allow-emulated."
-        )
-        self.serial = serial
+from coldvault.backends.pcsc import PcscCardAccess
+from coldvault.errors import ColdvaultError
+from coldvault.quorum.approvals import Approval, ApprovalSession
+from coldvault.quorum.collect import MAX_ATTEMPTS, Signatory, collect_signatures
 
 
 class CardUi(Protocol):
+    """What the approval prompts need from the operator console."""
+
     def info(self, text: str) -> None: ...
 
     def warn(self, text: str) -> None: ...
@@ -45,23 +31,46 @@ class CardUi(Protocol):
     def secret(self, prompt: str) -> str: ...
 
 
-def precheck_card(roster: Roster, serial: str) -> CardHolder:
-    """Refuse an unknown, revoked or non-approver card before its holder types a PIN."""
-    holder = roster.holder(serial)
-    if holder is None:
-        raise UnknownCard(serial, roster.version)
-    if not holder.active:
-        raise CardRevoked(serial, holder.holder, roster.version)
-    if holder.role is not Role.APPROVER:
-        raise WrongRole(serial, holder.holder, holder.role.value, Role.APPROVER.value)
-    return holder
+class _ConsolePrompts:
+    """:class:`coldvault.quorum.collect.ApprovalUi` on the operator console."""
 
+    def __init__(
+        self,
+        ui: CardUi,
+        fingerprint: str,
+        reader: str | None,
+        on_approved: Callable[[str, str], None],
+        on_refused: Callable[[str, ColdvaultError], None],
+    ) -> None:
+        self.ui, self.fingerprint, self.reader = ui, fingerprint, reader
+        self.on_approved, self.on_refused = on_approved, on_refused
 
-def card_message(algorithm: str, token: bytes) -> bytes:
-    """What the card is given to sign: Ed25519 signs the token, ECDSA cards its SHA-256."""
-    if algorithm.lower() in ("ed25519", "eddsa"):
-        return token
-    return hashlib.sha256(token).digest()
+    def ask_for_card(self, number: int, threshold: int) -> None:
+        where = f" into {self.reader}" if self.reader else ""
+        self.ui.info(
+            f"Approval {number} of {threshold} for request {self.fingerprint}: "
+            f"insert an approver card{where}."
+        )
+
+    def show_card(self, who: Signatory, *, emulated: bool) -> None:
+        self.ui.info(
+            f"Card {who.serial}: {who.holder} ({who.role}, site {who.site}). "
+            f"You are approving request {self.fingerprint}."
+        )
+
+    def ask_pin(self, who: Signatory) -> str:
+        return self.ui.secret(f"PIN for card {who.serial} ({who.holder})")
+
+    def show_refusal(self, card_serial: str, error: ColdvaultError) -> None:
+        self.on_refused(card_serial or "?", error)
+        self.ui.error(error.message)
+
+    def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
+        self.on_approved(approval.card_serial, approval.holder)
+        self.ui.info(f"Approved by {approval.holder} ({count} of {threshold}).")
+
+    def ask_to_remove_card(self) -> None:
+        self.ui.info("Remove the card.")
 
 
 class CardApprovalCollector:
@@ -73,7 +82,7 @@ class CardApprovalCollector:
         *,
         reader: str | None = None,
         insert_timeout: float = 120.0,
-        max_attempts: int = 10,
+        max_attempts: int = MAX_ATTEMPTS,
         allow_emulated: bool = False,
     ) -> None:
         self.ui, self.reader = ui, reader
@@ -87,58 +96,12 @@ class CardApprovalCollector:
         on_approved: Callable[[str, str], None],
         on_refused: Callable[[str, ColdvaultError], None],
     ) -> None:
-        attempts = 0
-        token = approvals.token_bytes
         fingerprint = approvals.token.request_fingerprint
-        try:
-            while not approvals.satisfied:
-                if attempts >= self.max_attempts:
-                    raise ThresholdNotMet(
-                        f"Request {fingerprint}", len(approvals.approvals), approvals.threshold
-                    )
-                attempts += 1
-                have, need = len(approvals.approvals), approvals.threshold
-                self.ui.info(
-                    f"Approval {have + 1} of {need} for request {fingerprint}: "
-                    f"insert an approver card{f' into {self.reader}' if self.reader else ''}."
-                )
-                reader = pcsc.wait_for_card(self.reader, timeout=self.insert_timeout)
-                connection = None
-                serial = "?"
-                holder = None
-                try:
-                    connection = pcsc.PcscConnection(reader)
-                    session = OpenPgpSession(connection)
-                    session.select()
-                    serial = session.card_id
-                    if pcsc.is_emulated(session) and not self.allow_emulated:
-                        raise EmulatedCardRefused(serial)
-                    holder = precheck_card(approvals.roster, serial)
-                    self.ui.info(
-                        f"Card {serial}: {holder.holder} ({holder.role}, site {holder.site}). "
-                        f"You are approving request {fingerprint}."
-                    )
-                    pin = self.ui.secret(f"PIN for card {serial} ({holder.holder})")
-                    session.verify_pin(pin, Pw.SIGN)
-                    del pin
-                    signature = session.sign(card_message(holder.algorithm, token))
-                    approvals.add(serial, signature, signed_token=token)
-                except (QuorumError, AuthError, HardwareError) as err:
-                    on_refused(serial, err)
-                    self.ui.error(err.message)
-                else:
-                    assert holder is not None
-                    on_approved(serial, holder.holder)
-                    self.ui.info(
-                        f"Approved by {holder.holder} "
-                        f"({len(approvals.approvals)} of {approvals.threshold})."
-                    )
-                finally:
-                    if connection is not None:
-                        connection.close()
-                self.ui.info("Remove the card.")
-                pcsc.wait_for_removal(reader, timeout=self.insert_timeout)
-        except KeyboardInterrupt as exc:
-            raise Cancelled(
-                f"Approval collection for request {fingerprint} was cancelled; nothing was signed."
-            ) from exc
+        collect_signatures(
+            approvals,
+            _ConsolePrompts(self.ui, fingerprint, self.reader, on_approved, on_refused),
+            PcscCardAccess(self.reader, timeout=self.insert_timeout),
+            what=f"the approvals for request {fingerprint}",
+            allow_emulated=self.allow_emulated,
+            max_attempts=self.max_attempts,
+        )

@@ -1,74 +1,101 @@
 """``coldvault``: the appliance daemon and the operator/auditor tools around it.
 
 Every command has ``--help``; commands that report results take ``--json``. Errors become
-output only in :mod:`appliance.errors_out`.
+output only in :mod:`appliance.errors_out` (through the root :class:`ReportingGroup`).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from appliance.errors_out import ReportingGroup
-from coldvault.records.chain import verify
+from appliance.errors_out import (
+    EXIT_STATUS_HELP,
+    ReportingGroup,
+    done,
+    emit_json,
+    json_mode,
+    json_option,
+    wants_json,
+)
+from coldvault.records.audit import verify
+
+if TYPE_CHECKING:
+    from appliance.console import OperatorConsole
+    from appliance.daemon import Appliance
 
 
-def _echo_json(data: object) -> None:
-    click.echo(json.dumps(data, sort_keys=True, default=str))
-
-
-@click.group(cls=ReportingGroup)
+@click.group(cls=ReportingGroup, epilog=EXIT_STATUS_HELP)
 @click.version_option(package_name="coldvault")
 def main() -> None:
     """coldvault: air-gapped signing appliance and key-ceremony toolkit."""
 
 
 # ------------------------------------------------------------------------- appliance
-@main.group(cls=ReportingGroup)
+@main.group(epilog=EXIT_STATUS_HELP)
 def appliance() -> None:
     """Run or check the signing appliance."""
 
 
 def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
-    from appliance.config import ApplianceConfig
-    from coldvault.transport.frames import ImageFileSource, frame_texts
+    """The QR texts of the configured input. A source that is not built in is a registered
+    (emulated) frame source: opened only if the configuration allows emulated hardware and
+    the running command was given ``--allow-emulated``, and refused here, before anything
+    is read, otherwise."""
+    from appliance.config import BUILT_IN_SOURCES, ApplianceConfig
+    from coldvault.backends.qr_decode import default_decoder
+    from coldvault.transport.frames import (
+        FrameSource,
+        FrameSourceSettings,
+        ImageFileSource,
+        frame_texts,
+        open_registered_source,
+    )
 
     assert isinstance(cfg, ApplianceConfig)
     source_kind = cfg.input_source
     path = str(frames) if frames else cfg.input_path
-    if source_kind == "scanner":
-        from coldvault.backends.serial_scanner import SerialScanner
-
-        scanner = SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
-        yield from scanner.lines()
-        return
-    from coldvault.backends.qr_decode import default_decoder
-
-    decoder = default_decoder()
-    if source_kind == "camera":
-        from coldvault.backends.v4l2_camera import V4l2Camera
-
-        source: object = V4l2Camera(path, fps=cfg.input_fps)
-    elif source_kind == "virtual-camera":
-        from hardware_emulators.virtual_camera import VirtualCamera
-
-        p = Path(path)
-        items = sorted(p.glob("*.png")) if p.is_dir() else [p]
-        source = VirtualCamera(
-            items, fps=cfg.input_fps, loop=True, drop_rate=cfg.input_drop_rate,
-            blur_rate=cfg.input_blur_rate, seed=cfg.input_seed, realtime=False,
+    if source_kind not in BUILT_IN_SOURCES:
+        context = click.get_current_context(silent=True)
+        flag = bool(context is not None and context.params.get("allow_emulated"))
+        settings = FrameSourceSettings(
+            path=path, fps=cfg.input_fps, drop_rate=cfg.input_drop_rate,
+            blur_rate=cfg.input_blur_rate, seed=cfg.input_seed,
         )
-    else:
-        p = Path(path)
-        source = ImageFileSource(sorted(p.glob("*.png")) if p.is_dir() else [p])
-    yield from frame_texts(source.frames(), decoder)  # type: ignore[attr-defined]
+        registered = open_registered_source(
+            source_kind, settings, allow_emulated=flag and cfg.allow_emulated_hardware
+        )
+        return frame_texts(registered.frames(), default_decoder())
+
+    def built_in() -> Iterator[str]:
+        if source_kind == "scanner":
+            from coldvault.backends.serial_scanner import SerialScanner
+
+            scanner = (
+                SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
+            )
+            yield from scanner.lines()
+            return
+        decoder = default_decoder()
+        source: FrameSource
+        if source_kind == "camera":
+            from coldvault.backends.v4l2_camera import V4l2Camera
+
+            source = V4l2Camera(path, fps=cfg.input_fps)
+        else:
+            p = Path(path)
+            source = ImageFileSource(sorted(p.glob("*.png")) if p.is_dir() else [p])
+        yield from frame_texts(source.frames(), decoder)
+
+    return built_in()
 
 
-def _build(config: Path, allow_emulated: bool, dev_allow_network: bool) -> object:
+def _build(config: Path, allow_emulated: bool, dev_allow_network: bool
+           ) -> tuple[Appliance, OperatorConsole]:
     from appliance.approvals import CardApprovalCollector
     from appliance.config import load_config
     from appliance.console import OperatorConsole
@@ -81,10 +108,11 @@ def _build(config: Path, allow_emulated: bool, dev_allow_network: bool) -> objec
         allow_emulated=allow_emulated and cfg.allow_emulated_hardware,
     )
     pin = ui.secret(f"HSM user PIN for token {cfg.hsm_token_label}")
-    return Appliance(
+    app = Appliance(
         cfg, ui=ui, collector=collector, hsm_pin=pin, allow_emulated=allow_emulated,
         dev_allow_network=dev_allow_network,
     )
+    return app, ui
 
 
 _common = [
@@ -94,7 +122,7 @@ _common = [
                  help="Accept SoftHSM / virtual cards (the config must allow it too). Lab only."),
     click.option("--dev-allow-network", is_flag=True,
                  help="Start even with a network interface up. Development machines only."),
-    click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    json_option,
 ]
 
 
@@ -106,20 +134,14 @@ def _with_common(f):  # type: ignore[no-untyped-def]
 
 @appliance.command("check")
 @_with_common
-def appliance_check(config: Path, allow_emulated: bool, dev_allow_network: bool,
-                    as_json: bool) -> None:
+def appliance_check(config: Path, allow_emulated: bool, dev_allow_network: bool) -> None:
     """Run every start-up check (air gap, HSM, roster, policy, wallets, audit) and stop."""
-    from appliance.daemon import Appliance
-
-    app = _build(config, allow_emulated, dev_allow_network)
-    assert isinstance(app, Appliance)
+    app, _ = _build(config, allow_emulated, dev_allow_network)
     with app:
         report = app.start()
-    if as_json:
-        _echo_json({"ok": True, **report.to_dict()})
-    else:
-        click.echo(f"appliance {report.appliance_id}: ready (roster v{report.roster_version}, "
-                   f"policy v{report.policy_version}, wallets {', '.join(report.wallets)})")
+    done(report.to_dict(),
+         f"appliance {report.appliance_id}: ready (roster v{report.roster_version}, "
+         f"policy v{report.policy_version}, wallets {', '.join(report.wallets)})")
 
 
 @appliance.command("run")
@@ -128,51 +150,53 @@ def appliance_check(config: Path, allow_emulated: bool, dev_allow_network: bool,
               help="Override the input path (PNG directory or GIF) for file/virtual-camera input.")
 @click.option("--once", is_flag=True, help="Handle one request, show the response and exit.")
 @click.option("--out", type=click.Path(path_type=Path), help="Override the response output path.")
-def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool, as_json: bool,
+def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
                   frames: Path | None, once: bool, out: Path | None) -> None:
-    """Run the signing appliance: receive, review, approve, sign, show the response."""
-    from appliance.daemon import Appliance
+    """Run the signing appliance: receive, review, approve, sign, show the response.
+
+    With --once the command's outcome is the request's: exit 0 when it was signed, else the
+    refusal's exit status; with --json (which needs --once) stdout holds its one document.
+    Without --once every request's outcome is shown on the console and recorded in the
+    audit trail, and the appliance runs until it is stopped (Ctrl-C).
+    """
     from coldvault.errors import ColdvaultError
 
-    app = _build(config, allow_emulated, dev_allow_network)
-    assert isinstance(app, Appliance)
+    if wants_json() and not once:
+        raise click.UsageError(
+            "--json needs --once: a running appliance reports each request on its console "
+            "and in the audit trail."
+        )
+    app, ui = _build(config, allow_emulated, dev_allow_network)
     with app:
         report = app.start()
-        ui = app.ui
         ui.info(f"Appliance {report.appliance_id} ready. Waiting for a request.")
-        results = []
         while True:
             texts = _input_texts(app.config, frames)
             try:
-                received = app.receive(texts)
-                result = app.handle(received)
+                result = app.handle(app.receive(texts))
             except ColdvaultError as err:
-                getattr(ui, "error", ui.warn)(err.message)
-                results.append({"ok": False, **err.to_dict()})
                 if once:
-                    if as_json:
-                        _echo_json(results[-1])
-                    sys.exit(2)
+                    raise  # the command's outcome: reported by the root group
+                ui.error(err.message)
                 continue
             written = app.show(result.frames, out=out)
-            summary = {
-                "ok": True,
-                "fingerprint": result.review.fingerprint,
-                "response_type": result.response_type,
-                "approvals": list(result.approvals),
-                "frames": [str(p) for p in written],
-            }
-            results.append(summary)
             ui.info(f"Response for request {result.review.fingerprint} written: "
                     f"{len(written)} file(s) in {(out or app.config.output_path)}")
             if once:
+                summary = {
+                    "ok": True,
+                    "fingerprint": result.review.fingerprint,
+                    "response_type": result.response_type,
+                    "approvals": list(result.approvals),
+                    "frames": [str(p) for p in written],
+                }
                 break
-    if as_json:
-        _echo_json(results[-1] if once else results)
+    if wants_json():
+        emit_json(summary)
 
 
 # ------------------------------------------------------------------------- audit / ledger
-@main.group(cls=ReportingGroup)
+@main.group(epilog=EXIT_STATUS_HELP)
 def audit() -> None:
     """Verify the tamper-evident audit trail."""
 
@@ -181,26 +205,28 @@ def audit() -> None:
 @click.argument("trail", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--audit-pubkey", required=True,
               help="The HSM audit key's public key (hex, compressed secp256k1).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def audit_verify(trail: Path, audit_pubkey: str, as_json: bool) -> None:
+@json_option
+def audit_verify(trail: Path, audit_pubkey: str) -> None:
     """Check every hash link and seal of TRAIL; any edit, deletion or reordering fails."""
-    from coldvault.errors import ConfigError
-
     try:
         key = bytes.fromhex(audit_pubkey)
     except ValueError as exc:
-        raise ConfigError("--audit-pubkey must be hex") from exc
+        raise click.BadParameter("must be hex", param_hint="--audit-pubkey") from exc
     report = verify(trail, key)
-    if as_json:
-        _echo_json({"ok": True, **report.to_dict()})
-    else:
-        click.echo(f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
-                   f"{report.unsealed} after the last seal")
+    done(report.to_dict(),
+         f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
+         f"{report.unsealed} after the last seal")
 
 
-@main.group(cls=ReportingGroup)
+@main.group(epilog=EXIT_STATUS_HELP)
 def ledger() -> None:
     """Reconciliation exports from the request ledger."""
+
+
+def _format_option(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if value == "json":
+        json_mode(ctx)  # errors become a JSON document too
+    return value
 
 
 @ledger.command("export")
@@ -209,7 +235,9 @@ def ledger() -> None:
 @click.option("--client", required=True, help="Client whose movements to export.")
 @click.option("--since", default=None, help="ISO date/time (UTC), inclusive.")
 @click.option("--until", default=None, help="ISO date/time (UTC), exclusive.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              is_eager=True, callback=_format_option,
+              help="csv, or json (then an error is a JSON document on stdout too).")
 def ledger_export(db: Path, client: str, since: str | None, until: str | None, fmt: str) -> None:
     """Print CLIENT's signed movements as CSV or JSON."""
     from coldvault.records.ledger import Ledger
@@ -222,7 +250,7 @@ def ledger_export(db: Path, client: str, since: str | None, until: str | None, f
 
 
 # ------------------------------------------------------------------------- QR tools
-@main.group(cls=ReportingGroup)
+@main.group(epilog=EXIT_STATUS_HELP)
 def qr() -> None:
     """Encode files as QR frames and decode QR frames (for coordinators and tests)."""
 
@@ -240,10 +268,11 @@ def qr() -> None:
               help="How many frames to write (UR fountain: default twice the parts).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Directory for frame-NNNN.png + frames.txt, or a .gif file.")
-@click.option("--fps", type=float, default=5.0, show_default=True, help="GIF frame rate.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="GIF frame rate.")
+@json_option
 def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
-              count: int | None, out: Path, fps: float, as_json: bool) -> None:
+              count: int | None, out: Path, fps: float) -> None:
     """Write FILE as QR frames in the chosen format."""
     from coldvault.transport import render as qr_render
     from coldvault.transport.formats import TransportFormat
@@ -266,10 +295,8 @@ def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
         for i, text in enumerate(texts):
             (out / f"frame-{i:04d}.png").write_bytes(qr_render.render_png(text))
         (out / "frames.txt").write_text("\n".join(texts) + "\n")
-    if as_json:
-        _echo_json({"ok": True, "frames": len(texts), "out": str(out), "format": fmt})
-    else:
-        click.echo(f"wrote {len(texts)} frames to {out}")
+    done({"frames": len(texts), "out": str(out), "format": fmt},
+         f"wrote {len(texts)} frames to {out}")
 
 
 @qr.command("decode")
@@ -278,9 +305,8 @@ def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
               help="Read frame texts (one per line) instead of images.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the assembled payload here (raw file, or CBOR for CBOR URs).")
-@click.option("--json", "as_json", is_flag=True)
-def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None,
-              as_json: bool) -> None:
+@json_option
+def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None) -> None:
     """Assemble a message from QR images (PNG files, directories, GIFs) or frame texts."""
     from coldvault.errors import InputError
     from coldvault.transport.assemble import Assembler
@@ -307,12 +333,10 @@ def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None
     payload = received.content if received.ur_type == "crypto-psbt" else received.payload
     if out is not None:
         out.write_bytes(payload)
-    if as_json:
-        _echo_json({"ok": True, "format": str(received.format), "ur_type": received.ur_type,
-                    "bytes": len(payload), **({} if out else {"hex": payload.hex()})})
-    else:
-        click.echo(f"{received.format} {received.ur_type}: {len(payload)} bytes"
-                   + (f" written to {out}" if out else ""))
+    done({"format": str(received.format), "ur_type": received.ur_type, "bytes": len(payload),
+          **({} if out else {"hex": payload.hex()})},
+         f"{received.format} {received.ur_type}: {len(payload)} bytes"
+         + (f" written to {out}" if out else ""))
 
 
 # ------------------------------------------------------------------------- ceremonies

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from coldvault.errors import ConfigError
+from coldvault.transport.frames import registered_frame_sources
 
-INPUT_SOURCES = ("virtual-camera", "camera", "scanner", "files")
+#: the input sources the appliance itself provides; any other name must be a registered
+#: frame source (``coldvault.frame_sources``, e.g. the lab's ``virtual-camera``): emulated
+BUILT_IN_SOURCES = ("camera", "scanner", "files")
 OUTPUT_SINKS = ("png-dir", "gif", "terminal")
 
 
@@ -39,7 +42,7 @@ class ApplianceConfig:
     input_source: str = "camera"
     input_path: str = "/dev/video0"
     input_fps: float = 10.0
-    #: virtual camera only: simulated frame loss / blur (fractions) and their seed
+    #: registered (lab) sources only: simulated frame loss / blur (fractions) and their seed
     input_drop_rate: float = 0.0
     input_blur_rate: float = 0.0
     input_seed: int = 0
@@ -102,9 +105,18 @@ def load_config(path: Path) -> ApplianceConfig:
     app, hsm, trust = tables["appliance"], tables["hsm"], tables["trust"]
     inp, out, tmo = tables["input"], tables["output"], tables["timeouts"]
     source = _get(inp, "source", str, "input", "camera")
-    if source not in INPUT_SOURCES:
-        choices = ", ".join(INPUT_SOURCES)
-        raise ConfigError(f"configuration: [input] source must be one of {choices}")
+    allow_emulated = _get(app, "allow_emulated_hardware", bool, "appliance", False)
+    if source not in BUILT_IN_SOURCES:
+        registered = registered_frame_sources()
+        if source not in registered:
+            choices = ", ".join((*BUILT_IN_SOURCES, *registered))
+            raise ConfigError(f"configuration: [input] source must be one of {choices}")
+        if not allow_emulated:
+            raise ConfigError(
+                f"configuration: [input] source {source!r} is emulated input (a lab frame "
+                "source); production refuses it. A lab run needs allow_emulated_hardware = true "
+                "in [appliance] and the --allow-emulated flag."
+            )
     sink = _get(out, "sink", str, "output", "png-dir")
     if sink not in OUTPUT_SINKS:
         raise ConfigError(f"configuration: [output] sink must be one of {', '.join(OUTPUT_SINKS)}")
@@ -125,7 +137,7 @@ def load_config(path: Path) -> ApplianceConfig:
     return ApplianceConfig(
         appliance_id=_get(app, "id", str, "appliance"),
         state_dir=rel(_get(app, "state_dir", str, "appliance")),
-        allow_emulated_hardware=_get(app, "allow_emulated_hardware", bool, "appliance", False),
+        allow_emulated_hardware=allow_emulated,
         hsm_module=rel(_get(hsm, "module", str, "hsm")),
         hsm_token_label=_get(hsm, "token_label", str, "hsm"),
         roster_files=tuple(rel(str(p)) for p in _get(trust, "rosters", list, "trust")),

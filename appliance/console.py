@@ -6,6 +6,9 @@ Every prompt is a single line ending in ``: `` so a script (pexpect, tmux) can d
 * ``PIN for card <serial> (<holder>): `` (hidden, never echoed)
 
 Confirmation requires the exact word: a stray Enter never approves anything.
+
+Everything the console shows, prompts included, goes to stderr; stdout is left to the
+command's result (``--json``).
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from coldvault.errors import ColdvaultError
+from coldvault.errors import Cancelled
 from coldvault.policy import Decision
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.base import MovementKind, Review
 from coldvault.transport.assemble import Progress
 
 
-class PromptTimedOut(ColdvaultError):
+class PromptTimedOut(Cancelled):
     """The operator did not answer a prompt in time; the request is abandoned unsigned."""
 
-    code = "timeout"
+    code = "prompt-timeout"
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
@@ -37,25 +41,13 @@ class PromptTimedOut(ColdvaultError):
         self.seconds = seconds
 
 
-UNITS = {"BTC": (8, "sat"), "ETH": (18, "wei"), "SOL": (9, "lamports")}
-
-
-def format_amount(asset: str, amount: int) -> str:
-    """``150000 BTC`` -> ``0.00150000 BTC (150,000 sat)``."""
-    decimals, unit = UNITS.get(asset, (0, ""))
-    if not decimals:
-        return f"{amount:,} {asset}"
-    whole = f"{amount / 10**decimals:.{min(decimals, 9)}f}".rstrip("0").rstrip(".")
-    return f"{whole} {asset} ({amount:,} {unit})"
-
-
 class OperatorConsole:
     """Implements :class:`appliance.session.Ui` on a terminal."""
 
     def __init__(
         self, *, stream: TextIO | None = None, width: int = 100, timeout: float | None = None
     ) -> None:
-        out = stream or sys.stdout
+        out = stream or sys.stderr
         self.console = Console(file=out, width=width, highlight=False, soft_wrap=True)
         self._stream = out
         #: seconds a prompt waits for the operator before the request is abandoned
@@ -84,8 +76,7 @@ class OperatorConsole:
         head.add_row("Kind", review.kind)
         head.add_row("Wallet", f"{review.wallet}  (client {review.client})")
         if review.fee is not None:
-            native = {"bitcoin": "BTC", "ethereum": "ETH", "solana": "SOL"}[str(review.chain)]
-            fee = format_amount(native, review.fee)
+            fee = format_amount(NATIVE[review.chain].symbol, review.fee)
             if review.fee_rate is not None:
                 fee += f"  at {review.fee_rate:.1f} sat/vB"
             head.add_row("Fee", fee)

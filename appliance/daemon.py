@@ -11,7 +11,7 @@ found without both ``allow_emulated_hardware = true`` in the configuration and t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.requests.wallets import Wallet, parse_wallets
 from coldvault.transport import render as qr_render
@@ -295,9 +295,3 @@ class Appliance:
             self.session.done()
         return written
 
-
-def texts_from_images(frames: Iterable[object], decoder: object) -> Iterator[str]:
-    """QR texts from camera frames (consecutive duplicates collapsed)."""
-    from coldvault.transport.frames import frame_texts
-
-    yield from frame_texts(frames, decoder)  # type: ignore[arg-type]

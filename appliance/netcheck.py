@@ -19,7 +19,7 @@ class Interface:
 
 def interfaces(sys_net: Path = SYS_NET) -> list[Interface]:
     """Network interfaces as the kernel reports them in sysfs."""
-    found = []
+    found: list[Interface] = []
     if not sys_net.is_dir():
         return found
     for entry in sorted(sys_net.iterdir()):

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from appliance.states import Cancelled, State, StateMachine
-from coldvault.errors import ColdvaultError, QuorumError
-from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Keystore
+from appliance.states import State, StateMachine
+from coldvault.errors import Cancelled, ColdvaultError, QuorumError
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Signature, Signer, held_key
 from coldvault.policy import Decision, Policy
 from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard
 from coldvault.quorum.roster import Roster
@@ -111,7 +111,7 @@ class SigningSession:
     def __init__(
         self,
         *,
-        keystore: Keystore,
+        keystore: Signer,
         wallets: Mapping[str, Wallet],
         policy: Policy,
         roster: Roster,
@@ -131,13 +131,12 @@ class SigningSession:
 
     # -- helpers -----------------------------------------------------------------------
     def _lookup_key(self, key_id: bytes) -> KeyInfo | None:
-        try:
-            return self.keystore.find_key(key_id)
-        except ColdvaultError:
-            return None
+        """``None`` only when the HSM does not hold the key; an HSM failure propagates and
+        refuses the request as what it is (never as "the HSM holds no key")."""
+        return held_key(self.keystore, key_id)
 
-    def _sign(self, prepared: PreparedRequest) -> list[object]:
-        signatures: list[object] = []
+    def _sign(self, prepared: PreparedRequest) -> list[Signature]:
+        signatures: list[Signature] = []
         for job in prepared.jobs:
             if job.algorithm is KeyAlgorithm.SECP256K1:
                 signatures.append(self.keystore.sign_ecdsa(job.key_id, job.payload))

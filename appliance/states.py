@@ -26,17 +26,6 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SHOWING_RESPONSE: frozenset({State.IDLE}),
 }
 
-WAITING_STATES = frozenset(
-    {State.RECEIVING, State.REVIEW, State.COLLECTING_APPROVALS, State.SHOWING_RESPONSE}
-)
-
-
-class Cancelled(ColdvaultError):
-    """The operator cancelled the request; nothing was signed."""
-
-    code = "cancelled"
-
-
 class TimedOut(ColdvaultError):
     """A waiting state timed out; nothing was signed."""
 

@@ -20,6 +20,11 @@ def discover() -> list[str]:
 
 def main(argv: list[str]) -> int:
     names = discover()
+    if {"-h", "--help"} & set(argv):
+        print("usage: python -m benchmarks [NAME ...]\n\nRun every benchmark, or only those "
+              f"named (with or without the bench_ prefix): {', '.join(names)}.\n"
+              "See docs/benchmarks.md for what each measures and its environment variables.")
+        return 0
     wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in argv]
     unknown = sorted(set(wanted) - set(names))
     if unknown:

@@ -31,16 +31,16 @@ import nacl.signing
 from embit.script import address_to_scriptpubkey
 
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
-from coldvault.crypto import wipe
+from coldvault.crypto import HARDENED, wipe
 from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
-    HARDENED,
     KeyAlgorithm,
     derived_key_id,
     derived_key_label,
 )
-from coldvault.policy import Policy, parse_policy
+from coldvault.policy import AssetLimits, Policy, WalletPolicy, parse_policy, policy_toml
 from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.requests.base import Chain
 from coldvault.transport import assemble as t
 from coldvault.transport.formats import Received, TransportFormat
 from coldvault.transport.reply import encode_reply
@@ -101,30 +101,13 @@ def _roster(cards: list[tuple[str, nacl.signing.SigningKey]]) -> Roster:
 def _policy(wf: WalletFixture) -> tuple[Policy, bytes]:
     proof = bitcoin_counterparty("bench-treasury", network="test")
     w = wf.wallet
-    text = f"""format = "coldvault-policy/1"
-version = 1
-appliance_id = "{APPLIANCE_ID}"
-chains = ["bitcoin"]
-
-[[wallet]]
-name = "{w.name}"
-client = "{w.client}"
-chain = "bitcoin"
-network = "{w.network}"
-kinds = ["psbt"]
-min_approvals = 2
-max_fee = 10000000
-max_fee_rate = 1000.0
-[wallet.limits.BTC]
-per_transaction = 2100000000000000
-per_day = 2100000000000000
-[[wallet.destination]]
-address = "{proof.address}"
-chain = "bitcoin"
-label = "{proof.label}"
-message = "{proof.message}"
-signature = "{proof.signature}"
-"""
+    wallet = WalletPolicy(
+        name=w.name, client=w.client, chain=Chain.BITCOIN, network=w.network,
+        kinds=frozenset({"psbt"}), min_approvals=2, max_fee=10_000_000, max_fee_rate=1000.0,
+        limits={"BTC": AssetLimits(per_transaction=21 * 10**14, per_day=21 * 10**14)},
+        destinations=(proof.destination(),),
+    )  # fmt: skip
+    text = policy_toml(Policy(1, APPLIANCE_ID, frozenset({Chain.BITCOIN}), {w.name: wallet}))
     policy = parse_policy(text)  # verifies the ownership proof (coldvault.policy.ownership)
     return policy, address_to_scriptpubkey(proof.address).data
 

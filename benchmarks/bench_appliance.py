@@ -50,7 +50,7 @@ from coldvault.errors import ColdvaultError, QuorumError
 from coldvault.keys.keystore import AUDIT_KEY_ID
 from coldvault.quorum.approvals import ApprovalSession
 from coldvault.records import audit as auditmod
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.requests.base import Review, SignJob
 from coldvault.requests.bitcoin import parse as pp

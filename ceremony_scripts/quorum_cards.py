@@ -1,15 +1,21 @@
-"""Smart cards in ceremonies: one card at a time in the reader, PIN typed hidden.
+"""Smart cards in ceremonies: the operator-console adapter to the card-approval loop.
 
-* :func:`witness_signers` -- witnesses sign the closed transcript's final hash.
+The loop, its pre-PIN check and the witness rules are the library's
+(:mod:`coldvault.quorum.collect`); this module words their prompts on the ceremony
+:class:`~ceremony_scripts.ui.Operator` and writes the transcript entries:
+
+* :func:`witness_signers` -- witnesses sign the closed transcript's final hash, one card each;
+  a holder (or, without a roster, a card) witnesses once.
 * :func:`collect_admin_signatures` -- admin cards sign given bytes, one at a time, until the
-  roster's admin threshold of distinct holders is met (:class:`coldvault.quorum.approvals.Tally`); a
-  card that cannot count is refused with the reason before its PIN is asked.
+  roster's admin threshold of distinct holders is met; a card that cannot count is refused
+  with the reason before its PIN is asked.
 * :func:`collect_admin_quorum` -- admins approve a ceremony (extend-pool, re-initialising
   an appliance) by signing a ceremony approval token with :func:`collect_admin_signatures`.
+* :func:`card_in_reader` -- one card in the reader for a ceremony step of its own (enrolment).
 * :func:`load_roster` -- a roster file plus its approvals, checked against its own admins.
 
-Cards are named by :attr:`coldvault.cards.openpgp.OpenPgpSession.card_id` (manufacturer + serial),
-the identity rosters use and the appliance checks (docs/cards.md).
+Cards are named by :attr:`coldvault.cards.openpgp.OpenPgpSession.card_id` (manufacturer +
+serial), the identity rosters use and the appliance checks (docs/cards.md).
 
 Ceremony approval token (signed by each admin card, after ``card_input``)::
 
@@ -25,40 +31,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
+
 from ceremony_scripts.runner import CeremonyRun
 from ceremony_scripts.ui import Operator
-from coldvault.backends import pcsc
-from coldvault.cards.openpgp import OpenPgpSession, Pw
-from coldvault.cards.signatures import card_input
-from coldvault.errors import AuthError, HardwareError, QuorumError
+from coldvault.backends.pcsc import PcscCardAccess
+from coldvault.cards.errors import EmulatedCardRefused
+from coldvault.cards.openpgp import OpenPgpSession
+from coldvault.errors import Cancelled, ColdvaultError
 from coldvault.quorum.approvals import Approval, Tally
+from coldvault.quorum.collect import Signatory, collect_signatures, collect_witness
 from coldvault.quorum.documents import load_signed_document, verify_admin_quorum
-from coldvault.quorum.errors import CardRevoked, DuplicateHolder, UnknownCard, WrongRole
+
+# enrol-cards raises it after too many roster-approval cards; its home is coldvault.quorum.
+from coldvault.quorum.errors import CardAttemptsExhausted  # noqa: F401
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.records.transcript import Device, Signer, WitnessSignature
 
 CEREMONY_TOKEN_PREFIX = b"coldvault/ceremony-approval/v1\x00"
 INSERT_TIMEOUT = 300.0
 MAX_CARD_ATTEMPTS = 10
-
-
-class EmulatedCardRefused(HardwareError):
-    code = "emulated-card"
-
-    def __init__(self, serial: str) -> None:
-        super().__init__(
-            f"Card {serial} is an emulated (test) card; ceremonies refuse it without "
-            "--allow-emulated."
-        )
-        self.serial = serial
-
-
-class CardAttemptsExhausted(QuorumError):
-    code = "card-attempts"
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"Too many failed card attempts while collecting {what}.")
-        self.what = what
 
 
 def load_roster(path: Path) -> Roster:
@@ -69,69 +61,136 @@ def load_roster(path: Path) -> Roster:
     return roster
 
 
+def _cards(reader: str | None = None) -> PcscCardAccess:
+    return PcscCardAccess(reader, timeout=INSERT_TIMEOUT)
+
+
 @contextmanager
 def card_in_reader(
     op: Operator, prompt: str, *, allow_emulated: bool, reader: str | None = None
 ) -> Iterator[tuple[OpenPgpSession, str]]:
-    """Wait for a card, select the OpenPGP application, yield (session, serial)."""
+    """Wait for a card, select the OpenPGP application, yield (session, serial); afterwards
+    close it and wait for its removal."""
+    cards = _cards(reader)
     op.info(prompt)
-    found = pcsc.wait_for_card(reader, timeout=INSERT_TIMEOUT)
-    connection = pcsc.PcscConnection(found)
+    found = cards.wait_for_card()
     try:
-        session = OpenPgpSession(connection)
-        session.select()
-        serial = session.card_id
-        if pcsc.is_emulated(session):
-            if not allow_emulated:
-                raise EmulatedCardRefused(serial)
-            op.warn(f"Card {serial} is an EMULATED card (lab only).")
-        yield session, serial
+        with cards.open(found) as session:
+            serial = session.card_id
+            if cards.is_emulated(session):
+                if not allow_emulated:
+                    raise EmulatedCardRefused(serial)
+                op.warn(f"Card {serial} is an EMULATED card (lab only).")
+            yield session, serial
     finally:
-        connection.close()
         op.info("Remove the card.")
-        pcsc.wait_for_removal(found, timeout=INSERT_TIMEOUT)
+        cards.wait_for_removal(found)
 
 
-def _witness_signer(
-    op: Operator, number: int, roster: Roster | None, allow_emulated: bool
-) -> Signer:
-    def sign(message: bytes) -> WitnessSignature:
-        for _ in range(MAX_CARD_ATTEMPTS):
-            try:
-                with card_in_reader(
-                    op, f"Witness {number}: insert your card.", allow_emulated=allow_emulated
-                ) as (session, serial):
-                    if roster is not None:
-                        holder = roster.holder(serial)
-                        if holder is None or not holder.active:
-                            op.error(f"Card {serial} is not an active card of the roster.")
-                            continue
-                        name, role, algorithm = holder.holder, str(holder.role), holder.algorithm
-                        public_key = holder.public_key
-                    else:
-                        name = session.cardholder_name() or f"card {serial}"
-                        role, algo = "witness", session.algorithm()
-                        if algo is None:
-                            op.error(f"Card {serial} has no signature key.")
-                            continue
-                        algorithm, public_key = algo.value, session.public_key()
-                    op.info(f"Card {serial}: {name}. You sign the final transcript hash.")
-                    pin = op.secret(f"PIN for card {serial} ({name})")
-                    session.verify_pin(pin, Pw.SIGN)
-                    del pin
-                    signature = session.sign(card_input(algorithm, message))
-                    return WitnessSignature(serial, name, role, algorithm, public_key, signature)
-            except (AuthError, HardwareError) as err:
-                op.error(err.message)
-        raise CardAttemptsExhausted(f"witness signature {number}")
+class _OperatorPrompts:
+    """:class:`coldvault.quorum.collect.ApprovalUi` on the ceremony operator console."""
 
-    return sign
+    def __init__(self, op: Operator, what: str) -> None:
+        self.op, self.what = op, what
+        self._confirmation = ""
+
+    def show_card(self, who: Signatory, *, emulated: bool) -> None:
+        if emulated:
+            self.op.warn(f"Card {who.serial} is an EMULATED card (lab only).")
+        self.op.info(self.describe(who))
+
+    def describe(self, who: Signatory) -> str:
+        return f"Card {who.serial}: {who.holder} (site {who.site})."
+
+    def ask_pin(self, who: Signatory) -> str:
+        try:
+            return self.op.secret(f"PIN for card {who.serial} ({who.holder})")
+        except click.Abort as exc:
+            raise Cancelled(f"Collecting {self.what} was cancelled; nothing was signed.") from exc
+
+    def show_refusal(self, card_serial: str, error: ColdvaultError) -> None:
+        self.op.error(error.message)
+
+    def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
+        # ceremonies confirm a counted card once it has been asked out of the reader
+        self._confirmation = f"Approved by {approval.holder} ({count} of {threshold})."
+
+    def ask_to_remove_card(self) -> None:
+        self.op.info("Remove the card.")
+        if self._confirmation:
+            self.op.ok(self._confirmation)
+            self._confirmation = ""
+
+
+class _AdminPrompts(_OperatorPrompts):
+    """Admin approvals: each refusal and each counted card goes into the transcript."""
+
+    def __init__(self, op: Operator, what: str, run: CeremonyRun) -> None:
+        super().__init__(op, what)
+        self.run = run
+
+    def ask_for_card(self, number: int, threshold: int) -> None:
+        self.op.info(f"Admin approval {number} of {threshold}: insert an admin card.")
+
+    def show_refusal(self, card_serial: str, error: ColdvaultError) -> None:
+        super().show_refusal(card_serial, error)
+        self.run.record("approval-refused", {"error": error.code, "card_serial": card_serial})
+
+    def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
+        super().show_approval(approval, count, threshold)
+        self.run.record(
+            "admin-approval",
+            {
+                "card_serial": approval.card_serial,
+                "holder": approval.holder,
+                "site": approval.site,
+                "signature": approval.signature.hex(),
+            },
+            devices=[Device("card", approval.card_serial)],
+        )
+
+
+class _WitnessPrompts(_OperatorPrompts):
+    """A witness signature (the transcript is closed: nothing is recorded but the signature)."""
+
+    def __init__(self, op: Operator, what: str, number: int) -> None:
+        super().__init__(op, what)
+        self.number = number
+
+    def ask_for_card(self, number: int, threshold: int) -> None:
+        self.op.info(f"Witness {self.number}: insert your card.")
+
+    def describe(self, who: Signatory) -> str:
+        return f"Card {who.serial}: {who.holder}. You sign the final transcript hash."
+
+    def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
+        return None  # the transcript shows the witness once its signature is checked
 
 
 def witness_signers(
     op: Operator, count: int, roster: Roster | None, allow_emulated: bool = False
 ) -> list[Signer]:
-    return [_witness_signer(op, i, roster, allow_emulated) for i in range(1, count + 1)]
+    """``count`` signers for :meth:`CeremonyRun.finish`: each has one witness card sign the
+    close message (an active roster card if ``roster`` is given)."""
+    earlier: list[Signatory] = []
+
+    def signer(number: int) -> Signer:
+        def sign(message: bytes) -> WitnessSignature:
+            what = f"witness signature {number}"
+            who, approval = collect_witness(
+                _WitnessPrompts(op, what, number), _cards(), message, roster=roster,
+                earlier=earlier, what=what, allow_emulated=allow_emulated,
+                max_attempts=MAX_CARD_ATTEMPTS,
+            )  # fmt: skip
+            earlier.append(who)
+            return WitnessSignature(
+                who.serial, who.holder, str(who.role), who.algorithm, who.public_key,
+                approval.signature,
+            )  # fmt: skip
+
+        return sign
+
+    return [signer(i) for i in range(1, count + 1)]
 
 
 def ceremony_token(ceremony: str, ceremony_id: str, appliance_id: str, params: Any) -> bytes:
@@ -143,23 +202,6 @@ def ceremony_token(ceremony: str, ceremony_id: str, appliance_id: str, params: A
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return CEREMONY_TOKEN_PREFIX + text.encode()
-
-
-def _countable_admin(tally: Tally, serial: str) -> CardHolder:
-    """Refuse, before the PIN, a card that could not count: the exact :class:`QuorumError`."""
-    roster = tally.roster
-    holder = roster.holder(serial)
-    if holder is None:
-        raise UnknownCard(serial, roster.version)
-    if not holder.active:
-        raise CardRevoked(serial, holder.holder, roster.version)
-    if holder.role is not Role.ADMIN:
-        raise WrongRole(serial, holder.holder, holder.role.value, Role.ADMIN.value)
-    for approval in tally.approvals:
-        counted = roster.holder(approval.card_serial)
-        if counted is not None and counted.holder_id == holder.holder_id:
-            raise DuplicateHolder(serial, holder.holder, approval.card_serial)
-    return holder
 
 
 def collect_admin_signatures(
@@ -178,51 +220,16 @@ def collect_admin_signatures(
     Transcript entries: ``admin-approval`` per counted card, ``approval-refused`` (error
     code, card) per refusal, ``quorum-met`` at the end. ``what`` names the approval in the
     :class:`CardAttemptsExhausted` error after :data:`MAX_CARD_ATTEMPTS` cards. ``refuse``
-    (optional) is called with each countable admin card before its PIN is asked and may
-    raise a :class:`QuorumError` to refuse it (e.g. the card a roster change revokes)."""
-    tally = Tally(roster, Role.ADMIN, data, roster.admin_threshold)
-    attempts = 0
-    while not tally.satisfied:
-        attempts += 1
-        if attempts > MAX_CARD_ATTEMPTS:
-            raise CardAttemptsExhausted(what)
-        prompt = f"Admin approval {tally.count + 1} of {tally.threshold}: insert an admin card."
-        serial = ""
-        approval = None
-        try:
-            with card_in_reader(op, prompt, allow_emulated=allow_emulated) as (session, serial):
-                try:
-                    holder = _countable_admin(tally, serial)
-                    if refuse is not None:
-                        refuse(holder)
-                    op.info(f"Card {serial}: {holder.holder} (site {holder.site}).")
-                    pin = op.secret(f"PIN for card {serial} ({holder.holder})")
-                    session.verify_pin(pin, Pw.SIGN)
-                    del pin
-                    signature = session.sign(card_input(holder.algorithm, data))
-                    approval = tally.add(serial, signature)
-                except (AuthError, HardwareError, QuorumError) as err:
-                    # said while the card is still in the reader, so its holder sees why
-                    op.error(err.message)
-                    run.record("approval-refused", {"error": err.code, "card_serial": serial})
-        except HardwareError as err:  # no card, an emulated card refused, a reader problem
-            op.error(err.message)
-            run.record("approval-refused", {"error": err.code, "card_serial": serial})
-        if approval is None:
-            continue
-        op.ok(f"Approved by {approval.holder} ({tally.count} of {tally.threshold}).")
-        run.record(
-            "admin-approval",
-            {
-                "card_serial": serial,
-                "holder": approval.holder,
-                "site": approval.site,
-                "signature": approval.signature.hex(),
-            },
-            devices=[Device("card", serial)],
-        )
+    (optional) is called with each admin card before its PIN is asked (and again before it
+    is counted) and may raise a :class:`QuorumError` to refuse it (e.g. the card a roster
+    change revokes)."""
+    tally = Tally(roster, Role.ADMIN, data, roster.admin_threshold, exclude=refuse)
+    approvals = collect_signatures(
+        tally, _AdminPrompts(op, what, run), _cards(), what=what,
+        allow_emulated=allow_emulated, max_attempts=MAX_CARD_ATTEMPTS,
+    )  # fmt: skip
     run.record("quorum-met", {"approvals": tally.count, "threshold": tally.threshold})
-    return tally.approvals
+    return approvals
 
 
 def collect_admin_quorum(
@@ -244,8 +251,6 @@ def collect_admin_quorum(
 
 
 __all__ = [
-    "CardAttemptsExhausted",
-    "EmulatedCardRefused",
     "card_in_reader",
     "ceremony_token",
     "collect_admin_signatures",

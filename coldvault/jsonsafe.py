@@ -19,6 +19,10 @@ class JsonRejected(ValueError):
     """Not JSON, or nested deeper than allowed (callers turn this into their domain error)."""
 
 
+class JsonTooDeep(JsonRejected):
+    """Nested deeper than allowed (checked before the decoder runs)."""
+
+
 def json_depth(text: str | bytes) -> int:
     """Deepest bracket nesting outside strings (a linear scan, no recursion)."""
     if isinstance(text, bytes):
@@ -45,13 +49,14 @@ def json_depth(text: str | bytes) -> int:
 
 
 def loads(data: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
-    """``json.loads`` after checking the nesting bound; raises :class:`JsonRejected`."""
+    """``json.loads`` after checking the nesting bound; raises :class:`JsonRejected`
+    (:class:`JsonTooDeep` for the nesting bound)."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise JsonRejected("not UTF-8") from exc
     if json_depth(text) > max_depth:
-        raise JsonRejected(f"nested deeper than {max_depth} levels")
+        raise JsonTooDeep(f"nested deeper than {max_depth} levels")
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:

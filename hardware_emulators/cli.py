@@ -1,47 +1,48 @@
 """``coldvault-lab``: bring the emulated hardware lab up and down (docs/lab.md).
 
-A thin click front end over :mod:`hardware_emulators.lab`; lab errors become output here and
-nowhere else.
+A thin click front end over :mod:`hardware_emulators.lab`. Errors become output in one
+place, the root :class:`~appliance.errors_out.ReportingGroup`, under the same contract as
+``coldvault``: with ``--json`` stdout holds exactly one JSON document; messages go to stderr;
+exit status 0 done, 1 cancelled, 2 bad input or a lab that cannot run here, 3 internal.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from coldvault.errors import ColdvaultError
+from appliance.errors_out import (
+    EXIT_STATUS_HELP,
+    ReportingGroup,
+    emit_json,
+    json_option,
+    wants_json,
+)
+from coldvault.errors import ColdvaultError, HardwareError
 from hardware_emulators import lab as labmod
-from hardware_emulators.softhsm_lab import SoftHsmUnavailable
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _handle_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ColdvaultError as err:
-            if kwargs.get("as_json"):
-                click.echo(json.dumps(err.to_dict()))
-            else:
-                click.echo(f"coldvault-lab: {err}", err=True)
-            sys.exit(1)
-        except BrokenPipeError:
-            sys.exit(0)  # output piped into e.g. head
-        except (SoftHsmUnavailable, OSError, RuntimeError) as err:
-            click.echo(f"coldvault-lab: {err}", err=True)
-            sys.exit(1)
+class LabUnavailable(HardwareError):
+    """The lab cannot run on this machine (a missing package, a failing tool, no ports)."""
 
-    return wrapper  # type: ignore[return-value]
+    code = "lab-unavailable"
+
+
+class LabGroup(ReportingGroup):
+    """Reports like ``coldvault``; environment failures of the lab are bad input (exit 2)."""
+
+    error_label = "coldvault-lab"
+
+    def translate(self, exc: Exception) -> ColdvaultError | None:
+        # SoftHsmUnavailable, pcsc_lab.LabError and a failing softhsm2-util are RuntimeErrors
+        if isinstance(exc, OSError | RuntimeError):
+            return LabUnavailable(str(exc))
+        return None
 
 
 class _Ctx:
@@ -53,7 +54,8 @@ class _Ctx:
 pass_ctx = click.make_pass_decorator(_Ctx)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_STATUS_HELP)
 @click.option(
     "--lab-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -74,6 +76,13 @@ pass_ctx = click.make_pass_decorator(_Ctx)
 def main(ctx: click.Context, lab_dir: Path, lab_file: Path) -> None:
     """The emulated hardware lab: SoftHSM2 tokens, pcscd + vpcd readers, virtual cards."""
     ctx.obj = _Ctx(lab_dir, lab_file)
+
+
+def _show_status(status: dict[str, Any]) -> None:
+    if wants_json():
+        emit_json({"ok": True, **status}, indent=2)
+    else:
+        _print_status(status)
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -111,37 +120,26 @@ def _status(obj: _Ctx) -> dict[str, Any]:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for readiness.")
 @pass_ctx
-@_handle_errors
-def up(obj: _Ctx, as_json: bool, timeout: float) -> None:
+def up(obj: _Ctx, timeout: float) -> None:
     """Start the lab in the background (idempotent: existing tokens are kept)."""
     labmod.spawn_daemon(obj.lab_dir, obj.lab_file, timeout=timeout)
-    state = _status(obj)
-    if as_json:
-        click.echo(json.dumps(state, indent=2))
-    else:
-        _print_status(state)
+    _show_status(_status(obj))
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option
 @pass_ctx
-@_handle_errors
-def status(obj: _Ctx, as_json: bool) -> None:
+def status(obj: _Ctx) -> None:
     """Show tokens, pcscd, readers and which card is in which reader."""
-    state = _status(obj)
-    if as_json:
-        click.echo(json.dumps(state, indent=2))
-    else:
-        _print_status(state)
+    _show_status(_status(obj))
 
 
 @main.command()
 @click.option("--purge", is_flag=True, help="Also delete the lab dir (tokens, card state).")
 @pass_ctx
-@_handle_errors
 def down(obj: _Ctx, purge: bool) -> None:
     """Stop exactly the processes 'up' started (verified by PID, command line, start time)."""
     try:
@@ -158,7 +156,6 @@ def down(obj: _Ctx, purge: bool) -> None:
 @click.argument("card")
 @click.argument("reader")
 @pass_ctx
-@_handle_errors
 def insert(obj: _Ctx, card: str, reader: str) -> None:
     """Insert CARD (serial from the lab file) into READER (index or PC/SC name)."""
     labmod.send_command(obj.lab_dir, {"cmd": "insert", "card": card, "reader": reader})
@@ -168,7 +165,6 @@ def insert(obj: _Ctx, card: str, reader: str) -> None:
 @main.command()
 @click.argument("reader")
 @pass_ctx
-@_handle_errors
 def remove(obj: _Ctx, reader: str) -> None:
     """Pull the card out of READER (index or PC/SC name)."""
     result = labmod.send_command(obj.lab_dir, {"cmd": "remove", "reader": reader})
@@ -177,7 +173,6 @@ def remove(obj: _Ctx, reader: str) -> None:
 
 @main.command()
 @pass_ctx
-@_handle_errors
 def env(obj: _Ctx) -> None:
     """Print shell export lines (SOFTHSM2_CONF, PCSCLITE_CSOCK_NAME, ...): eval "$(... env)"."""
     values = _status(obj)["env"]

@@ -1,7 +1,9 @@
 """A virtual camera pointed at a screen showing (animated) QR codes.
 
-It implements :class:`coldvault.transport.frames.FrameSource`.
-Each source frame (a rendered QR image,
+It implements :class:`coldvault.transport.frames.FrameSource`, and :func:`open_source` is
+registered as the frame source ``virtual-camera`` (entry-point group
+``coldvault.frame_sources``), so an appliance configured with ``source = "virtual-camera"``
+plays it without importing this package by name. Each source frame (a rendered QR image,
 a PNG path or every frame of a GIF) is scaled into a 1280x720 greyscale canvas the way a
 camera sees a phone or monitor, then, deterministically from ``seed``:
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter
 
-from coldvault.transport.frames import image_file_frames
+from coldvault.transport.frames import FrameSourceSettings, image_file_frames
 
 CANVAS = (1280, 720)
 
@@ -177,3 +179,22 @@ class VirtualCamera:
                 frame = self._add_noise(frame)
             self._delivered += 1
             yield frame
+
+
+def open_source(settings: FrameSourceSettings) -> VirtualCamera:
+    """The registered ``virtual-camera`` frame source: the PNG files of a directory (in name
+    order), or one PNG or GIF, replayed in a loop with the configured drops and blur, without
+    sleeping (the appliance reads until the request is complete)."""
+    path = Path(settings.path)
+    items: list[str | os.PathLike[str]] = (
+        list(sorted(path.glob("*.png"))) if path.is_dir() else [path]
+    )
+    return VirtualCamera(
+        items,
+        fps=settings.fps,
+        loop=True,
+        drop_rate=settings.drop_rate,
+        blur_rate=settings.blur_rate,
+        seed=settings.seed,
+        realtime=False,
+    )

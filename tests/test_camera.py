@@ -1,30 +1,44 @@
-"""Frame and text sources: image files, the virtual camera, the serial scanner over a real pty."""
+"""Frame and text sources: image files, the virtual camera (also as the registered frame
+source ``virtual-camera`` chosen by configuration), the serial scanner over a real pty."""
 
 from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from PIL import Image, ImageStat
 
+from appliance import cli as appliance_cli
+from appliance.config import ApplianceConfig, load_config
 from coldvault.backends import qr_decode
 from coldvault.backends.serial_scanner import ScannerError, SerialScanner
 from coldvault.backends.v4l2_camera import V4l2Camera
-from coldvault.errors import HardwareError, InputError
+from coldvault.errors import ConfigError, HardwareError, InputError, Refused
 from coldvault.transport import assemble as t
 from coldvault.transport import bbqr
 from coldvault.transport import render as qr_render
 from coldvault.transport.frames import (
+    FRAME_SOURCE_GROUP,
     CameraError,
+    EmulatedInputRefused,
     FrameSource,
+    FrameSourceSettings,
     ImageFileError,
     ImageFileSource,
     TextSource,
+    UnknownFrameSource,
     frame_texts,
+    open_registered_source,
+    registered_frame_sources,
 )
 from hardware_emulators.virtual_camera import VirtualCamera
 
@@ -144,6 +158,139 @@ def test_virtual_camera_validates_arguments(images: list[Image.Image]) -> None:
         VirtualCamera(images, drop_rate=1.5)
     with pytest.raises(ValueError):
         VirtualCamera([])
+
+
+# --------------------------------------------------------------------------- registered source
+
+
+@pytest.fixture
+def png_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, text in enumerate(FRAMES[:4]):
+        (folder / f"frame-{i:03d}.png").write_bytes(qr_render.render_png(text))
+    return folder
+
+
+def _first_texts(texts: Iterator[str], count: int) -> list[str]:
+    seen: list[str] = []
+    for text in texts:
+        if text not in seen:
+            seen.append(text)
+        if len(seen) == count:
+            break
+    return seen
+
+
+def test_virtual_camera_is_registered_by_entry_point(png_dir: Path) -> None:
+    assert "virtual-camera" in registered_frame_sources()
+    settings = FrameSourceSettings(path=str(png_dir), fps=5, drop_rate=0.3, seed=2)
+    source = open_registered_source("virtual-camera", settings, allow_emulated=True)
+    assert isinstance(source, VirtualCamera) and isinstance(source, FrameSource)
+    assert source.drop_rate == 0.3 and source.loop and not source.realtime
+    texts = _first_texts(frame_texts(source.frames(), qr_decode.default_decoder()), 4)
+    assert sorted(texts) == sorted(FRAMES[:4])
+    assert source.stats.dropped > 0  # it looped past the dropped frames
+
+
+def test_registered_source_is_refused_before_its_module_is_imported(tmp_path: Path) -> None:
+    """Production (emulators not allowed) is refused without importing the emulator."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from coldvault.transport.frames import (
+            EmulatedInputRefused, FrameSourceSettings, open_registered_source)
+        try:
+            open_registered_source(
+                "virtual-camera", FrameSourceSettings({str(tmp_path)!r}, 5.0),
+                allow_emulated=False)
+        except EmulatedInputRefused as err:
+            print(err.code, err.source)
+        print(sorted(m for m in sys.modules if m.startswith("hardware_emulators")))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.splitlines() == ["emulated-input virtual-camera", "[]"]
+
+
+def test_unknown_registered_source(tmp_path: Path) -> None:
+    settings = FrameSourceSettings(path=str(tmp_path), fps=5)
+    with pytest.raises(UnknownFrameSource) as info:
+        open_registered_source("holo-camera", settings, allow_emulated=True)
+    assert info.value.source == "holo-camera" and isinstance(info.value, ConfigError)
+    assert "virtual-camera" in info.value.message and FRAME_SOURCE_GROUP == (
+        "coldvault.frame_sources"
+    )
+    refused = EmulatedInputRefused("virtual-camera")
+    assert isinstance(refused, Refused) and "--allow-emulated" in refused.message
+
+
+APPLIANCE_TOML = """
+[appliance]
+id = "vault-01"
+state_dir = "state"
+allow_emulated_hardware = {allow}
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "coldvault-appliance"
+
+[trust]
+rosters = ["roster-1.json"]
+genesis_roster_sha256 = "{genesis}"
+policy = "policy.toml"
+wallets = "wallets.toml"
+
+[input]
+source = "{source}"
+path = "{path}"
+drop_rate = 0.2
+seed = 5
+"""
+
+
+def _config(tmp_path: Path, source: str, allow: bool, path: Path) -> Path:
+    file = tmp_path / "appliance.toml"
+    file.write_text(APPLIANCE_TOML.format(
+        allow=str(allow).lower(), genesis="ab" * 32, source=source, path=path))
+    return file
+
+
+def test_config_refuses_emulated_input_unless_allowed(tmp_path: Path, png_dir: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_config(tmp_path, "virtual-camera", False, png_dir))
+    assert "'virtual-camera' is emulated input" in info.value.message
+    assert "production refuses it" in info.value.message
+    with pytest.raises(ConfigError, match="source must be one of camera, scanner, files, "):
+        load_config(_config(tmp_path, "holo-camera", True, png_dir))
+    cfg = load_config(_config(tmp_path, "virtual-camera", True, png_dir))
+    assert cfg.input_source == "virtual-camera" and cfg.input_drop_rate == 0.2
+    assert load_config(_config(tmp_path, "files", False, png_dir)).input_source == "files"
+
+
+def _run_context(allow_emulated: bool) -> click.Context:
+    context = click.Context(appliance_cli.appliance_run)
+    context.params = {"allow_emulated": allow_emulated}
+    return context
+
+
+def test_appliance_input_needs_flag_and_config(tmp_path: Path, png_dir: Path) -> None:
+    """``coldvault appliance run`` opens the virtual camera only with the flag AND the
+    config; otherwise it refuses before reading a frame."""
+    cfg = load_config(_config(tmp_path, "virtual-camera", True, png_dir))
+    with pytest.raises(EmulatedInputRefused):
+        appliance_cli._input_texts(cfg, None)  # no command: no --allow-emulated
+    with _run_context(False), pytest.raises(EmulatedInputRefused):
+        appliance_cli._input_texts(cfg, None)
+    no_config = ApplianceConfig(**{**cfg.__dict__, "allow_emulated_hardware": False})
+    with _run_context(True), pytest.raises(EmulatedInputRefused):
+        appliance_cli._input_texts(no_config, None)
+    with _run_context(True):
+        texts = _first_texts(appliance_cli._input_texts(cfg, None), 4)
+    assert sorted(texts) == sorted(FRAMES[:4])
+    files = ApplianceConfig(**{**no_config.__dict__, "input_source": "files"})
+    assert list(appliance_cli._input_texts(files, None)) == FRAMES[:4]
 
 
 # --------------------------------------------------------------------------- serial scanner

@@ -1,10 +1,12 @@
 """PC/SC backend: the only module that imports pyscard.
 
 Discovery (:func:`list_readers`, :func:`wait_for_card`, :func:`wait_for_removal`) is kept
-apart from the connection (:class:`PcscConnection`, a :class:`~coldvault.cards.openpgp.
-CardConnection`).  PC/SC result codes become the transport errors of
-:mod:`coldvault.cards.openpgp` here and nowhere else.  Only standard APDUs pass through, so the
-same code serves YubiKey 5, Nitrokey 3 and the lab's virtual card.
+apart from the connection (:class:`PcscConnection`, a
+:class:`~coldvault.cards.iso7816.CardConnection`).  PC/SC result codes become the transport
+errors of :mod:`coldvault.cards.errors` here and nowhere else.  Only standard APDUs pass
+through, so the same code serves YubiKey 5, Nitrokey 3 and the lab's virtual card.
+:class:`PcscCardAccess` puts the three together as the card access the approval loop
+(:mod:`coldvault.quorum.collect`) is handed.
 
 Note: libpcsclite reads ``PCSCLITE_CSOCK_NAME`` once per process, at the first PC/SC
 call; a process talks to one pcscd for its whole life.
@@ -14,23 +16,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from smartcard import scard
 
-from coldvault.cards.openpgp import (
+from coldvault.cards.errors import (
     CardBusy,
     CardProtocolError,
     CardRemoved,
     CardTimeout,
     CardTransportError,
     NoCard,
-    OpenPgpSession,
     PcscUnavailable,
     ReaderNotFound,
 )
+from coldvault.cards.openpgp import OpenPgpSession
 
 __all__ = [
+    "PcscCardAccess",
     "PcscConnection",
     "is_emulated",
     "list_readers",
@@ -264,3 +269,34 @@ def is_emulated(session: OpenPgpSession) -> bool:
     connection = session.connection
     reader = getattr(connection, "reader", "")
     return isinstance(connection, PcscConnection) and reader.startswith(VIRTUAL_READER_PREFIXES)
+
+
+class PcscCardAccess:
+    """Cards in PC/SC readers, as the approval loop takes them
+    (:class:`coldvault.quorum.collect.CardAccess`).
+
+    ``reader`` limits it to one reader (None: whichever reader a card is inserted into);
+    ``timeout`` bounds each wait for a card to be inserted or removed (:class:`CardTimeout`).
+    Cards are opened exclusively and reset when closed, so no PIN verification outlives the
+    card's turn."""
+
+    def __init__(self, reader: str | None = None, *, timeout: float = 120.0) -> None:
+        self.reader = reader
+        self.timeout = timeout
+
+    def wait_for_card(self) -> str:
+        return wait_for_card(self.reader, timeout=self.timeout)
+
+    @contextmanager
+    def open(self, reader: str) -> Iterator[OpenPgpSession]:
+        """The card in ``reader`` with its OpenPGP application selected; closed on exit."""
+        with PcscConnection(reader) as connection:
+            session = OpenPgpSession(connection)
+            session.select()
+            yield session
+
+    def is_emulated(self, card: OpenPgpSession) -> bool:
+        return is_emulated(card)
+
+    def wait_for_removal(self, reader: str) -> None:
+        wait_for_removal(reader, timeout=self.timeout)

@@ -12,11 +12,12 @@ both reading every frame (see docs/qr-transport.md for the measured numbers).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from PIL import Image
 
 from coldvault.errors import HardwareError
+from coldvault.transport.frames import QrDecoder
 
 
 class QrDecoderUnavailable(HardwareError):
@@ -27,15 +28,6 @@ class QrDecoderUnavailable(HardwareError):
     def __init__(self, message: str, *, library: str) -> None:
         super().__init__(message)
         self.library = library
-
-
-@runtime_checkable
-class QrDecoder(Protocol):
-    """Finds QR codes in one frame and returns their texts."""
-
-    name: str
-
-    def decode(self, image: Image.Image) -> list[str]: ...
 
 
 def _grey(image: Image.Image) -> Image.Image:

@@ -29,11 +29,12 @@ import nacl.signing
 from bip_utils import Base58Decoder, Base58Encoder
 
 from coldvault.backup.errors import ProvisioningRecordInvalid, RecoveredSeedMismatch
-from coldvault.crypto.bip32 import HDKey, Network, parse_path
+from coldvault.crypto.bip32 import HDKey, Network
 from coldvault.crypto.descriptors import parse_key_origin
+from coldvault.crypto.paths import parse_path, path_to_str
 from coldvault.errors import Refused
 from coldvault.jsonsafe import JsonRejected, loads
-from coldvault.keys.keystore import KeyAlgorithm, Keystore, path_to_str
+from coldvault.keys.keystore import KeyAlgorithm, Keystore
 from coldvault.keys.pool import AccountSpec, Template, derive_pool, provision
 
 MAX_PROVISIONING_BYTES = 64 * 1024 * 1024
@@ -270,7 +271,7 @@ def expectations_from_wallets(
         for text in _ORIGIN.findall(wallet.descriptor or ""):
             origin = parse_key_origin(text)
             if origin.fingerprint.hex() == master_fingerprint and (
-                origin.origin_path == path_to_str(parse_path(wallet.account_path))
+                path_to_str(origin.path) == path_to_str(parse_path(wallet.account_path))
             ):
                 xpub = origin.xpub
         accounts.append(
@@ -394,7 +395,7 @@ def restore_into(
             if key is None:
                 continue
             if key.algorithm is KeyAlgorithm.ED25519:
-                signature = keystore.sign_ed25519(key.key_id, digest)
+                signature = keystore.sign_ed25519(key.key_id, digest).raw
             else:
                 signature = keystore.sign_ecdsa(key.key_id, digest).der
             signatures.append(

@@ -31,7 +31,8 @@ from coldvault.cards.decipher import (
     decryption_public_key,
     generate_decryption_key,
 )
-from coldvault.cards.openpgp import Ins, OpenPgpSession, Sw
+from coldvault.cards.iso7816 import Ins, Sw
+from coldvault.cards.openpgp import OpenPgpSession
 
 #: The card decryption curve for each plan curve.
 _CARD_CURVES = {

@@ -10,10 +10,10 @@ PIN is verified in mode 82::
 
 The command data is the cipher DO ``A6 { 7F49 { 86 <ephemeral public point> } }``; the card
 answers with the shared secret (cv25519: the X25519 output; NIST P-256: the x-coordinate),
-which is what gpg's scdaemon expects too.  Commands go through the session's transport
-(:meth:`OpenPgpSession._send`, chaining and ``61xx`` handled there); status words that mean
-something specific for the decryption slot are mapped here, the rest by the session's one
-mapping function.
+which is what gpg's scdaemon expects too.  Commands go over the session's connection with
+:func:`coldvault.cards.iso7816.transmit` (chaining and ``61xx`` handled there); status words
+that mean something specific for the decryption slot are mapped here, the rest by the
+OpenPGP application's one mapping function (:func:`coldvault.cards.openpgp.status_error`).
 """
 
 from __future__ import annotations
@@ -22,18 +22,11 @@ import enum
 import hashlib
 import time
 
-from coldvault.cards.openpgp import (
-    CardProtocolError,
-    CardRejectedData,
-    DataNotFound,
-    Do,
-    Ins,
-    OpenPgpSession,
-    Sw,
-    _status_error,
-    _tlv,
-    _tlv_find,
-)
+from coldvault.cards import tlv
+from coldvault.cards.errors import CardProtocolError, CardRejectedData, DataNotFound
+from coldvault.cards.fingerprints import mpi
+from coldvault.cards.iso7816 import Ins, Sw, transmit
+from coldvault.cards.openpgp import Do, OpenPgpSession, status_error
 
 #: Control reference template of the decryption key (GENERATE ASYMMETRIC KEY PAIR data).
 CRT_DECRYPTION = b"\xb8\x00"
@@ -126,10 +119,23 @@ class KeyOrigin(enum.IntEnum):
     IMPORTED = 0x02
 
 
+def _send(session: OpenPgpSession, ins: int, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
+    return transmit(session.connection, ins, p1, p2, data)
+
+
+def _do(tag: int, value: bytes) -> bytes:
+    """One BER-TLV data object (short or ``81`` length), for the cipher DO."""
+    if len(value) > 0xFF:
+        raise ValueError("data object too long")
+    head = tag.to_bytes(2 if tag > 0xFF else 1, "big")
+    length = bytes([len(value)]) if len(value) < 0x80 else bytes([0x81, len(value)])
+    return head + length + value
+
+
 def decryption_key_origin(session: OpenPgpSession) -> KeyOrigin | None:
     """Whether the decryption key was generated on the card or imported (None when the card
     does not report key information)."""
-    data, sw = session._send(Ins.GET_DATA, 0x00, 0xDE, check=False)
+    data, sw = _send(session, Ins.GET_DATA, 0x00, 0xDE, b"")
     if sw != Sw.OK:
         return None
     pairs = dict(zip(data[0::2], data[1::2], strict=False))
@@ -141,7 +147,7 @@ def decryption_key_origin(session: OpenPgpSession) -> KeyOrigin | None:
 
 
 def _point(data: bytes, curve: DecryptionCurve | None) -> bytes:
-    point = _tlv_find(data, Do.PUBLIC_KEY, Do.POINT)
+    point = tlv.find(data, Do.PUBLIC_KEY, Do.POINT)
     if point is None:
         raise CardProtocolError("The card's public key response has no EC point (86).")
     if curve is not None and len(point) != curve.point_length:
@@ -154,13 +160,11 @@ def _point(data: bytes, curve: DecryptionCurve | None) -> bytes:
 
 def decryption_public_key(session: OpenPgpSession) -> bytes:
     """The decryption key's public point (cv25519: 32 bytes; P-256: ``04||X||Y``)."""
-    data, sw = session._send(
-        Ins.GENERATE_ASYMMETRIC_KEY_PAIR, 0x81, 0x00, CRT_DECRYPTION, check=False
-    )
+    data, sw = _send(session, Ins.GENERATE_ASYMMETRIC_KEY_PAIR, 0x81, 0x00, CRT_DECRYPTION)
     if sw == Sw.DATA_NOT_FOUND:
         raise NoDecryptionKey(sw, Ins.GENERATE_ASYMMETRIC_KEY_PAIR)
     if sw != Sw.OK:
-        raise _status_error(sw, Ins.GENERATE_ASYMMETRIC_KEY_PAIR)
+        raise status_error(sw, Ins.GENERATE_ASYMMETRIC_KEY_PAIR)
     return _point(data, decryption_curve(session))
 
 
@@ -172,7 +176,9 @@ def generate_decryption_key(
     Replaces any earlier decryption key: shares sealed to that key become unreadable."""
     if session.application_data().algorithm_attributes[1] != curve.attributes:
         session.put_data(DO_ALGO_DEC, curve.attributes)
-    data, _ = session._send(Ins.GENERATE_ASYMMETRIC_KEY_PAIR, 0x80, 0x00, CRT_DECRYPTION)
+    data, sw = _send(session, Ins.GENERATE_ASYMMETRIC_KEY_PAIR, 0x80, 0x00, CRT_DECRYPTION)
+    if sw != Sw.OK:
+        raise status_error(sw, Ins.GENERATE_ASYMMETRIC_KEY_PAIR)
     point = _point(data, curve)
     created = int(time.time()) if timestamp is None else timestamp
     session.put_data(DO_TIME_DEC, created.to_bytes(4, "big"))
@@ -187,8 +193,8 @@ def decipher(session: OpenPgpSession, ephemeral_point: bytes) -> bytearray:
     the caller wipes it."""
     if not 32 <= len(ephemeral_point) <= 133:
         raise ValueError("an ephemeral EC point is 32 to 133 bytes")
-    cipher = _tlv(CIPHER_DO, _tlv(Do.PUBLIC_KEY, _tlv(Do.POINT, ephemeral_point)))
-    data, sw = session._send(Ins.PSO, 0x80, 0x86, cipher, check=False)
+    cipher = _do(CIPHER_DO, _do(Do.PUBLIC_KEY, _do(Do.POINT, ephemeral_point)))
+    data, sw = _send(session, Ins.PSO, 0x80, 0x86, cipher)
     if sw == Sw.DATA_NOT_FOUND:
         raise NoDecryptionKey(sw, Ins.PSO)
     if sw == Sw.FUNC_UNSUPPORTED:
@@ -196,18 +202,12 @@ def decipher(session: OpenPgpSession, ephemeral_point: bytes) -> bytearray:
     if sw == Sw.WRONG_DATA:
         raise DecipherRejected(sw, Ins.PSO)
     if sw != Sw.OK:
-        raise _status_error(sw, Ins.PSO)
+        raise status_error(sw, Ins.PSO)
     if len(data) != 32:
         raise CardProtocolError(
             f"The card returned a {len(data)}-byte shared secret; 32 bytes expected."
         )
     return bytearray(data)
-
-
-def _mpi(value: bytes) -> bytes:
-    stripped = value.lstrip(b"\x00")
-    bits = len(stripped) * 8 - (8 - stripped[0].bit_length()) if stripped else 0
-    return bits.to_bytes(2, "big") + stripped
 
 
 def decryption_key_fingerprint(curve: DecryptionCurve, point: bytes, created: int) -> bytes:
@@ -220,7 +220,7 @@ def decryption_key_fingerprint(curve: DecryptionCurve, point: bytes, created: in
         + created.to_bytes(4, "big")
         + bytes([ALGO_ECDH, len(oid)])
         + oid
-        + _mpi(point)
+        + mpi(point)
         + KDF_PARAMS
     )
     return hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).digest()  # noqa: S324

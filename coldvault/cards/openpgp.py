@@ -1,194 +1,60 @@
-"""OpenPGP smart-card client (OpenPGP card spec v3.4) over a tiny connection interface.
+"""The OpenPGP card application (OpenPGP smart card spec v3.4), over a tiny connection.
 
-The session is handed a :class:`CardConnection` (``send_and_receive(apdu) -> (data, sw)``)
-and never goes looking for one; ``coldvault.backends.pcsc.PcscConnection`` is the PC/SC
-implementation, tests may use any other.  Only standard ISO 7816 / OpenPGP APDUs are sent
-(no vendor commands), so the same code drives YubiKey 5, Nitrokey 3 and the lab's virtual
-card.  Long responses (``61xx`` + GET RESPONSE) and long commands (command chaining) are
-handled here; card status words become exceptions in exactly one place
-(:func:`_status_error`).
+:class:`OpenPgpSession` is handed a :class:`~coldvault.cards.iso7816.CardConnection`
+(``send_and_receive(apdu) -> (data, sw)``) and never goes looking for one;
+``coldvault.backends.pcsc.PcscConnection`` is the PC/SC implementation, tests use the virtual
+card's state machine in-process.  Only standard ISO 7816 / OpenPGP APDUs are sent (no vendor
+commands), so the same code drives YubiKey 5, Nitrokey 3 and the lab's virtual card.
+Framing (chaining, GET RESPONSE) is :mod:`coldvault.cards.iso7816`, TLV parsing
+:mod:`coldvault.cards.tlv`; card status words become exceptions in exactly one place,
+:func:`status_error`.
 
-Quorum use::
+Quorum use (the approval loop, :mod:`coldvault.quorum.collect`, does exactly this)::
 
     session = OpenPgpSession(connection)
     session.select()
     session.verify_pin(pin, Pw.SIGN)                 # PW1 in mode 81: one signature
-    signature = session.sign(token_digest_or_message)
-    verify_card_signature(algorithm, public_key, data, signature)
+    signature = session.sign(card_input(algorithm, data))
+    verify_card_signature(algorithm, public_key, data, signature)   # coldvault.cards.signatures
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
-import coincurve
-import nacl.exceptions
-import nacl.signing
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
-
-from coldvault.errors import AuthError, HardwareError
-
-log = logging.getLogger(__name__)
+from coldvault.cards import tlv
+from coldvault.cards.algorithms import CardAlgorithm
+from coldvault.cards.errors import (
+    ApduError,
+    ApplicationNotFound,
+    CardProtocolError,
+    CardRejectedData,
+    DataNotFound,
+    NoKey,
+    UnsupportedAlgorithm,
+    UnsupportedCommand,
+)
+from coldvault.cards.fingerprints import openpgp_v4_fingerprint
+from coldvault.cards.iso7816 import CardConnection, Ins, Sw, transmit
+from coldvault.crypto import wipe
+from coldvault.errors import AuthError
 
 OPENPGP_RID_PIX = bytes.fromhex("D27600012401")
 #: Manufacturer ids the OpenPGP card spec reserves for test cards; the lab's virtual card
 #: uses 0xFFFF.  Production refuses such cards unless emulated hardware is allowed.
 TEST_MANUFACTURERS = frozenset({0x0000, 0xFFFF})
-MAX_RESPONSE = 65536
 MIN_PIN_LENGTH = {0x81: 6, 0x82: 6, 0x83: 8}
 MAX_PIN_LENGTH = 127
 PRIVATE_DOS = range(1, 5)
+MAX_CARDHOLDER_NAME = 39
+SIGNATURE_LENGTH = 64
 
 
 # ---------------------------------------------------------------------------------------
-# The connection seam and transport errors (raised by connection implementations)
+# PIN references and PIN errors
 # ---------------------------------------------------------------------------------------
-class CardConnection(Protocol):
-    """One wire primitive: send a command APDU, get response data and the status word."""
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]: ...
-
-
-class CardTransportError(HardwareError):
-    """The reader or the card's connection failed."""
-
-    code = "card-transport"
-
-
-class ReaderNotFound(CardTransportError):
-    """The named smart-card reader is not attached."""
-
-    code = "reader-not-found"
-
-    def __init__(self, reader: str) -> None:
-        super().__init__(f"The smart-card reader {reader!r} was not found.")
-        self.reader = reader
-
-
-class NoCard(CardTransportError):
-    """The reader has no card in it."""
-
-    code = "no-card"
-
-    def __init__(self, reader: str) -> None:
-        super().__init__(f"There is no card in the reader {reader!r}; insert a card.")
-        self.reader = reader
-
-
-class CardRemoved(CardTransportError):
-    """The card was removed (or reset) while it was in use."""
-
-    code = "card-removed"
-
-    def __init__(self, reader: str) -> None:
-        super().__init__(
-            f"The card was removed from the reader {reader!r} during the operation; "
-            "insert it again and repeat the operation."
-        )
-        self.reader = reader
-
-
-class PcscUnavailable(CardTransportError):
-    """The PC/SC service (pcscd) is not running or not reachable."""
-
-    code = "pcsc-unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"The smart-card service is not available ({detail}).")
-        self.detail = detail
-
-
-class CardBusy(CardTransportError):
-    """Another program holds the card exclusively."""
-
-    code = "card-busy"
-
-    def __init__(self, reader: str) -> None:
-        super().__init__(
-            f"The card in {reader!r} is in use by another program (e.g. gpg's scdaemon); "
-            "close it and try again."
-        )
-        self.reader = reader
-
-
-class CardTimeout(CardTransportError):
-    """Waiting for a card to be inserted or removed timed out."""
-
-    code = "card-timeout"
-
-    def __init__(self, what: str, seconds: float) -> None:
-        super().__init__(f"Timed out after {seconds:g} seconds waiting for {what}.")
-        self.what = what
-        self.seconds = seconds
-
-
-# ---------------------------------------------------------------------------------------
-# Card status errors
-# ---------------------------------------------------------------------------------------
-class ApduError(HardwareError):
-    """The card answered a command with an unexpected status word."""
-
-    code = "card-status"
-
-    def __init__(self, sw: int, ins: int, message: str | None = None) -> None:
-        super().__init__(
-            message or f"The card refused command {ins:02X} with status word {sw:04X}."
-        )
-        self.sw = sw
-        self.ins = ins
-
-
-class ApplicationNotFound(ApduError):
-    """The card has no OpenPGP application."""
-
-    code = "no-openpgp-application"
-
-
-class CardRejectedData(ApduError):
-    """The card rejected the command data as invalid (6A80)."""
-
-    code = "card-rejected-data"
-
-
-class UnsupportedAlgorithm(CardRejectedData):
-    """The card does not support the requested key algorithm or curve."""
-
-    code = "unsupported-algorithm"
-
-
-class DataNotFound(ApduError):
-    """The requested data object or key does not exist on the card (6A88)."""
-
-    code = "card-data-not-found"
-
-
-class NoKey(DataNotFound):
-    """The card has no key in the signature slot."""
-
-    code = "no-key"
-
-
-class UnsupportedCommand(ApduError):
-    """The card does not implement the command (6D00/6E00/6A81)."""
-
-    code = "card-unsupported"
-
-
-class CardProtocolError(HardwareError):
-    """The card's response is malformed (bad TLV, wrong lengths, endless chaining)."""
-
-    code = "card-protocol"
-
-
 class Pw(enum.IntEnum):
     """PIN references for VERIFY: PW1 for one signature, PW1 for other uses, PW3 (admin)."""
 
@@ -202,9 +68,12 @@ class Pw(enum.IntEnum):
 
 
 class WrongPin(AuthError):
-    """A PIN was wrong; carries the tries left before it blocks."""
+    """A card PIN was wrong; carries the tries left before it blocks.
 
-    code = "wrong-pin"
+    Its code says *card*: an HSM token's wrong PIN is
+    :class:`coldvault.backends.pkcs11.errors.WrongPin` (``hsm-wrong-pin``)."""
+
+    code = "card-wrong-pin"
 
     def __init__(self, pw: Pw, tries_left: int) -> None:
         plural = "try" if tries_left == 1 else "tries"
@@ -213,10 +82,11 @@ class WrongPin(AuthError):
         )
         self.pw = pw
         self.tries_left = tries_left
+        self.attempts_remaining = tries_left
 
 
 class PinBlocked(AuthError):
-    """A PIN is blocked (no tries left)."""
+    """A card PIN is blocked (no tries left)."""
 
     code = "pin-blocked"
 
@@ -229,6 +99,7 @@ class PinBlocked(AuthError):
         super().__init__(f"The card's {pw.label} is blocked; {hint}.")
         self.pw = pw
         self.tries_left = 0
+        self.attempts_remaining = 0
 
 
 class PinRequired(AuthError):
@@ -242,7 +113,7 @@ class PinRequired(AuthError):
             "first (a signature PIN is valid for one signature only)."
         )
         self.ins = ins
-        self.sw = 0x6982
+        self.sw = int(Sw.SECURITY_STATUS)
 
 
 class PinFormatError(AuthError):
@@ -260,35 +131,8 @@ class PinFormatError(AuthError):
 
 
 # ---------------------------------------------------------------------------------------
-# Wire codes and value types
+# Data objects
 # ---------------------------------------------------------------------------------------
-class Ins(enum.IntEnum):
-    SELECT = 0xA4
-    GET_DATA = 0xCA
-    VERIFY = 0x20
-    CHANGE_REFERENCE_DATA = 0x24
-    RESET_RETRY_COUNTER = 0x2C
-    PUT_DATA = 0xDA
-    GENERATE_ASYMMETRIC_KEY_PAIR = 0x47
-    PSO = 0x2A
-    GET_RESPONSE = 0xC0
-
-
-class Sw(enum.IntEnum):
-    OK = 0x9000
-    WRONG_LENGTH = 0x6700
-    SECURITY_STATUS = 0x6982
-    AUTH_BLOCKED = 0x6983
-    CONDITIONS = 0x6985
-    WRONG_DATA = 0x6A80
-    FUNC_UNSUPPORTED = 0x6A81
-    NOT_FOUND = 0x6A82
-    WRONG_P1P2 = 0x6A86
-    DATA_NOT_FOUND = 0x6A88
-    INS_UNSUPPORTED = 0x6D00
-    CLA_UNSUPPORTED = 0x6E00
-
-
 class Do(enum.IntEnum):
     """Data object tags used here."""
 
@@ -311,42 +155,6 @@ class Do(enum.IntEnum):
     TIME_SIG = 0xCE
     PUBLIC_KEY = 0x7F49
     POINT = 0x86
-
-
-class CardAlgorithm(enum.Enum):
-    """Signature algorithms coldvault uses on cards, with their attribute encodings."""
-
-    ED25519 = "ed25519"
-    NIST_P256 = "nistp256"
-    SECP256K1 = "secp256k1"
-
-    @property
-    def attributes(self) -> bytes:
-        return _ATTRIBUTES[self]
-
-    @property
-    def openpgp_algo(self) -> int:
-        return self.attributes[0]
-
-    @property
-    def oid(self) -> bytes:
-        return self.attributes[1:]
-
-    @classmethod
-    def from_attributes(cls, data: bytes) -> CardAlgorithm | None:
-        if len(data) > 1 and data[-1] == 0xFF:  # optional import-format byte
-            data = data[:-1]
-        for algo, attrs in _ATTRIBUTES.items():
-            if attrs == data:
-                return algo
-        return None
-
-
-_ATTRIBUTES = {
-    CardAlgorithm.ED25519: bytes.fromhex("16") + bytes.fromhex("2B06010401DA470F01"),
-    CardAlgorithm.NIST_P256: bytes.fromhex("13") + bytes.fromhex("2A8648CE3D030107"),
-    CardAlgorithm.SECP256K1: bytes.fromhex("13") + bytes.fromhex("2B8104000A"),
-}
 
 
 @dataclass(frozen=True)
@@ -395,65 +203,8 @@ class ApplicationData:
         return CardAlgorithm.from_attributes(self.algorithm_attributes[0])
 
 
-# ---------------------------------------------------------------------------------------
-# BER-TLV (bounded; card responses are not trusted to be well formed)
-# ---------------------------------------------------------------------------------------
-def _tlv_items(data: bytes) -> Iterator[tuple[int, bytes]]:
-    i, n = 0, len(data)
-    while i < n:
-        if data[i] in (0x00, 0xFF):  # padding between objects
-            i += 1
-            continue
-        tag = data[i]
-        i += 1
-        if tag & 0x1F == 0x1F:
-            if i >= n:
-                raise CardProtocolError("The card sent a truncated TLV tag.")
-            tag = (tag << 8) | data[i]
-            i += 1
-        if i >= n:
-            raise CardProtocolError("The card sent a truncated TLV length.")
-        length = data[i]
-        i += 1
-        if length in (0x81, 0x82):
-            width = length - 0x80
-            if i + width > n:
-                raise CardProtocolError("The card sent a truncated TLV length.")
-            length = int.from_bytes(data[i : i + width], "big")
-            i += width
-        elif length > 0x80:
-            raise CardProtocolError("The card sent an unsupported TLV length form.")
-        if i + length > n:
-            raise CardProtocolError("The card sent a TLV value longer than its response.")
-        yield tag, data[i : i + length]
-        i += length
-
-
-def _tlv_find(data: bytes, *path: int) -> bytes | None:
-    """Value at ``path`` (outer tag first), or None when absent."""
-    current = data
-    for tag in path:
-        found = None
-        for t, v in _tlv_items(current):
-            if t == tag:
-                found = v
-                break
-        if found is None:
-            return None
-        current = found
-    return current
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    raw = tag.to_bytes(2 if tag > 0xFF else 1, "big")
-    if len(value) < 0x80:
-        return raw + bytes([len(value)]) + value
-    if len(value) < 0x100:
-        return raw + bytes([0x81, len(value)]) + value
-    return raw + b"\x82" + len(value).to_bytes(2, "big") + value
-
-
-def _parse_pin_status(data: bytes) -> PinStatus:
+def parse_pin_status(data: bytes) -> PinStatus:
+    """Parse DO C4 (PW status bytes)."""
     if len(data) < 7:
         raise CardProtocolError("The card's PIN status (DO C4) is shorter than 7 bytes.")
     return PinStatus(data[0] == 0, data[1] & 0x7F, data[2], data[3], data[4], data[5], data[6])
@@ -461,36 +212,38 @@ def _parse_pin_status(data: bytes) -> PinStatus:
 
 def parse_application_data(data: bytes) -> ApplicationData:
     """Parse DO 6E (with or without its outer tag)."""
-    inner = _tlv_find(data, Do.APPLICATION)
+    inner = tlv.find(data, Do.APPLICATION)
     if inner is not None:
         data = inner
-    aid = _tlv_find(data, Do.AID)
+    aid = tlv.find(data, Do.AID)
     if aid is None or len(aid) != 16 or not aid.startswith(OPENPGP_RID_PIX):
         raise CardProtocolError("The card's application data has no valid OpenPGP AID.")
-    disc = _tlv_find(data, Do.DISCRETIONARY)
+    disc = tlv.find(data, Do.DISCRETIONARY)
     if disc is None:  # some cards put the discretionary objects directly in 6E
         disc = data
 
     def get(tag: int, size: int | None = None) -> bytes:
-        value = _tlv_find(disc, tag)
+        value = tlv.find(disc, tag)
         if value is None or (size is not None and len(value) < size):
             raise CardProtocolError(f"The card's application data lacks DO {tag:02X}.")
         return value
 
     fps = get(Do.FINGERPRINTS, 60)
-    times = _tlv_find(disc, Do.GEN_TIMES) or bytes(12)
+    times = tlv.find(disc, Do.GEN_TIMES) or bytes(12)
     return ApplicationData(
         aid=aid,
         version=(aid[6], aid[7]),
         manufacturer=int.from_bytes(aid[8:10], "big"),
         serial=int.from_bytes(aid[10:14], "big"),
-        historical_bytes=_tlv_find(data, Do.HISTORICAL) or b"",
+        historical_bytes=tlv.find(data, Do.HISTORICAL) or b"",
         extended_capabilities=get(Do.EXT_CAPS),
         algorithm_attributes=(get(Do.ALGO_SIG), get(Do.ALGO_DEC), get(Do.ALGO_AUT)),
-        pin_status=_parse_pin_status(get(Do.PW_STATUS)),
+        pin_status=parse_pin_status(get(Do.PW_STATUS)),
         fingerprints=(fps[0:20], fps[20:40], fps[40:60]),
-        generation_times=tuple(  # type: ignore[arg-type]
-            int.from_bytes(times[i : i + 4], "big") for i in (0, 4, 8)
+        generation_times=(
+            int.from_bytes(times[0:4], "big"),
+            int.from_bytes(times[4:8], "big"),
+            int.from_bytes(times[8:12], "big"),
         ),
     )
 
@@ -498,7 +251,9 @@ def parse_application_data(data: bytes) -> ApplicationData:
 # ---------------------------------------------------------------------------------------
 # Status words -> exceptions: the one place
 # ---------------------------------------------------------------------------------------
-def _status_error(sw: int, ins: int, *, pw: Pw | None = None, tag: int | None = None) -> Exception:
+def status_error(sw: int, ins: int, *, pw: Pw | None = None, tag: int | None = None) -> Exception:
+    """The exception for status word ``sw`` answering command ``ins`` (``pw``: the PIN the
+    command verified; ``tag``: the data object it read or wrote)."""
     if sw & 0xFFF0 == 0x63C0 and pw is not None:
         tries = sw & 0x0F
         return PinBlocked(pw) if tries == 0 else WrongPin(pw, tries)
@@ -529,11 +284,6 @@ def _status_error(sw: int, ins: int, *, pw: Pw | None = None, tag: int | None = 
 # ---------------------------------------------------------------------------------------
 # The session
 # ---------------------------------------------------------------------------------------
-def _wipe(buf: bytearray) -> None:
-    for i in range(len(buf)):
-        buf[i] = 0
-
-
 class OpenPgpSession:
     """A session with the OpenPGP application of one card, over ``connection``."""
 
@@ -554,34 +304,11 @@ class OpenPgpSession:
         tag: int | None = None,
         check: bool = True,
     ) -> tuple[bytes, int]:
-        """Send one command (chaining data > 255 bytes), collect 61xx, map errors."""
-        chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
-        sw = 0
-        response = b""
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            apdu = bytearray([0x00 if last else 0x10, ins, p1, p2])
-            if chunk:
-                apdu += bytes([len(chunk)]) + chunk
-            if le and last:
-                apdu.append(0x00)
-            try:
-                response, sw = self.connection.send_and_receive(bytes(apdu))
-            finally:
-                _wipe(apdu)
-            if not last and sw != Sw.OK:
-                break
-        collected = bytearray(response)
-        while sw >> 8 == 0x61:
-            if len(collected) > MAX_RESPONSE:
-                raise CardProtocolError("The card's response exceeds 64 KiB.")
-            more, sw = self.connection.send_and_receive(
-                bytes([0x00, Ins.GET_RESPONSE, 0x00, 0x00, sw & 0xFF])
-            )
-            collected += more
+        """Send one command, collect its whole response, map a failing status word."""
+        response, sw = transmit(self.connection, ins, p1, p2, data, le=le)
         if check and sw != Sw.OK:
-            raise _status_error(sw, ins, pw=pw, tag=tag)
-        return bytes(collected), sw
+            raise status_error(sw, ins, pw=pw, tag=tag)
+        return response, sw
 
     def _require_app(self) -> ApplicationData:
         if self._app is None:
@@ -631,16 +358,16 @@ class OpenPgpSession:
     def cardholder_name(self) -> str:
         """The cardholder name (ISO 8859-1, ``Surname<<Given`` per the spec)."""
         data = self.get_data(Do.CARDHOLDER)
-        name = _tlv_find(data, Do.CARDHOLDER, Do.NAME)
+        name = tlv.find(data, Do.CARDHOLDER, Do.NAME)
         if name is None:
-            name = _tlv_find(data, Do.NAME) or b""
+            name = tlv.find(data, Do.NAME) or b""
         return name.decode("latin-1")
 
     def set_cardholder_name(self, name: str) -> None:
         """Write DO 5B (needs the admin PIN verified)."""
         raw = name.encode("latin-1")
-        if len(raw) > 39:
-            raise ValueError("cardholder name is longer than 39 characters")
+        if len(raw) > MAX_CARDHOLDER_NAME:
+            raise ValueError(f"cardholder name is longer than {MAX_CARDHOLDER_NAME} characters")
         self.put_data(Do.NAME, raw)
 
     def algorithm(self) -> CardAlgorithm | None:
@@ -648,13 +375,13 @@ class OpenPgpSession:
         return self.application_data().signature_algorithm
 
     def pin_status(self) -> PinStatus:
-        return _parse_pin_status(self.get_data(Do.PW_STATUS))
+        return parse_pin_status(self.get_data(Do.PW_STATUS))
 
     def signature_counter(self) -> int:
         data = self.get_data(Do.SECURITY_SUPPORT)
-        value = _tlv_find(data, Do.SECURITY_SUPPORT, Do.SIG_COUNTER)
+        value = tlv.find(data, Do.SECURITY_SUPPORT, Do.SIG_COUNTER)
         if value is None:
-            value = _tlv_find(data, Do.SIG_COUNTER)
+            value = tlv.find(data, Do.SIG_COUNTER)
         if value is None or len(value) != 3:
             raise CardProtocolError("The card's security support template has no counter.")
         return int.from_bytes(value, "big")
@@ -665,7 +392,7 @@ class OpenPgpSession:
         raw = bytearray(pin.encode("utf-8"))
         minimum = MIN_PIN_LENGTH[pw]
         if not minimum <= len(raw) <= MAX_PIN_LENGTH:
-            _wipe(raw)
+            wipe(raw)
             raise PinFormatError(pw, minimum)
         return raw
 
@@ -675,13 +402,13 @@ class OpenPgpSession:
         try:
             _, sw = self._send(Ins.VERIFY, 0x00, pw, raw, le=False, pw=pw, check=False)
         finally:
-            _wipe(raw)
+            wipe(raw)
         if sw == Sw.OK:
             return
         if sw == Sw.SECURITY_STATUS:  # some cards (YubiKey) answer a wrong PIN with 6982
             tries = self.pin_status().tries(pw)
             raise PinBlocked(pw) if tries == 0 else WrongPin(pw, tries)
-        raise _status_error(sw, Ins.VERIFY, pw=pw)
+        raise status_error(sw, Ins.VERIFY, pw=pw)
 
     def pin_verified(self, pw: Pw) -> bool:
         """VERIFY without data: is ``pw`` currently verified?  Costs no try."""
@@ -700,9 +427,9 @@ class OpenPgpSession:
         try:
             self._send(Ins.CHANGE_REFERENCE_DATA, 0x00, ref, data, le=False, pw=pw)
         finally:
-            _wipe(old_raw)
-            _wipe(new_raw)
-            _wipe(data)
+            wipe(old_raw)
+            wipe(new_raw)
+            wipe(data)
 
     def reset_pin(self, new_pin: str) -> None:
         """RESET RETRY COUNTER: set a new user PIN and unblock it (admin PIN verified)."""
@@ -710,7 +437,7 @@ class OpenPgpSession:
         try:
             self._send(Ins.RESET_RETRY_COUNTER, 0x02, Pw.SIGN, raw, le=False)
         finally:
-            _wipe(raw)
+            wipe(raw)
 
     # -- keys and signing -----------------------------------------------------------------
     def set_algorithm(self, algorithm: CardAlgorithm) -> None:
@@ -722,9 +449,7 @@ class OpenPgpSession:
         data, _ = self._send(Ins.GENERATE_ASYMMETRIC_KEY_PAIR, 0x81, 0x00, b"\xb6\x00")
         return self._point(data)
 
-    def generate_key(
-        self, algorithm: CardAlgorithm, *, timestamp: int | None = None
-    ) -> bytes:
+    def generate_key(self, algorithm: CardAlgorithm, *, timestamp: int | None = None) -> bytes:
         """Generate the signature key on the card (admin PIN verified); returns its
         public key.  Also writes the generation time (CE) and OpenPGP v4 fingerprint (C7)
         as gpg does, so gpg and openpgp-tool show the key."""
@@ -740,20 +465,22 @@ class OpenPgpSession:
 
     @staticmethod
     def _point(data: bytes) -> bytes:
-        point = _tlv_find(data, Do.PUBLIC_KEY, Do.POINT)
+        point = tlv.find(data, Do.PUBLIC_KEY, Do.POINT)
         if point is None:
             raise CardProtocolError("The card's public key response has no EC point (86).")
         return point
 
     def sign(self, data: bytes) -> bytes:
         """PSO: COMPUTE DIGITAL SIGNATURE.  ECDSA: pass the digest, get r||s.  Ed25519:
-        pass the message, get R||S.  Needs the user PIN verified as :attr:`Pw.SIGN`."""
+        pass the message, get R||S.  Needs the user PIN verified as :attr:`Pw.SIGN`.
+        :func:`coldvault.cards.signatures.card_input` says which to pass."""
         if not data:
             raise ValueError("nothing to sign")
         signature, _ = self._send(Ins.PSO, 0x9E, 0x9A, data)
-        if len(signature) != 64:
+        if len(signature) != SIGNATURE_LENGTH:
             raise CardProtocolError(
-                f"The card returned a {len(signature)}-byte signature; 64 bytes expected."
+                f"The card returned a {len(signature)}-byte signature; "
+                f"{SIGNATURE_LENGTH} bytes expected."
             )
         return signature
 
@@ -769,79 +496,3 @@ class OpenPgpSession:
         if number not in PRIVATE_DOS:
             raise ValueError("private-use DO number must be 1..4")
         self.put_data(0x0100 + number, data)
-
-
-# ---------------------------------------------------------------------------------------
-# Host-side helpers
-# ---------------------------------------------------------------------------------------
-def _mpi(value: bytes) -> bytes:
-    stripped = value.lstrip(b"\x00")
-    bits = len(stripped) * 8 - (8 - stripped[0].bit_length()) if stripped else 0
-    return bits.to_bytes(2, "big") + stripped
-
-
-def openpgp_v4_fingerprint(algorithm: CardAlgorithm, point: bytes, created: int) -> bytes:
-    """RFC 4880 v4 fingerprint of the card's public key packet (as gpg computes it)."""
-    if algorithm is CardAlgorithm.ED25519:
-        point = b"\x40" + point  # native point format prefix for EdDSA in OpenPGP
-    oid = algorithm.oid
-    body = (
-        b"\x04"
-        + created.to_bytes(4, "big")
-        + bytes([algorithm.openpgp_algo, len(oid)])
-        + oid
-        + _mpi(point)
-    )
-    return hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).digest()  # noqa: S324
-
-
-_PREHASH: dict[int, hashes.HashAlgorithm] = {
-    20: hashes.SHA1(),  # noqa: S303 - whatever digest the caller chose
-    32: hashes.SHA256(),
-    48: hashes.SHA384(),
-    64: hashes.SHA512(),
-}
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-def verify_card_signature(
-    algorithm: CardAlgorithm, public_key: bytes, data: bytes, signature: bytes
-) -> bool:
-    """Check a card signature.  ``data`` is what was given to :meth:`OpenPgpSession.sign`
-    (the message for Ed25519, the digest for ECDSA).  ``signature`` is r||s or R||S.
-
-    secp256k1 signatures are normalised to low-S before verification (cards produce high-S
-    about half the time and libsecp256k1 rejects those); replay protection must therefore
-    rest on the signed token, never on the signature bytes.
-    """
-    if len(signature) != 64:
-        return False
-    if algorithm is CardAlgorithm.ED25519:
-        if len(public_key) != 32:
-            raise ValueError("an Ed25519 public key is 32 bytes")
-        try:
-            nacl.signing.VerifyKey(public_key).verify(data, signature)
-        except nacl.exceptions.BadSignatureError:
-            return False
-        return True
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
-    if algorithm is CardAlgorithm.NIST_P256:
-        digest_alg = _PREHASH.get(len(data))
-        if digest_alg is None:
-            raise ValueError("ECDSA data must be a 20, 32, 48 or 64-byte digest")
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
-        try:
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(Prehashed(digest_alg)))
-        except InvalidSignature:
-            return False
-        return True
-    if algorithm is CardAlgorithm.SECP256K1:
-        if len(data) != 32:
-            raise ValueError("secp256k1 data must be a 32-byte digest")
-        if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
-            return False
-        s = min(s, _SECP256K1_N - s)  # low-S
-        pub = coincurve.PublicKey(public_key)
-        return bool(pub.verify(encode_dss_signature(r, s), data, hasher=None))
-    raise ValueError(f"unsupported algorithm {algorithm!r}")

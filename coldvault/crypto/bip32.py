@@ -13,19 +13,16 @@ collection.  :meth:`HDKey.private_key` hands the caller a ``bytearray`` copy to 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import coincurve
 from bip_utils import Base58ChecksumError, Base58Decoder, Bip32KeyNetVersions, Bip32Secp256k1
 
-from coldvault.crypto import CryptoInputError
-from coldvault.keys.keystore import HARDENED
+from coldvault.crypto.errors import CryptoInputError
+from coldvault.crypto.paths import HARDENED, parse_path
+from coldvault.crypto.secp256k1 import is_scalar
 
-#: secp256k1 group order.
-SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
-MAX_DEPTH = 255
 SERIALISED_LENGTH = 78
 
 
@@ -69,38 +66,6 @@ class InvalidExtendedKey(CryptoInputError):
         self.reason = reason
 
 
-class InvalidPath(CryptoInputError):
-    """A derivation path string is malformed."""
-
-    code = "invalid-path"
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"The derivation path {path!r} is invalid: {message}.")
-        self.path = path
-
-
-_ELEMENT = re.compile(r"^(\d{1,10})([hH']?)$")
-
-
-def parse_path(text: str) -> tuple[int, ...]:
-    """``"m/84h/0'/0H/0/5"`` -> indices with the hardened bit set; ``"m"`` -> ``()``."""
-    parts = text.strip().split("/")
-    if not parts or parts[0] != "m":
-        raise InvalidPath(text, "it must start with 'm'")
-    out: list[int] = []
-    for part in parts[1:]:
-        match = _ELEMENT.match(part)
-        if match is None:
-            raise InvalidPath(text, f"element {part!r} is not a number with an optional h")
-        index = int(match.group(1))
-        if index >= HARDENED:
-            raise InvalidPath(text, f"index {index} is not below 2^31")
-        out.append(index | HARDENED if match.group(2) else index)
-    if len(out) > MAX_DEPTH:
-        raise InvalidPath(text, f"it is deeper than {MAX_DEPTH}")
-    return tuple(out)
-
-
 @dataclass(frozen=True)
 class ExtendedKeyFields:
     """The decoded fields of a serialised key (public keys only; no secret in here)."""
@@ -137,7 +102,7 @@ def check_extended_key(text: str) -> ExtendedKeyFields:
             raise InvalidExtendedKey(
                 "private-key-prefix", "a private version carries no 0x00-prefixed private key"
             )
-        if not 0 < int.from_bytes(key[1:], "big") < SECP256K1_N:
+        if not is_scalar(int.from_bytes(key[1:], "big")):
             raise InvalidExtendedKey("private-key-range", "the private key is not in 1..n-1")
     else:
         if key[0] not in (2, 3):
@@ -267,9 +232,7 @@ __all__ = [
     "HDKey",
     "ExtendedKeyFields",
     "InvalidExtendedKey",
-    "InvalidPath",
     "Network",
     "check_extended_key",
     "master_fingerprint",
-    "parse_path",
 ]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from embit.descriptor.checksum import add_checksum
 
-from coldvault.crypto import CryptoInputError
-from coldvault.crypto.bip32 import Network, check_extended_key, parse_path
-from coldvault.keys.keystore import path_to_str
+from coldvault.crypto.bip32 import Network, check_extended_key
+from coldvault.crypto.errors import CryptoInputError
+from coldvault.crypto.paths import parse_path, path_to_str
 
 MAX_COSIGNERS = 15  # P2WSH standardness limit for CHECKMULTISIG
 MULTIPATH = "<0;1>/*"
@@ -42,10 +42,6 @@ class KeyOrigin:
 
     def __str__(self) -> str:
         return f"[{self.fingerprint.hex()}/{path_to_str(self.path, prefix='')}]{self.xpub}"
-
-    @property
-    def origin_path(self) -> str:
-        return path_to_str(self.path)
 
 
 _ORIGIN = re.compile(r"^\[([0-9a-fA-F]{8})((?:/\d+[hH']?)*)\]([1-9A-HJ-NP-Za-km-z]{100,120})$")

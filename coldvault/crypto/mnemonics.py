@@ -8,7 +8,7 @@ so they are never passed on).
 Secret hygiene: both libraries work on ``str`` and ``bytes``.  Mnemonics are therefore
 immutable ``str`` while they are shown or typed (they cannot be wiped); seeds and master
 secrets are handed back to the caller as ``bytearray`` to wipe with
-:func:`coldvault.crypto.wipe`.
+:func:`coldvault.crypto.memory.wipe`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shamir_mnemonic
 from mnemonic import Mnemonic
 from shamir_mnemonic import MnemonicError, Share
 
-from coldvault.crypto import CryptoInputError
+from coldvault.crypto.errors import CryptoInputError
 
 BIP39_WORD_COUNTS = (12, 15, 18, 21, 24)
 SLIP39_SECRET_LENGTHS = (16, 32)

@@ -16,7 +16,7 @@ ed25519 and curve25519 derive hardened children only; asking for a normal child 
 Secret hygiene: :class:`Slip10Key.private_key` is a ``bytearray`` the caller wipes with
 :meth:`Slip10Key.wipe`.  Intermediate HMAC outputs, Python ``int`` scalars and bip-utils'
 internal key objects are immutable copies that cannot be wiped (see
-:mod:`coldvault.crypto`).
+:mod:`coldvault.crypto.memory`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from bip_utils import Bip32Slip10Ed25519, Bip32Slip10Secp256k1, Hash160
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from coldvault.crypto import CryptoInputError, wipe
-from coldvault.keys.keystore import HARDENED
+from coldvault.crypto.errors import CryptoInputError
+from coldvault.crypto.memory import wipe
+from coldvault.crypto.paths import HARDENED
 
 NIST256P1_N = 0xFFFFFFFF_00000000_FFFFFFFF_FFFFFFFF_BCE6FAAD_A7179E84_F3B9CAC2_FC632551
 

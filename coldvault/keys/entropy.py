@@ -42,7 +42,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coldvault.crypto import wipe
+from coldvault.crypto.memory import wipe
 from coldvault.errors import InputError
 
 MIX_VERSION = "sha512-v1"

@@ -1,8 +1,22 @@
-"""The keystore seam: what the appliance and ceremonies need from an HSM.
+"""The keystore seam: what the appliance and the ceremonies need from an HSM.
 
-The PKCS#11 implementation lives in :mod:`coldvault.backends.pkcs11.keystore`; this module
-only defines the interface and the value types, so domain code never imports a hardware
-library.
+Two protocols, one per kind of caller:
+
+* :class:`Signer` -- what the signing appliance needs: find a key, sign with it.
+* :class:`KeyAdmin` -- what the ceremonies need: list, import, generate and delete keys,
+  the token's RNG and its identity (:class:`TokenInfo`).
+
+:class:`Keystore` is both; the PKCS#11 implementation
+(:class:`coldvault.backends.pkcs11.keystore.Pkcs11Keystore`) is one.  This module defines
+only the interfaces and the value types, so domain code never imports a hardware library.
+
+A signer's result is a :data:`Signature`: an
+:class:`~coldvault.crypto.secp256k1.EcdsaSignature` (low-S, verified on the host) or an
+:class:`~coldvault.crypto.ed25519.Ed25519Signature` (verified on the host).
+
+"Not found" is exactly :class:`KeyNotFound`.  Every other failure of a look-up (a dead
+session, a locked token, a key of an unsupported type) is a different error and must
+propagate: :func:`held_key` is the one place that turns "not found" into ``None``.
 
 Key identifiers (``CKA_ID``) follow one documented scheme (docs/keystore.md):
 
@@ -20,10 +34,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-HARDENED = 0x8000_0000
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.paths import path_to_str
+from coldvault.crypto.secp256k1 import EcdsaSignature
+from coldvault.errors import HardwareError
 
 AUDIT_KEY_ID = b"audit"
 IDENTITY_KEY_ID = b"identity"
+
+#: What a :class:`Signer` returns: one signature of either algorithm.
+Signature = EcdsaSignature | Ed25519Signature
 
 
 class KeyAlgorithm(enum.StrEnum):
@@ -47,38 +67,52 @@ class KeyInfo:
 
 
 @dataclass(frozen=True)
-class EcdsaSignature:
-    """A low-S secp256k1 ECDSA signature, already verified on the host."""
+class TokenInfo:
+    """Public facts about one token, for transcripts, status screens and audits."""
 
-    r: int
-    s: int
-
-    @property
-    def compact(self) -> bytes:
-        """64 bytes ``r || s``."""
-        return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big")
-
-    @property
-    def der(self) -> bytes:
-        """Strict DER encoding (BIP-66)."""
-
-        def _int(v: int) -> bytes:
-            raw = v.to_bytes(32, "big").lstrip(b"\x00") or b"\x00"
-            if raw[0] & 0x80:
-                raw = b"\x00" + raw
-            return b"\x02" + bytes([len(raw)]) + raw
-
-        body = _int(self.r) + _int(self.s)
-        return b"\x30" + bytes([len(body)]) + body
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+    #: a software emulation (e.g. SoftHSM) whose keys no hardware protects
+    emulated: bool = False
 
 
-class Keystore(Protocol):
-    """One logged-in HSM token. Implementations are not thread-safe; use one per process."""
+class KeyNotFound(HardwareError):
+    """The token holds no private key with the requested id (and nothing else went wrong)."""
+
+    code = "key-not-found"
+
+    def __init__(self, token_label: str, key_id: bytes) -> None:
+        super().__init__(f"HSM token {token_label!r} holds no key with id {key_id.hex()!r}.")
+        self.token_label = token_label
+        self.key_id = key_id.hex()
+
+
+class Signer(Protocol):
+    """What the signing appliance needs from one logged-in token."""
+
+    def find_key(self, key_id: bytes) -> KeyInfo:
+        """The key ``key_id``; raise :class:`KeyNotFound` when the token does not hold it,
+        and any other :class:`~coldvault.errors.ColdvaultError` when the look-up failed."""
+        ...
+
+    def sign_ecdsa(self, key_id: bytes, digest: bytes) -> EcdsaSignature:
+        """Sign a 32-byte digest with a secp256k1 key: low-S, verified on the host."""
+        ...
+
+    def sign_ed25519(self, key_id: bytes, message: bytes) -> Ed25519Signature:
+        """Sign a message with an Ed25519 key, verified on the host."""
+        ...
+
+
+class KeyAdmin(Protocol):
+    """What the key ceremonies need from one logged-in token (never the signing appliance)."""
 
     def list_keys(self) -> list[KeyInfo]: ...
 
     def find_key(self, key_id: bytes) -> KeyInfo:
-        """Raise :class:`coldvault.errors.HardwareError` subclass ``KeyNotFound`` if absent."""
+        """As :meth:`Signer.find_key`."""
         ...
 
     def import_private_key(
@@ -89,26 +123,36 @@ class Keystore(Protocol):
 
     def generate_key(self, algorithm: KeyAlgorithm, key_id: bytes, label: str) -> KeyInfo: ...
 
-    def sign_ecdsa(self, key_id: bytes, digest: bytes) -> EcdsaSignature:
-        """Sign a 32-byte digest with a secp256k1 key: low-S, verified on the host."""
-        ...
-
-    def sign_ed25519(self, key_id: bytes, message: bytes) -> bytes:
-        """Sign a message with an Ed25519 key: 64 bytes, verified on the host."""
+    def delete_key(self, key_id: bytes) -> None:
+        """Destroy the key pair ``key_id`` (ceremonies only, under quorum)."""
         ...
 
     def random(self, length: int) -> bytes:
         """Bytes from the HSM's RNG."""
         ...
 
-    def delete_key(self, key_id: bytes) -> None:
-        """Destroy the key pair ``key_id`` (ceremonies only, under quorum)."""
-        ...
-
     @property
-    def token_info(self) -> object:
+    def token_info(self) -> TokenInfo:
         """Label, manufacturer, model and serial of the token (for transcripts)."""
         ...
+
+
+class Keystore(Signer, KeyAdmin, Protocol):
+    """A token that is both: one logged-in HSM token. Implementations are not thread-safe;
+    use one per process."""
+
+
+def held_key(signer: Signer, key_id: bytes) -> KeyInfo | None:
+    """The key ``key_id``, or ``None`` when the token does not hold it.
+
+    Only :class:`KeyNotFound` means "not held"; any other failure (a closed or logged-out
+    session, a removed token, an unsupported key under that id) propagates, so it is
+    reported as what it is and never as a missing key.
+    """
+    try:
+        return signer.find_key(key_id)
+    except KeyNotFound:
+        return None
 
 
 def derived_key_id(master_fingerprint: bytes, path: Sequence[int]) -> bytes:
@@ -116,14 +160,6 @@ def derived_key_id(master_fingerprint: bytes, path: Sequence[int]) -> bytes:
     if len(master_fingerprint) != 4:
         raise ValueError("master fingerprint must be 4 bytes")
     return b"K" + master_fingerprint + b"".join(i.to_bytes(4, "big") for i in path)
-
-
-def path_to_str(path: Sequence[int], *, prefix: str = "m") -> str:
-    """``[84|H, 0|H, 0|H, 0, 5]`` -> ``"m/84h/0h/0h/0/5"``."""
-    parts = [prefix] if prefix else []
-    for i in path:
-        parts.append(f"{i & ~HARDENED}h" if i & HARDENED else str(i))
-    return "/".join(parts)
 
 
 def derived_key_label(master_fingerprint: bytes, path: Sequence[int]) -> str:

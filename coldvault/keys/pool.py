@@ -31,19 +31,22 @@ from embit import ec as embit_ec
 from embit import script as embit_script
 from embit.networks import NETWORKS
 
-from coldvault.crypto import slip10, wipe
+from coldvault.crypto import slip10
 from coldvault.crypto.bip32 import HDKey, Network
 from coldvault.crypto.descriptors import KeyOrigin, wpkh_descriptor
+from coldvault.crypto.memory import wipe
+from coldvault.crypto.paths import HARDENED, path_to_str
 from coldvault.errors import IntegrityError
 from coldvault.keys.keystore import (
-    HARDENED,
+    KeyAdmin,
     KeyAlgorithm,
-    Keystore,
     derived_key_id,
     derived_key_label,
-    path_to_str,
 )
 from coldvault.transport import registry as ur_registry
+from coldvault.transport.registry import bitcoin as ur_bitcoin
+from coldvault.transport.registry import cbor as ur_cbor
+from coldvault.transport.registry import keys as ur_keys
 from coldvault.transport.ur import encode_single
 
 H = HARDENED
@@ -368,7 +371,7 @@ def derive_pool(
 
 
 def provision(
-    keystore: Keystore,
+    keystore: KeyAdmin,
     seed: bytes | bytearray,
     specs: Sequence[AccountSpec],
     pool_size: int,
@@ -397,7 +400,6 @@ def provision(
             progress(counters["done"], total)
 
     exports, keys = derive_pool(seed, specs, pool_size, start=start, on_key=import_one)
-    token = getattr(getattr(keystore, "token_info", None), "label", "")
     return ProvisioningRecord(
         master_fingerprint=HDKey.from_seed(seed).fingerprint,
         pool_size=pool_size,
@@ -405,22 +407,22 @@ def provision(
         keys=tuple(keys),
         imported=counters["imported"],
         already_present=counters["present"],
-        token=str(token),
+        token=keystore.token_info.label,
     )
 
 
 # -- UR exports (BCR-2020-010 crypto-output, BCR-2020-015 crypto-account) -------------------
-def _ur_output(export: AccountExport) -> ur_registry.Output | None:
+def _ur_output(export: AccountExport) -> ur_bitcoin.Output | None:
     origin = export.key_origin
     if origin is None or export.spec.template.chain != "bitcoin":
         return None
-    keypath = ur_registry.Keypath.from_path(
+    keypath = ur_keys.Keypath.from_path(
         path_to_str(origin.path), int.from_bytes(origin.fingerprint, "big")
     )
-    hdkey = ur_registry.HDKey.from_base58(origin.xpub, origin=keypath)
+    hdkey = ur_keys.HDKey.from_base58(origin.xpub, origin=keypath)
     if export.spec.template is Template.BIP84:
-        return ur_registry.Output((ur_registry.ScriptKind.WPKH,), hdkey)
-    return ur_registry.Output((ur_registry.ScriptKind.WSH, ur_registry.ScriptKind.COSIGNER), hdkey)
+        return ur_bitcoin.Output((ur_cbor.ScriptKind.WPKH,), hdkey)
+    return ur_bitcoin.Output((ur_cbor.ScriptKind.WSH, ur_cbor.ScriptKind.COSIGNER), hdkey)
 
 
 def ur_output(export: AccountExport) -> str | None:
@@ -438,7 +440,7 @@ def ur_account(exports: Sequence[AccountExport]) -> str | None:
     return encode_single(ur_registry.encode_account(fp, tuple(outputs)))
 
 
-def verify_pool(keystore: Keystore, keys: Sequence[PoolKey]) -> list[str]:
+def verify_pool(keystore: KeyAdmin, keys: Sequence[PoolKey]) -> list[str]:
     """Labels of pool keys missing from the HSM or with another public key ([] = all fine)."""
     have = {k.key_id: k for k in keystore.list_keys()}
     return [

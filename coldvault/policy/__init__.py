@@ -10,38 +10,19 @@ Every whitelisted destination carries an ownership proof, verified at load time 
 ``coldvault.policy.ownership.verify_ownership`` (injectable); a policy with an unproven entry does
 not load.
 
-The parts, re-exported here: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
+The parts: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
 (values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation)
-and :mod:`coldvault.policy.load` (parsing and loading).
+:mod:`coldvault.policy.load` (parsing and loading) and :mod:`coldvault.policy.write`
+(:func:`policy_toml`, the one writer of policy documents).
 """
 
-
 from coldvault.policy.errors import (
-    RULE_ERRORS,
-    AssetNotAllowed,
-    ChainNotAllowed,
-    ClientMismatch,
-    DailyLimitExceeded,
-    DestinationNotWhitelisted,
-    FeeCapExceeded,
-    FeeRateCapExceeded,
-    KindNotAllowed,
-    NetworkNotAllowed,
-    PerTransactionLimitExceeded,
     PolicyInvalid,
     PolicyRollback,
     PolicyRuleFailed,
-    UnknownWallet,
     UnprovenDestination,
 )
-from coldvault.policy.load import (
-    FORMAT,
-    MAX_ENTRIES,
-    MAX_WALLETS,
-    OwnershipVerifier,
-    load_policy,
-    parse_policy,
-)
+from coldvault.policy.load import OwnershipVerifier, load_policy, parse_policy
 from coldvault.policy.model import (
     AssetLimits,
     Decision,
@@ -49,39 +30,24 @@ from coldvault.policy.model import (
     RuleResult,
     Tier,
     WalletPolicy,
-    normalise_address,
 )
 from coldvault.policy.rules import Policy
+from coldvault.policy.write import policy_toml
 
 __all__ = [
-    "RULE_ERRORS",
-    "AssetNotAllowed",
-    "ChainNotAllowed",
-    "ClientMismatch",
-    "DailyLimitExceeded",
-    "DestinationNotWhitelisted",
-    "FeeCapExceeded",
-    "FeeRateCapExceeded",
-    "KindNotAllowed",
-    "NetworkNotAllowed",
-    "PerTransactionLimitExceeded",
-    "PolicyInvalid",
-    "PolicyRollback",
-    "PolicyRuleFailed",
-    "UnknownWallet",
-    "UnprovenDestination",
-    "FORMAT",
-    "MAX_ENTRIES",
-    "MAX_WALLETS",
-    "OwnershipVerifier",
-    "Policy",
-    "load_policy",
-    "parse_policy",
     "AssetLimits",
     "Decision",
     "Destination",
+    "OwnershipVerifier",
+    "Policy",
+    "PolicyInvalid",
+    "PolicyRollback",
+    "PolicyRuleFailed",
     "RuleResult",
     "Tier",
+    "UnprovenDestination",
     "WalletPolicy",
-    "normalise_address",
+    "load_policy",
+    "parse_policy",
+    "policy_toml",
 ]

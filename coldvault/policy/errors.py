@@ -11,6 +11,8 @@ from coldvault.errors import ConfigError, IntegrityError, PolicyViolation
 class PolicyRuleFailed(PolicyViolation):
     """A request broke one policy rule; ``rule`` and ``values`` say which and why."""
 
+    code = "policy-rule"
+
     rule = "policy"
 
     def __init__(self, message: str, values: Mapping[str, object]) -> None:

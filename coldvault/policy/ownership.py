@@ -28,6 +28,7 @@ import nacl.signing
 from embit import base58, bech32
 
 from coldvault.crypto.hashes import hash160, keccak256, sha256, sha256d
+from coldvault.crypto.secp256k1 import LOW_S_MAX, is_scalar
 from coldvault.errors import AuthError
 from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin.tx import compact_size
@@ -38,7 +39,6 @@ MAX_SIGNATURE = 1024
 BITCOIN_MAGIC = b"Bitcoin Signed Message:\n"
 BIP322_TAG = b"BIP0322-signed-message"
 SEGWIT_HRPS = ("bc", "tb", "bcrt")
-SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
 _ETH_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 
 
@@ -150,7 +150,7 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
     )
     r = int.from_bytes(raw[1:33], "big")
     s = int.from_bytes(raw[33:], "big")
-    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+    if not (is_scalar(r) and is_scalar(s)):
         raise fail("malformed-signature", "The signature's r or s is out of range.")
     try:
         pub = coincurve.PublicKey.from_signature_and_message(
@@ -277,7 +277,7 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
     if recid is None:
         raise fail("malformed-signature", f"The signature's v value {v} is not 27/28 or 0/1.")
     s = int.from_bytes(raw[32:64], "big")
-    if not 0 < s <= SECP256K1_N // 2 or not 0 < int.from_bytes(raw[:32], "big") < SECP256K1_N:
+    if not (is_scalar(s) and s <= LOW_S_MAX and is_scalar(int.from_bytes(raw[:32], "big"))):
         raise fail("malformed-signature", "The signature's r or s is out of range (or high-S).")
     digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
     try:

@@ -4,7 +4,13 @@ For every request session the appliance builds an :class:`ApprovalToken` (canoni
 domain-separated, see docs/quorum.md); each approver's OpenPGP card signs those bytes
 (PSO:CDS: Ed25519 cards sign the token itself, ECDSA cards sign ``SHA-256(token)``, which is
 what :func:`coldvault.cards.signatures.card_input` returns). An :class:`ApprovalSession` checks each
-``(card_serial, signature)`` against the roster and counts distinct holders.
+``(card_serial, signature)`` against the roster and counts distinct holders; the card loop
+(:mod:`coldvault.quorum.collect`) fills it one card at a time.
+
+The one pre-PIN check is :meth:`Tally.precheck` (and :meth:`ApprovalSession.precheck`, which
+adds the token's expiry and replay): an unknown card, a revoked card, a card of the wrong
+role, a card the caller excludes and a second card of a holder already counted are refused
+before anybody types a PIN.  :meth:`Tally.add` repeats those checks after the signature.
 
 Only ``approver`` cards approve requests. ``admin`` cards approve configuration changes
 (roster, policy, wallet registry: :mod:`coldvault.quorum.documents`) and nothing else, and
@@ -16,7 +22,7 @@ token id) in a :class:`ReplayGuard` (the ledger) once the request is signed; an 
 ``SHA-256(domain || SHA-256(token) || card serial)``, never the signature bytes, so
 re-encoding an ECDSA signature (S -> n-S) cannot make a consumed approval look new.
 
-The errors are in :mod:`coldvault.quorum.errors` (re-exported here).
+The errors are in :mod:`coldvault.quorum.errors`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cbor2
 
@@ -46,6 +52,9 @@ from coldvault.quorum.errors import (
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.requests.base import Review
 
+if TYPE_CHECKING:
+    from coldvault.cards.openpgp import OpenPgpSession
+
 __all__ = [
     "APPROVAL_ID_PREFIX",
     "DEFAULT_TTL_SECONDS",
@@ -59,7 +68,7 @@ __all__ = [
     "MemoryReplayGuard",
     "ReplayGuard",
     "Tally",
-    "check_card",
+    "check_holder",
 ]
 
 TOKEN_PREFIX = b"coldvault/approval-token/v1\x00"
@@ -193,36 +202,70 @@ class Approval:
         }
 
 
-def check_card(
-    roster: Roster, card_serial: str, role: Role, data: bytes, signature: bytes
-) -> CardHolder:
-    """Check one card's signature over ``data``; return the holder or raise the exact error."""
+def check_holder(roster: Roster, card_serial: str, role: Role | None) -> CardHolder:
+    """The roster entry of an active card of ``role`` (None: any role), or the exact error."""
     holder = roster.holder(card_serial)
     if holder is None:
         raise UnknownCard(card_serial, roster.version)
     if not holder.active:
         raise CardRevoked(card_serial, holder.holder, roster.version)
-    if holder.role is not role:
+    if role is not None and holder.role is not role:
         raise WrongRole(card_serial, holder.holder, holder.role.value, role.value)
-    if not verify_card_signature(holder.algorithm, holder.public_key, data, signature):
-        raise BadApprovalSignature(card_serial, holder.holder)
     return holder
 
 
 class Tally:
-    """Distinct-holder counting of card signatures over fixed bytes (requests and config)."""
+    """Distinct-holder counting of card signatures over fixed bytes (requests, configuration
+    documents, ceremony approvals and witnesses).
 
-    def __init__(self, roster: Roster, role: Role, data: bytes, threshold: int) -> None:
+    ``role``: the role whose active cards count (None: any active card, e.g. witnesses).
+    ``exclude``: called with each holder before the card is counted (and, through
+    :meth:`precheck`, before its PIN is asked); it raises a :class:`QuorumError` to refuse
+    the card, e.g. the card a roster change revokes."""
+
+    def __init__(
+        self,
+        roster: Roster,
+        role: Role | None,
+        data: bytes,
+        threshold: int,
+        *,
+        exclude: Callable[[CardHolder], None] | None = None,
+    ) -> None:
         if threshold < 1:
             raise ValueError("threshold must be at least 1")
         self.roster, self.role, self.data, self.threshold = roster, role, data, threshold
+        self.exclude = exclude
         self._by_holder: dict[str, Approval] = {}
 
-    def add(self, card_serial: str, signature: bytes, *, approval_id: bytes = b"") -> Approval:
-        holder = check_card(self.roster, card_serial, self.role, self.data, signature)
+    def _eligible(self, card_serial: str) -> CardHolder:
+        holder = check_holder(self.roster, card_serial, self.role)
+        if self.exclude is not None:
+            self.exclude(holder)
+        return holder
+
+    def _refuse_counted(self, card_serial: str, holder: CardHolder) -> None:
         counted = self._by_holder.get(holder.holder_id)
         if counted is not None:
             raise DuplicateHolder(card_serial, holder.holder, counted.card_serial)
+
+    def precheck(self, card_serial: str, card: OpenPgpSession | None = None) -> CardHolder:
+        """Could this card count?  Raise, before its holder types a PIN, the exact error for
+        an unknown card, a revoked card, a card of the wrong role, a card ``exclude`` refuses
+        and a card whose holder is already counted.  (``card``, the opened card, is not
+        needed: the roster says whose it is.)"""
+        holder = self._eligible(card_serial)
+        self._refuse_counted(card_serial, holder)
+        return holder
+
+    def add(self, card_serial: str, signature: bytes, *, approval_id: bytes = b"") -> Approval:
+        """Verify one card's signature over :attr:`data` and count its holder, or raise the
+        exact :class:`QuorumError` (the :meth:`precheck` errors, or
+        :class:`BadApprovalSignature`)."""
+        holder = self._eligible(card_serial)
+        if not verify_card_signature(holder.algorithm, holder.public_key, self.data, signature):
+            raise BadApprovalSignature(card_serial, holder.holder)
+        self._refuse_counted(card_serial, holder)
         approval = Approval(card_serial, holder.holder, holder.site, signature, approval_id)
         self._by_holder[holder.holder_id] = approval
         return approval
@@ -292,6 +335,11 @@ class ApprovalSession:
         self._consumed = False
 
     @property
+    def data(self) -> bytes:
+        """What every approver's card signs: the token bytes."""
+        return self.token_bytes
+
+    @property
     def threshold(self) -> int:
         return self._tally.threshold
 
@@ -317,6 +365,13 @@ class ApprovalSession:
             replayed = replayed or self.guard.is_consumed(self.token.approval_id(card_serial))
         if replayed:
             raise ApprovalReplayed(card_serial, self.token.request_fingerprint)
+
+    def precheck(self, card_serial: str, card: OpenPgpSession | None = None) -> CardHolder:
+        """Could this card's approval count?  Raise before the PIN is asked: the token
+        expired (:class:`ApprovalExpired`) or was used (:class:`ApprovalReplayed`), then
+        :meth:`Tally.precheck` (unknown, revoked, not an approver, holder already counted)."""
+        self._check_open(card_serial)
+        return self._tally.precheck(card_serial)
 
     def add(
         self, card_serial: str, signature: bytes, *, signed_token: bytes | None = None

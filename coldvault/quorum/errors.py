@@ -1,6 +1,7 @@
 """Quorum errors: why a card's approval does not count, or why a quorum is not met.
 
-Each names the cause and carries the card serial, holder or counts involved.
+Each names the cause and carries the card serial, holder or counts involved.  All are
+:class:`~coldvault.errors.QuorumError` (a refusal: exit status 1).
 """
 
 from __future__ import annotations
@@ -121,3 +122,33 @@ class MalformedToken(QuorumError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"The approval token is malformed: {reason}.")
         self.reason = reason
+
+
+class CardAttemptsExhausted(QuorumError):
+    """Too many cards were offered without reaching the threshold (wrong PINs, refusals)."""
+
+    code = "card-attempts"
+
+    def __init__(self, what: str, *, have: int | None = None, need: int | None = None) -> None:
+        counts = (
+            f" {have} of the {need} required signatures were collected."
+            if have is not None and need is not None
+            else ""
+        )
+        super().__init__(f"Too many failed card attempts while collecting {what}.{counts}")
+        self.what = what
+        self.have = have
+        self.need = need
+
+
+class CardKeyUnusable(QuorumError):
+    """A card that is in no roster has no signature key coldvault can use."""
+
+    code = "card-key-unusable"
+
+    def __init__(self, card_serial: str) -> None:
+        super().__init__(
+            f"Card {card_serial} has no Ed25519, NIST P-256 or secp256k1 signature key; "
+            "it cannot sign here."
+        )
+        self.card_serial = card_serial

@@ -1,5 +1,13 @@
-"""Audit-trail errors: tampering found by verification (with the entry index), and the
-errors of opening, locking and sealing a trail."""
+"""The errors of the records package.
+
+* Audit trail: tampering found by verification (:class:`AuditTampered`, with the entry
+  index), and the errors of opening, locking and sealing a trail.
+* Transcripts: verification failures (:class:`TranscriptError`, with the entry index) and
+  the writer's refusals (a secret, an existing file, a closed transcript).
+
+Both logs share one reader (:mod:`coldvault.records.chain`): the same defect in a line is the
+same ``reason`` (a :class:`~coldvault.records.chain.Defect`) at the same index in either.
+"""
 
 from __future__ import annotations
 
@@ -100,3 +108,96 @@ class SealFailed(HardwareError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"The HSM audit seal failed: {reason}.")
         self.reason = reason
+
+
+# --------------------------------------------------------------------------- transcripts
+class TranscriptError(IntegrityError):
+    """Family of transcript verification failures; ``index`` is the 0-based entry."""
+
+    code = "transcript"
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class TranscriptDecodeError(TranscriptError):
+    """A line is not canonical JSON of a transcript entry (``reason`` says why)."""
+
+    code = "transcript-decode"
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, f"Transcript line {index + 1} cannot be read: {reason}.")
+        self.reason = reason
+
+
+class TranscriptTampered(TranscriptError):
+    """Entry ``index`` does not match the hash chain (changed, removed, reordered)."""
+
+    code = "transcript-tampered"
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, f"Transcript entry {index} fails verification: {reason}.")
+        self.reason = reason
+
+
+class WitnessSignatureInvalid(TranscriptError):
+    """A witness signature does not verify, or the card is not an active roster member."""
+
+    code = "transcript-witness"
+
+    def __init__(self, index: int, card_serial: str, reason: str) -> None:
+        super().__init__(
+            index,
+            f"Transcript entry {index}: the witness signature of card {card_serial} {reason}.",
+        )
+        self.card_serial = card_serial
+
+
+class SecretInTranscript(Refused):
+    """A caller tried to write something that looks like a secret into a transcript."""
+
+    code = "secret-in-transcript"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Refusing to write the field {key!r} to a transcript: it looks like a secret."
+        )
+        self.key = key
+
+
+class SecretInAudit(Refused):
+    """Request content (a message, a review text) looks like a seed phrase or private key.
+
+    The audit trail records everything the operator is shown, and never a secret: such a
+    request is refused before anything is recorded or signed.
+    """
+
+    code = "secret-in-audit"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"Refused: the request's {path or 'content'} looks like a secret ({reason}); "
+            "it is neither recorded nor signed. Never sign or transmit seed words or keys."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class TranscriptExists(Refused):
+    """A transcript is never overwritten or appended to by a new ceremony."""
+
+    code = "transcript-exists"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The transcript file {path} already exists; choose a new file.")
+        self.path = path
+
+
+class TranscriptClosed(Refused):
+    """Only witness signatures may follow the close entry."""
+
+    code = "transcript-closed"
+
+    def __init__(self) -> None:
+        super().__init__("The transcript is closed; only witness signatures may be added.")

@@ -1,142 +1,104 @@
-"""Append-only, hash-chained ceremony transcripts (format in docs/transcripts.md).
+"""Ceremony transcripts: a chain log of ceremony steps, closed and signed by witnesses.
 
-A transcript is a JSON Lines file.  Each line is one entry, serialised canonically
-(``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``) with fields
+A transcript is a JSON Lines file (format in docs/transcripts.md).  Each line is one entry
+in canonical JSON with the keys ``v`` (format version 1), ``index`` (0, 1, ...),
+``timestamp`` (UTC, ISO 8601, milliseconds), ``ceremony_id``, ``ceremony``, ``step``,
+``actor``, ``devices`` (list of ``{"kind", "serial"}``), ``data`` (public results),
+``prev_hash`` and ``hash``, where ``hash = SHA-256(canonical JSON of the entry without
+"hash")`` (hex, no domain prefix) and ``prev_hash`` is the previous entry's ``hash`` (64
+zeros for entry 0). The chain, the bounded reader, the clock and the secret filter are
+:mod:`coldvault.records.chain`'s (:data:`TRANSCRIPT` is the transcript's format); every line
+is fsynced as it is written.
 
-``v`` (format version 1), ``index`` (0, 1, ...), ``timestamp`` (UTC, ISO 8601),
-``ceremony_id``, ``ceremony``, ``step``, ``actor``, ``devices`` (list of
-``{"kind", "serial"}``), ``data`` (public results), ``prev_hash`` and ``hash``.
-
-``hash = SHA-256(canonical JSON of the entry without "hash")`` (hex) and ``prev_hash`` is
-the previous entry's ``hash`` (64 zeros for entry 0).  Every line is fsynced as it is
-written.  The ``close`` entry records the outcome (``completed``/``aborted``); after it,
-only ``witness-signature`` entries may follow: each carries a witness card's signature
-over :func:`close_message` (the ceremony id and the close entry's hash), checked with
+The ``close`` entry records the outcome (``completed``/``aborted``); after it, only
+``witness-signature`` entries may follow: each carries a witness card's signature over
+:func:`close_message` (the ceremony id and the close entry's hash), checked with
 :func:`coldvault.cards.signatures.verify_card_signature`.
 
-Secrets never enter a transcript: :func:`check_public` refuses data whose key names look
-like secrets (pin, seed, mnemonic, share, dice, passphrase, ...) unless they are clearly
-metadata (``dice_rolls``, ``share_threshold``, ``seed_fingerprint``, ...), and string
-values that look like extended private keys or mnemonics.
+Secrets never enter a transcript: every entry passes the chain log's one secret filter
+(:func:`coldvault.records.chain.find_secret`; :func:`check_public` applies it to any value),
+and a refusal is :class:`~coldvault.records.errors.SecretInTranscript`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import json
 import os
-import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mnemonic import Mnemonic
-
 from coldvault.cards.signatures import verify_card_signature
-from coldvault.errors import IntegrityError, Refused
+from coldvault.records.chain import (
+    ChainFormat,
+    ChainWriter,
+    Clock,
+    Defect,
+    Line,
+    SecretFound,
+    fsync_dir,
+    read,
+    screen,
+    walk,
+)
+from coldvault.records.errors import (
+    SecretInTranscript,
+    TranscriptClosed,
+    TranscriptDecodeError,
+    TranscriptError,
+    TranscriptExists,
+    TranscriptTampered,
+    WitnessSignatureInvalid,
+)
 
-FORMAT_VERSION = 1
-GENESIS_HASH = "0" * 64
 CLOSE_PREFIX = b"coldvault/transcript-close/v1\x00"
-MAX_ENTRY_BYTES = 256 * 1024
-MAX_ENTRIES = 100_000
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_NESTING = 32
 WITNESS_STEP = "witness-signature"
 CLOSE_STEP = "close"
-FIELDS = (
-    "v", "index", "timestamp", "ceremony_id", "ceremony", "step", "actor", "devices", "data",
-    "prev_hash", "hash",
-)  # fmt: skip
 
-_SECRET_TOKENS = {
-    "pin", "pins", "puk", "seed", "mnemonic", "mnemonics", "words", "share", "shares", "dice",
-    "passphrase", "password", "secret", "private", "xprv", "tprv", "scalar", "entropy", "wif",
+_LINK_REASONS = {
+    Defect.CHAIN_BROKEN: "its previous-hash link is broken",
+    Defect.HASH_MISMATCH: "its content does not match its hash",
+}
+
+
+def _error(index: int, defect: Defect, found: int | None) -> TranscriptError:
+    if defect is Defect.SEQUENCE:
+        return TranscriptTampered(index, f"it carries index {found}")
+    if defect in _LINK_REASONS:
+        return TranscriptTampered(index, _LINK_REASONS[defect])
+    return TranscriptDecodeError(index, defect.value)
+
+
+def _refuse_secret(found: SecretFound) -> SecretInTranscript:
+    return SecretInTranscript(found.key)
+
+
+_KEYS = {
+    "v": int, "index": int, "timestamp": str, "ceremony_id": str, "ceremony": str,
+    "step": str, "actor": str, "devices": list, "data": dict, "prev_hash": str, "hash": str,
 }  # fmt: skip
-_METADATA_TOKENS = {
-    "count", "rolls", "bits", "threshold", "fingerprint", "length", "bytes", "index",
-    "indices", "summary", "tries", "retries", "policy", "version", "id", "identifier",
-    "groups", "sources", "mix", "set", "changed", "ok", "verified", "backup",
-}  # fmt: skip
-_BIP39_WORDS = frozenset(Mnemonic("english").wordlist)
-_XPRV = re.compile(r"\b[xt]prv[1-9A-HJ-NP-Za-km-z]{100,}")
 
-
-# -- errors -----------------------------------------------------------------------------------
-class TranscriptError(IntegrityError):
-    """Family of transcript verification failures."""
-
-    code = "transcript"
-
-
-class TranscriptDecodeError(TranscriptError):
-    """A line is not canonical JSON of a transcript entry (``index`` = line number, 0-based)."""
-
-    code = "transcript-decode"
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(f"Transcript line {index + 1} cannot be read: {reason}.")
-        self.index = index
-
-
-class TranscriptTampered(TranscriptError):
-    """Entry ``index`` does not match the hash chain (changed, removed, reordered)."""
-
-    code = "transcript-tampered"
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(f"Transcript entry {index} fails verification: {reason}.")
-        self.index = index
-
-
-class WitnessSignatureInvalid(TranscriptError):
-    """A witness signature does not verify, or the card is not an active roster member."""
-
-    code = "transcript-witness"
-
-    def __init__(self, index: int, card_serial: str, reason: str) -> None:
-        super().__init__(
-            f"Transcript entry {index}: the witness signature of card {card_serial} {reason}."
-        )
-        self.index = index
-        self.card_serial = card_serial
-
-
-class SecretInTranscript(Refused):
-    """A caller tried to write something that looks like a secret into a transcript."""
-
-    code = "secret-in-transcript"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"Refusing to write the field {key!r} to a transcript: it looks like a secret."
-        )
-        self.key = key
-
-
-class TranscriptExists(Refused):
-    """A transcript is never overwritten or appended to by a new ceremony."""
-
-    code = "transcript-exists"
-
-    def __init__(self, path: str) -> None:
-        super().__init__(f"The transcript file {path} already exists; choose a new file.")
-        self.path = path
-
-
-class TranscriptClosed(Refused):
-    """Only witness signatures may follow the close entry."""
-
-    code = "transcript-closed"
-
-    def __init__(self) -> None:
-        super().__init__("The transcript is closed; only witness signatures may be added.")
+#: the transcript's chain format (docs/transcripts.md)
+TRANSCRIPT = ChainFormat(
+    name="transcript",
+    domain=b"",
+    keys=_KEYS,
+    index_key="index",
+    time_key="timestamp",
+    prev_key="prev_hash",
+    timespec="milliseconds",
+    max_line_bytes=256 * 1024,
+    error=_error,
+    refuse_secret=_refuse_secret,
+    version=("v", 1),
+    max_entries=100_000,
+    max_file_bytes=64 * 1024 * 1024,
+)
 
 
 # -- value types ------------------------------------------------------------------------------
@@ -192,61 +154,29 @@ class VerifyResult:
         return self.status != "open"
 
 
-# -- canonical form ---------------------------------------------------------------------------
-def canonical(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def entry_hash(entry: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
-
-
+# -- public data -----------------------------------------------------------------------------
 def close_message(ceremony_id: str, final_hash: str) -> bytes:
     """What witnesses sign: ``prefix || ceremony_id || 0x00 || close-entry hash (32 bytes)``."""
     return CLOSE_PREFIX + ceremony_id.encode() + b"\x00" + bytes.fromhex(final_hash)
 
 
-def _looks_like_mnemonic(text: str) -> bool:
-    words = text.lower().split()
-    return len(words) >= 12 and sum(w in _BIP39_WORDS for w in words) >= 0.8 * len(words)
-
-
-def check_public(data: Any, *, key: str = "data") -> None:
-    """Raise :class:`SecretInTranscript` if ``data`` looks like it holds a secret."""
-    if isinstance(data, Mapping):
-        for k, v in data.items():
-            name = str(k)
-            tokens = set(re.split(r"[^a-z0-9]+", name.lower()))
-            if tokens & _SECRET_TOKENS and not tokens & _METADATA_TOKENS:
-                raise SecretInTranscript(name)
-            check_public(v, key=name)
-    elif isinstance(data, list | tuple):
-        for item in data:
-            check_public(item, key=key)
-    elif isinstance(data, str):
-        if _XPRV.search(data) or _looks_like_mnemonic(data):
-            raise SecretInTranscript(key)
-    elif isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError("transcript data must be JSON values; hex-encode public bytes")
-    elif not (data is None or isinstance(data, bool | int | float)):
-        raise TypeError(f"transcript data of type {type(data).__name__} is not JSON")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def check_public(data: Any) -> None:
+    """Raise :class:`SecretInTranscript` if ``data`` holds a secret (the chain log's one
+    rule), ``ValueError`` if it cannot be written at all."""
+    screen(data, TRANSCRIPT)
 
 
 # -- writer -----------------------------------------------------------------------------------
 class TranscriptWriter:
     """Writes one transcript. Create with :meth:`create`; every append is fsynced."""
 
-    def __init__(self, path: Path, ceremony: str, ceremony_id: str, *, clock: Callable[[], str]):
+    def __init__(
+        self, path: Path, ceremony: str, ceremony_id: str, *, clock: Clock | None = None
+    ) -> None:
         self.path = Path(path)
         self.ceremony = ceremony
         self.ceremony_id = ceremony_id
-        self._clock = clock
-        self._index = 0
-        self._last_hash = GENESIS_HASH
+        self._chain = ChainWriter(self.path, TRANSCRIPT, clock=clock)
         self._closed_hash = ""
 
     @classmethod
@@ -259,7 +189,7 @@ class TranscriptWriter:
         devices: Iterable[Device] = (),
         data: Mapping[str, Any] | None = None,
         ceremony_id: str | None = None,
-        clock: Callable[[], str] = _now,
+        clock: Clock | None = None,
     ) -> TranscriptWriter:
         """Create a new transcript file (refuses to overwrite) and write its ``open`` entry."""
         path = Path(path)
@@ -268,11 +198,7 @@ class TranscriptWriter:
         except FileExistsError:
             raise TranscriptExists(str(path)) from None
         os.close(fd)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
         writer = cls(path, ceremony, ceremony_id or str(uuid.uuid4()), clock=clock)
         writer.append("open", actor=actor, devices=devices, data=dict(data or {}))
         return writer
@@ -283,7 +209,7 @@ class TranscriptWriter:
 
     @property
     def last_hash(self) -> str:
-        return self._last_hash
+        return self._chain.head
 
     def append(
         self,
@@ -296,34 +222,16 @@ class TranscriptWriter:
         """Append one entry (public data only) and fsync it; returns the entry."""
         if self._closed_hash and step != WITNESS_STEP:
             raise TranscriptClosed()
-        payload = dict(data or {})
-        check_public(payload)
-        check_public({"actor": actor, "step": step})
-        entry: dict[str, Any] = {
-            "v": FORMAT_VERSION,
-            "index": self._index,
-            "timestamp": self._clock(),
-            "ceremony_id": self.ceremony_id,
-            "ceremony": self.ceremony,
-            "step": step,
-            "actor": actor,
-            "devices": [d.to_dict() for d in devices],
-            "data": payload,
-            "prev_hash": self._last_hash,
-        }
-        entry["hash"] = entry_hash(entry)
-        line = canonical(entry) + b"\n"
-        if len(line) > MAX_ENTRY_BYTES:
-            raise ValueError("transcript entry too large")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._index += 1
-        self._last_hash = entry["hash"]
-        return entry
+        return self._chain.append(
+            {
+                "ceremony_id": self.ceremony_id,
+                "ceremony": self.ceremony,
+                "step": step,
+                "actor": actor,
+                "devices": [d.to_dict() for d in devices],
+                "data": dict(data or {}),
+            }
+        )
 
     def close(
         self, status: str = "completed", *, actor: str, data: Mapping[str, Any] | None = None
@@ -350,7 +258,9 @@ class TranscriptWriter:
         message = close_message(self.ceremony_id, self._closed_hash)
         sig = signer(message)
         if not verify_card_signature(sig.algorithm, sig.public_key, message, sig.signature):
-            raise WitnessSignatureInvalid(self._index, sig.card_serial, "does not verify")
+            raise WitnessSignatureInvalid(
+                self._chain.next_index, sig.card_serial, "does not verify"
+            )
         self.append(
             WITNESS_STEP,
             actor=sig.holder,
@@ -361,66 +271,19 @@ class TranscriptWriter:
 
 
 # -- reader / verifier ------------------------------------------------------------------------
-def _nesting_ok(line: bytes, limit: int = MAX_NESTING) -> bool:
-    """Bound JSON nesting before the parser sees the line (deep nesting exhausts the stack)."""
-    depth, in_string, escaped = 0, False, False
-    for byte in line:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
-
-
-def _decode(index: int, line: bytes) -> dict[str, Any]:
-    if len(line) > MAX_ENTRY_BYTES:
-        raise TranscriptDecodeError(index, "it is longer than an entry may be")
-    if not _nesting_ok(line):
-        raise TranscriptDecodeError(index, "it is nested too deeply")
-    try:
-        entry = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise TranscriptDecodeError(index, "it is not JSON") from None
-    if not isinstance(entry, dict) or tuple(sorted(entry)) != tuple(sorted(FIELDS)):
-        raise TranscriptDecodeError(index, "it does not have exactly the transcript fields")
-    if canonical(entry) != line:
-        raise TranscriptDecodeError(index, "it is not in canonical form")
-    types = {
-        "v": int, "index": int, "timestamp": str, "ceremony_id": str, "ceremony": str,
-        "step": str, "actor": str, "devices": list, "data": dict, "prev_hash": str, "hash": str,
-    }  # fmt: skip
-    for name, kind in types.items():
-        if not isinstance(entry[name], kind) or isinstance(entry[name], bool):
-            raise TranscriptDecodeError(index, f"field {name} has the wrong type")
-    if entry["v"] != FORMAT_VERSION:
-        raise TranscriptDecodeError(index, f"format version {entry['v']} is unknown")
-    return entry
+def _lines(lines: Iterator[Line]) -> Iterator[Line]:
+    """``lines``, refusing an empty transcript (every transcript has its ``open`` entry)."""
+    empty = True
+    for line in lines:
+        empty = False
+        yield line
+    if empty:
+        raise TranscriptDecodeError(0, "the file is empty")
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
     """Decode every line (bounded); no chain checks (see :func:`verify`)."""
-    data = Path(path).read_bytes()
-    if len(data) > MAX_FILE_BYTES:
-        raise TranscriptDecodeError(0, "the file is too large")
-    if not data:
-        raise TranscriptDecodeError(0, "the file is empty")
-    if not data.endswith(b"\n"):
-        raise TranscriptDecodeError(data.count(b"\n"), "the last line is incomplete")
-    lines = data[:-1].split(b"\n")
-    if len(lines) > MAX_ENTRIES:
-        raise TranscriptDecodeError(MAX_ENTRIES, "there are too many entries")
-    return [_decode(i, line) for i, line in enumerate(lines)]
+    return [line.entry for line in _lines(read(path, TRANSCRIPT))]
 
 
 def _check_witness(entry: dict[str, Any], ceremony_id: str, final_hash: str, roster: Any) -> None:
@@ -455,22 +318,17 @@ def verify(path: Path, *, roster: Any = None, min_witnesses: int = 0) -> VerifyR
     ``roster`` (a :class:`coldvault.quorum.roster.Roster`) additionally requires every witness to
     be an active card of the roster with the recorded public key.
     """
-    entries = read_entries(path)
-    prev = GENESIS_HASH
-    ceremony_id, ceremony = entries[0]["ceremony_id"], entries[0]["ceremony"]
-    final_hash, status = "", "open"
+    ceremony_id = ceremony = final_hash = last_hash = ""
+    status, entries = "open", 0
     witnesses: list[dict[str, str]] = []
-    for i, entry in enumerate(entries):
-        if entry["index"] != i:
-            raise TranscriptTampered(i, f"it carries index {entry['index']}")
-        if entry["prev_hash"] != prev:
-            raise TranscriptTampered(i, "its previous-hash link is broken")
-        if entry_hash(entry) != entry["hash"]:
-            raise TranscriptTampered(i, "its content does not match its hash")
-        if (entry["ceremony_id"], entry["ceremony"]) != (ceremony_id, ceremony):
+    for line in _lines(walk(path, TRANSCRIPT)):
+        i, entry = line.index, line.entry
+        if i == 0:
+            ceremony_id, ceremony = entry["ceremony_id"], entry["ceremony"]
+            if entry["step"] != "open":
+                raise TranscriptTampered(i, "the transcript does not start with an open entry")
+        elif (entry["ceremony_id"], entry["ceremony"]) != (ceremony_id, ceremony):
             raise TranscriptTampered(i, "it belongs to another ceremony")
-        if i == 0 and entry["step"] != "open":
-            raise TranscriptTampered(i, "the transcript does not start with an open entry")
         if final_hash:
             if entry["step"] != WITNESS_STEP:
                 raise TranscriptTampered(i, "an entry other than a witness follows the close")
@@ -480,19 +338,19 @@ def verify(path: Path, *, roster: Any = None, min_witnesses: int = 0) -> VerifyR
             final_hash, status = entry["hash"], str(entry["data"].get("status", "completed"))
         elif entry["step"] == WITNESS_STEP:
             raise TranscriptTampered(i, "a witness signature comes before the close")
-        prev = entry["hash"]
+        last_hash, entries = entry["hash"], entries + 1
     if len(witnesses) < min_witnesses:
         raise TranscriptTampered(
-            len(entries) - 1, f"{len(witnesses)} witness signatures, {min_witnesses} required"
+            entries - 1, f"{len(witnesses)} witness signatures, {min_witnesses} required"
         )
     return VerifyResult(
         path=str(path),
         ceremony_id=ceremony_id,
         ceremony=ceremony,
-        entries=len(entries),
+        entries=entries,
         status=status,
         final_hash=final_hash,
-        last_hash=prev,
+        last_hash=last_hash,
         witnesses=tuple(witnesses),
     )
 
@@ -582,18 +440,13 @@ def render_html(path: Path, *, roster: Any = None) -> str:
 
 
 __all__ = [
+    "CLOSE_PREFIX",
+    "TRANSCRIPT",
     "Device",
-    "SecretInTranscript",
     "Signer",
-    "TranscriptClosed",
-    "TranscriptDecodeError",
-    "TranscriptError",
-    "TranscriptExists",
-    "TranscriptTampered",
     "TranscriptWriter",
     "VerifyResult",
     "WitnessSignature",
-    "WitnessSignatureInvalid",
     "check_public",
     "close_message",
     "read_entries",

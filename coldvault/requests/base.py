@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from coldvault.keys.keystore import KeyAlgorithm
+from coldvault.keys.keystore import KeyAlgorithm, Signature
 
 
 class Chain(enum.StrEnum):
@@ -31,6 +31,10 @@ class Movement:
     amount: int
     destination: str  # address as the chain writes it
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int or self.amount < 0:
+            raise ValueError("a movement's amount is a non-negative integer of base units")
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,9 @@ class PreparedRequest:
 
     review: Review
     jobs: tuple[SignJob, ...]
-    #: Given one signature per job (DER for ECDSA -- actually the EcdsaSignature object --
-    #: or 64 raw bytes for Ed25519, in job order), build the response payload bytes.
-    finish: Callable[[Sequence[object]], bytes] = field(repr=False, compare=False)
+    #: Given one signature per job, in job order (an ``EcdsaSignature`` for a secp256k1 job,
+    #: an ``Ed25519Signature`` for an Ed25519 job), verify each against our key and build
+    #: the response payload bytes.
+    finish: Callable[[Sequence[Signature]], bytes] = field(repr=False, compare=False)
     #: UR type of the response ("crypto-psbt", "eth-signature", "sol-signature").
     response_type: str = ""

@@ -1,20 +1,52 @@
-"""Which of our keys a chain request names: account paths, wallet membership, key lookup.
+"""Which of our keys a chain request names: the key reference, wallet membership, key lookup.
 
-Shared by the Ethereum and Solana requests and the dispatcher; the errors here (a key that
-is not ours, an address that is not our key's, a keystore signature that does not verify)
-are the same for every account-based chain.
+Shared by the Ethereum and Solana requests; the errors here (a request whose path is not
+resolvable, a key that is not ours, an address that is not our key's, a keystore signature
+that does not verify) are the same for every account-based chain.
+
+A request's derivation path is resolved exactly once, into a :class:`RequestKey`
+(:meth:`RequestKey.from_keypath`), which then selects the wallet (:func:`find_wallet`) and
+the HSM key (:func:`resolve_wallet_key`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from coldvault.errors import ConfigError, InputError, IntegrityError, Refused
-from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, derived_key_id, path_to_str
+from coldvault.crypto.paths import path_to_str, unhardened
+from coldvault.errors import InputError, IntegrityError, Refused
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, derived_key_id
+from coldvault.requests.base import Chain
 from coldvault.requests.wallets import Wallet
 from coldvault.transport.registry import Keypath
 
 MAX_PATH_DEPTH = 10
+
+#: How requests ask the keystore for a key: ``None`` means "not held" and nothing else
+#: (:func:`coldvault.keys.keystore.held_key`); any other failure raises.
+KeyLookup = Callable[[bytes], KeyInfo | None]
+
+
+class MissingPath(InputError):
+    """A sign request's derivation path has no source fingerprint, or a wildcard or range."""
+
+    code = "missing-path"
+
+
+class NoWalletForRequest(Refused):
+    """No registered wallet of the chain uses the request's seed and account."""
+
+    code = "no-wallet"
+
+    def __init__(self, chain: Chain, fingerprint: str, path: str) -> None:
+        super().__init__(
+            f"No registered {chain} wallet uses seed {fingerprint} with an account covering "
+            f"{path}; the request is not for this appliance's keys."
+        )
+        self.chain = str(chain)
+        self.fingerprint = fingerprint
+        self.path = path
 
 
 class AddressMismatch(Refused):
@@ -47,19 +79,49 @@ class SignatureCheckFailed(IntegrityError):
     code = "signature-check"
 
 
-def parse_path(text: str) -> tuple[int, ...]:
-    """``"m/44h/60h/0h"`` -> indices (``h``, ``H`` or ``'`` mark hardened)."""
-    parts = text.strip().split("/")
-    if not parts or parts[0] not in ("m", "M"):
-        raise ConfigError(f"Account path {text!r} must start with 'm/'.")
-    out = []
-    for part in parts[1:]:
-        hardened = part[-1:] in ("h", "H", "'")
-        digits = part[:-1] if hardened else part
-        if not digits.isdigit() or int(digits) >= 0x8000_0000:
-            raise ConfigError(f"Account path {text!r} has an invalid element {part!r}.")
-        out.append(int(digits) | (0x8000_0000 if hardened else 0))
-    return tuple(out)
+@dataclass(frozen=True)
+class RequestKey:
+    """The key a request names: a seed's master fingerprint and the full path under it."""
+
+    fingerprint: bytes
+    path: tuple[int, ...]
+
+    @classmethod
+    def from_keypath(cls, keypath: Keypath) -> RequestKey:
+        """Resolve a registry ``crypto-keypath``; a missing source fingerprint, a wildcard or
+        a range raises :class:`MissingPath`."""
+        if keypath.source_fingerprint is None:
+            raise MissingPath("The sign request's derivation path has no source fingerprint.")
+        try:
+            indices = keypath.indices
+        except ValueError as exc:
+            raise MissingPath(
+                "The sign request's derivation path has a wildcard or range."
+            ) from exc
+        return cls(keypath.source_fingerprint.to_bytes(4, "big"), indices)
+
+    @property
+    def shown(self) -> str:
+        """The path as text, e.g. ``"m/44h/60h/0h/0/5"``."""
+        return path_to_str(self.path)
+
+
+def find_wallet(
+    wallets: Mapping[str, Wallet], chain: Chain, key: RequestKey, *, network: str | None = None
+) -> Wallet:
+    """The registered wallet of ``chain`` whose seed and account path cover ``key`` (and,
+    when given, whose network is ``network``, e.g. the EVM chain id).
+
+    A request can therefore never reach another client's wallet by accident."""
+    fp = key.fingerprint.hex()
+    for wallet in wallets.values():
+        if wallet.chain is not chain or wallet.master_fingerprint.lower() != fp:
+            continue
+        if network is not None and wallet.network != network:
+            continue
+        if key.path[: len(wallet.account)] == wallet.account:
+            return wallet
+    raise NoWalletForRequest(chain, fp, key.shown)
 
 
 def resolve_wallet_key(
@@ -67,7 +129,7 @@ def resolve_wallet_key(
     wallet: Wallet,
     path: Sequence[int],
     source_fingerprint: bytes,
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    lookup_key: KeyLookup,
     algorithm: KeyAlgorithm,
     error: Callable[..., InputError],
 ) -> KeyInfo:
@@ -83,14 +145,14 @@ def resolve_wallet_key(
             f"uses seed {wallet.master_fingerprint}.",
             path=shown,
         )
-    account = parse_path(wallet.account_path)
+    account = wallet.account
     tail = tuple(path[len(account) :])
     if tuple(path[: len(account)]) != account or len(tail) > 2:
         raise KeyNotOurs(
             f"Path {shown} is not under wallet {wallet.name}'s account {wallet.account_path}.",
             path=shown,
         )
-    if any((i & 0x7FFF_FFFF) > wallet.max_index for i in tail):
+    if any(unhardened(i) > wallet.max_index for i in tail):
         raise KeyNotOurs(
             f"Path {shown} goes beyond index {wallet.max_index} of wallet {wallet.name}.",
             path=shown,
@@ -99,19 +161,3 @@ def resolve_wallet_key(
     if info is None or info.algorithm is not algorithm:
         raise KeyNotOurs(f"The keystore holds no {algorithm} key for {shown}.", path=shown)
     return info
-
-
-def request_key_path(
-    keypath: Keypath, *, error: Callable[..., InputError]
-) -> tuple[bytes, tuple[int, ...]]:
-    """``(source fingerprint, indices)`` of a registry request's derivation path; a wildcard,
-    range or missing fingerprint raises ``error(..., field="derivation_path")``."""
-    try:
-        indices = keypath.indices
-    except ValueError as exc:
-        raise error(
-            "The derivation path has a wildcard or range.", field="derivation_path"
-        ) from exc
-    if keypath.source_fingerprint is None:
-        raise error("The derivation path has no source fingerprint.", field="derivation_path")
-    return keypath.source_fingerprint.to_bytes(4, "big"), indices

@@ -7,9 +7,10 @@ quorum. Each client's wallets are separate: a request may touch exactly one wall
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldvault.crypto.paths import InvalidPath, parse_path
 from coldvault.errors import ConfigError
 from coldvault.requests.base import Chain
 
@@ -36,6 +37,11 @@ class Wallet:
     #: segwit v0 inputs must carry the full previous transaction (the 2020 fee attack);
     #: only a coordinator that cannot provide it justifies turning this off
     require_non_witness_utxo: bool = True
+    #: ``account_path`` parsed once, when the wallet is made (raises ``InvalidPath``)
+    account: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account", parse_path(self.account_path))
 
 
 def _bool(entry: dict[str, object], key: str, default: bool) -> bool:
@@ -82,6 +88,11 @@ def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(
                 f"wallet registry {path}: wallet #{i + 1} is invalid: {exc!r}"
+            ) from exc
+        except InvalidPath as exc:
+            raise ConfigError(
+                f"wallet registry {path}: wallet #{i + 1} has an invalid account_path: "
+                f"{exc.message}"
             ) from exc
         if wallet.name in wallets:
             raise ConfigError(f"wallet registry {path}: wallet name {wallet.name!r} appears twice")

@@ -6,24 +6,35 @@ per line.  :func:`frame_texts` glues a frame source to a decoder so the rest of 
 only ever sees an iterator of texts, whatever the hardware.
 
 Implementations: :class:`ImageFileSource` (PNG files and animated GIFs, here),
-``coldvault.backends.v4l2_camera.V4l2Camera`` (real camera, OpenCV),
-``coldvault.backends.serial_scanner.SerialScanner`` (text lines) and
-``hardware_emulators.virtual_camera.VirtualCamera`` (frames with drops, blur, noise).
+``coldvault.backends.v4l2_camera.V4l2Camera`` (real camera, OpenCV) and
+``coldvault.backends.serial_scanner.SerialScanner`` (text lines).
+
+Registered frame sources
+------------------------
+Other frame sources -- the lab's virtual camera -- are not imported by name: a package
+registers an opener under the Python entry-point group :data:`FRAME_SOURCE_GROUP`, e.g.::
+
+    [project.entry-points."coldvault.frame_sources"]
+    virtual-camera = "hardware_emulators.virtual_camera:open_source"
+
+and :func:`open_registered_source` finds it by the name the configuration gives. Every
+registered source counts as emulated input: it is opened only when the caller says emulated
+hardware is allowed (a lab run), and refused with :class:`EmulatedInputRefused` before its
+module is even imported otherwise.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from coldvault.errors import HardwareError, InputError
-
-if TYPE_CHECKING:
-    from coldvault.backends.qr_decode import QrDecoder
+from coldvault.errors import ConfigError, HardwareError, InputError, Refused
 
 #: Refuse image files larger than this (bytes) and frames larger than this many pixels.
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
@@ -154,6 +165,15 @@ class ImageFileSource:
         self._closed = True
 
 
+@runtime_checkable
+class QrDecoder(Protocol):
+    """Finds QR codes in one frame and returns their texts."""
+
+    name: str
+
+    def decode(self, image: Image.Image) -> list[str]: ...
+
+
 def frame_texts(
     frames: Iterable[Image.Image], decoder: QrDecoder, *, dedupe: bool = True
 ) -> Iterator[str]:
@@ -169,3 +189,84 @@ def frame_texts(
                 continue
             previous = text
             yield text
+
+
+# --------------------------------------------------------------------------- registered sources
+#: The entry-point group registered frame sources are declared in.
+FRAME_SOURCE_GROUP = "coldvault.frame_sources"
+
+
+@dataclass(frozen=True)
+class FrameSourceSettings:
+    """What the configuration says about a registered frame source."""
+
+    #: a PNG file, a directory of PNG files or an animated GIF
+    path: str
+    fps: float
+    #: simulated frame loss and blur (fractions 0..1), drawn from ``seed``
+    drop_rate: float = 0.0
+    blur_rate: float = 0.0
+    seed: int = 0
+
+
+class FrameSourceOpener(Protocol):
+    """What a registered entry point names: opens the source for the given settings."""
+
+    def __call__(self, settings: FrameSourceSettings) -> FrameSource: ...
+
+
+class EmulatedInputRefused(Refused):
+    """A registered (emulated) frame source was asked for where emulators are not allowed."""
+
+    code = "emulated-input"
+
+    def __init__(self, source: str) -> None:
+        super().__init__(
+            f"The input source {source!r} is emulated (a lab frame source). Production refuses "
+            "emulated input; a lab run needs both allow_emulated_hardware = true in the "
+            "configuration and the --allow-emulated flag."
+        )
+        self.source = source
+
+
+class UnknownFrameSource(ConfigError):
+    """No package registers a frame source of that name (or more than one does)."""
+
+    code = "unknown-frame-source"
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+def registered_frame_sources() -> tuple[str, ...]:
+    """The names registered under :data:`FRAME_SOURCE_GROUP`, sorted (nothing is imported)."""
+    return tuple(sorted({ep.name for ep in entry_points(group=FRAME_SOURCE_GROUP)}))
+
+
+def open_registered_source(
+    name: str, settings: FrameSourceSettings, *, allow_emulated: bool
+) -> FrameSource:
+    """Open the frame source registered as ``name``.
+
+    Refused (:class:`EmulatedInputRefused`) unless ``allow_emulated``; the registering module
+    is imported only after that check."""
+    if not allow_emulated:
+        raise EmulatedInputRefused(name)
+    found = {ep.value: ep for ep in entry_points(group=FRAME_SOURCE_GROUP, name=name)}
+    if not found:
+        known = ", ".join(registered_frame_sources()) or "none"
+        raise UnknownFrameSource(
+            f"No frame source is registered as {name!r} (registered: {known}).", source=name
+        )
+    if len(found) > 1:
+        raise UnknownFrameSource(
+            f"More than one frame source is registered as {name!r}: {', '.join(sorted(found))}.",
+            source=name,
+        )
+    (entry,) = found.values()
+    opener: FrameSourceOpener = entry.load()
+    source = opener(settings)
+    if not isinstance(source, FrameSource):
+        raise TypeError(f"the frame source registered as {name!r} is not a FrameSource")
+    return source

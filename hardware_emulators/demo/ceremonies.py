@@ -29,34 +29,38 @@ Wallet names come from ``provision`` (``<client>-<template>-<network>-<account>`
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pexpect
 
 from coldvault.crypto.descriptors import parse_key_origin
-from coldvault.keys.entropy import DiceRejected, check_dice
 from coldvault.keys.pool import AccountExport, AccountSpec, ProvisioningRecord, Template
 from coldvault.quorum.documents import load_signed_document, verify_roster_chain
 from coldvault.quorum.roster import Roster
 from coldvault.requests.wallets import parse_wallets
+from hardware_emulators.ceremony_driver import (
+    answer,
+    finish_ok,
+    pin_prompt,
+    random_dice,
+    read_and_confirm_words,
+    spawn,
+    unlogged,
+    use_card,
+)
 from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import APPLIANCE_ID, LabTrust
 
-BIN = Path(sys.executable).parent
-PROMPT_TIMEOUT = 120
 OPERATOR = "Olga Operator"
 READER = 0
 #: (template, client) of each wallet; the first is provisioned by generate-seed itself
 WALLETS = (("bip84", "acme"), ("bip44-eth", "globex"), ("sol", "initech"))
 POOL_SIZE = 5
-UNLOGGED = "\n[demo: backup words were on screen here; they are not logged]\n"
 
 
 # --------------------------------------------------------------------------- secrets
@@ -99,110 +103,11 @@ class _NewPins:
         return [self.token_so, self.token_user, *self.card_admin.values(), *self.card_user.values()]
 
 
-def demo_dice(rolls: int = 120) -> str:
-    """Dice rolls for the seed ceremony (a real ceremony types real rolls), checked with the
-    ceremony's own dice checks so the run is not refused by chance."""
-    rng = secrets.SystemRandom()
-    while True:
-        text = "".join(rng.choice("123456") for _ in range(rolls))
-        try:
-            check_dice(text)
-            return text
-        except DiceRejected:
-            continue
-
-
-# --------------------------------------------------------------------------- driving
-class CeremonyFailed(RuntimeError):
-    pass
-
-
-class CeremonyDriver:
-    """Runs ``coldvault ceremony ...`` on ``lab`` and answers its prompts."""
-
-    def __init__(self, lab: Lab, logs: Path) -> None:
-        self.lab, self.logs = lab, logs
-        logs.mkdir(parents=True, exist_ok=True)
-
-    def spawn(self, name: str, args: Sequence[str]) -> pexpect.spawn:
-        env = dict(
-            os.environ,
-            **self.lab.env,
-            NO_COLOR="1",
-            TERM="dumb",
-            COLUMNS="100",
-            PYTHONUNBUFFERED="1",
-        )
-        child = pexpect.spawn(
-            str(BIN / "coldvault"),
-            ["ceremony", *args],
-            env=env,
-            encoding="utf-8",
-            timeout=PROMPT_TIMEOUT,
-            dimensions=(50, 200),
-        )
-        # only what the ceremony prints: typed answers (PINs, dice, words) are never logged
-        child.logfile_read = (self.logs / f"{name}.log").open("w")
-        return child
-
-    @staticmethod
-    def answer(child: pexpect.spawn, dialogue: Iterable[tuple[str, str | None]]) -> None:
-        """For each (regex, answer): wait for the prompt, then type the answer (if any)."""
-        for expected, reply in dialogue:
-            child.expect(expected)
-            if reply is not None:
-                child.sendline(reply)
-
-    def card(
-        self,
-        child: pexpect.spawn,
-        serial: str,
-        prompt: str,
-        dialogue: Iterable[tuple[str, str | None]] = (),
-    ) -> None:
-        """Insert lab card ``serial`` when ``prompt`` shows, answer, pull it when told."""
-        child.expect(re.escape(prompt))
-        self.lab.insert(serial, READER)
-        try:
-            self.answer(child, dialogue)
-            child.expect("Remove the card.")
-        finally:
-            self.lab.remove(READER)
-
-    @staticmethod
-    def finish(child: pexpect.spawn) -> None:
-        child.expect(pexpect.EOF)
-        child.close()
-        log: IO[str] | None = child.logfile_read
-        if log is not None:
-            log.close()
-        if child.exitstatus != 0:
-            where = getattr(log, "name", "the console log")
-            raise CeremonyFailed(f"the ceremony exited with {child.exitstatus}; see {where}")
-
-
-def _pin_prompt(holder: str) -> str:
-    return r"PIN for card \S+ \(" + re.escape(holder) + r"\): "
-
-
-def read_backup(child: pexpect.spawn, title: str, label: str) -> str:
-    """Read the words shown for ``title`` off the screen, then answer the two word checks."""
-    child.expect(re.escape(title) + r"\s+write every word down")
-    child.expect("Press Enter: ")
-    words = {int(n): w for n, w in re.findall(r"(\d+)\. ([a-z]+)", child.before)}
-    child.sendline("")
-    for _ in range(2):
-        child.expect(re.escape(label) + r", word (\d+): ")
-        child.sendline(words[int(child.match.group(1))])
-    return " ".join(words[i] for i in sorted(words))
-
-
 # --------------------------------------------------------------------------- ceremonies
 @dataclass
 class _Run:
     """One demo's ceremonies: where things go and the secrets made for them."""
 
-    driver: CeremonyDriver
     lab: Lab
     directory: Path
     pins: _NewPins
@@ -220,7 +125,7 @@ class _Run:
             str(transcript),
             *extra,
         ]
-        return self.driver.spawn(name, args)
+        return spawn(args, self.lab.env, self.directory / "console" / f"{name}.log")
 
     @property
     def token(self) -> str:
@@ -237,7 +142,7 @@ def init_appliance(run: _Run) -> bytes:
     child = run.start(
         "1-init-appliance", "init-appliance", "--token", run.token, "--export-dir", str(exports)
     )
-    run.driver.answer(
+    answer(
         child,
         [
             (f"Current HSM user PIN for token {run.token}: ", lab_token.user_pin),
@@ -248,7 +153,7 @@ def init_appliance(run: _Run) -> bytes:
             ("Repeat new user PIN: ", run.pins.token_user),
         ],
     )
-    run.driver.finish(child)
+    finish_ok(child)
     keys = json.loads((exports / "appliance-keys.json").read_text())
     return bytes.fromhex(keys["audit_secp256k1"])
 
@@ -275,7 +180,7 @@ def enrol_cards(run: _Run, roster_path: Path) -> Roster:
             child.expect(r"Card serial (\S+) \(check it")
             cid = run.card_ids[spec.serial] = child.match.group(1)
             admin, user = run.pins.card_admin[spec.serial], run.pins.card_user[spec.serial]
-            run.driver.answer(
+            answer(
                 child,
                 [
                     (f"Card {cid} holder name: ", spec.holder),
@@ -295,16 +200,17 @@ def enrol_cards(run: _Run, roster_path: Path) -> Roster:
             )
         finally:
             run.lab.remove(READER)
-    run.driver.answer(child, [(r"Is the roster correct\? Type yes to continue: ", "yes")])
+    answer(child, [(r"Is the roster correct\? Type yes to continue: ", "yes")])
     for serial in run.admins():
         holder = run.lab.config.card(serial).holder
-        run.driver.card(
+        use_card(
             child,
+            run.lab,
             serial,
             "Roster approval: insert an admin card.",
-            [(_pin_prompt(holder), run.pins.card_user[serial])],
+            [(pin_prompt(holder), run.pins.card_user[serial])],
         )
-    run.driver.finish(child)
+    finish_ok(child)
     doc = load_signed_document(roster_path, "roster")
     return verify_roster_chain([doc], doc.sha256)  # the genesis: pinned from here on
 
@@ -341,7 +247,7 @@ def generate_seed(run: _Run, roster_path: Path, dice: str) -> tuple[list[str], s
         "--roster",
         str(roster_path),
     )
-    run.driver.answer(
+    answer(
         child,
         [
             (r"Is the room prepared as listed\? Type yes to continue: ", "yes"),
@@ -349,23 +255,21 @@ def generate_seed(run: _Run, roster_path: Path, dice: str) -> tuple[list[str], s
             (r"Dice rolls \(digits 1-6, at least 99\): ", dice),
         ],
     )
-    log = child.logfile_read
-    log.write(UNLOGGED)
-    child.logfile_read = None  # the words go to the screen (and this process) only
-    try:
-        shares = [read_backup(child, f"share {i} of 3", f"share {i}") for i in (1, 2, 3)]
+    with unlogged(child):  # the words go to the screen (and this process) only
+        shares = [
+            read_and_confirm_words(child, f"share {i} of 3", f"share {i}") for i in (1, 2, 3)
+        ]
         child.expect(r"share 3 confirmed")
-    finally:
-        child.logfile_read = log
     child.expect(r"master fingerprint\s+│\s+([0-9a-f]{8})")
     fingerprint = str(child.match.group(1))
-    run.driver.card(
+    use_card(
         child,
+        run.lab,
         witness.serial,
         "Witness 1: insert your card.",
-        [(_pin_prompt(witness.holder), run.pins.card_user[witness.serial])],
+        [(pin_prompt(witness.holder), run.pins.card_user[witness.serial])],
     )
-    run.driver.finish(child)
+    finish_ok(child)
     return shares, fingerprint
 
 
@@ -389,7 +293,7 @@ def provision(run: _Run, template: str, client: str, shares: Sequence[str], fp: 
         "--export-dir",
         str(run.directory / "exports" / client),
     )
-    run.driver.answer(
+    answer(
         child,
         [
             (f"HSM user PIN for token {run.token} .*: ", run.pins.token_user),
@@ -401,7 +305,7 @@ def provision(run: _Run, template: str, client: str, shares: Sequence[str], fp: 
             ),
         ],
     )
-    run.driver.finish(child)
+    finish_ok(child)
 
 
 def approve_document(
@@ -421,7 +325,7 @@ def approve_document(
         *extra,
         str(path),
     )
-    run.driver.answer(
+    answer(
         child,
         [
             (
@@ -432,15 +336,16 @@ def approve_document(
     )
     for number, serial in enumerate(run.admins()[: roster.admin_threshold], start=1):
         holder = run.lab.config.card(serial).holder
-        run.driver.card(
+        use_card(
             child,
+            run.lab,
             serial,
             f"Admin approval {number} of {roster.admin_threshold}: insert an admin card.",
-            [(_pin_prompt(holder), run.pins.card_user[serial])],
+            [(pin_prompt(holder), run.pins.card_user[serial])],
         )
     child.expect(r'\{"[^\r\n]*"ok": true[^\r\n]*\}')
     result: dict[str, Any] = json.loads(child.match.group(0))
-    run.driver.finish(child)
+    finish_ok(child)
     return result
 
 
@@ -516,14 +421,14 @@ def ceremony_trust(
     demo's secrets (only so the caller can check none reached the disk; keep in memory)."""
     directory.mkdir(parents=True, exist_ok=True)
     pins = _NewPins.make(c.serial for c in lab.config.cards)
-    run = _Run(CeremonyDriver(lab, directory / "console"), lab, directory, pins)
+    run = _Run(lab, directory, pins)
     roster_path = directory / "roster-1.json"
 
     say("init-appliance: token PINs changed, identity + audit keys generated in the HSM")
     audit_key = init_appliance(run)
     say(f"enrol-cards: {len(lab.config.cards)} cards enrolled, roster signed by the admins")
     roster = enrol_cards(run, roster_path)
-    dice = demo_dice()
+    dice = random_dice()
     say("generate-seed: dice typed, SLIP-39 2-of-3 shares read off the screen, pool imported")
     shares, fingerprint = generate_seed(run, roster_path, dice)
     for template, client in WALLETS[1:]:
@@ -558,12 +463,4 @@ def ceremony_trust(
     return trust, appliance_pins, [*pins.all(), dice, *shares]
 
 
-__all__ = [
-    "CeremonyDriver",
-    "CeremonyFailed",
-    "Pins",
-    "assert_not_on_disk",
-    "ceremony_trust",
-    "demo_dice",
-    "read_backup",
-]
+__all__ = ["Pins", "assert_not_on_disk", "ceremony_trust"]

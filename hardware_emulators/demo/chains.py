@@ -13,13 +13,8 @@ import cbor2
 import rlp
 from eth_account import Account
 
-from coldvault.transport.registry import (
-    EthDataType,
-    EthSignRequest,
-    Keypath,
-    SolSignRequest,
-    SolSignType,
-)
+from coldvault.transport.registry import EthSignRequest, Keypath, SolSignRequest
+from coldvault.transport.registry.keystone import EthDataType, SolSignType
 
 CHAIN_ID = 1
 

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess  # noqa: S404
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,14 +36,16 @@ import pexpect
 from rich.console import Console
 
 from coldvault.keys.pool import ProvisioningRecord, Template
+from coldvault.policy import AssetLimits, Policy, Tier, WalletPolicy, policy_toml
+from coldvault.requests.base import Chain
+from hardware_emulators.ceremony_driver import COLDVAULT, answer, finish, spawn_coldvault
 from hardware_emulators.demo import parties
-from hardware_emulators.demo.ceremonies import Pins, assert_not_on_disk, ceremony_trust
+from hardware_emulators.demo.ceremonies import READER, Pins, assert_not_on_disk, ceremony_trust
 from hardware_emulators.lab import Lab
-from hardware_emulators.trust_setup import LabTrust, appliance_config
+from hardware_emulators.trust_setup import APPLIANCE_ID, LabTrust, appliance_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "demo-out"
-BIN = Path(sys.executable).parent
 APPROVERS = ("C0DE0001", "C0DE0002", "C0DE0003")
 
 console = Console(highlight=False)
@@ -54,67 +55,44 @@ def step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
 
 
+def demo_policy(
+    record: ProvisioningRecord, btc: parties.Proof, eth: parties.Proof, sol: parties.Proof
+) -> Policy:
+    """The demo policy for the provisioned wallets (found by template: the fast path names
+    them acme-btc/globex-eth/initech-sol, the ``provision`` ceremony
+    ``<client>-<template>-<network>-<account>``), each whitelisting one counterparty."""
+    spec = {a.spec.template: a.spec for a in record.accounts}
+    b, e, s = spec[Template.BIP84], spec[Template.ETH], spec[Template.SOL]
+    wallets = (
+        WalletPolicy(
+            name=b.name, client=b.client, chain=Chain.BITCOIN, network="main",
+            kinds=frozenset({"psbt"}), min_approvals=2, max_fee=100_000, max_fee_rate=200.0,
+            limits={"BTC": AssetLimits(per_transaction=100_000_000, per_day=300_000_000)},
+            tiers=(Tier("BTC", 50_000_000, 2), Tier("BTC", None, 3)),
+            destinations=(btc.destination(),),
+        ),
+        WalletPolicy(
+            name=e.name, client=e.client, chain=Chain.ETHEREUM, network="1",
+            kinds=frozenset({"eth-transaction"}), min_approvals=2,
+            max_fee=20_000_000_000_000_000,
+            limits={"ETH": AssetLimits(per_transaction=5 * 10**18, per_day=10 * 10**18)},
+            destinations=(eth.destination(),),
+        ),
+        WalletPolicy(
+            name=s.name, client=s.client, chain=Chain.SOLANA, network="mainnet-beta",
+            kinds=frozenset({"sol-transaction"}), min_approvals=2, max_fee=100_000,
+            limits={"SOL": AssetLimits(per_transaction=50_000_000_000, per_day=100_000_000_000)},
+            destinations=(sol.destination(),),
+        ),
+    )  # fmt: skip
+    return Policy(1, APPLIANCE_ID, frozenset(Chain), {w.name: w for w in wallets})
+
+
 def policy_for(
     btc: parties.Proof, eth: parties.Proof, sol: parties.Proof
 ) -> Callable[[ProvisioningRecord], str]:
-    """The demo policy for the provisioned wallets (found by template: the fast path names
-    them acme-btc/globex-eth/initech-sol, the ``provision`` ceremony
-    ``<client>-<template>-<network>-<account>``)."""
-
-    def text(record: ProvisioningRecord) -> str:
-        spec = {a.spec.template: a.spec for a in record.accounts}
-        b, e, s = spec[Template.BIP84], spec[Template.ETH], spec[Template.SOL]
-        return f"""format = "coldvault-policy/1"
-version = 1
-appliance_id = "cv-lab-01"
-chains = ["bitcoin", "ethereum", "solana"]
-
-[[wallet]]
-name = "{b.name}"
-client = "{b.client}"
-chain = "bitcoin"
-network = "main"
-kinds = ["psbt"]
-min_approvals = 2
-max_fee = 100000
-max_fee_rate = 200.0
-[wallet.limits.BTC]
-per_transaction = 100000000
-per_day = 300000000
-[[wallet.tier]]
-asset = "BTC"
-up_to = 50000000
-approvals = 2
-[[wallet.tier]]
-asset = "BTC"
-approvals = 3
-{btc.destination_toml()}
-[[wallet]]
-name = "{e.name}"
-client = "{e.client}"
-chain = "ethereum"
-network = "1"
-kinds = ["eth-transaction"]
-min_approvals = 2
-max_fee = 20000000000000000
-[wallet.limits.ETH]
-per_transaction = 5000000000000000000
-per_day = 10000000000000000000
-{eth.destination_toml()}
-[[wallet]]
-name = "{s.name}"
-client = "{s.client}"
-chain = "solana"
-network = "mainnet-beta"
-kinds = ["sol-transaction"]
-min_approvals = 2
-max_fee = 100000
-[wallet.limits.SOL]
-per_transaction = 50000000000
-per_day = 100000000000
-{sol.destination_toml()}"""
-
-    return text
+    """The demo policy document (:func:`demo_policy`) for a provisioning record."""
+    return lambda record: policy_toml(demo_policy(record, btc, eth, sol))
 
 
 def run_appliance(
@@ -126,42 +104,33 @@ def run_appliance(
     pins = pins or Pins.from_lab(lab)
     args = ["appliance", "run", "--config", str(config), "--allow-emulated",
             "--dev-allow-network", "--once", "--json", "--frames", str(frames), "--out", str(out)]
-    env = dict(os.environ, **lab.env, COLUMNS="110", COLDVAULT_DEBUG="1")
-    with open(log, "w") as transcript:
-        child = pexpect.spawn(str(BIN / "coldvault"), args, env=env, encoding="utf-8",
-                              timeout=180)
-        child.logfile_read = transcript
-        try:
-            child.expect("HSM user PIN for token")
-            child.sendline(pins.token_user)
-            first = child.expect(["Type APPROVE to continue", r'"ok": false'])
-            if first == 1:
-                child.expect(pexpect.EOF)
-                return _last_json(log)
-            if expect_refusal:
-                child.sendline("no")
-                child.expect(pexpect.EOF)
-                return _last_json(log)
-            child.sendline("APPROVE")
-            for serial in approvers:
-                idx = child.expect(["insert an approver card", r'"ok": (true|false)'])
-                if idx == 1:
-                    break
-                lab.insert(serial, 0)
-                child.expect(r"PIN for card \S+ \(")
-                child.sendline(pins.card(serial))
-                child.expect("Remove the card")
-                lab.remove(0)
-            child.expect(pexpect.EOF)
-        finally:
-            if child.isalive():
-                child.terminate(force=True)
-            for reader in range(lab.config.readers):
-                lab.remove(reader)
-    return _last_json(log)
+    child = spawn_coldvault(args, dict(lab.env, COLDVAULT_DEBUG="1"), log, timeout=180,
+                            columns=110)
+    try:
+        answer(child, [("HSM user PIN for token", pins.token_user)])
+        if child.expect(["Type APPROVE to continue", pexpect.EOF]) == 0:
+            child.sendline("no" if expect_refusal else "APPROVE")
+            for serial in () if expect_refusal else approvers:
+                if child.expect(["insert an approver card", pexpect.EOF]) == 1:
+                    break  # the quorum is met (or the request was refused)
+                lab.insert(serial, READER)
+                try:
+                    answer(child, [(r"PIN for card \S+ \(", pins.card(serial)),
+                                   ("Remove the card", None)])
+                finally:
+                    lab.remove(READER)
+        finish(child)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        for reader in range(lab.config.readers):
+            lab.remove(reader)
+    return _console_result(log)
 
 
-def _last_json(log: Path) -> dict[str, object]:
+def _console_result(log: Path) -> dict[str, object]:
+    """The ``--json`` result of an interactive run, read from its console log: the command's
+    prompts and its JSON share one terminal."""
     for line in reversed(log.read_text().splitlines()):
         line = line.strip()
         if line.startswith("{") and '"ok"' in line:
@@ -169,18 +138,31 @@ def _last_json(log: Path) -> dict[str, object]:
     raise RuntimeError(f"the appliance printed no JSON result; see {log}")
 
 
+def json_document(stdout: str, command: str) -> dict[str, object]:
+    """A command's machine output: its whole stdout is exactly one JSON object."""
+    try:
+        result = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"coldvault {command}: stdout is not one JSON document ({exc}): {stdout[:300]!r}"
+        ) from None
+    if not isinstance(result, dict):
+        raise RuntimeError(f"coldvault {command}: stdout is JSON but not an object")
+    return result
+
+
 def coldvault(*args: str) -> dict[str, object]:
     """Run a non-interactive ``coldvault`` command with ``--json``; return its result."""
     done = subprocess.run(  # noqa: S603 - our own console script, no shell
-        [str(BIN / "coldvault"), *args, "--json"], capture_output=True, text=True, timeout=300,
+        [str(COLDVAULT), *args, "--json"], capture_output=True, text=True, timeout=300,
         check=False,
     )
-    lines = done.stdout.strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"coldvault {' '.join(args)} printed nothing: {done.stderr}")
-    result: dict[str, object] = json.loads(lines[-1])
+    command = " ".join(args)
+    if not done.stdout.strip():
+        raise RuntimeError(f"coldvault {command} printed nothing: {done.stderr}")
+    result = json_document(done.stdout, command)
     if done.returncode != 0 and result.get("ok") is not False:
-        raise RuntimeError(f"coldvault {' '.join(args)} failed: {done.stderr}")
+        raise RuntimeError(f"coldvault {command} failed: {done.stderr}")
     return result
 
 

@@ -22,6 +22,9 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
+from coldvault.policy import Destination
+from coldvault.requests.base import Chain
+
 WHITELIST_MESSAGE = "coldvault whitelist proof: {label} controls {address}"
 
 
@@ -43,13 +46,10 @@ class Proof:
     message: str
     signature: str
 
-    def destination_toml(self) -> str:
-        """The policy's ``[[wallet.destination]]`` table for this whitelisted address."""
-        return (
-            "[[wallet.destination]]\n"
-            f'address = "{self.address}"\nchain = "{self.chain}"\nlabel = "{self.label}"\n'
-            f'message = "{self.message}"\nsignature = "{self.signature}"\n'
-        )
+    def destination(self) -> Destination:
+        """The policy's whitelist entry for this address, with its ownership proof."""
+        return Destination(self.address, Chain(self.chain), self.label, self.message,
+                           self.signature)
 
 
 def bitcoin_counterparty(label: str, network: str = "main") -> Proof:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from coldvault.records.chain import verify
+from coldvault.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_REFUSED
+from coldvault.records.audit import verify
 from coldvault.records.errors import AuditTampered
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
@@ -120,13 +121,29 @@ def _request(world: World, name: str, amount: int, seed: int) -> tuple[Path, Pat
     return work, config
 
 
-def _spawn(world: World, work: Path, config: Path) -> pexpect.spawn:
+class Console(pexpect.spawn):
+    """``coldvault`` at a terminal whose stdout is a file: the console (prompts, review,
+    progress, errors) must all arrive on stderr, the terminal; the JSON result alone in
+    the file."""
+
+    def __init__(self, args: list[str], stdout: Path, *, log: Path | None = None) -> None:
+        self.stdout_path = stdout
+
+        def stdout_to_file() -> None:
+            fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(fd, 1)
+            os.close(fd)
+
+        super().__init__(str(BIN / "coldvault"), args, env=dict(os.environ, COLUMNS="110"),
+                         encoding="utf-8", timeout=120, preexec_fn=stdout_to_file,
+                         logfile=open(log, "w") if log else None)  # noqa: SIM115
+
+
+def _spawn(world: World, work: Path, config: Path) -> Console:
     args = ["appliance", "run", "--config", str(config), "--allow-emulated",
             "--dev-allow-network", "--once", "--json", "--frames", str(work / "request"),
             "--out", str(work / "response")]
-    return pexpect.spawn(str(BIN / "coldvault"), args, env=dict(os.environ, COLUMNS="110"),
-                         encoding="utf-8", timeout=120,
-                         logfile=open(work / "console.log", "w"))  # noqa: SIM115
+    return Console(args, work / "result.json", log=work / "console.log")
 
 
 def _present(world: World, child: pexpect.spawn, serial: str, pin: str) -> None:
@@ -136,10 +153,13 @@ def _present(world: World, child: pexpect.spawn, serial: str, pin: str) -> None:
     child.sendline(pin)
 
 
-def _result(child: pexpect.spawn) -> dict:
+def _result(child: Console, status: int) -> dict:
+    """The command's one JSON document (its whole stdout), after checking its exit status."""
     child.expect(pexpect.EOF)
-    lines = [ln for ln in child.before.splitlines() if ln.strip().startswith('{"')]
-    return json.loads(lines[-1])
+    child.close()
+    assert child.exitstatus == status, child.before
+    assert '"ok"' not in child.before  # the terminal (stderr) never carries the result
+    return json.loads(child.stdout_path.read_text())
 
 
 def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> None:
@@ -167,16 +187,18 @@ def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> N
         child.expect(r"Approved by Alice Approver \(1 of 2\)")
         child.expect("Remove the card")
         lab.remove(0)
-        # 4. Alice again: the same holder counts once
-        _present(world, child, "C0DE0001", lab.config.card("C0DE0001").pin)
-        child.expect("already approved")
+        # 4. Alice again: the same holder counts once, refused before her PIN is asked
+        child.expect("insert an approver card")
+        lab.insert("C0DE0001", 0)
+        idx = child.expect(["already approved", r"PIN for card \S+ \("])
+        assert idx == 0, "a PIN was asked of a holder who had already approved"
         child.expect("Remove the card")
         lab.remove(0)
         # 5. Bob completes the quorum
         _present(world, child, "C0DE0002", lab.config.card("C0DE0002").pin)
         child.expect("Remove the card")
         lab.remove(0)
-        result = _result(child)
+        result = _result(child, EXIT_DONE)
     finally:
         child.terminate(force=True)
         for reader in range(lab.config.readers):
@@ -197,7 +219,7 @@ def test_replayed_request_is_refused(world: World) -> None:
     try:
         child.expect("HSM user PIN")
         child.sendline(world.lab.config.appliance_token().user_pin)
-        result = _result(child)
+        result = _result(child, EXIT_REFUSED)
     finally:
         child.terminate(force=True)
     assert result["ok"] is False
@@ -213,43 +235,45 @@ def test_operator_cancel_at_review_signs_nothing(world: World) -> None:
         child.sendline(world.lab.config.appliance_token().user_pin)
         child.expect("Type APPROVE")
         child.sendline("no")
-        result = _result(child)
+        result = _result(child, EXIT_REFUSED)
     finally:
         child.terminate(force=True)
     assert result["ok"] is False and result["error"] == "cancelled"
     assert not (work / "response").exists()
 
 
-def _check(world: World, config: Path, *flags: str, pin: str | None = None) -> dict:
-    child = pexpect.spawn(str(BIN / "coldvault"),
-                          ["appliance", "check", "--config", str(config), "--json", *flags],
-                          env=dict(os.environ), encoding="utf-8", timeout=60)
+def _check(world: World, config: Path, *flags: str, status: int, pin: str | None = None
+           ) -> dict:
+    child = Console(["appliance", "check", "--config", str(config), "--json", *flags],
+                    world.out / "check.json")
     child.expect("HSM user PIN")
     child.sendline(pin or world.lab.config.appliance_token().user_pin)
-    return _result(child)
+    return _result(child, status)
 
 
 def test_startup_refusals(world: World) -> None:
     config = world.out / "appliance-bitcoin.toml"
     if not config.exists():
         _, config = _request(world, "startup", 1000, seed=5)
-    ok = _check(world, config, "--allow-emulated", "--dev-allow-network")
+    ok = _check(world, config, "--allow-emulated", "--dev-allow-network", status=EXIT_DONE)
     assert ok["ok"] is True and ok["emulated"] is True
-    refused = _check(world, config, "--dev-allow-network")
-    assert refused["ok"] is False and "emulated" in refused["message"].lower()
-    wrong_pin = _check(world, config, "--allow-emulated", "--dev-allow-network", pin="0000")
-    assert wrong_pin["ok"] is False and wrong_pin["error"] == "wrong-pin"
+    refused = _check(world, config, "--dev-allow-network", status=EXIT_REFUSED)
+    assert refused["ok"] is False and refused["error"] == "emulated-hsm-refused"
+    wrong_pin = _check(world, config, "--allow-emulated", "--dev-allow-network", pin="0000",
+                       status=EXIT_BAD_INPUT)
+    assert wrong_pin["ok"] is False and wrong_pin["error"] == "hsm-wrong-pin"
     from appliance.netcheck import live_network_interfaces
 
     if live_network_interfaces():
-        no_net = _check(world, config, "--allow-emulated")
+        no_net = _check(world, config, "--allow-emulated", status=EXIT_REFUSED)
         assert no_net["ok"] is False and no_net["error"] == "network-up"
     # a policy edited after the admins signed it is refused
     policy = world.trust.policy_path
     original = policy.read_bytes()
     try:
         policy.write_bytes(original.replace(b"per_day = 300000000", b"per_day = 900000000"))
-        tampered = _check(world, config, "--allow-emulated", "--dev-allow-network")
+        tampered = _check(world, config, "--allow-emulated", "--dev-allow-network",
+                          status=EXIT_BAD_INPUT)
         assert tampered["ok"] is False and tampered["error"] == "document-hash-mismatch"
     finally:
         policy.write_bytes(original)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from coldvault.backends.pkcs11.errors import WrongPin as HsmWrongPin
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backup.drill import (
     DrillScenario,
@@ -18,6 +19,8 @@ from coldvault.backup.drill import (
     surviving,
 )
 from coldvault.backup.restore import expectations_from_provisioning
+from coldvault.cards.openpgp import PinBlocked
+from coldvault.cards.openpgp import WrongPin as CardWrongPin
 from coldvault.keys.pool import AccountSpec, Template, provision
 from tests.backup.conftest import USER_PIN
 from tests.backup.lab_backup import LabAccess, direct_sessions, lab_backup, pcsc_sessions
@@ -147,7 +150,8 @@ def test_below_threshold_says_how_many_more_and_from_where(written, backup_token
     assert not report.passed and report.rebuilt_fingerprint == ""
     assert _status(report)["c-hsm"] == "failed" and _status(report)["c-card"] == "failed"
     errors = {s.target: s.error for s in report.shares if s.error}
-    assert errors == {"c-hsm": "wrong-pin", "c-card": "wrong-pin"}
+    assert errors == {"c-hsm": HsmWrongPin.code, "c-card": CardWrongPin.code}
+    assert HsmWrongPin.code != CardWrongPin.code
     shortfall = report.reasons[-1]
     assert shortfall.startswith(
         "Too few shares to rebuild the seed: 1 of the 2 groups needed are complete, 1 more needed ("
@@ -176,7 +180,7 @@ def test_wrong_card_pin_down_to_lockout(written, backup_tokens) -> None:
         messages.append((failure.error, failure.message))
         assert report.rebuilt_fingerprint == report.expected_fingerprint  # a-hsm has a copy
         assert not report.passed
-    assert [m[0] for m in messages] == ["wrong-pin", "wrong-pin", "pin-blocked"]
+    assert [m[0] for m in messages] == [CardWrongPin.code, CardWrongPin.code, PinBlocked.code]
     assert "1 try left" in messages[1][1]
     assert "blocked" in messages[2][1]
 
@@ -315,7 +319,7 @@ def test_drill_through_pcscd(backup_tokens, card_factory, pcsc_lab, tmp_path: Pa
     access = _access(backup_tokens, cards, backup, pins={"c-card": "111111"})
     report = run_drill(backup.plan, backup.record, SITE_B_LOST, backup.blobs, access)
     failure = next(s for s in report.shares if s.target == "c-card")
-    assert (failure.status, failure.error) == ("failed", "wrong-pin")
+    assert (failure.status, failure.error) == ("failed", CardWrongPin.code)
 
 
 def _files(*roots: Path) -> list[Path]:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from coldvault.backends.pcsc import PcscConnection, wait_for_removal
+from coldvault.cards.algorithms import CardAlgorithm
 from coldvault.cards.decipher import DecryptionCurve, decipher, decryption_public_key
-from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.cards.openpgp import OpenPgpSession, Pw
 
 pytestmark = [
     pytest.mark.lab,

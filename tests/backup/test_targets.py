@@ -9,7 +9,7 @@ import pytest
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11
 
-from coldvault.backends.pkcs11.errors import KeyNotFound, WrongPin
+from coldvault.backends.pkcs11.errors import WrongPin
 from coldvault.backup.envelope import Curve, ShareHeader, open_sealed, parse_sealed, seal
 from coldvault.backup.errors import (
     ImportedCardKey,
@@ -27,6 +27,7 @@ from coldvault.backup.targets import (
 )
 from coldvault.cards.openpgp import PinRequired, Pw
 from coldvault.cards.openpgp import WrongPin as CardWrongPin
+from coldvault.keys.keystore import KeyNotFound
 from tests.backup.conftest import ADMIN_PIN, USER_PIN
 from tests.backup.plans import lab_plan
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coldvault.backends.pcsc import PcscConnection, wait_for_removal
-from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw, openpgp_v4_fingerprint
+from coldvault.cards import CardAlgorithm, OpenPgpSession, Pw, openpgp_v4_fingerprint
 from hardware_emulators.openpgp_card.controller import VirtualCard
 from hardware_emulators.pcsc_lab import PcscLab
 

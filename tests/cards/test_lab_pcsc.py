@@ -6,7 +6,6 @@ reinsertion, and the lab's own process hygiene.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -23,18 +22,16 @@ from coldvault.backends.pcsc import (
     wait_for_card,
     wait_for_removal,
 )
-from coldvault.cards.openpgp import (
+from coldvault.cards import (
     CardAlgorithm,
-    CardBusy,
     CardRemoved,
-    CardTimeout,
-    NoCard,
     OpenPgpSession,
     Pw,
-    ReaderNotFound,
     WrongPin,
+    card_input,
     verify_card_signature,
 )
+from coldvault.cards.errors import CardBusy, CardTimeout, NoCard, ReaderNotFound
 from hardware_emulators.pcsc_lab import PcscLab
 
 pytestmark = pytest.mark.lab
@@ -129,9 +126,9 @@ def test_state_persists_across_removal_and_reinsertion(pcsc_lab: PcscLab, make_c
     with conn:
         session.verify_pin("12345678", Pw.ADMIN)
         public_key = session.generate_key(CardAlgorithm.NIST_P256)
-        digest = hashlib.sha256(b"approve request 1").digest()
+        approved = b"approve request 1"
         session.verify_pin("123456", Pw.SIGN)
-        signature = session.sign(digest)
+        signature = session.sign(card_input(CardAlgorithm.NIST_P256, approved))
         with pytest.raises(WrongPin):
             session.verify_pin("000000", Pw.USER)
     card.remove()
@@ -143,7 +140,7 @@ def test_state_persists_across_removal_and_reinsertion(pcsc_lab: PcscLab, make_c
         assert session.public_key() == public_key
         assert session.signature_counter() == 1
         assert session.tries_left(Pw.USER) == 2
-        assert verify_card_signature(CardAlgorithm.NIST_P256, public_key, digest, signature)
+        assert verify_card_signature(CardAlgorithm.NIST_P256, public_key, approved, signature)
     card.remove()
     wait_for_removal(pcsc_lab.reader_names()[2], timeout=5)
 

@@ -1,42 +1,31 @@
-"""Client-side behaviour of ``coldvault.cards.openpgp`` that the virtual card does not exercise:
+"""Client-side behaviour of ``coldvault.cards`` that the virtual card does not exercise:
 scripted card responses (YubiKey-style status words, chaining, malformed data), the
-status-word table, signature verification edge cases, and the v4 fingerprint vs GnuPG."""
+status-word table, ISO 7816 framing and TLV as pure functions, the error codes, and the v4
+fingerprint vs GnuPG.  The card-signature check has its own tests (tests/domain/test_cardsig.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import coincurve
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
-from coldvault.cards.openpgp import (
+from coldvault.cards import CardAlgorithm, OpenPgpSession, Pw, WrongPin, openpgp_v4_fingerprint, tlv
+from coldvault.cards.errors import (
     ApduError,
     ApplicationNotFound,
-    CardAlgorithm,
     CardProtocolError,
     CardRejectedData,
     DataNotFound,
-    Ins,
     NoKey,
-    OpenPgpSession,
-    PinBlocked,
-    PinRequired,
-    Pw,
     UnsupportedAlgorithm,
     UnsupportedCommand,
-    WrongPin,
-    _status_error,
-    openpgp_v4_fingerprint,
-    verify_card_signature,
 )
+from coldvault.cards.iso7816 import Ins, command, transmit
+from coldvault.cards.openpgp import PinBlocked, PinRequired, status_error
 from coldvault.errors import AuthError, HardwareError
 
 Handler = Callable[[bytes], tuple[bytes, int]]
@@ -133,7 +122,7 @@ def test_pin_bytes_are_sent_but_never_in_errors() -> None:
     ],
 )
 def test_status_word_table(sw: int, ins: int, kwargs: dict, cls: type) -> None:
-    err = _status_error(sw, ins, **kwargs)
+    err = status_error(sw, ins, **kwargs)
     assert type(err) is cls
     assert str(err).endswith(".")
     if isinstance(err, ApduError):
@@ -157,30 +146,86 @@ def test_short_signature_from_card_is_a_protocol_error() -> None:
         OpenPgpSession(Scripted(lambda apdu: (b"\x00" * 10, 0x9000))).sign(b"m")
 
 
-def test_secp256k1_high_s_signatures_are_normalised() -> None:
-    key = ec.generate_private_key(ec.SECP256K1())
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+def test_command_apdu_forms() -> None:
+    assert command(Ins.SELECT, 4, 0, b"\xd2\x76") == bytes.fromhex("00A4040002D276")
+    assert command(Ins.GET_DATA, 0, 0x6E, le=0) == bytes.fromhex("00CA006E00")
+    assert command(Ins.PSO, 0x9E, 0x9A, b"m", le=0, chained=True) == bytes.fromhex(
+        "102A9E9A016D00"
     )
-    digest = hashlib.sha256(b"token").digest()
-    r, s = decode_dss_signature(key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    for s_variant in (s, n - s):  # one of them is high-S
-        sig = r.to_bytes(32, "big") + s_variant.to_bytes(32, "big")
-        assert verify_card_signature(CardAlgorithm.SECP256K1, public, digest, sig)
-    assert coincurve.PublicKey(public).format(compressed=False) == public
-    assert not verify_card_signature(CardAlgorithm.SECP256K1, public, digest, bytes(64))
+    assert command(Ins.GET_RESPONSE, 0, 0, le=0x10) == bytes.fromhex("00C0000010")
+    with pytest.raises(ValueError):
+        command(Ins.PSO, 0x9E, 0x9A, bytes(256))
+    with pytest.raises(ValueError):
+        command(Ins.GET_RESPONSE, 0, 0, le=256)
 
 
-def test_signature_helper_input_checks() -> None:
-    key = ed25519.Ed25519PrivateKey.generate()
-    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    assert not verify_card_signature(CardAlgorithm.ED25519, pub, b"m", b"short")
-    with pytest.raises(ValueError):
-        verify_card_signature(CardAlgorithm.ED25519, b"\x00" * 31, b"m", key.sign(b"m"))
-    with pytest.raises(ValueError):
-        bad_point = b"\x04" + b"\x01" * 64
-        verify_card_signature(CardAlgorithm.NIST_P256, bad_point, b"m" * 32, b"\x01" * 64)
+def test_transmit_wipes_what_it_sent_and_stops_a_refused_chain() -> None:
+    conn = Scripted(lambda apdu: (b"", 0x6A80))
+    pin = bytearray(b"1" * 300)
+    data, sw = transmit(conn, Ins.VERIFY, 0, 0x82, pin, le=False)
+    assert (data, sw) == (b"", 0x6A80)
+    assert len(conn.sent) == 1 and conn.sent[0][0] == 0x10  # the chain stopped after part 1
+    assert bytes(pin) == b"1" * 300  # the caller's buffer is the caller's to wipe
+
+
+def test_tlv_parse_and_find() -> None:
+    data = bytes.fromhex("6E 0B 4F 02 D276 00 FF 5F52 02 0102".replace(" ", ""))
+    assert list(tlv.parse(data)) == [(0x6E, bytes.fromhex("4F02D27600FF5F52020102"))]
+    assert tlv.find(data, 0x6E, 0x5F52) == b"\x01\x02"
+    assert tlv.find(data, 0x6E, 0x4F) == bytes.fromhex("D276")
+    assert tlv.find(data, 0x6E, 0x73) is None
+    long_value = bytes(300)
+    assert tlv.find(b"\x86\x82\x01\x2c" + long_value, 0x86) == long_value
+    assert tlv.find(b"\x86\x81\x81" + bytes(0x81), 0x86) == bytes(0x81)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["86", "5F", "86 05 01", "86 82 01", "86 83 000001 00"],
+)
+def test_tlv_malformed_is_a_protocol_error(data: str) -> None:
+    with pytest.raises(CardProtocolError):
+        list(tlv.parse(bytes.fromhex(data.replace(" ", ""))))
+
+
+def test_card_and_hsm_wrong_pins_have_distinct_codes_and_carry_tries() -> None:
+    from coldvault.backends.pkcs11.errors import WrongPin as HsmWrongPin
+
+    card = WrongPin(Pw.SIGN, 2)
+    hsm = HsmWrongPin("token", role="user", tries_left=2)
+    assert card.code == "card-wrong-pin" and hsm.code == "hsm-wrong-pin"
+    assert card.to_dict()["error"] != hsm.to_dict()["error"]
+    assert card.to_dict()["attempts_remaining"] == 2 and card.tries_left == 2
+    assert isinstance(card, AuthError) and isinstance(hsm, AuthError)
+
+
+def test_error_codes_of_cards_quorum_and_backends_are_unique() -> None:
+    """Every error the card, quorum and hardware-backend packages define has its own code."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import coldvault
+    from coldvault.errors import ColdvaultError
+
+    seen: dict[str, str] = {}
+    clashes = []
+    for prefix in ("cards", "quorum", "backends"):
+        package = importlib.import_module(f"coldvault.{prefix}")
+        names = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+        for name in [package.__name__, *names]:
+            module = importlib.import_module(name)
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if not issubclass(cls, ColdvaultError) or cls.__module__ != name:
+                    continue
+                where = f"{name}.{cls.__qualname__}"
+                if seen.setdefault(cls.code, where) != where:
+                    clashes.append(f"{cls.code}: {seen[cls.code]} and {where}")
+    for root in vars(importlib.import_module("coldvault.errors")).values():
+        if inspect.isclass(root) and issubclass(root, ColdvaultError) and root.code in seen:
+            clashes.append(f"{root.code}: coldvault.errors.{root.__name__} and {seen[root.code]}")
+    assert coldvault and len(seen) > 40
+    assert clashes == []
 
 
 def _mpi_from_gpg_export(blob: bytes) -> tuple[int, bytes, int]:

@@ -1,48 +1,34 @@
 """One conformance suite for ``coldvault.cards.openpgp.OpenPgpSession``, run against every card
 we have: the virtual card driven in-process ("direct": the card's state machine behind a
-``send_and_receive`` function) and the same card through real pcscd + vpcd + pyscard
-("pcsc", lab).  Real cards get the read-only subset in test_real_card.py.
+``send_and_receive`` function, tests/cards/inprocess.py) and the same card through real
+pcscd + vpcd + pyscard ("pcsc", lab).  Real cards get the read-only subset in
+test_real_card.py.  Signatures are checked with the one card-signature check,
+``coldvault.cards.signatures.verify_card_signature``, over the data approved.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from coldvault.cards.openpgp import (
+from coldvault.cards import (
     CardAlgorithm,
-    Do,
-    NoKey,
     OpenPgpSession,
-    PinBlocked,
-    PinFormatError,
-    PinRequired,
     Pw,
-    UnsupportedAlgorithm,
     WrongPin,
+    card_input,
     openpgp_v4_fingerprint,
     verify_card_signature,
 )
-from hardware_emulators.openpgp_card import state as card_state
-from hardware_emulators.openpgp_card.card import OpenPgpCard
+from coldvault.cards.errors import NoKey, UnsupportedAlgorithm
+from coldvault.cards.openpgp import Do, PinBlocked, PinFormatError, PinRequired
+
+from .inprocess import DirectConnection
 
 USER, ADMIN = "123456", "12345678"
 BRAINPOOL_P256 = bytes.fromhex("132B2403030208010107")
-
-
-class DirectConnection:
-    """The virtual card's state machine behind the CardConnection interface."""
-
-    def __init__(self, path: Path, serial: int) -> None:
-        state = card_state.load_or_create(path, serial=serial)
-        self.card = OpenPgpCard(state, persist=lambda s: card_state.save(s, path))
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        out = self.card.process(apdu)
-        return out[:-2], int.from_bytes(out[-2:], "big")
 
 
 @pytest.fixture(params=["direct", pytest.param("pcsc", marks=pytest.mark.lab)])
@@ -68,12 +54,6 @@ def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenPgpS
         wait_for_removal(reader, timeout=5)
 
 
-def _payload(algorithm: CardAlgorithm, message: bytes) -> bytes:
-    if algorithm is CardAlgorithm.ED25519:
-        return message
-    return hashlib.sha256(message).digest()
-
-
 def test_select_reads_identity(session: OpenPgpSession) -> None:
     assert session.serial == 0x5E55101
     assert session.serial_hex == "05E55101"
@@ -94,13 +74,13 @@ def test_generate_sign_verify(session: OpenPgpSession, algorithm: CardAlgorithm)
     app = session.application_data()
     assert app.generation_times[0] == 1_700_000_000
     assert app.fingerprints[0] == openpgp_v4_fingerprint(algorithm, public_key, 1_700_000_000)
-    data = _payload(algorithm, b"approval token")
+    token = b"approval token"
     session.verify_pin(USER, Pw.SIGN)
-    signature = session.sign(data)
-    assert verify_card_signature(algorithm, public_key, data, signature)
-    assert not verify_card_signature(algorithm, public_key, _payload(algorithm, b"x"), signature)
+    signature = session.sign(card_input(algorithm, token))
+    assert verify_card_signature(algorithm, public_key, token, signature)
+    assert not verify_card_signature(algorithm, public_key, b"x", signature)
     tampered = signature[:-1] + bytes([signature[-1] ^ 1])
-    assert not verify_card_signature(algorithm, public_key, data, tampered)
+    assert not verify_card_signature(algorithm, public_key, token, tampered)
     assert session.signature_counter() == 1
 
 

@@ -12,13 +12,13 @@ Run it in its own pytest process, without the lab (libpcsclite keeps the first p
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from coldvault.cards.openpgp import CardAlgorithm, NoKey, OpenPgpSession, Pw, verify_card_signature
+from coldvault.cards import OpenPgpSession, Pw, card_input, verify_card_signature
+from coldvault.cards.errors import NoKey
 
 SERIAL = os.environ.get("COLDVAULT_REAL_CARD_SERIAL", "").strip().upper()
 pytestmark = [
@@ -76,10 +76,8 @@ def test_signature_key(real_session: OpenPgpSession) -> None:
     if not pin:
         pytest.skip("set COLDVAULT_REAL_CARD_PIN to also make one signature")
     data = b"coldvault real-card check"
-    if algorithm is not CardAlgorithm.ED25519:
-        data = hashlib.sha256(data).digest()
     before = real_session.signature_counter()
     real_session.verify_pin(pin, Pw.SIGN)
-    signature = real_session.sign(data)
+    signature = real_session.sign(card_input(algorithm, data))
     assert verify_card_signature(algorithm, public_key, data, signature)
     assert real_session.signature_counter() == before + 1

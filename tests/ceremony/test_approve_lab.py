@@ -22,7 +22,7 @@ from coldvault.backends import pcsc
 from coldvault.backends.pcsc import PcscConnection
 from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
 from coldvault.cards.signatures import card_input
-from coldvault.policy import load_policy
+from coldvault.policy import AssetLimits, Policy, WalletPolicy, load_policy, policy_toml
 from coldvault.quorum.documents import (
     SignedDocument,
     load_signed_document,
@@ -32,10 +32,10 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.records.transcript import read_entries, verify
+from coldvault.requests.base import Chain
 from coldvault.requests.wallets import parse_wallets
+from hardware_emulators.ceremony_driver import finish, spawn
 from hardware_emulators.demo import parties
-
-from .lab_driver import finish, spawn
 
 pytestmark = pytest.mark.lab
 
@@ -135,23 +135,13 @@ def _result(child) -> dict:
 
 
 def _policy_text(dest: parties.Proof) -> str:
-    return f"""format = "coldvault-policy/1"
-version = 3
-appliance_id = "{APPLIANCE}"
-chains = ["bitcoin"]
-
-[[wallet]]
-name = "acme-btc"
-client = "acme"
-chain = "bitcoin"
-network = "main"
-kinds = ["psbt"]
-min_approvals = 1
-max_fee = 100000
-[wallet.limits.BTC]
-per_transaction = 100000000
-per_day = 300000000
-{dest.destination_toml()}"""
+    wallet = WalletPolicy(
+        name="acme-btc", client="acme", chain=Chain.BITCOIN, network="main",
+        kinds=frozenset({"psbt"}), min_approvals=1, max_fee=100000,
+        limits={"BTC": AssetLimits(per_transaction=100000000, per_day=300000000)},
+        destinations=(dest.destination(),),
+    )  # fmt: skip
+    return policy_toml(Policy(3, APPLIANCE, frozenset({Chain.BITCOIN}), {wallet.name: wallet}))
 
 
 def test_policy_approved_refusals_counted_once(lab: Lab, pcsc_lab, tmp_path: Path) -> None:

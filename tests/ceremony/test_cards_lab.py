@@ -16,9 +16,14 @@ import pytest
 from ceremony_scripts.quorum_cards import load_roster
 from coldvault.quorum.roster import Role
 from coldvault.records.transcript import read_entries, verify
+from hardware_emulators.ceremony_driver import (
+    DICE_PROMPT,
+    fair_dice,
+    finish,
+    read_and_confirm_words,
+    spawn,
+)
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec, softhsm_available
-
-from .lab_driver import DICE_PROMPT, fair_dice, finish, read_and_confirm_words, spawn
 
 pytestmark = pytest.mark.lab
 

@@ -21,9 +21,14 @@ from coldvault.crypto import mnemonics
 from coldvault.keys.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID, KeyAlgorithm
 from coldvault.keys.pool import AccountSpec, Template, derive_pool
 from coldvault.records.transcript import read_entries, verify
+from hardware_emulators.ceremony_driver import (
+    DICE_PROMPT,
+    fair_dice,
+    finish,
+    read_and_confirm_words,
+    spawn,
+)
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec, softhsm_available
-
-from .lab_driver import DICE_PROMPT, fair_dice, finish, read_and_confirm_words, spawn
 
 pytestmark = pytest.mark.lab
 

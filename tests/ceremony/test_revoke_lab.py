@@ -38,9 +38,9 @@ from coldvault.quorum.documents import (
 from coldvault.quorum.errors import CardRevoked
 from coldvault.quorum.roster import CardHolder, CardStatus, Role, Roster
 from coldvault.records.transcript import read_entries, verify
+from hardware_emulators.ceremony_driver import finish, spawn
 
 from . import test_approve_lab as approve_lab
-from .lab_driver import finish, spawn
 
 pytestmark = pytest.mark.lab
 

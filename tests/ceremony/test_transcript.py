@@ -13,16 +13,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import SigningKey
 
 from coldvault.errors import IntegrityError
-from coldvault.records.transcript import (
-    Device,
+from coldvault.records.errors import (
     SecretInTranscript,
     TranscriptClosed,
     TranscriptDecodeError,
     TranscriptExists,
     TranscriptTampered,
+    WitnessSignatureInvalid,
+)
+from coldvault.records.transcript import (
+    Device,
     TranscriptWriter,
     WitnessSignature,
-    WitnessSignatureInvalid,
     check_public,
     render_html,
     verify,

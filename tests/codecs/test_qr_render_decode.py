@@ -13,6 +13,7 @@ from coldvault.backends import qr_decode
 from coldvault.transport import bbqr
 from coldvault.transport import render as qr_render
 from coldvault.transport.formats import TransportFormat
+from coldvault.transport.frames import QrDecoder
 from coldvault.transport.reply import encode_reply
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -22,7 +23,7 @@ DECODERS = [qr_decode.ZxingDecoder, qr_decode.PyzbarDecoder]
 
 
 @pytest.fixture(params=DECODERS, ids=lambda cls: cls.name)
-def decoder(request: pytest.FixtureRequest) -> qr_decode.QrDecoder:
+def decoder(request: pytest.FixtureRequest) -> QrDecoder:
     return request.param()
 
 
@@ -41,7 +42,7 @@ def test_capacity_matches_bbqr_table() -> None:
         assert qr_render.qr_version(text + "B") == version + 1 if version < 40 else True
 
 
-def test_render_decode_every_transport_format(decoder: qr_decode.QrDecoder) -> None:
+def test_render_decode_every_transport_format(decoder: QrDecoder) -> None:
     for fmt in TransportFormat:
         stream = encode_reply(fmt, "crypto-psbt", PSBT, max_fragment_len=300)
         frames = stream.frames(3)
@@ -49,7 +50,7 @@ def test_render_decode_every_transport_format(decoder: qr_decode.QrDecoder) -> N
             assert decoder.decode(qr_render.render_image(text)) == [text]
 
 
-def test_png_roundtrip(decoder: qr_decode.QrDecoder) -> None:
+def test_png_roundtrip(decoder: QrDecoder) -> None:
     text = "B$HP0100" + PSBT[:200].hex().upper()
     png = qr_render.render_png(text, qr_render.RenderOptions(box_size=3, border=4))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -97,7 +98,7 @@ def test_terminal_rendering_matches_matrix() -> None:
     assert inverted.split("\n")[0][0] == "\u2588"  # quiet zone drawn lit
 
 
-def test_decoders_find_nothing_on_blank_and_noise(decoder: qr_decode.QrDecoder) -> None:
+def test_decoders_find_nothing_on_blank_and_noise(decoder: QrDecoder) -> None:
     assert decoder.decode(Image.new("L", (640, 480), 255)) == []
     assert decoder.decode(Image.effect_noise((320, 240), 64)) == []
     assert decoder.decode(Image.new("RGB", (64, 64), (0, 0, 0))) == []
@@ -106,10 +107,10 @@ def test_decoders_find_nothing_on_blank_and_noise(decoder: qr_decode.QrDecoder) 
 def test_default_decoder_is_zxing() -> None:
     assert qr_decode.default_decoder().name == "zxing-cpp"
     assert {d.name for d in qr_decode.available_decoders()} == {"zxing-cpp", "pyzbar"}
-    assert isinstance(qr_decode.default_decoder(), qr_decode.QrDecoder)
+    assert isinstance(qr_decode.default_decoder(), QrDecoder)
 
 
 @pytest.mark.parametrize("text", ["B$HP0100" + "0" * 2000, "0" * 300, "B$HP0100" + "00" * 64])
-def test_all_zero_reed_solomon_block_renders(text: str, decoder: qr_decode.QrDecoder) -> None:
+def test_all_zero_reed_solomon_block_renders(text: str, decoder: QrDecoder) -> None:
     # python-qrcode 8.2 raises ValueError("glog(0)") here without qr_render's guard
     assert decoder.decode(qr_render.render_image(text)) == [text]

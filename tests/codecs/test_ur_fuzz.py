@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from coldvault.errors import ColdvaultError
 from coldvault.transport import bytewords
 from coldvault.transport.fountain import LimitExceeded, Part
-from coldvault.transport.registry import DECODERS, decode_registry
+from coldvault.transport.registry import decode_registry
+from coldvault.transport.registry.codec import DECODERS
 from coldvault.transport.ur import UR, URDecoder, UREncoder, encode_single
 from coldvault.transport.xoshiro import Xoshiro256
 

@@ -12,27 +12,18 @@ import pytest
 
 from coldvault.transport import registry as reg
 from coldvault.transport.registry import (
-    PSBT,
-    Account,
-    Address,
-    Bytes,
-    ECKey,
-    EthDataType,
     EthSignature,
     EthSignRequest,
-    FieldError,
-    HDKey,
     Keypath,
-    MalformedCbor,
-    Output,
-    ScriptKind,
-    Seed,
     SolSignature,
     SolSignRequest,
-    SolSignType,
     UnsupportedType,
     decode_registry,
 )
+from coldvault.transport.registry.bitcoin import PSBT, Account, Address, Bytes, Output, Seed
+from coldvault.transport.registry.cbor import FieldError, MalformedCbor, ScriptKind
+from coldvault.transport.registry.keys import ECKey, HDKey, base58check_decode
+from coldvault.transport.registry.keystone import EthDataType, SolSignType
 from coldvault.transport.ur import UR, decode_single, encode_single
 
 V = json.loads((Path(__file__).parents[1] / "vectors" / "ur_registry.json").read_text())
@@ -157,7 +148,7 @@ def test_crypto_output_vectors(case: dict) -> None:
         # 44'/0'/0', parent 78412e3a) cannot produce; key, chain code and parent agree.
         paper_xpub = re.search(r"xpub\w+", case["descriptor"]).group(0)
         ours = re.search(r"xpub\w+", got).group(0)
-        a, b = reg.base58check_decode(paper_xpub), reg.base58check_decode(ours)
+        a, b = base58check_decode(paper_xpub), base58check_decode(ours)
         assert a[5:9] == b[5:9] and a[13:] == b[13:]
         assert got.replace(ours, paper_xpub) == case["descriptor"]
     elif case["name"].endswith("5"):

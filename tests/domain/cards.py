@@ -17,9 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_ds
 from nacl.signing import SigningKey
 
 from coldvault.cards.signatures import card_input
+from coldvault.crypto.secp256k1 import SECP256K1_N
 from coldvault.quorum.roster import CardHolder, CardStatus, Role
-
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 @dataclass

@@ -9,10 +9,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coldvault.keys.keystore import EcdsaSignature
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.records import audit
-from coldvault.records.audit import AuditLog
-from coldvault.records.chain import entry_hash, verify
+from coldvault.records.audit import AuditLog, entry_hash, verify
 from coldvault.records.errors import (
     AuditChainBroken,
     AuditHashMismatch,

@@ -1,9 +1,15 @@
+"""The one card-signature check (``coldvault.cards.signatures``) and its contract: over the
+data approved, ``True``/``False`` for anything untrusted, ``ValueError`` only for an unknown
+algorithm name.  Software keys stand in for cards (tests/domain/cards.py); the virtual card's
+own signatures are checked in tests/cards/test_openpgp_session.py."""
+
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coldvault.cards.algorithms import CardAlgorithm
 from coldvault.cards.signatures import (
     CARD_ALGORITHMS,
     card_input,
@@ -11,7 +17,9 @@ from coldvault.cards.signatures import (
     verify_card_signature,
 )
 
-from .cards import SoftCard
+from .cards import SECP256K1_N, SoftCard
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 CARDS = {alg: SoftCard(f"T-{alg}", alg, b"cardsig") for alg in CARD_ALGORITHMS}
 
@@ -69,3 +77,48 @@ def test_any_bit_flip_in_signature_fails(alg: str, pos: int, bit: int) -> None:
     sig = bytearray(card.sign(b"payload"))
     sig[pos] ^= 1 << bit
     assert not verify_card_signature(alg, card.public_key, b"payload", bytes(sig))
+
+
+@pytest.mark.parametrize("alg", ["nistp256", "secp256k1"])
+def test_high_s_accepted_on_both_ecdsa_curves(alg: str) -> None:
+    card = CARDS[alg]
+    low = card.sign(b"token")
+    r, s = int.from_bytes(low[:32], "big"), int.from_bytes(low[32:], "big")
+    n = SECP256K1_N if alg == "secp256k1" else P256_N
+    flipped = r.to_bytes(32, "big") + (n - s).to_bytes(32, "big")
+    assert verify_card_signature(alg, card.public_key, b"token", low)
+    assert verify_card_signature(alg, card.public_key, b"token", flipped)
+
+
+@pytest.mark.parametrize("alg", ["nistp256", "secp256k1"])
+def test_out_of_range_r_or_s_is_false(alg: str) -> None:
+    card = CARDS[alg]
+    sig = card.sign(b"token")
+    r, s = sig[:32], sig[32:]
+    n = (SECP256K1_N if alg == "secp256k1" else P256_N).to_bytes(32, "big")
+    for bad in (bytes(32) + s, r + bytes(32), n + s, r + n, b"\xff" * 64):
+        assert verify_card_signature(alg, card.public_key, b"token", bad) is False
+
+
+def test_the_card_algorithm_enum_is_accepted_as_the_name() -> None:
+    card = CARDS["ed25519"]
+    sig = card.sign(b"m")
+    assert verify_card_signature(CardAlgorithm.ED25519, card.public_key, b"m", sig)
+    assert card_input(CardAlgorithm.NIST_P256, b"m") == card_input("nistp256", b"m")
+    assert CARD_ALGORITHMS == ("ed25519", "nistp256", "secp256k1")
+
+
+def test_ed25519_key_of_the_wrong_length_is_false_not_an_error() -> None:
+    card = CARDS["ed25519"]
+    sig = card.sign(b"m")
+    assert verify_card_signature("ed25519", card.public_key[:31], b"m", sig) is False
+    assert verify_card_signature("ed25519", card.public_key + b"\x00", b"m", sig) is False
+
+
+def test_compressed_ecdsa_keys_verify() -> None:
+    import coincurve
+
+    card = CARDS["secp256k1"]
+    compressed = coincurve.PublicKey(card.public_key).format(compressed=True)
+    assert public_key_length_ok("secp256k1", compressed)
+    assert verify_card_signature("secp256k1", compressed, b"m", card.sign(b"m"))

@@ -11,11 +11,11 @@ import coincurve
 import pytest
 
 from coldvault.errors import QuorumError
-from coldvault.policy import DailyLimitExceeded, parse_policy
+from coldvault.policy import parse_policy
+from coldvault.policy.errors import DailyLimitExceeded
 from coldvault.quorum.approvals import ApprovalSession, ApprovalToken
 from coldvault.quorum.errors import ApprovalReplayed
-from coldvault.records.audit import AuditLog, review_fields
-from coldvault.records.chain import verify
+from coldvault.records.audit import AuditLog, review_fields, verify
 from coldvault.records.ledger import DuplicateRequest, Ledger
 from coldvault.requests.base import Movement, MovementKind
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,20 @@ from hypothesis import strategies as st
 
 from coldvault.errors import ConfigError
 from coldvault.policy import (
+    AssetLimits,
+    Destination,
+    Policy,
+    PolicyInvalid,
+    PolicyRollback,
+    PolicyRuleFailed,
+    Tier,
+    UnprovenDestination,
+    WalletPolicy,
+    load_policy,
+    parse_policy,
+    policy_toml,
+)
+from coldvault.policy.errors import (
     RULE_ERRORS,
     AssetNotAllowed,
     ChainNotAllowed,
@@ -19,14 +36,7 @@ from coldvault.policy import (
     KindNotAllowed,
     NetworkNotAllowed,
     PerTransactionLimitExceeded,
-    Policy,
-    PolicyInvalid,
-    PolicyRollback,
-    PolicyRuleFailed,
     UnknownWallet,
-    UnprovenDestination,
-    load_policy,
-    parse_policy,
 )
 from coldvault.quorum.documents import SignedDocument, write_signed_document
 from coldvault.quorum.errors import ThresholdNotMet
@@ -289,29 +299,15 @@ def test_default_verifier_is_coldvault_ownership() -> None:
     address = base58.encode(bytes(key.verify_key))
     message = f"coldvault whitelist: initech-sol {address}"
     signature = key.sign(message.encode()).signature.hex()
-    text = f"""
-format = "coldvault-policy/1"
-version = 1
-appliance_id = "cv-hk-01"
-chains = ["solana"]
-
-[[wallet]]
-name = "initech-sol"
-client = "initech"
-chain = "solana"
-network = "mainnet-beta"
-kinds = ["sol-transaction"]
-min_approvals = 2
-[wallet.limits.SOL]
-per_transaction = 1_000_000_000
-per_day = 5_000_000_000
-[[wallet.destination]]
-address = "{address}"
-chain = "solana"
-label = "Initech hot wallet"
-message = "{message}"
-signature = "{signature}"
-"""
+    wallet = WalletPolicy(
+        name="initech-sol", client="initech", chain=Chain.SOLANA, network="mainnet-beta",
+        kinds=frozenset({"sol-transaction"}), min_approvals=2,
+        limits={"SOL": AssetLimits(per_transaction=1_000_000_000, per_day=5_000_000_000)},
+        destinations=(
+            Destination(address, Chain.SOLANA, "Initech hot wallet", message, signature),
+        ),
+    )  # fmt: skip
+    text = policy_toml(Policy(1, "cv-hk-01", frozenset({Chain.SOLANA}), {wallet.name: wallet}))
     policy = parse_policy(text)
     assert policy.wallets["initech-sol"].destinations[0].address == address
     forged = text.replace(signature, signature[:-2] + ("00" if signature[-2:] != "00" else "01"))
@@ -333,3 +329,132 @@ def test_mutated_policy_only_raises_config_errors(pos: int, xor: int) -> None:
         parse_policy(bytes(data), ownership_verifier=fake_ownership)
     except (PolicyInvalid, UnprovenDestination):
         pass
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def _read_back(text: str) -> Policy:
+    return parse_policy(text, ownership_verifier=lambda *proof: None)
+
+
+def _same(policy: Policy, text: str) -> bool:
+    """``text`` reads back to ``policy`` (the hash is that of the text)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return _read_back(text) == dataclasses.replace(policy, sha256=digest)
+
+
+def test_writer_round_trips_the_documented_example(policy: Policy) -> None:
+    text = policy_toml(policy)
+    assert _same(policy, text)
+    assert policy_toml(_read_back(text)) == text  # the writer's output is its own fixpoint
+    written, example = tomllib.loads(text), tomllib.loads(EXAMPLE)
+    for doc in (written, example):  # kinds are a set: the writer sorts them
+        for wallet in doc["wallet"]:
+            wallet["kinds"] = sorted(wallet["kinds"])
+    assert written == example  # the same document, comments and digit separators aside
+
+
+def _wallet(name: str, **kw) -> WalletPolicy:  # noqa: ANN003 - WalletPolicy fields
+    fields: dict = dict(
+        name=name, client="acme", chain=Chain.BITCOIN, network="main",
+        kinds=frozenset({"psbt"}), min_approvals=2, limits={},
+    )  # fmt: skip
+    fields.update(kw)
+    return WalletPolicy(**fields)
+
+
+def _policy(*wallets: WalletPolicy, version: int = 3) -> Policy:
+    return Policy(version, "cv-lab-01", frozenset({Chain.BITCOIN}), {w.name: w for w in wallets})
+
+
+LONG_ADDRESS = "bc1p" + "q" * 1000
+
+
+def test_writer_keeps_amounts_and_strings_whole() -> None:
+    huge = 2**255 + 12345
+    dest = Destination(LONG_ADDRESS, Chain.BITCOIN, 'Acme "treasury"\tsite\\b',
+                       "line 1\nline 2\u0007\u007f", "sig/+=")
+    value = _policy(_wallet(
+        "acme-btc", max_fee=huge, max_fee_rate=0.1, destinations=(dest,),
+        limits={"BTC": AssetLimits(huge, huge + 1), "ERC20:0xAbC": AssetLimits(0, 1)},
+        tiers=(Tier("BTC", 5, 2), Tier("BTC", None, 3)), contracts=(("0xAbC", "token"),),
+    ))  # fmt: skip
+    text = policy_toml(value)
+    assert _same(value, text)
+    lines = text.splitlines()
+    assert f'address = "{LONG_ADDRESS}"' in lines  # never cut or wrapped
+    assert f"max_fee = {huge}" in lines and f"per_day = {huge + 1}" in lines
+    assert "max_fee_rate = 0.1" in lines
+    assert '[wallet.limits."ERC20:0xAbC"]' in lines and "[wallet.limits.BTC]" in lines
+    assert 'label = "Acme \\"treasury\\"\\tsite\\\\b"' in lines
+    assert 'message = "line 1\\nline 2\\u0007\\u007F"' in lines
+    assert text.startswith('format = "coldvault-policy/1"\nversion = 3\n')
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (Policy(1, "a", frozenset(), {"other": _wallet("acme-btc")}), "does not read back"),
+        (_policy(_wallet("w", limits={"BTC": AssetLimits(-1, 5)})), "per_transaction"),
+        (_policy(_wallet("w", limits={"BTC": AssetLimits(True, 5)})), "integer amount"),
+        (_policy(_wallet("w", limits={"BTC": AssetLimits(1.5, 5)})), "integer amount"),  # type: ignore[arg-type]
+        (_policy(_wallet("w", tiers=(Tier("BTC", None, 2),))), "has no limits"),
+        (_policy(_wallet("w", min_approvals=0)), "min_approvals"),
+        (_policy(_wallet("w", destinations=(Destination("0x1", Chain.ETHEREUM, "l", "m", "s"),))),
+         "is for chain ethereum"),
+    ],
+)
+def test_writer_refuses_values_the_parser_would_not_produce(value: Policy, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        policy_toml(value)
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=30)
+_amounts = st.integers(0, 2**256)
+
+
+@st.composite
+def _tiers(draw: st.DrawFn, asset: str) -> list[Tier]:
+    bounds = sorted(draw(st.lists(_amounts, max_size=3)))
+    approvals = sorted(draw(st.lists(st.integers(1, 9), min_size=len(bounds) + 1,
+                                     max_size=len(bounds) + 1)))
+    return [Tier(asset, up_to, n) for up_to, n in zip([*bounds, None], approvals, strict=True)]
+
+
+@st.composite
+def _wallets(draw: st.DrawFn, name: str) -> WalletPolicy:
+    chain = draw(st.sampled_from(list(Chain)))
+    limits = draw(st.dictionaries(_texts, st.builds(AssetLimits, _amounts, _amounts),
+                                  max_size=3))
+    tiers = [t for asset in draw(st.sets(st.sampled_from(sorted(limits)), max_size=2))
+             if limits for t in draw(_tiers(asset))] if limits else []
+    return WalletPolicy(
+        name=name, client=draw(_texts), chain=chain, network=draw(_texts),
+        kinds=frozenset(draw(st.sets(_texts, max_size=3))),
+        min_approvals=draw(st.integers(1, 9)), limits=limits, tiers=tuple(tiers),
+        destinations=tuple(draw(st.lists(st.builds(
+            Destination, st.text(st.characters(codec="utf-8"), max_size=300), st.just(chain),
+            _texts, _texts, _texts), max_size=2))),
+        contracts=tuple(draw(st.lists(st.tuples(_texts, _texts), max_size=2))),
+        max_fee=draw(st.none() | _amounts),
+        max_fee_rate=draw(st.none() | st.floats(min_value=0, allow_nan=False) | _amounts),
+    )  # fmt: skip
+
+
+@st.composite
+def _policies(draw: st.DrawFn) -> Policy:
+    names = draw(st.lists(_texts, unique=True, max_size=3))
+    return Policy(
+        version=draw(st.integers(1, 2**64)), appliance_id=draw(_texts),
+        chains=frozenset(draw(st.sets(st.sampled_from(list(Chain))))),
+        wallets={name: draw(_wallets(name)) for name in names},
+    )  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_policies())
+def test_writer_round_trip_property(value: Policy) -> None:
+    text = policy_toml(value)
+    assert _same(value, text)
+    assert policy_toml(_read_back(text)) == text

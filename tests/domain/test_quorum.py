@@ -4,11 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coldvault.errors import QuorumError
 from coldvault.quorum.approvals import (
     TOKEN_PREFIX,
     ApprovalSession,
     ApprovalToken,
     MemoryReplayGuard,
+    Tally,
 )
 from coldvault.quorum.errors import (
     ApprovalExpired,
@@ -22,6 +24,7 @@ from coldvault.quorum.errors import (
     UnknownCard,
     WrongRole,
 )
+from coldvault.quorum.roster import CardHolder, Role
 
 from .conftest import make_review
 
@@ -240,3 +243,84 @@ def test_satisfied_iff_enough_distinct_approver_holders(cards, picks: list[int],
             holders.add("0" if i == 4 else str(i))
     assert len(s.approvals) == len(holders)
     assert s.satisfied == (len(holders) >= m)
+
+
+# --------------------------------------------------------------------------- pre-PIN check
+@pytest.mark.parametrize(
+    "serial,error",
+    [
+        ("OUT-0", UnknownCard),
+        ("ADM-0", WrongRole),
+        ("BKP-0", WrongRole),
+    ],
+)
+def test_precheck_refuses_what_add_would_refuse_without_a_signature(cards, serial, error) -> None:
+    s = session(cards)
+    with pytest.raises(error):
+        s.precheck(serial)
+    assert s.precheck("APR-0").holder == "Approver 0"  # nothing was counted by prechecks
+    assert s.approvals == ()
+
+
+def test_precheck_refuses_a_revoked_card(cards) -> None:
+    roster = cards.roster().revoke("APR-1")
+    tally = Tally(roster, Role.APPROVER, b"data", 1)
+    with pytest.raises(CardRevoked):
+        tally.precheck("APR-1")
+
+
+def test_precheck_refuses_a_second_card_of_a_counted_holder(cards) -> None:
+    s = session(cards)
+    s.add("APR-0", cards.approvers[0].sign(s.token_bytes))
+    with pytest.raises(DuplicateHolder) as info:
+        s.precheck("APR-0B")
+    assert (info.value.card_serial, info.value.counted_card) == ("APR-0B", "APR-0")
+    with pytest.raises(DuplicateHolder):
+        s.precheck("APR-0")
+    assert s.precheck("APR-1").serial == "APR-1"
+
+
+def test_precheck_refuses_an_expired_or_consumed_token(cards) -> None:
+    clock, guard = Clock(), MemoryReplayGuard()
+    token = token_for(cards)
+    s = session(cards, token=token, guard=guard, clock=clock)
+    for c in cards.approvers[:2]:
+        s.add(c.serial, c.sign(s.token_bytes))
+    s.consume()
+    with pytest.raises(ApprovalReplayed):
+        session(cards, token=token, guard=guard, clock=clock).precheck("APR-3")
+    clock.t = T0 + 600
+    with pytest.raises(ApprovalExpired):
+        session(cards, token=token, clock=clock).precheck("APR-3")
+
+
+def test_excluded_cards_never_count(cards) -> None:
+    class Excluded(QuorumError):
+        code = "test-excluded"
+
+    def exclude(holder: CardHolder) -> None:
+        if holder.serial == "ADM-0":
+            raise Excluded("excluded")
+
+    data = b"config approval token"
+    tally = Tally(cards.roster(), Role.ADMIN, data, 2, exclude=exclude)
+    with pytest.raises(Excluded):
+        tally.precheck("ADM-0")
+    with pytest.raises(Excluded):
+        tally.add("ADM-0", cards.admins[0].sign(data))
+    tally.add("ADM-1", cards.admins[1].sign(data))
+    tally.add("ADM-2", cards.admins[2].sign(data))
+    assert tally.satisfied and [a.card_serial for a in tally.approvals] == ["ADM-1", "ADM-2"]
+
+
+def test_a_tally_without_a_role_counts_any_active_card_once_per_holder(cards) -> None:
+    data = b"close message"
+    tally = Tally(cards.roster(), None, data, 3)
+    tally.add("BKP-0", cards.custodian.sign(data))
+    tally.add("ADM-0", cards.admins[0].sign(data))
+    tally.add("APR-0", cards.approvers[0].sign(data))
+    with pytest.raises(DuplicateHolder):
+        tally.precheck("APR-0B")
+    with pytest.raises(UnknownCard):
+        tally.precheck("OUT-0")
+    assert tally.satisfied

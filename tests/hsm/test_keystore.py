@@ -17,21 +17,27 @@ from coldvault.backends.pkcs11.errors import (
     DuplicateKey,
     EmulatedTokenRefused,
     KeyAlgorithmMismatch,
-    KeyNotFound,
     MechanismUnsupported,
     TokenNotFound,
     UnsupportedKey,
 )
-from coldvault.backends.pkcs11.keystore import SECP256K1_N, Pkcs11Keystore, list_tokens
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore, list_tokens
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.paths import HARDENED
+from coldvault.crypto.secp256k1 import LOW_S_MAX, SECP256K1_N, EcdsaSignature
 from coldvault.errors import HardwareError
 from coldvault.keys.keystore import (
     AUDIT_KEY_ID,
-    HARDENED,
     IDENTITY_KEY_ID,
-    EcdsaSignature,
+    KeyAdmin,
     KeyAlgorithm,
+    KeyNotFound,
+    Keystore,
+    Signer,
+    TokenInfo,
     derived_key_id,
     derived_key_label,
+    held_key,
 )
 
 pytestmark = pytest.mark.lab
@@ -46,12 +52,15 @@ def _verify_host(public_key: bytes, sig: EcdsaSignature, digest: bytes) -> bool:
 
 def test_token_facts(keystore: Pkcs11Keystore, softhsm_lab, lab_config) -> None:
     info = keystore.token_info
+    assert isinstance(info, TokenInfo) and info.emulated is True
     assert info.label == "coldvault-appliance"
     assert info.manufacturer == "SoftHSM project"
     assert info.model.startswith("SoftHSM")
     assert len(info.serial) == 16
     assert keystore.is_emulated is True
-    labels = {t.label for t in list_tokens(softhsm_lab.module_path)}
+    tokens = list_tokens(softhsm_lab.module_path)
+    assert all(isinstance(t, TokenInfo) and t.emulated for t in tokens)
+    labels = {t.label for t in tokens}
     assert labels == {t.spec.label for t in lab_config.tokens}
     assert labels >= {"coldvault-appliance", "backup-site-a", "backup-site-b", "backup-site-c"}
 
@@ -68,8 +77,9 @@ def test_secp256k1_generated_key_signs_low_s_and_verifies(hsm: Pkcs11Keystore) -
     for i in range(256):
         digest = hashlib.sha256(i.to_bytes(4, "big")).digest()
         sig = hsm.sign_ecdsa(AUDIT_KEY_ID, digest)
+        assert isinstance(sig, EcdsaSignature) and sig.is_low_s
         assert 0 < sig.r < SECP256K1_N
-        assert 0 < sig.s <= SECP256K1_N // 2
+        assert 0 < sig.s <= LOW_S_MAX
         assert _verify_host(info.public_key, sig, digest)
         assert len(sig.compact) == 64 and sig.der[0] == 0x30
         rs.add(sig.r)
@@ -85,8 +95,9 @@ def test_ed25519_generated_key_verifies_with_pynacl(hsm: Pkcs11Keystore) -> None
     verify_key = nacl.signing.VerifyKey(info.public_key)
     for message in (b"", b"x", os.urandom(1000)):
         sig = hsm.sign_ed25519(IDENTITY_KEY_ID, message)
-        assert len(sig) == 64
-        assert verify_key.verify(message, sig) == message
+        assert isinstance(sig, Ed25519Signature) and len(sig.raw) == 64
+        assert verify_key.verify(message, sig.raw) == message
+        assert sig.verify(info.public_key, message) and not sig.verify(info.public_key, b"?")
 
 
 def test_imported_secp256k1_key_matches_host_public_key(hsm: Pkcs11Keystore) -> None:
@@ -101,7 +112,7 @@ def test_imported_secp256k1_key_matches_host_public_key(hsm: Pkcs11Keystore) -> 
     digest = hashlib.sha256(b"spend").digest()
     for _ in range(20):
         sig = hsm.sign_ecdsa(key_id, digest)
-        assert sig.s <= SECP256K1_N // 2
+        assert sig.s <= LOW_S_MAX
         assert _verify_host(host_public, sig, digest)
 
 
@@ -111,7 +122,7 @@ def test_imported_ed25519_key_matches_host_and_is_deterministic(hsm: Pkcs11Keyst
     info = hsm.import_private_key(KeyAlgorithm.ED25519, seed, b"sol-0", "sol/0")
     assert info.public_key == bytes(host.verify_key)
     message = b"solana message"
-    assert hsm.sign_ed25519(b"sol-0", message) == host.sign(message).signature
+    assert hsm.sign_ed25519(b"sol-0", message).raw == host.sign(message).signature
 
 
 def test_private_key_attributes(hsm: Pkcs11Keystore) -> None:
@@ -230,6 +241,26 @@ def test_missing_key_id(hsm: Pkcs11Keystore) -> None:
         hsm.sign_ecdsa(b"no-such-key", b"\x00" * 32)
     with pytest.raises(KeyNotFound):
         hsm.sign_ed25519(b"no-such-key", b"m")
+    assert held_key(hsm, b"no-such-key") is None  # "not held" is exactly KeyNotFound
+
+
+def test_keystore_serves_both_seams(hsm: Pkcs11Keystore) -> None:
+    """One object is the appliance's Signer and the ceremonies' KeyAdmin."""
+
+    def sign_with(signer: Signer, key_id: bytes) -> EcdsaSignature:
+        return signer.sign_ecdsa(key_id, b"\x07" * 32)
+
+    def admin(keys: KeyAdmin) -> TokenInfo:
+        keys.generate_key(KeyAlgorithm.SECP256K1, b"seams", "seams")
+        return keys.token_info
+
+    def both(keystore: Keystore) -> Keystore:
+        return keystore
+
+    assert admin(hsm).label == hsm.token_info.label
+    info = both(hsm).find_key(b"seams")
+    assert held_key(hsm, b"seams") == info
+    assert sign_with(hsm, b"seams").verify(info.public_key, b"\x07" * 32)
 
 
 def test_duplicate_key_id_refused(hsm: Pkcs11Keystore) -> None:
@@ -444,7 +475,8 @@ def test_module_that_does_not_load(tmp_path) -> None:
 def test_softhsm_with_a_missing_config_fails_to_initialise(softhsm_lab, tmp_path) -> None:
     code = (
         "import sys\n"
-        "from coldvault.backends.pkcs11.keystore import ModuleLoadError, list_tokens\n"
+        "from coldvault.backends.pkcs11.errors import ModuleLoadError\n"
+        "from coldvault.backends.pkcs11.keystore import list_tokens\n"
         "try:\n"
         "    list_tokens(sys.argv[1])\n"
         "except ModuleLoadError as err:\n"

@@ -53,7 +53,8 @@ def test_softhsm_does_not_lock_the_pin(tmp_path) -> None:
     # is needed to see a second conf.  Run the probe in a subprocess.
     code = (
         "import sys\n"
-        "from coldvault.backends.pkcs11.keystore import Pkcs11Keystore, WrongPin\n"
+        "from coldvault.backends.pkcs11.errors import WrongPin\n"
+        "from coldvault.backends.pkcs11.keystore import Pkcs11Keystore\n"
         "m, label = sys.argv[1], sys.argv[2]\n"
         "for i in range(15):\n"
         "    try:\n"

@@ -70,11 +70,14 @@ def test_help_for_every_command() -> None:
         out = _lab(Path("/nonexistent"), *cmd, "--help")
         assert "Usage:" in out.stdout
     assert "--json" in _lab(Path("/x"), "status", "--help").stdout
+    epilog = " ".join(_lab(Path("/x"), "--help").stdout.split())
+    assert "Exit status: 0 done 1 refused or cancelled" in epilog
+    assert "2 bad input or usage 3 internal error" in epilog
 
 
 def test_up_status_insert_remove_down(lab_dir: Path) -> None:
-    up = json.loads(_lab(lab_dir, "up", "--json").stdout)
-    assert up["state_dir"] == str(lab_dir)
+    up = json.loads(_lab(lab_dir, "up", "--json").stdout)  # one document, nothing else
+    assert up["ok"] is True and up["state_dir"] == str(lab_dir)
     labels = {t["label"]: t for t in up["softhsm"]["tokens"]}
     assert set(labels) == {"coldvault-appliance", "backup-site-a", "backup-site-b", "backup-site-c"}
     assert labels["coldvault-appliance"]["role"] == "appliance"
@@ -96,10 +99,10 @@ def test_up_status_insert_remove_down(lab_dir: Path) -> None:
     _lab(lab_dir, "insert", "C0DE0001", "0")
     _lab(lab_dir, "insert", "C0DE0004", "Coldvault vpcd 1 00 00")
     busy = _lab(lab_dir, "insert", "C0DE0002", "0", check=False)
-    assert busy.returncode == 1
+    assert busy.returncode == 2 and busy.stdout == ""
     assert "Reader 0 already holds card C0DE0001; remove it first." in busy.stderr
     unknown = _lab(lab_dir, "insert", "FFFFFFFF", "1", check=False)
-    assert unknown.returncode == 1 and "no card with serial 'FFFFFFFF'" in unknown.stderr
+    assert unknown.returncode == 2 and "no card with serial 'FFFFFFFF'" in unknown.stderr
 
     status = json.loads(_lab(lab_dir, "status", "--json").stdout)
     readers = status["pcsc"]["readers"]
@@ -156,7 +159,7 @@ def test_up_status_insert_remove_down(lab_dir: Path) -> None:
     offline = json.loads(_lab(lab_dir, "status", "--json").stdout)
     assert offline["daemon"] is None and not offline["pcsc"]["running"]
     assert len(offline["softhsm"]["tokens"]) == 4
-    assert _lab(lab_dir, "insert", "C0DE0001", "0", check=False).returncode == 1
+    assert _lab(lab_dir, "insert", "C0DE0001", "0", check=False).returncode == 2
     _lab(lab_dir, "down", "--purge")
     assert not lab_dir.exists()
 
@@ -197,18 +200,26 @@ def test_daemon_bound_to_a_process_stops_when_it_dies(lab_dir: Path) -> None:
             holder.wait()
 
 
-def test_cli_errors_are_one_sentence_and_exit_1(lab_dir: Path, tmp_path: Path) -> None:
+def test_cli_errors_are_one_sentence_and_exit_2(lab_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[pcsc]\nreaders = 99\n")
     out = _lab(lab_dir, "--lab-file", str(bad), "up", check=False)
-    assert out.returncode == 1
+    assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith(f"coldvault-lab: The lab file '{bad}' is invalid:")
+    assert out.stderr.count("\n") == 1
     assert not (lab_dir / "lab.json").exists()
     as_json = _lab(lab_dir, "--lab-file", str(bad), "up", "--json", check=False)
-    assert json.loads(as_json.stdout)["error"] == "lab-file"
+    assert as_json.returncode == 2
+    document = json.loads(as_json.stdout)  # the whole of stdout is one JSON document
+    assert document["ok"] is False and document["error"] == "lab-file"
+    assert document["path"] == str(bad)
+    assert as_json.stderr == out.stderr
     for args in (["insert", "C0DE0001", "0"], ["remove", "0"]):
         res = _lab(lab_dir, *args, check=False)
-        assert res.returncode == 1
+        assert res.returncode == 2 and res.stdout == ""
         assert res.stderr.strip() == (
             f"coldvault-lab: No lab is running in '{lab_dir}'; run 'coldvault-lab up'."
         )
+    offline = _lab(lab_dir, "status", "--json", "--bogus", check=False)
+    assert offline.returncode == 2 and offline.stdout == ""
+    assert "No such option '--bogus'" in offline.stderr

@@ -23,7 +23,8 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, derived_key_label
+from coldvault.crypto.secp256k1 import EcdsaSignature
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, derived_key_label
 from coldvault.requests.base import Chain, SignJob
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin.maps import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -17,8 +18,11 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.paths import parse_path
+from coldvault.crypto.secp256k1 import SECP256K1_N, EcdsaSignature
 from coldvault.errors import InputError, Refused
-from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
 from coldvault.requests.ethereum import rlp
 from coldvault.requests.ethereum.eip712 import Eip712Error
@@ -495,9 +499,14 @@ def test_bad_keystore_signature_is_caught() -> None:
     with pytest.raises(SignatureCheckFailed):
         prepared.finish([other])
     good = KEYS.sign_ecdsa(prepared.jobs[0].key_id, prepared.jobs[0].payload)
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    with pytest.raises(SignatureCheckFailed):
-        prepared.finish([EcdsaSignature(good.r, n - good.s)])
+    high = EcdsaSignature(good.r, SECP256K1_N - good.s)
+    assert good.is_low_s and not high.is_low_s and high.low_s() == good
+    with pytest.raises(SignatureCheckFailed, match="high-S"):
+        prepared.finish([high])
+    with pytest.raises(ValueError, match="EcdsaSignature"):
+        prepared.finish([Ed25519Signature(bytes(64))])
+    with pytest.raises(ValueError, match="EcdsaSignature"):
+        prepared.finish([good, good])
 
 
 def test_rlp_roundtrip_against_reference() -> None:
@@ -517,9 +526,28 @@ def test_registry_adapter_from_keystone_ur() -> None:
     request = decode_registry(decode_single(vec["ur"]))
     assert isinstance(request, EthSignRequest)
     args = vector_args(vec)
+    ours = dataclasses.replace(args["wallet"], name="avalanche")
+    fp, account = args["source_fingerprint"], ours.account_path
+    wallets = {  # same seed and account on another chain; another seed on the same chain
+        "mainnet": dataclasses.replace(ours, name="mainnet", network="1"),
+        "other-seed": dataclasses.replace(ours, name="other-seed", master_fingerprint="00112233"),
+        "avalanche": ours,
+    }
+    assert wallets["mainnet"].account == ours.account == parse_path(account)
+    assert fp.hex() == ours.master_fingerprint
+    seen: list[bytes] = []
+
+    def lookup(key_id: bytes) -> KeyInfo | None:
+        seen.append(key_id)
+        return KEYS.lookup(key_id)
+
     prepared = prepare_eth_request(
-        request, wallet=args["wallet"], lookup_key=KEYS.lookup, request_digest=DIGEST
+        request, wallets=wallets, lookup_key=lookup, request_digest=DIGEST
     )
+    assert prepared.review.wallet == "avalanche"
+    assert seen == [b"K" + args["source_fingerprint"] + b"".join(
+        i.to_bytes(4, "big") for i in args["path"]
+    )]
     assert ("chain id", "43113") in prepared.review.details
     job = prepared.jobs[0]
     response = decode_registry(
@@ -528,6 +556,37 @@ def test_registry_adapter_from_keystone_ur() -> None:
     assert isinstance(response, EthSignature)
     assert response.request_id == uuid.UUID(vec["decoded"]["request_id_uuid"])
     assert response.origin == "core wallet" and response.signature[64] in (0, 1)
+
+
+def test_registry_request_path_is_resolved_to_one_wallet_or_refused() -> None:
+    from coldvault.requests.ethereum.request import prepare_eth_request
+    from coldvault.requests.keys import MissingPath, NoWalletForRequest
+    from coldvault.transport.registry import EthDataType, EthSignRequest, Keypath
+
+    fp = int.from_bytes(FP, "big")
+    wallets = {"eth-treasury": wallet()}
+
+    def request(keypath: Keypath, chain_id: int | None = 1) -> EthSignRequest:
+        return EthSignRequest(b"hello", EthDataType.PERSONAL_MESSAGE, keypath, chain_id)
+
+    def run(req: EthSignRequest):  # type: ignore[no-untyped-def]
+        return prepare_eth_request(
+            req, wallets=wallets, lookup_key=KEYS.lookup, request_digest=DIGEST
+        )
+
+    prepared = run(request(Keypath.from_path("m/44'/60'/0'/0/5", fp)))
+    assert ("path", "m/44h/60h/0h/0/5") in prepared.review.details
+    with pytest.raises(MissingPath, match="no source fingerprint"):
+        run(request(Keypath.from_path("m/44'/60'/0'/0/5")))
+    with pytest.raises(MissingPath, match="wildcard"):
+        run(request(Keypath.from_path("m/44'/60'/0'/0/*", fp)))
+    with pytest.raises(NoWalletForRequest) as err:  # another seed
+        run(request(Keypath.from_path("m/44'/60'/0'/0/5", 0x00112233)))
+    assert err.value.path == "m/44h/60h/0h/0/5" and err.value.fingerprint == "00112233"
+    with pytest.raises(NoWalletForRequest):  # our seed, another account
+        run(request(Keypath.from_path("m/44'/60'/1'/0/5", fp)))
+    with pytest.raises(NoWalletForRequest):  # our seed and account, another chain
+        run(request(Keypath.from_path("m/44'/60'/0'/0/5", fp), chain_id=5))
 
 
 # --- robustness: arbitrary bytes only ever raise domain errors ----------------------------

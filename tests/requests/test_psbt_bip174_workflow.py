@@ -9,7 +9,7 @@ import pytest
 from coincurve import PrivateKey
 from embit import bip32, ec
 
-from coldvault.keys.keystore import EcdsaSignature
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin import request as P
 from coldvault.requests.bitcoin.checks import signer_checks

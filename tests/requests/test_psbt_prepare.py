@@ -16,8 +16,11 @@ from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import Transaction, TransactionOutput
 
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.hashes import hash160
+from coldvault.crypto.secp256k1 import SECP256K1_N, EcdsaSignature
 from coldvault.errors import ColdvaultError, Refused
-from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo
+from coldvault.keys.keystore import KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin import request as P
@@ -106,7 +109,7 @@ def verify_final_tx(tx: Transaction, utxos: list[TransactionOutput]) -> int:
             pairs = [(sig, pub)]
         elif len(items) == 2:  # p2wpkh / p2sh-p2wpkh
             sig, pub = items
-            code = Script(b"\x76\xa9\x14" + P._hash160(pub) + b"\x88\xac")
+            code = Script(b"\x76\xa9\x14" + hash160(pub) + b"\x88\xac")
             h = tx.sighash_segwit(i, code, utxos[i].value)
             pairs = [(sig, pub)]
         else:  # multisig: 0 <sig>... <witness script>
@@ -273,7 +276,9 @@ def _embit_mutate(raw: bytes, fn) -> bytes:
 
 def _add_input_field(raw: bytes, i: int, key_type: int, key_data: bytes, value: bytes) -> bytes:
     p = pp.parse_psbt(raw)
-    return p.replace_input(i, p.inputs[i].with_field(key_type, key_data, value)).serialize()
+    inputs = list(p.inputs)
+    inputs[i] = inputs[i].with_field(key_type, key_data, value)
+    return dataclasses.replace(p, inputs=tuple(inputs)).serialize()
 
 
 def test_taproot_input_field_refused() -> None:
@@ -467,12 +472,15 @@ def test_bad_signatures_never_inserted() -> None:
     sigs = ks.sign_jobs(req.jobs)
     with pytest.raises(BadHsmSignature):
         req.finish([sigs[1], sigs[0]])
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    high = EcdsaSignature(sigs[0].r, n - sigs[0].s)
-    with pytest.raises(BadHsmSignature):
+    high = EcdsaSignature(sigs[0].r, SECP256K1_N - sigs[0].s)
+    with pytest.raises(BadHsmSignature, match="high-S"):
         req.finish([high, sigs[1]])
     with pytest.raises(ValueError):
         req.finish(sigs[:1])
+    with pytest.raises(TypeError):
+        req.finish([Ed25519Signature(bytes(64)), sigs[1]])
+    signed = req.finish([high.low_s(), sigs[1]])  # the normalised twin is the good signature
+    assert signed == req.finish(sigs)
 
 
 def test_v2_locktime_conflict_and_range() -> None:

@@ -21,6 +21,8 @@ from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.errors import Refused
 from coldvault.keys.keystore import KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
@@ -56,8 +58,8 @@ class SoftKeys:
         pub = bytes(nacl.signing.SigningKey(seed_for(key_id)).verify_key)
         return KeyInfo(key_id, "test", KeyAlgorithm.ED25519, pub)
 
-    def sign_ed25519(self, key_id: bytes, message: bytes) -> bytes:
-        return nacl.signing.SigningKey(seed_for(key_id)).sign(message).signature
+    def sign_ed25519(self, key_id: bytes, message: bytes) -> Ed25519Signature:
+        return Ed25519Signature(nacl.signing.SigningKey(seed_for(key_id)).sign(message).signature)
 
 
 KEYS = SoftKeys()
@@ -288,7 +290,13 @@ def test_unshowable_lookup_destination_is_refused() -> None:
 def test_bad_signature_and_sign_type() -> None:
     prepared = prepare(bytes(transfer_message()))
     with pytest.raises(SignatureCheckFailed):
-        prepared.finish([bytes(64)])
+        prepared.finish([Ed25519Signature(bytes(64))])
+    with pytest.raises(ValueError, match="Ed25519Signature"):  # raw bytes are not a signature
+        prepared.finish([bytes(64)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="Ed25519Signature"):
+        prepared.finish([EcdsaSignature(1, 1)])
+    with pytest.raises(ValueError):
+        Ed25519Signature(bytes(63))
     with pytest.raises(SolanaRequestError):
         prepare(b"hi", 3)
     with pytest.raises(SolanaRequestError):
@@ -310,8 +318,9 @@ def test_registry_adapter_from_keystone_ur() -> None:
         seen.append(key_id)
         return KeyInfo(key_id, "x", KeyAlgorithm.ED25519, fee_payer)
 
+    wallets = {"sol-ops": wallet(bytes.fromhex("12345678")), "other": wallet()}
     prepared = prepare_sol_request(
-        request, wallet=wallet(bytes.fromhex("12345678")), lookup_key=lookup, request_digest=DIGEST
+        request, wallets=wallets, lookup_key=lookup, request_digest=DIGEST
     )
     assert seen == [b"K\x12\x34\x56\x78" + b"".join(i.to_bytes(4, "big") for i in PATH)]
     assert prepared.review.movements[0].amount == 100_000_000

@@ -2,8 +2,9 @@
 
 Every call into python-pkcs11 made by :mod:`coldvault.backends.pkcs11.keystore` runs inside
 :func:`translated`, which turns a ``pkcs11.exceptions.PKCS11Error`` (one class per ``CKR_*``
-return value) into a :class:`coldvault.errors.ColdvaultError` subclass defined here.  Nothing
-else in coldvault catches PKCS#11 exceptions.
+return value) into a :class:`coldvault.errors.ColdvaultError` subclass defined here (or
+:class:`coldvault.keys.keystore.KeyNotFound`, the seam's "not found").  Nothing else in
+coldvault catches PKCS#11 exceptions.
 
 Messages are complete sentences naming the token or key involved, never a PIN or key material.
 """
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pkcs11 import exceptions as p11
 
 from coldvault.errors import AuthError, ConfigError, HardwareError, Refused
+from coldvault.keys.keystore import KeyNotFound
 
 
 class Pkcs11Error(HardwareError):
@@ -93,7 +95,7 @@ class EmulatedTokenRefused(Refused):
 class WrongPin(AuthError):
     """The token rejected the PIN."""
 
-    code = "wrong-pin"
+    code = "hsm-wrong-pin"
 
     def __init__(self, token_label: str, *, role: str, tries_left: int | None) -> None:
         if tries_left is None:
@@ -147,13 +149,21 @@ class TokenInUse(HardwareError):
         self.token_label = token_label
 
 
-class KeyNotFound(HardwareError):
-    """No private key with the requested CKA_ID is on the token."""
+class PrivateKeyHidden(HardwareError):
+    """The token shows a key's public object but not its private one.
 
-    code = "key-not-found"
+    Keys are always stored as both objects, so this is never "the key is not held": the
+    session has lost its login (private objects are invisible to a public session) or the
+    private object was destroyed.
+    """
+
+    code = "hsm-private-key-hidden"
 
     def __init__(self, token_label: str, key_id: bytes) -> None:
-        super().__init__(f"HSM token {token_label!r} holds no key with id {key_id.hex()!r}.")
+        super().__init__(
+            f"HSM token {token_label!r} shows the public key {key_id.hex()!r} but not its private "
+            "key: the session may have been logged out, or the private key was deleted."
+        )
         self.token_label = token_label
         self.key_id = key_id.hex()
 

@@ -1,4 +1,5 @@
-"""The :class:`coldvault.keys.keystore.Keystore` over PKCS#11 (python-pkcs11), e.g. SoftHSM2 or a
+"""The :class:`coldvault.keys.keystore.Keystore` (both :class:`~coldvault.keys.keystore.Signer`
+and :class:`~coldvault.keys.keystore.KeyAdmin`) over PKCS#11 (python-pkcs11), e.g. SoftHSM2 or a
 network-less HSM attached to the appliance.
 
 Threading: python-pkcs11 with SoftHSM2 is **not thread-safe**.  Every PKCS#11 call made by
@@ -9,7 +10,8 @@ finalised (``C_Finalize``) when the last keystore using it closes, so a later op
 configuration such as ``SOFTHSM2_CONF``.
 
 Errors: PKCS#11 failures are translated in exactly one place,
-:func:`coldvault.backends.pkcs11.errors.translated`; the error classes are re-exported here.
+:func:`coldvault.backends.pkcs11.errors.translated`; the error classes live in
+:mod:`coldvault.backends.pkcs11.errors` (and ``KeyNotFound`` in :mod:`coldvault.keys.keystore`).
 
 Key layout (docs/keystore.md): each key is a private-key object (``CKA_TOKEN``,
 ``CKA_PRIVATE``, ``CKA_SENSITIVE``, not ``CKA_EXTRACTABLE``, ``CKA_SIGN`` only) plus its
@@ -29,7 +31,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import coincurve
-import nacl.exceptions
 import nacl.signing
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -39,10 +40,10 @@ from coldvault.backends.pkcs11.errors import (
     DuplicateKey,
     EmulatedTokenRefused,
     KeyAlgorithmMismatch,
-    KeyNotFound,
     MechanismUnsupported,
     ModuleLoadError,
     Pkcs11Error,
+    PrivateKeyHidden,
     SignatureCheckFailed,
     TokenInUse,
     TokenLocked,
@@ -52,14 +53,22 @@ from coldvault.backends.pkcs11.errors import (
     WrongToken,
     translated,
 )
-from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, Keystore
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.secp256k1 import EcdsaSignature, InvalidSignature
+from coldvault.keys.keystore import (
+    KeyAlgorithm,
+    KeyInfo,
+    KeyNotFound,
+    Keystore,
+    TokenInfo,
+)
 
 __all__ = [
     "PinRole",
     "Pkcs11Keystore",
-    "TokenInfo",
     "KeyAttributes",
     "init_pin",
+    "is_emulated",
     "list_tokens",
     "set_pin",
 ]
@@ -70,9 +79,6 @@ SECP256K1_PARAMS = bytes.fromhex("06052b8104000a")
 ED25519_OID_PARAMS = bytes.fromhex("06032b6570")
 #: DER PrintableString "edwards25519": the other form PKCS#11 3.0 allows; accepted on read.
 ED25519_NAME_PARAMS = b"\x13\x0cedwards25519"
-
-#: secp256k1 group order.
-SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
 
 #: Token manufacturer/model strings that identify an emulated (software) HSM.
 EMULATED_MANUFACTURERS = ("SoftHSM",)
@@ -97,20 +103,9 @@ class PinRole(enum.StrEnum):
     SO = "security-officer"
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    """Public facts about one initialised token."""
-
-    label: str
-    manufacturer: str
-    model: str
-    serial: str
-
-    @property
-    def is_emulated(self) -> bool:
-        return self.manufacturer.startswith(EMULATED_MANUFACTURERS) or self.model.startswith(
-            EMULATED_MODELS
-        )
+def is_emulated(manufacturer: str, model: str) -> bool:
+    """Whether a token's manufacturer or model names a software emulation (SoftHSM)."""
+    return manufacturer.startswith(EMULATED_MANUFACTURERS) or model.startswith(EMULATED_MODELS)
 
 
 @dataclass(frozen=True)
@@ -223,11 +218,13 @@ def _module(module_path: str) -> Iterator[Any]:
 
 
 def _info(token: Any) -> TokenInfo:
+    manufacturer, model = token.manufacturer_id, token.model
     return TokenInfo(
         label=token.label,
-        manufacturer=token.manufacturer_id,
-        model=token.model,
+        manufacturer=manufacturer,
+        model=model,
         serial=token.serial.decode("ascii", "replace").strip(),
+        emulated=is_emulated(manufacturer, model),
     )
 
 
@@ -302,7 +299,7 @@ def _pin_text(pin: str | bytes | bytearray) -> str:
 
 
 def _refuse_emulated(info: TokenInfo, allow_emulated: bool) -> None:
-    if info.is_emulated and not allow_emulated:
+    if info.emulated and not allow_emulated:
         raise EmulatedTokenRefused(info.label, info.manufacturer, info.model)
 
 
@@ -502,7 +499,7 @@ class Pkcs11Keystore:
 
     @property
     def is_emulated(self) -> bool:
-        return self._info.is_emulated
+        return self._info.emulated
 
     def supports(self, mechanism: int) -> bool:
         """Whether the token lists the PKCS#11 mechanism (``CKM_*`` value)."""
@@ -551,6 +548,10 @@ class Pkcs11Keystore:
             if not private:  # created since the index was read (or absent): ask the token
                 private = self._objects(ObjectClass.PRIVATE_KEY, key_id)
                 public = self._objects(ObjectClass.PUBLIC_KEY, key_id)
+            if not private and public:
+                # every key is stored as both objects; a lone public object means the
+                # private one is invisible (the session was logged out) or was destroyed
+                raise PrivateKeyHidden(label, key_id)
             if not private:
                 raise KeyNotFound(label, key_id)
             if len(private) > 1 or len(public) > 1:
@@ -762,7 +763,10 @@ class Pkcs11Keystore:
         return key, info
 
     def sign_ecdsa(self, key_id: bytes, digest: bytes) -> EcdsaSignature:
-        """CKM_ECDSA over a 32-byte digest, normalised to low-S and verified on the host."""
+        """CKM_ECDSA over a 32-byte digest, normalised to low-S and verified on the host.
+
+        Raw ``r || s`` of the wrong length or out of range, or a signature that does not
+        verify with libsecp256k1, is discarded as :class:`SignatureCheckFailed`."""
         if not isinstance(digest, bytes) or len(digest) != 32:
             raise ValueError("digest must be 32 bytes")
         with _LOCK:
@@ -772,22 +776,16 @@ class Pkcs11Keystore:
                 self._info.label, key_id=key_id, purpose="sign with ECDSA", mechanism="CKM_ECDSA"
             ):
                 raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
-        if len(raw) != 64:
-            raise SignatureCheckFailed(self._info.label, key_id, "secp256k1 ECDSA")
-        r = int.from_bytes(raw[:32], "big")
-        s = int.from_bytes(raw[32:], "big")
-        if s > SECP256K1_N // 2:
-            s = SECP256K1_N - s
-        signature = EcdsaSignature(r=r, s=s)
         try:
-            ok = coincurve.PublicKey(info.public_key).verify(signature.der, digest, hasher=None)
-        except (ValueError, TypeError):
+            signature = EcdsaSignature.from_compact(raw).low_s()
+            ok = signature.verify(info.public_key, digest)
+        except (InvalidSignature, ValueError, TypeError):
             ok = False
         if not ok:
             raise SignatureCheckFailed(self._info.label, key_id, "secp256k1 ECDSA")
         return signature
 
-    def sign_ed25519(self, key_id: bytes, message: bytes) -> bytes:
+    def sign_ed25519(self, key_id: bytes, message: bytes) -> Ed25519Signature:
         """CKM_EDDSA (pure Ed25519) over ``message``, verified on the host."""
         if not isinstance(message, bytes):
             raise ValueError("message must be bytes")
@@ -797,11 +795,14 @@ class Pkcs11Keystore:
             with translated(
                 self._info.label, key_id=key_id, purpose="sign with EdDSA", mechanism="CKM_EDDSA"
             ):
-                signature = bytes(key.sign(message, mechanism=Mechanism.EDDSA))
+                raw = bytes(key.sign(message, mechanism=Mechanism.EDDSA))
         try:
-            nacl.signing.VerifyKey(info.public_key).verify(message, signature)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError) as exc:
-            raise SignatureCheckFailed(self._info.label, key_id, "Ed25519") from exc
+            signature = Ed25519Signature(raw)
+            ok = signature.verify(info.public_key, message)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SignatureCheckFailed(self._info.label, key_id, "Ed25519")
         return signature
 
     def random(self, length: int) -> bytes:

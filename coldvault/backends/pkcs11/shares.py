@@ -22,8 +22,9 @@ from typing import Any
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import KDF
 
-from coldvault.backends.pkcs11.errors import DuplicateKey, KeyNotFound, Pkcs11Error, translated
+from coldvault.backends.pkcs11.errors import DuplicateKey, Pkcs11Error, translated
 from coldvault.backends.pkcs11.keystore import _LOCK, KeyAttributes, Pkcs11Keystore
+from coldvault.keys.keystore import KeyNotFound
 
 #: DER of OID 1.2.840.10045.3.1.7 (NIST P-256, prime256v1): ``CKA_EC_PARAMS`` of share keys.
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")

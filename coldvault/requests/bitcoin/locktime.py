@@ -19,6 +19,8 @@ from coldvault.requests.bitcoin.parse import Psbt
 class LocktimeUndeterminable(PsbtError):
     """BIP-370: some inputs need a height lock and others a time lock; no nLockTime works."""
 
+    code = "psbt-locktime-undeterminable"
+
 
 def _u32(value: bytes | None) -> int | None:
     return None if value is None else int.from_bytes(value, "little")

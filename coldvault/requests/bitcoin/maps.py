@@ -105,7 +105,6 @@ IN_REQUIRED_TIME_LOCKTIME, IN_REQUIRED_HEIGHT_LOCKTIME = 0x11, 0x12
 IN_TAPROOT_TYPES = frozenset(range(0x13, 0x1D))
 OUT_REDEEM_SCRIPT, OUT_WITNESS_SCRIPT, OUT_BIP32_DERIVATION = 0x00, 0x01, 0x02
 OUT_AMOUNT, OUT_SCRIPT = 0x03, 0x04
-OUT_TAPROOT_TYPES = frozenset(range(0x05, 0x09))
 
 _Check = Callable[[bytes], str | None]  # returns a problem description or None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from coldvault.keys.keystore import path_to_str
+from coldvault.crypto.paths import path_to_str
 from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin.checks import InputSpend
@@ -121,13 +121,9 @@ def assign_wallet(
 
 
 def classify_output(i: int, out: TxOut, m: KvMap, ws: WalletScripts) -> Derived | None:
-    claims = [
-        (f, _path(f.value))
-        for f in m.all(OUT_BIP32_DERIVATION)
-        if f.value[:4] == ws.fingerprint and ws.under_account(_path(f.value))
-    ]
+    ours = [_path(f.value) for f in m.all(OUT_BIP32_DERIVATION) if f.value[:4] == ws.fingerprint]
     derived = None
-    for _f, path in claims:
+    for path in (p for p in ours if ws.under_account(p)):
         loc = ws.locate(path)
         if loc is None:
             raise ChangeNotProven(

@@ -107,14 +107,6 @@ class Psbt:
         parts += [m.serialize() for m in self.outputs]
         return b"".join(parts)
 
-    def replace_input(self, index: int, new: KvMap) -> Psbt:
-        inputs = list(self.inputs)
-        inputs[index] = new
-        return Psbt(
-            self.version, self.globals, tuple(inputs), self.outputs, self.tx_version,
-            self.tx_inputs, self.tx_outputs, self.v0_locktime,
-        )  # fmt: skip
-
 
 def decode_text(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Binary PSBT bytes from binary or base64 input (bounded before decoding)."""

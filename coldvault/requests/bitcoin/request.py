@@ -17,19 +17,13 @@ Only ``SIGHASH_ALL`` is ever signed. The parts: :mod:`~coldvault.requests.bitcoi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from coincurve import PublicKey
-
-from coldvault.crypto.hashes import hash160, sha256
-from coldvault.keys.keystore import (
-    EcdsaSignature,
-    KeyAlgorithm,
-    KeyInfo,
-    derived_key_id,
-    path_to_str,
-)
+from coldvault.crypto.hashes import sha256
+from coldvault.crypto.paths import path_to_str
+from coldvault.crypto.secp256k1 import EcdsaSignature
+from coldvault.keys.keystore import KeyAlgorithm, Signature, derived_key_id
 from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin.checks import address, signer_checks
@@ -46,6 +40,7 @@ from coldvault.requests.bitcoin.maps import DEFAULT_LIMITS, G_TX_MODIFIABLE, IN_
 from coldvault.requests.bitcoin.match import OurInput, assign_wallet, classify_output
 from coldvault.requests.bitcoin.sighash import Sighasher, estimate_vsize, input_sighash
 from coldvault.requests.bitcoin.wallet import WalletScripts
+from coldvault.requests.keys import KeyLookup
 from coldvault.requests.wallets import Wallet
 
 __all__ = [
@@ -53,10 +48,6 @@ __all__ = [
     "finish_psbt",
     "prepare_psbt",
 ]
-
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_hash160 = hash160  # the former private helper, still used by tests
-
 
 # --------------------------------------------------------------------------- prepare / finish
 
@@ -78,9 +69,7 @@ def _locktime_text(locktime: int) -> str:
     return f"{locktime} (unix time)"
 
 
-def _key_job(
-    ours: OurInput, ws: WalletScripts, lookup_key: Callable[[bytes], KeyInfo | None]
-) -> bytes:
+def _key_job(ours: OurInput, ws: WalletScripts, lookup_key: KeyLookup) -> bytes:
     i, d = ours.spend.index, ours.derived
     key_id = derived_key_id(ws.fingerprint, d.our_path)
     info = lookup_key(key_id)
@@ -99,7 +88,7 @@ def prepare_psbt(
     data: bytes | str,
     *,
     wallets: Mapping[str, Wallet],
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    lookup_key: KeyLookup,
     request_digest: bytes | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> PreparedRequest:
@@ -192,13 +181,15 @@ def prepare_psbt(
     )
     frozen_plans = tuple(plans)
 
-    def finish(signatures: Sequence[object]) -> bytes:
+    def finish(signatures: Sequence[Signature]) -> bytes:
         return finish_psbt(psbt, frozen_plans, signatures)
 
     return PreparedRequest(review, tuple(jobs), finish, response_type="crypto-psbt")
 
 
-def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[object]) -> bytes:
+def finish_psbt(
+    psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[Signature]
+) -> bytes:
     """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept."""
     if len(signatures) != len(plans):
         raise ValueError(f"expected {len(plans)} signatures, got {len(signatures)}")
@@ -206,11 +197,9 @@ def finish_psbt(psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[o
     for plan, sig in zip(plans, signatures, strict=True):
         if not isinstance(sig, EcdsaSignature):
             raise TypeError("PSBT signatures must be EcdsaSignature objects")
-        if not (0 < sig.r < _SECP256K1_N and 0 < sig.s <= _SECP256K1_N // 2):
-            raise BadHsmSignature(
-                f"the signature for input {plan.input} is out of range or high-S."
-            )
-        if not PublicKey(plan.pubkey).verify(sig.der, plan.sighash, hasher=None):
+        if not sig.is_low_s:
+            raise BadHsmSignature(f"the signature for input {plan.input} is high-S.")
+        if not sig.verify(plan.pubkey, plan.sighash):
             raise BadHsmSignature(
                 f"the signature for input {plan.input} does not verify against its key and"
                 " sighash; nothing was inserted."

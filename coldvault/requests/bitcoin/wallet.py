@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from embit.descriptor import Descriptor
 from embit.descriptor.errors import DescriptorError
 
+from coldvault.crypto.paths import HARDENED
 from coldvault.errors import ConfigError, Refused
-from coldvault.keys.keystore import HARDENED
 from coldvault.requests.base import Chain
 from coldvault.requests.wallets import Wallet
 
@@ -74,21 +74,6 @@ class Derived:
     our_path: tuple[int, ...]
 
 
-def parse_path(path: str) -> tuple[int, ...]:
-    """``"m/84h/0h/0h"`` -> ``(84|H, 0|H, 0|H)``; raise ValueError on a malformed path."""
-    parts = path.strip().split("/")
-    if not parts or parts[0] != "m":
-        raise ValueError(f"derivation path {path!r} must start with 'm'")
-    out = []
-    for p in parts[1:]:
-        hardened = p[-1:] in ("h", "H", "'")
-        num = p[:-1] if hardened else p
-        if not num.isdigit() or int(num) >= HARDENED:
-            raise ValueError(f"derivation path {path!r} has a bad element {p!r}")
-        out.append(int(num) | (HARDENED if hardened else 0))
-    return tuple(out)
-
-
 @dataclass
 class WalletScripts:
     """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache."""
@@ -111,10 +96,10 @@ class WalletScripts:
             raise TaprootRefused(f"registered wallet {w.name!r}")
         try:
             self.fingerprint = bytes.fromhex(w.master_fingerprint)
-            self.account = parse_path(w.account_path)
             desc = Descriptor.from_string(text)
         except (ValueError, DescriptorError) as exc:
             raise WalletDescriptorError(w.name, str(exc).rstrip(".")) from exc
+        self.account = w.account
         if len(self.fingerprint) != 4:
             raise WalletDescriptorError(w.name, "the master fingerprint is not 4 bytes")
         self._descriptor = desc

@@ -19,19 +19,19 @@ transactions, ``recid + 2 * chainId + 35`` (minimal big-endian) for legacy trans
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-
-import coincurve
+from collections.abc import Mapping, Sequence
 
 from coldvault.crypto.hashes import keccak256
+from coldvault.crypto.paths import path_to_str
+from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.errors import ConfigError
-from coldvault.keys.keystore import EcdsaSignature, KeyAlgorithm, KeyInfo, path_to_str
+from coldvault.keys.keystore import KeyAlgorithm, Signature
+from coldvault.requests.amounts import format_amount
 from coldvault.requests.base import Chain, Movement, PreparedRequest, Review, SignJob
 from coldvault.requests.display import message_text, origin_text
 from coldvault.requests.ethereum.eip712 import parse_typed_data
 from coldvault.requests.ethereum.tx import (
     ChainIdMismatch,
-    EthDataType,
     EthRequestError,
     checksum_address,
     decode_transaction,
@@ -40,20 +40,19 @@ from coldvault.requests.ethereum.tx import (
 )
 from coldvault.requests.keys import (
     AddressMismatch,
+    KeyLookup,
+    RequestKey,
     SignatureCheckFailed,
-    request_key_path,
+    find_wallet,
     resolve_wallet_key,
 )
 from coldvault.requests.wallets import Wallet
-from coldvault.transport.registry import EthSignRequest, encode_eth_signature
+from coldvault.transport.registry import EthDataType, EthSignRequest, encode_eth_signature
 
 __all__ = [
     "MAX_CHAIN_ID",
     "MAX_SIGN_DATA",
-    "SECP256K1_N",
-    "WEI_PER_ETH",
     "eth_signature_cbor",
-    "format_eth",
     "prepare_eth",
     "prepare_eth_request",
     "recovery_id",
@@ -62,14 +61,6 @@ __all__ = [
 MAX_SIGN_DATA = 128 * 1024
 #: EIP-2294's bound, so an EIP-155 ``v`` always fits in 8 bytes.
 MAX_CHAIN_ID = (2**64 - 1) // 2 - 36
-SECP256K1_N = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
-WEI_PER_ETH = 10**18
-
-
-def format_eth(wei: int) -> str:
-    whole, frac = divmod(wei, WEI_PER_ETH)
-    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
-    return f"{text} ETH"
 
 
 def _minimal(value: int) -> bytes:
@@ -78,19 +69,12 @@ def _minimal(value: int) -> bytes:
 
 def recovery_id(signature: EcdsaSignature, digest: bytes, public_key: bytes) -> int:
     """The recovery id (0/1) that recovers ``public_key``; refuse a signature that does not."""
-    if not (0 < signature.r < SECP256K1_N and 0 < signature.s <= SECP256K1_N // 2):
-        raise SignatureCheckFailed("The keystore returned an out-of-range or high-S signature.")
-    ours = coincurve.PublicKey(public_key).format(compressed=True)
-    for recid in (0, 1):
-        try:
-            recovered = coincurve.PublicKey.from_signature_and_message(
-                signature.compact + bytes([recid]), digest, hasher=None
-            )
-        except ValueError:
-            continue
-        if recovered.format(compressed=True) == ours:
-            return recid
-    raise SignatureCheckFailed("The keystore's signature does not verify against our key.")
+    if not signature.is_low_s:
+        raise SignatureCheckFailed("The keystore returned a high-S signature.")
+    recid = signature.recovery_id(public_key, digest)
+    if recid is None:
+        raise SignatureCheckFailed("The keystore's signature does not verify against our key.")
+    return recid
 
 
 def eth_signature_cbor(request_id: bytes | None, signature: bytes, origin: str | None) -> bytes:
@@ -109,7 +93,7 @@ def prepare_eth(
     address: bytes | None,
     request_id: bytes | None,
     wallet: Wallet,
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    lookup_key: KeyLookup,
     request_digest: bytes,
     origin: str | None = None,
 ) -> PreparedRequest:
@@ -161,7 +145,7 @@ def prepare_eth(
     warnings: list[str] = []
     movements: list[Movement] = []
     fee: int | None = None
-    if kind in (EthDataType.LEGACY_TRANSACTION, EthDataType.TYPED_TRANSACTION):
+    if kind in (EthDataType.TRANSACTION, EthDataType.TYPED_TRANSACTION):
         if chain_id is None:
             raise EthRequestError("A transaction request must name its chain id.", field="chain_id")
         tx = decode_transaction(sign_data, kind, chain_id)
@@ -174,7 +158,7 @@ def prepare_eth(
             ("chain id", str(tx.chain_id)),
             ("type", "EIP-1559" if tx.tx_type == 2 else "legacy (EIP-155)"),
             ("to", checksum_address(tx.to) if tx.to else "(contract creation)"),
-            ("value", f"{tx.value} wei ({format_eth(tx.value)})"),
+            ("value", f"{tx.value} wei ({format_amount('ETH', tx.value, base_units=False)})"),
             ("nonce", str(tx.nonce)),
             ("gas limit", str(tx.gas_limit)),
         ]
@@ -191,7 +175,8 @@ def prepare_eth(
                 warnings.append("The priority fee exceeds the max fee; the network rejects it.")
         else:
             details.append(("gas price", f"{tx.gas_price} wei"))
-        details += [("max network fee", f"{fee} wei ({format_eth(fee)})"), *call_details]
+        shown_fee = format_amount("ETH", fee, base_units=False)
+        details += [("max network fee", f"{fee} wei ({shown_fee})"), *call_details]
         digest = keccak256(tx.signing_payload)
         review_kind, purpose = "eth-transaction", "transaction"
     elif kind is EthDataType.PERSONAL_MESSAGE:
@@ -233,9 +218,9 @@ def prepare_eth(
         key_id=key.key_id, algorithm=KeyAlgorithm.SECP256K1, payload=digest, purpose=purpose
     )
     public_key = key.public_key
-    legacy_chain = chain_id if kind is EthDataType.LEGACY_TRANSACTION else None
+    legacy_chain = chain_id if kind is EthDataType.TRANSACTION else None
 
-    def finish(signatures: Sequence[object]) -> bytes:
+    def finish(signatures: Sequence[Signature]) -> bytes:
         if len(signatures) != 1 or not isinstance(signatures[0], EcdsaSignature):
             raise ValueError("finish() needs exactly one EcdsaSignature")
         sig = signatures[0]
@@ -254,18 +239,25 @@ def prepare_eth(
 def prepare_eth_request(
     request: EthSignRequest,
     *,
-    wallet: Wallet,
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    wallets: Mapping[str, Wallet],
+    lookup_key: KeyLookup,
     request_digest: bytes,
 ) -> PreparedRequest:
-    """:func:`prepare_eth` for a decoded registry ``eth-sign-request``."""
-    fingerprint, indices = request_key_path(request.derivation_path, error=EthRequestError)
+    """:func:`prepare_eth` for a decoded registry ``eth-sign-request``.
+
+    The request's derivation path is resolved once (:class:`RequestKey`, or
+    :class:`~coldvault.requests.keys.MissingPath`); it selects the one registered Ethereum
+    wallet on the request's chain whose seed and account cover it
+    (:class:`~coldvault.requests.keys.NoWalletForRequest` otherwise)."""
+    key = RequestKey.from_keypath(request.derivation_path)
+    network = None if request.chain_id is None else str(request.chain_id)
+    wallet = find_wallet(wallets, Chain.ETHEREUM, key, network=network)
     return prepare_eth(
         sign_data=request.sign_data,
         data_type=int(request.data_type),
         chain_id=request.chain_id,
-        path=indices,
-        source_fingerprint=fingerprint,
+        path=key.path,
+        source_fingerprint=key.fingerprint,
         address=request.address,
         request_id=request.request_id.bytes if request.request_id is not None else None,
         wallet=wallet,

@@ -3,7 +3,6 @@ what a transaction's value and calldata do (ETH and ERC-20 movements)."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import coincurve
@@ -12,19 +11,13 @@ from coldvault.crypto.hashes import keccak256
 from coldvault.errors import InputError, Refused
 from coldvault.requests.base import Movement, MovementKind
 from coldvault.requests.ethereum import rlp
+from coldvault.transport.registry import EthDataType
 
 MAX_ACCESS_LIST = 256
 ERC20_TRANSFER = bytes.fromhex("a9059cbb")
 ERC20_APPROVE = bytes.fromhex("095ea7b3")
 ERC20_TRANSFER_FROM = bytes.fromhex("23b872dd")
 UNLIMITED = 2**256 - 1
-
-
-class EthDataType(enum.IntEnum):
-    LEGACY_TRANSACTION = 1
-    TYPED_DATA = 2
-    PERSONAL_MESSAGE = 3
-    TYPED_TRANSACTION = 4
 
 
 class EthRequestError(InputError):

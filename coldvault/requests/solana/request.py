@@ -21,22 +21,24 @@ signature). The signature is Ed25519 over the exact bytes.
 
 from __future__ import annotations
 
-import enum
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 
-import nacl.exceptions
-import nacl.signing
 from embit import base58
 
+from coldvault.crypto.ed25519 import Ed25519Signature
+from coldvault.crypto.paths import path_to_str
 from coldvault.errors import Refused
-from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, path_to_str
+from coldvault.keys.keystore import KeyAlgorithm, Signature
+from coldvault.requests.amounts import format_amount
 from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
 from coldvault.requests.display import message_text, origin_text
 from coldvault.requests.keys import (
     AddressMismatch,
+    KeyLookup,
+    RequestKey,
     SignatureCheckFailed,
-    request_key_path,
+    find_wallet,
     resolve_wallet_key,
 )
 from coldvault.requests.solana.message import (
@@ -46,29 +48,25 @@ from coldvault.requests.solana.message import (
     parse_message,
 )
 from coldvault.requests.wallets import Wallet
-from coldvault.transport.registry import SolSignRequest, encode_sol_signature
+from coldvault.transport.registry import SolSignRequest, SolSignType, encode_sol_signature
 
 __all__ = [
     "BASE_FEE_PER_SIGNATURE",
     "COMPUTE_BUDGET_PROGRAM",
     "DEFAULT_CU_PER_INSTRUCTION",
-    "LAMPORTS_PER_SOL",
     "MAX_CU",
     "MAX_OFFCHAIN_MESSAGE",
     "OFFCHAIN_PREFIX",
     "SYSTEM_PROGRAM",
     "MessageLooksLikeTransaction",
     "SignerNotOurs",
-    "SolSignType",
     "UnshowableDestination",
-    "format_sol",
     "prepare_sol",
     "prepare_sol_request",
     "sol_signature_cbor",
 ]
 
 MAX_OFFCHAIN_MESSAGE = 64 * 1024
-LAMPORTS_PER_SOL = 10**9
 BASE_FEE_PER_SIGNATURE = 5000
 DEFAULT_CU_PER_INSTRUCTION = 200_000
 MAX_CU = 1_400_000
@@ -76,11 +74,6 @@ OFFCHAIN_PREFIX = b"\xffsolana offchain"
 
 SYSTEM_PROGRAM = bytes(32)
 COMPUTE_BUDGET_PROGRAM = base58.decode("ComputeBudget111111111111111111111111111111")
-
-
-class SolSignType(enum.IntEnum):
-    TRANSACTION = 1
-    MESSAGE = 2
 
 
 class SignerNotOurs(Refused):
@@ -118,11 +111,6 @@ class MessageLooksLikeTransaction(Refused):
         )
 
 
-def format_sol(lamports: int) -> str:
-    whole, frac = divmod(lamports, LAMPORTS_PER_SOL)
-    return f"{whole}.{frac:09d}".rstrip("0").rstrip(".") + " SOL"
-
-
 def _review_instructions(
     msg: SolMessage, ours: bytes
 ) -> tuple[list[Movement], list[str], list[tuple[str, str]], int]:
@@ -149,7 +137,8 @@ def _review_instructions(
             ours_pays = src < len(msg.account_keys) and msg.account_keys[src] == ours
             note = "" if ours_pays else f"from {source} (not our key)"
             movements.append(Movement(MovementKind.EXTERNAL, "SOL", lamports, dest, note=note))
-            details.append((label, f"System transfer {format_sol(lamports)} {source} -> {dest}"))
+            shown = format_amount("SOL", lamports, base_units=False)
+            details.append((label, f"System transfer {shown} {source} -> {dest}"))
             if note:
                 warnings.append(f"Instruction {i} transfers from {source}, which is not our key.")
         elif program == COMPUTE_BUDGET_PROGRAM and ix.data[:1] in (b"\x02", b"\x03"):
@@ -230,7 +219,7 @@ def prepare_sol(
     address: bytes | None,
     request_id: bytes | None,
     wallet: Wallet,
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    lookup_key: KeyLookup,
     request_digest: bytes,
     origin: str | None = None,
 ) -> PreparedRequest:
@@ -275,7 +264,7 @@ def prepare_sol(
             ("fee payer", b58(msg.account_keys[0])),
             ("recent blockhash", b58(msg.recent_blockhash)),
             ("required signatures", str(msg.num_required_signatures)),
-            ("estimated fee", f"{fee} lamports ({format_sol(fee)})"),
+            ("estimated fee", f"{fee} lamports ({format_amount('SOL', fee, base_units=False)})"),
             *ix_details,
         ]
         if msg.account_keys[0] != ours:
@@ -327,17 +316,15 @@ def prepare_sol(
         key_id=key.key_id, algorithm=KeyAlgorithm.ED25519, payload=payload, purpose=purpose
     )
 
-    def finish(signatures: Sequence[object]) -> bytes:
-        if len(signatures) != 1 or not isinstance(signatures[0], bytes | bytearray):
-            raise ValueError("finish() needs exactly one 64-byte Ed25519 signature")
-        sig = bytes(signatures[0])
-        try:
-            nacl.signing.VerifyKey(ours).verify(payload, sig)
-        except (nacl.exceptions.BadSignatureError, ValueError) as exc:
+    def finish(signatures: Sequence[Signature]) -> bytes:
+        if len(signatures) != 1 or not isinstance(signatures[0], Ed25519Signature):
+            raise ValueError("finish() needs exactly one Ed25519Signature")
+        sig = signatures[0]
+        if not sig.verify(ours, payload):
             raise SignatureCheckFailed(
                 "The keystore's Ed25519 signature does not verify against our key."
-            ) from exc
-        return sol_signature_cbor(request_id, sig)
+            )
+        return sol_signature_cbor(request_id, sig.raw)
 
     return PreparedRequest(review=review, jobs=(job,), finish=finish, response_type="sol-signature")
 
@@ -345,17 +332,23 @@ def prepare_sol(
 def prepare_sol_request(
     request: SolSignRequest,
     *,
-    wallet: Wallet,
-    lookup_key: Callable[[bytes], KeyInfo | None],
+    wallets: Mapping[str, Wallet],
+    lookup_key: KeyLookup,
     request_digest: bytes,
 ) -> PreparedRequest:
-    """:func:`prepare_sol` for a decoded registry ``sol-sign-request``."""
-    fingerprint, indices = request_key_path(request.derivation_path, error=SolanaRequestError)
+    """:func:`prepare_sol` for a decoded registry ``sol-sign-request``.
+
+    The request's derivation path is resolved once (:class:`RequestKey`, or
+    :class:`~coldvault.requests.keys.MissingPath`); it selects the one registered Solana
+    wallet whose seed and account cover it
+    (:class:`~coldvault.requests.keys.NoWalletForRequest` otherwise)."""
+    key = RequestKey.from_keypath(request.derivation_path)
+    wallet = find_wallet(wallets, Chain.SOLANA, key)
     return prepare_sol(
         sign_data=request.sign_data,
         sign_type=int(request.sign_type),
-        path=indices,
-        source_fingerprint=fingerprint,
+        path=key.path,
+        source_fingerprint=key.fingerprint,
         address=request.address,
         request_id=request.request_id.bytes if request.request_id is not None else None,
         wallet=wallet,

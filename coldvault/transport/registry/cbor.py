@@ -19,7 +19,6 @@ from coldvault.transport.fountain import DEFAULT_MAX_MESSAGE_LEN
 _MAX_DEPTH = 16
 #: Most CBOR data items in one registry value (a 1,000-output account is ~20k).
 _MAX_ITEMS = 65536
-HARDENED = 0x80000000
 UINT32 = 0xFFFFFFFF
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import cbor2
 
 from coldvault.crypto.hashes import sha256d
+from coldvault.crypto.paths import HARDENED
 from coldvault.transport.registry.cbor import (
-    HARDENED,
     UINT32,
     Fields,
     Tag,

@@ -17,15 +17,19 @@ T = TypeVar("T")
 
 
 class EthDataType(enum.IntEnum):
-    TRANSACTION = 1  # legacy RLP transaction
-    TYPED_DATA = 2  # EIP-712
-    PERSONAL_MESSAGE = 3
-    TYPED_TRANSACTION = 4  # EIP-2718 (e.g. EIP-1559)
+    """``data-type`` of an ``eth-sign-request``: what ``sign-data`` holds (the one definition)."""
+
+    TRANSACTION = 1  # legacy RLP transaction (signed as EIP-155)
+    TYPED_DATA = 2  # EIP-712 typed data, as JSON
+    PERSONAL_MESSAGE = 3  # EIP-191 personal_sign
+    TYPED_TRANSACTION = 4  # EIP-2718 typed transaction (the appliance signs EIP-1559 only)
 
 
 class SolSignType(enum.IntEnum):
-    TRANSACTION = 1
-    MESSAGE = 2
+    """``type`` of a ``sol-sign-request`` (the one definition)."""
+
+    TRANSACTION = 1  # a transaction message, as the signatures cover it
+    MESSAGE = 2  # an arbitrary (off-chain) message
 
 
 def _uuid_cbor(value: uuid.UUID | None) -> Any:
