@@ -2,33 +2,24 @@
 
 Mounted by the top-level CLI as ``coldvault ceremony ...``; the ``transcript`` sub-group
 is also exported on its own (``ceremony_scripts.cli:transcript``) for
-``coldvault transcript ...``.  Errors become operator output here and only here.
+``coldvault transcript ...``.  Each command parses its options into the ceremony's
+parameters, opens the hardware and calls :mod:`coldvault.ceremonies`; results and errors
+become output in :mod:`ceremony_scripts.output` only.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from coldvault.errors import ColdvaultError
-
-EXIT_ERROR = 2
-
-
-class CeremonyGroup(click.Group):
-    """A click group that turns coldvault errors into one red sentence and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ColdvaultError as err:
-            Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {err.message}")
-            sys.exit(EXIT_ERROR)
+from ceremony_scripts.options import load_roster
+from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
+from coldvault.records.transcript import VerifyResult, render_html, verify
 
 
 @click.group(cls=CeremonyGroup)
@@ -41,28 +32,30 @@ def transcript() -> None:
     """Verify or print ceremony transcripts."""
 
 
+@dataclass(frozen=True)
+class _Verified:
+    result: VerifyResult
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "ok": True, "ceremony": r.ceremony, "ceremony_id": r.ceremony_id,
+            "entries": r.entries, "status": r.status, "final_hash": r.final_hash,
+            "witnesses": [w.get("holder", "") for w in r.witnesses],
+        }  # fmt: skip
+
+
 @transcript.command("verify")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
               help="Require witnesses to be active cards of this signed roster.")  # fmt: skip
 @click.option("--min-witnesses", default=0, show_default=True, type=click.IntRange(0))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int, as_json: bool):
+@json_option
+def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int) -> None:
     """Check the hash chain, the close entry and every witness signature."""
-    from coldvault.records.transcript import verify
-
-    roster = None
-    if roster_path is not None:
-        from ceremony_scripts.quorum_cards import load_roster
-
-        roster = load_roster(roster_path)
-    result = verify(path, roster=roster, min_witnesses=min_witnesses)
-    if as_json:
-        click.echo(json.dumps({
-            "ok": True, "ceremony": result.ceremony, "ceremony_id": result.ceremony_id,
-            "entries": result.entries, "status": result.status, "final_hash": result.final_hash,
-            "witnesses": [w.get("holder", "") for w in result.witnesses],
-        }, sort_keys=True))  # fmt: skip
+    result = verify(path, roster=load_roster(roster_path), min_witnesses=min_witnesses)
+    if json_mode():
+        emit(_Verified(result))
         return
     console = Console(highlight=False)
     console.print(
@@ -79,25 +72,27 @@ def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int, 
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Output HTML file (default: PATH with .html).")  # fmt: skip
+@json_option
 def transcript_render(path: Path, out_path: Path | None) -> None:
     """Write a standalone printable HTML page (with QR codes) of a transcript."""
-    from coldvault.records.transcript import render_html
-
     target = out_path or path.with_suffix(".html")
     target.write_text(render_html(path))
-    click.echo(f"Wrote {target}")
+    if json_mode():
+        click.echo(json.dumps({"ok": True, "file": str(target)}, sort_keys=True))
+    else:
+        click.echo(f"Wrote {target}")
 
 
 def _register() -> None:
-    from ceremony_scripts.appliance_init import init_appliance
-    from ceremony_scripts.approve import approve_document
-    from ceremony_scripts.enrol import enrol_cards
-    from ceremony_scripts.revoke import replace_card, revoke_card
-    from ceremony_scripts.seed import extend_pool, generate_seed, provision_cmd
+    from ceremony_scripts.appliance_init import init_appliance_cmd
+    from ceremony_scripts.approve import approve_document_cmd
+    from ceremony_scripts.enrol import enrol_cards_cmd
+    from ceremony_scripts.revoke import replace_card_cmd, revoke_card_cmd
+    from ceremony_scripts.seed import extend_pool_cmd, generate_seed_cmd, provision_cmd
 
     for command in (
-        init_appliance, enrol_cards, generate_seed, provision_cmd, extend_pool,
-        approve_document, revoke_card, replace_card,
+        init_appliance_cmd, enrol_cards_cmd, generate_seed_cmd, provision_cmd, extend_pool_cmd,
+        approve_document_cmd, revoke_card_cmd, replace_card_cmd,
     ):  # fmt: skip
         ceremony.add_command(command)
     ceremony.add_command(transcript)

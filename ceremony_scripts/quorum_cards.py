@@ -2,7 +2,7 @@
 
 The loop, its pre-PIN check and the witness rules are the library's
 (:mod:`coldvault.quorum.collect`); this module words their prompts on the ceremony
-:class:`~ceremony_scripts.ui.Operator` and writes the transcript entries:
+:class:`~coldvault.ceremonies.operator.Operator` and writes the transcript entries:
 
 * :func:`witness_signers` -- witnesses sign the closed transcript's final hash, one card each;
   a holder (or, without a roster, a card) witnesses once.
@@ -33,18 +33,15 @@ from typing import Any
 
 import click
 
-from ceremony_scripts.runner import CeremonyRun
-from ceremony_scripts.ui import Operator
 from coldvault.backends.pcsc import PcscCardAccess
 from coldvault.cards.errors import EmulatedCardRefused
 from coldvault.cards.openpgp import OpenPgpSession
+from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.run import CeremonyRun
 from coldvault.errors import Cancelled, ColdvaultError
 from coldvault.quorum.approvals import Approval, Tally
 from coldvault.quorum.collect import Signatory, collect_signatures, collect_witness
 from coldvault.quorum.documents import load_signed_document, verify_admin_quorum
-
-# enrol-cards raises it after too many roster-approval cards; its home is coldvault.quorum.
-from coldvault.quorum.errors import CardAttemptsExhausted  # noqa: F401
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.records.transcript import Device, Signer, WitnessSignature
 

@@ -1,9 +1,10 @@
-"""Operator console for ceremonies: numbered steps, check lists, confirmations, hidden prompts.
+"""The ceremony console: :class:`ConsoleOperator`, the library's Operator on a terminal.
 
-Every prompt goes through :class:`Operator`, so every answer can be typed by a person or by
-a script driving the terminal (pexpect).  Prompt texts end in ``": "`` and are stable (the
-tests match them).  Secrets (PINs, dice, words) are read with ``hide_input`` and never
-echoed; the caller converts them to ``bytearray`` where a library allows it.
+Numbered steps, check lists, tables and hidden prompts, all on **stderr**: stdout carries
+only machine output (``--json``).  Prompt texts are the library's, followed by ``": "``
+(the pexpect smoke tests and the demo match them).  Secrets (PINs, dice, words) are read
+with hidden input and never echoed.  Ctrl-C or end of input at a prompt raises
+:class:`coldvault.errors.Cancelled`.
 """
 
 from __future__ import annotations
@@ -14,29 +15,35 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
+from coldvault.ceremonies.operator import Rows
+from coldvault.errors import Cancelled
 
-class Operator:
-    """The person at the console."""
+
+class ConsoleOperator:
+    """The person at the console (implements :class:`coldvault.ceremonies.Operator`).
+
+    ``assume_yes`` answers every confirmation with yes (``--yes``, scripted lab runs)."""
 
     def __init__(self, *, console: Console | None = None, assume_yes: bool = False) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(stderr=True, highlight=False)
         self.assume_yes = assume_yes
         self._step = 0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     # -- output -------------------------------------------------------------------------
     def title(self, text: str) -> None:
         self.console.rule(f"[bold]{escape(text)}")
 
-    def step(self, title: str, checks: Sequence[str] = ()) -> int:
-        """Start the next numbered step and list what the operator must check."""
+    def step(self, title: str, checks: Sequence[str] = ()) -> None:
         self._step += 1
         self.console.print(f"\n[bold cyan]Step {self._step}: {escape(title)}[/]")
         for check in checks:
             self.console.print(f"  [yellow]CHECK[/] {escape(check)}")
-        return self._step
 
     def info(self, text: str) -> None:
         self.console.print(f"  {escape(text)}")
@@ -50,7 +57,7 @@ class Operator:
     def error(self, text: str) -> None:
         self.console.print(Panel(Text(text), title="ERROR", border_style="red"))
 
-    def table(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
+    def table(self, title: str, rows: Rows) -> None:
         table = Table(title=escape(title), show_header=False)
         table.add_column("field", style="bold")
         table.add_column("value", overflow="fold")
@@ -58,44 +65,63 @@ class Operator:
             table.add_row(Text(key), Text(value))
         self.console.print(table)
 
+    def progress(self, done: int, total: int) -> None:
+        if self._progress is None:
+            if done >= total:
+                return
+            self._progress = Progress(console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("importing", total=total)
+        if self._task is not None:
+            self._progress.update(self._task, completed=done)
+        if done >= total:
+            self._progress.stop()
+            self._progress = self._task = None
+
+    def show_words(self, title: str, words: Sequence[str]) -> None:
+        heading = f"[bold]{escape(title)}[/]  write every word down in order, on paper only"
+        self.console.print(heading)
+        for row in range(0, len(words), 4):
+            cells = [f"{i + 1:2d}. {w:<10}" for i, w in enumerate(words) if row <= i < row + 4]
+            self.console.print("   " + "  ".join(cells), markup=False, highlight=False)
+
     def clear(self) -> None:
-        """Clear the screen (used after a secret was shown for writing down)."""
         self.console.clear()
-        click.echo("\033[3J", nl=False)
+        click.echo("\033[3J", nl=False, err=True)
 
     # -- input --------------------------------------------------------------------------
-    def confirm(self, question: str) -> None:
-        """Ask for an explicit ``yes``; anything else aborts the ceremony."""
+    def confirm(self, question: str) -> bool:
         if self.assume_yes:
             self.info(f"{question} yes (--yes)")
-            return
-        answer = click.prompt(f"{question} Type yes to continue", default="", show_default=False)
-        if answer.strip().lower() != "yes":
-            raise click.Abort()
+            return True
+        answer = self._prompt(f"{question} Type yes to continue", default="")
+        return answer.strip().lower() == "yes"
 
     def ask(self, question: str, default: str | None = None) -> str:
-        return str(click.prompt(question, default=default, show_default=default is not None))
-
-    def ask_int(self, question: str, *, low: int, high: int, default: int | None = None) -> int:
-        return int(click.prompt(question, type=click.IntRange(low, high), default=default))
+        """A visible answer; without a default an empty answer is asked again."""
+        return self._prompt(question, default=default, show_default=default is not None)
 
     def secret(self, question: str) -> str:
-        """A hidden prompt (PINs, dice, words): nothing is echoed."""
-        return str(click.prompt(question, hide_input=True, default="", show_default=False))
-
-    def new_pin(self, question: str, *, min_length: int) -> str:
-        """Ask twice, hidden, until both entries agree and are long enough."""
-        while True:
-            first = self.secret(question)
-            if len(first) < min_length:
-                self.warn(f"The PIN must have at least {min_length} characters.")
-                continue
-            if self.secret(f"Repeat {question[0].lower()}{question[1:]}") == first:
-                return first
-            self.warn("The two entries differ; enter the PIN again.")
+        return self._prompt(question, default="", hidden=True)
 
     def pause(self, text: str) -> None:
-        click.prompt(f"{text} Press Enter", default="", show_default=False)
+        self._prompt(f"{text} Press Enter", default="")
+
+    @staticmethod
+    def _prompt(
+        question: str, *, default: str | None, show_default: bool = False, hidden: bool = False
+    ) -> str:
+        try:
+            answer = click.prompt(
+                question,
+                default=default,
+                show_default=show_default,
+                hide_input=hidden,
+                err=True,
+            )
+        except click.Abort:  # Ctrl-C or end of input at the prompt
+            raise Cancelled("The operator interrupted the ceremony.") from None
+        return str(answer)
 
 
-__all__ = ["Operator"]
+__all__ = ["ConsoleOperator"]

@@ -1,25 +1,36 @@
-"""Seed creation and recovery at the console: dice, paper backup display and checks.
+"""Seed creation and recovery with the operator: dice, paper backup words and their checks.
 
-Nothing here writes to disk.  Words are shown on screen only with ``--paper-backup``, one
-share at a time, and the screen is cleared after each; the operator then proves each
-backup by typing two randomly chosen words of it (hidden).
+Nothing here writes to disk.  Words are shown only for a paper backup, one share (or the
+mnemonic) at a time, on a cleared screen that is cleared again afterwards; the operator
+then proves each paper copy by typing two randomly chosen words of it (hidden).  Seeds and
+entropy are ``bytearray``s registered with the run, so they are wiped however it ends.
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ceremony_scripts.runner import CeremonyRun
-from ceremony_scripts.ui import Operator
+from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.params import ParameterError, check_int, check_type
+from coldvault.ceremonies.run import CeremonyRun
 from coldvault.crypto import mnemonics
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.errors import InputError
-from coldvault.keys.entropy import MIN_ROLLS, DiceRejected, EntropyRecord, mix_entropy
+from coldvault.keys.entropy import MIN_ROLLS, DiceRejected, mix_entropy
 
 MAX_ATTEMPTS = 3
 SEED_BYTES = 32
+MAX_SHARES = 16
+
+
+class BackupFormat(enum.StrEnum):
+    """``bip39``: one 24-word mnemonic; ``slip39``: M-of-N SLIP-39 shares (one group)."""
+
+    BIP39 = "bip39"
+    SLIP39 = "slip39"
 
 
 class BackupCheckFailed(InputError):
@@ -37,22 +48,37 @@ class BackupCheckFailed(InputError):
 
 @dataclass(frozen=True)
 class BackupPlan:
-    """``fmt`` is ``bip39`` (24 words) or ``slip39`` (``threshold``-of-``shares``)."""
+    """How the new seed is backed up: ``fmt``, ``threshold``-of-``shares`` for SLIP-39,
+    and whether the words are shown for writing on paper (``paper``)."""
 
-    fmt: str
+    fmt: BackupFormat
     threshold: int = 1
     shares: int = 1
     paper: bool = False
 
+    def __post_init__(self) -> None:
+        check_type("fmt", self.fmt, BackupFormat)
+        check_type("paper", self.paper, bool)
+        shares = check_int("shares", self.shares, 1, MAX_SHARES)
+        threshold = check_int("threshold", self.threshold, 1, MAX_SHARES)
+        if self.fmt is BackupFormat.SLIP39:
+            if threshold > shares:
+                raise ParameterError("threshold", "--threshold must be between 1 and --shares.")
+            if threshold == 1 and shares > 1:
+                raise ParameterError(
+                    "threshold", "1-of-N SLIP-39 sharing is not allowed; use N = 1."
+                )
+
     def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"format": self.fmt, "paper_backup": self.paper}
-        if self.fmt == "slip39":
+        data: dict[str, object] = {"format": str(self.fmt), "paper_backup": self.paper}
+        if self.fmt is BackupFormat.SLIP39:
             data.update({"share_threshold": self.threshold, "share_count": self.shares})
         return data
 
 
 def read_dice(op: Operator, run: CeremonyRun, hsm_random: Callable[[int], bytes]) -> bytearray:
-    """Prompt for dice (hidden), retrying refused input; returns 32 bytes of seed entropy."""
+    """Ask for dice (hidden), retrying refused input; returns 32 bytes of seed entropy
+    (registered with ``run`` for wiping)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         dice = op.secret(f"Dice rolls (digits 1-6, at least {MIN_ROLLS})")
         try:
@@ -64,29 +90,24 @@ def read_dice(op: Operator, run: CeremonyRun, hsm_random: Callable[[int], bytes]
         finally:
             del dice
         run.secret(entropy)
-        _record_entropy(run, record)
+        run.record("entropy", {"sources": record.to_dict()})
         op.ok(f"{record.dice_rolls} rolls accepted ({record.dice_bits:.1f} bits).")
         return entropy
     raise DiceRejected("attempts", f"Dice input was refused {MAX_ATTEMPTS} times.")
 
 
-def _record_entropy(run: CeremonyRun, record: EntropyRecord) -> None:
-    run.record("entropy", {"sources": record.to_dict()})
-
-
-def _show_words(op: Operator, run: CeremonyRun, title: str, words: list[str]) -> None:
+def show_words(op: Operator, run: CeremonyRun, title: str, words: Sequence[str]) -> None:
+    """Show ``words`` alone on a cleared screen until the operator has written them down."""
     op.clear()
     run.secret_on_screen = True
-    op.console.print(f"[bold]{title}[/]  write every word down in order, on paper only")
-    for row in range(0, len(words), 4):
-        cells = [f"{i + 1:2d}. {w:<10}" for i, w in enumerate(words) if row <= i < row + 4]
-        op.console.print("   " + "  ".join(cells), markup=False, highlight=False)
+    op.show_words(title, words)
     op.pause(f"When {title} is written down and checked,")
     op.clear()
     run.secret_on_screen = False
 
 
-def _check_words(op: Operator, title: str, words: list[str]) -> None:
+def check_words(op: Operator, title: str, words: Sequence[str]) -> None:
+    """The operator types two random words of the paper copy (hidden); three tries."""
     for _ in range(MAX_ATTEMPTS):
         picks = sorted(secrets.SystemRandom().sample(range(len(words)), 2))
         answers = [op.secret(f"{title}, word {i + 1}").strip().lower() for i in picks]
@@ -102,17 +123,18 @@ def _check_words(op: Operator, title: str, words: list[str]) -> None:
 def make_seed(
     op: Operator, run: CeremonyRun, plan: BackupPlan, entropy: bytearray
 ) -> tuple[bytearray, str]:
-    """Turn entropy into the BIP-32 seed (registered for wiping) and show/verify backups.
+    """Turn entropy into the BIP-32 seed (registered for wiping) and show and check the
+    paper backup if the plan has one.  Returns ``(seed, master fingerprint hex)``.
 
-    Returns ``(seed, master fingerprint hex)``.
-    """
-    if plan.fmt == "bip39":
+    For SLIP-39 the 32-byte master secret is the BIP-32 seed; for BIP-39 the seed is
+    PBKDF2 of the mnemonic with an empty passphrase."""
+    if plan.fmt is BackupFormat.BIP39:
         phrase = mnemonics.entropy_to_mnemonic(entropy)
         seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
         if plan.paper:
             words = phrase.split()
-            _show_words(op, run, "the 24-word mnemonic", words)
-            _check_words(op, "the mnemonic", words)
+            show_words(op, run, "the 24-word mnemonic", words)
+            check_words(op, "the mnemonic", words)
             del words
         del phrase
     else:
@@ -131,22 +153,20 @@ def make_seed(
         if plan.paper:
             for i, share in enumerate(shares, start=1):
                 words = share.split()
-                _show_words(op, run, f"share {i} of {plan.shares}", words)
-                _check_words(op, f"share {i}", words)
+                show_words(op, run, f"share {i} of {plan.shares}", words)
+                check_words(op, f"share {i}", words)
                 del words
         shares.clear()
-    fingerprint = master_fingerprint(seed).hex()
-    return seed, fingerprint
+    return seed, master_fingerprint(seed).hex()
 
 
-def recover_seed(op: Operator, run: CeremonyRun, fmt: str) -> bytearray:
+def recover_seed(op: Operator, run: CeremonyRun, fmt: BackupFormat) -> bytearray:
     """Rebuild the seed from a typed BIP-39 mnemonic or SLIP-39 shares (hidden input)."""
-    if fmt == "bip39":
+    if fmt is BackupFormat.BIP39:
         for _ in range(MAX_ATTEMPTS):
             phrase = op.secret("BIP-39 mnemonic (all words, space separated)")
             try:
-                seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
-                return seed
+                return run.secret(mnemonics.mnemonic_to_seed(phrase))
             except mnemonics.InvalidMnemonic as exc:
                 op.warn(exc.message)
                 run.record("backup-input-rejected", {"reason": exc.reason})
@@ -184,4 +204,13 @@ def recover_seed(op: Operator, run: CeremonyRun, fmt: str) -> bytearray:
     raise BackupCheckFailed("the shares")
 
 
-__all__ = ["BackupCheckFailed", "BackupPlan", "make_seed", "read_dice", "recover_seed"]
+__all__ = [
+    "BackupCheckFailed",
+    "BackupFormat",
+    "BackupPlan",
+    "check_words",
+    "make_seed",
+    "read_dice",
+    "recover_seed",
+    "show_words",
+]

@@ -1,0 +1,107 @@
+"""Click options shared by the ceremony commands, and their conversion to library values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ceremony_scripts import quorum_cards
+from coldvault.ceremonies.params import PoolParams
+from coldvault.keys.pool import Template
+from coldvault.quorum.roster import Roster
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TEMPLATES = [t.value for t in Template]
+
+
+def stack(func: F, options: list[Callable[[F], F]]) -> F:
+    """Apply ``options`` to ``func`` in the order listed (first = first in --help)."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def common_options(func: F) -> F:
+    """``--operator``, ``--transcript``, ``--yes``."""
+    return stack(func, [
+        click.option("--operator", "operator_name", required=True, help="Operator's name."),
+        click.option("--transcript", "transcript_path",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Transcript file (default: ./transcripts/<ceremony>-<time>-<id>.jsonl)."),
+        click.option("--yes", "assume_yes", is_flag=True, help="Skip yes/no confirmations."),
+    ])  # fmt: skip
+
+
+def hsm_options(func: F) -> F:
+    """``--module``, ``--token``, ``--allow-emulated``."""
+    return stack(func, [
+        click.option("--module", envvar="COLDVAULT_PKCS11_MODULE", required=True,
+                     help="Path of the PKCS#11 module (env COLDVAULT_PKCS11_MODULE)."),
+        click.option("--token", "token_label", default="coldvault-appliance", show_default=True,
+                     help="PKCS#11 token label of the appliance HSM."),
+        click.option("--allow-emulated", is_flag=True,
+                     help="Accept an emulated HSM (SoftHSM) and virtual cards. Lab and CI "
+                     "only; refused otherwise."),
+    ])  # fmt: skip
+
+
+def pool_options(func: F) -> F:
+    """The key pool: ``--template`` ... ``--export-dir``."""
+    return stack(func, [
+        click.option("--template", "templates", multiple=True, type=click.Choice(TEMPLATES),
+                     help="Wallet template (repeatable; default: all four)."),
+        click.option("--account", default=0, show_default=True, type=click.IntRange(0)),
+        click.option("--network", default="main", show_default=True,
+                     type=click.Choice(["main", "test", "regtest"]),
+                     help="Bitcoin network of the bitcoin templates."),
+        click.option("--client", default="house", show_default=True),
+        click.option("--pool-size", default=20, show_default=True,
+                     type=click.IntRange(1, 10_000),
+                     help="Keys per branch (receive/change) per account."),
+        click.option("--export-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("exports"), show_default=True),
+    ])  # fmt: skip
+
+
+def pool_params(
+    templates: tuple[str, ...], account: int, network: str, client: str, pool_size: int,
+    export_dir: Path,
+) -> PoolParams:  # fmt: skip
+    return PoolParams(
+        templates=tuple(Template(t) for t in templates), account=account, network=network,
+        client=client, pool_size=pool_size, export_dir=export_dir,
+    )  # fmt: skip
+
+
+def roster_chain_options(func: F) -> F:
+    """``--roster`` (repeatable: the chain, genesis first) and ``--genesis-sha256``."""
+    return stack(func, [
+        click.option("--roster", "roster_paths", multiple=True, required=True,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Signed roster file, repeatable: the chain, genesis first. The "
+                     "newest roster's admins approve."),
+        click.option("--genesis-sha256", default="",
+                     help="Pinned genesis roster SHA-256 (hex), as in the appliance "
+                     "configuration. Without it the first --roster is trusted and its hash "
+                     "shown to check."),
+    ])  # fmt: skip
+
+
+def load_roster(path: Path | None) -> Roster | None:
+    """A ``--roster`` file with its approvals, checked against its own admins."""
+    return quorum_cards.load_roster(path) if path is not None else None
+
+
+__all__ = [
+    "common_options",
+    "hsm_options",
+    "load_roster",
+    "pool_options",
+    "pool_params",
+    "roster_chain_options",
+    "stack",
+]

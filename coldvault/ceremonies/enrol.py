@@ -1,0 +1,269 @@
+"""``enrol-cards``: personalise OpenPGP cards and produce the roster signed by the admins.
+
+Per card (one at a time in the reader, :func:`enrol_card`): admin PIN and user PIN changed
+from their current (factory) values, cardholder name written, algorithm attributes set
+(PUT DATA C1) and the signature key generated ON the card; card id and public key read
+back.  Holder, role (approver / admin / backup-custodian) and site are typed by the
+operator (or given, for a replacement card).
+
+Then the roster (:mod:`coldvault.quorum.roster`, version 1) is written with its approvals
+file after the admin cards just enrolled sign its config approval token (trust on first
+use; the appliance pins the genesis roster's SHA-256 at init).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coldvault.cards.openpgp import CardAlgorithm, Pw
+from coldvault.cards.signatures import card_input
+from coldvault.ceremonies.hardware import Cards, card_device
+from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
+from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_int, check_type
+from coldvault.ceremonies.run import CeremonyRun, Closed
+from coldvault.errors import AuthError, HardwareError, QuorumError, Refused
+from coldvault.quorum.documents import SignedDocument, verify_admin_quorum, write_signed_document
+from coldvault.quorum.errors import ThresholdNotMet
+from coldvault.quorum.roster import CardHolder, Role, Roster
+
+MIN_USER_PIN = 6
+MIN_ADMIN_PIN = 8
+MAX_CARDS = 64
+#: Cards offered for the roster approvals before the ceremony stops.
+MAX_ATTEMPTS = 10
+
+
+class CardAlreadyEnrolled(Refused):
+    """A card already listed in the roster was inserted where a blank card was asked for."""
+
+    code = "card-already-enrolled"
+
+    def __init__(self, serial: str, holder: str, roster_version: int) -> None:
+        super().__init__(
+            f"Card {serial} is already in roster version {roster_version} ({holder}); "
+            "nothing was changed on it. Insert a new, blank card."
+        )
+        self.serial = serial
+        self.holder = holder
+        self.roster_version = roster_version
+
+
+class RosterApprovalsExhausted(QuorumError):
+    """Too many cards were offered without the roster's admin threshold being met."""
+
+    code = "roster-approval-attempts"
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"Too many failed card attempts ({attempts}) while collecting the roster approvals."
+        )
+        self.attempts = attempts
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrolCards(CeremonyParams):
+    """Parameters of ``enrol-cards``: ``count`` cards for ``appliance_id``, all with
+    ``algorithm``; ``admin_threshold`` distinct admins sign the roster written to ``out``."""
+
+    count: int
+    appliance_id: str
+    admin_threshold: int = 2
+    algorithm: CardAlgorithm = CardAlgorithm.ED25519
+    out: Path = Path("roster.json")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("cards", self.count, 1, MAX_CARDS)
+        check_int("admin-threshold", self.admin_threshold, 1, MAX_CARDS)
+        check_type("appliance_id", self.appliance_id, str)
+        check_type("algorithm", self.algorithm, CardAlgorithm)
+        check_type("out", self.out, Path)
+        if not self.appliance_id.strip():
+            raise ParameterError("appliance-id", "--appliance-id must not be empty.")
+        if self.admin_threshold > self.count:
+            raise ParameterError(
+                "admin-threshold", "--admin-threshold cannot be larger than --cards."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cards": self.count,
+            "appliance_id": self.appliance_id,
+            "admin_threshold": self.admin_threshold,
+            "algorithm": self.algorithm.value,
+            "out": str(self.out),
+        }
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    """A completed ``enrol-cards``: the genesis roster and where it was written."""
+
+    closed: Closed
+    roster: Roster
+    file: Path
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            **self.closed.to_dict(),
+            "file": str(self.file),
+            "roster_sha256": self.sha256,
+            "version": self.roster.version,
+            "cards": [
+                {
+                    "card_serial": h.serial,
+                    "holder": h.holder,
+                    "role": str(h.role),
+                    "site": h.site,
+                    "algorithm": h.algorithm,
+                    "public_key": h.public_key.hex(),
+                }
+                for h in self.roster.holders
+            ],  # fmt: skip
+        }
+
+
+def enrol_card(
+    op: Operator,
+    run: CeremonyRun,
+    cards: Cards,
+    algorithm: CardAlgorithm,
+    *,
+    prompt: str,
+    identity: CardHolder | None = None,
+    roster: Roster | None = None,
+) -> CardHolder:
+    """Personalise one card.  ``identity`` (holder, role, site) is used instead of asking
+    (a replacement card); a card already in ``roster`` is refused before anything is
+    written to it (:class:`CardAlreadyEnrolled`)."""
+    with cards.in_reader(prompt) as (session, serial):
+        listed = roster.holder(serial) if roster is not None else None
+        if roster is not None and listed is not None:
+            raise CardAlreadyEnrolled(serial, listed.holder, roster.version)
+        op.info(f"Card serial {serial} (check it against the card's printed serial).")
+        if identity is None:
+            holder = op.ask(f"Card {serial} holder name").strip()
+            role = _ask_role(op, serial)
+            site = op.ask(f"Card {serial} site").strip()
+        else:
+            holder, role, site = identity.holder, identity.role, identity.site
+            op.info(f"Card {serial} is for {holder} ({role}, site {site}).")
+        admin_old = op.secret(f"Card {serial} current admin PIN")
+        admin_new = new_pin(op, f"New admin PIN for card {serial}", min_length=MIN_ADMIN_PIN)
+        user_old = op.secret(f"Card {serial} current user PIN")
+        user_new = new_pin(op, f"New user PIN for card {serial}", min_length=MIN_USER_PIN)
+        session.change_pin(Pw.ADMIN, admin_old, admin_new)
+        session.change_pin(Pw.USER, user_old, user_new)
+        session.verify_pin(admin_new, Pw.ADMIN)
+        del admin_old, admin_new, user_old, user_new
+        session.set_cardholder_name(holder)
+        session.set_algorithm(algorithm)  # PUT DATA C1: algorithm attributes
+        public_key = session.generate_key(algorithm)
+        op.ok(f"Signature key generated on card {serial} ({algorithm.value}).")
+        card = CardHolder(serial, holder, role, site, algorithm.value, public_key)
+        run.record(
+            "card-enrolled",
+            {
+                "card_serial": serial,
+                "holder": holder,
+                "role": str(role),
+                "site": site,
+                "algorithm": algorithm.value,
+                "public_key": public_key.hex(),
+                "pins_changed": True,
+            },
+            devices=[card_device(serial)],
+        )
+        return card
+
+
+def _ask_role(op: Operator, serial: str) -> Role:
+    """The card's role, asked again until it is one of the roster's roles."""
+    while True:
+        answer = op.ask(f"Card {serial} role (approver/admin/backup-custodian)", default="approver")
+        try:
+            return Role(answer.strip())
+        except ValueError:
+            op.warn(f"The role must be one of {', '.join(r.value for r in Role)}.")
+
+
+def sign_roster(
+    op: Operator, run: CeremonyRun, cards: Cards, doc: SignedDocument, roster: Roster
+) -> SignedDocument:
+    """Admin cards of the new ``roster`` sign it until its admin threshold is met."""
+    signed: set[str] = set()
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            with cards.in_reader("Roster approval: insert an admin card.") as (session, serial):
+                holder = roster.holder(serial)
+                if holder is None or holder.role is not Role.ADMIN or serial in signed:
+                    op.error(f"Card {serial} is not an admin card that has yet to sign.")
+                    continue
+                pin = op.secret(f"PIN for card {serial} ({holder.holder})")
+                session.verify_pin(pin, Pw.SIGN)
+                del pin
+                signature = session.sign(card_input(holder.algorithm, doc.token))
+        except (AuthError, HardwareError) as err:
+            op.error(err.message)
+            continue
+        doc = doc.with_approval(serial, signature)
+        signed.add(serial)
+        run.record(
+            "roster-approval",
+            {"card_serial": serial, "holder": holder.holder, "signature": signature.hex()},
+            devices=[card_device(serial)],
+        )
+        op.ok(f"{holder.holder} approved the roster.")
+        try:
+            verify_admin_quorum(doc, roster)
+        except ThresholdNotMet:
+            continue
+        return doc
+    raise RosterApprovalsExhausted(MAX_ATTEMPTS)
+
+
+def enrol_cards(op: Operator, params: EnrolCards, cards: Cards) -> EnrolResult:
+    """Run ``enrol-cards``."""
+    with CeremonyRun(op, "enrol-cards", params, parameters=params.to_dict()) as run:
+        holders: list[CardHolder] = []
+        for number in range(1, params.count + 1):
+            checks = ["the card is new or reset, sealed until now", "the holder is present"]
+            op.step(f"Enrol card {number} of {params.count}", checks)
+            holders.append(
+                enrol_card(
+                    op,
+                    run,
+                    cards,
+                    params.algorithm,
+                    prompt=f"Card {number}: insert the blank card.",
+                )  # fmt: skip
+            )
+        roster = Roster(1, params.appliance_id, tuple(holders), params.admin_threshold)
+        op.table("Roster v1", [(h.serial, f"{h.holder} / {h.role} / {h.site}") for h in holders])
+        confirm_or_cancel(op, "Is the roster correct?")
+        doc = SignedDocument("roster", 1, params.appliance_id, roster.to_bytes())
+        op.step("Admins sign the roster", [f"{params.admin_threshold} distinct admins sign"])
+        doc = sign_roster(op, run, cards, doc, roster)
+        write_signed_document(params.out, doc)
+        run.record(
+            "roster-written",
+            {"file": str(params.out), "roster_sha256": doc.sha256.hex(), "version": 1},
+        )
+        op.ok(f"Roster written: {params.out} (sha256 {doc.sha256.hex()})")
+        closed = run.finish({"roster_sha256": doc.sha256.hex()})
+    return EnrolResult(closed, roster, params.out, doc.sha256.hex())
+
+
+__all__ = [
+    "CardAlreadyEnrolled",
+    "EnrolCards",
+    "EnrolResult",
+    "RosterApprovalsExhausted",
+    "enrol_card",
+    "enrol_cards",
+    "sign_roster",
+]
