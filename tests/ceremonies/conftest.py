@@ -59,8 +59,10 @@ def hsm_token(softhsm_lab: SoftHsmLab) -> Iterator[LabToken]:
         subprocess.run(
             [softhsm_util(), "--delete-token", "--token", label],
             env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
-            capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
 
 @pytest.fixture
@@ -71,8 +73,10 @@ def lab_cards(pcsc_lab: Any, lab_config: LabConfig, tmp_path: Path) -> Iterator[
     cards = {
         spec.serial: VirtualCard(
             state_file=tmp_path / "cards" / f"card-{spec.serial}.json",
-            serial=int(spec.serial, 16), pw1=spec.pin, pw3=spec.admin_pin,
-        )  # fmt: skip
+            serial=int(spec.serial, 16),
+            pw1=spec.pin,
+            pw3=spec.admin_pin,
+        )
         for spec in lab_config.cards
     }
     try:

@@ -199,6 +199,4 @@ def fair_dice(seed: int = 11) -> str:
 
 def files_under(root: Path, *, skip: Callable[[Path], bool] = lambda p: False) -> bytes:
     """Every byte written under ``root`` (for "no secret on disk" checks)."""
-    return b"".join(
-        p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not skip(p)
-    )
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not skip(p))

@@ -62,7 +62,9 @@ def shares_script(op: ScriptedOperator, count: int = 3) -> None:
 
 def generate(token: LabToken, tmp_path: Path) -> tuple[ScriptedOperator, list[str], object]:
     """A SLIP-39 2-of-3 seed with paper backup, the dice refused once; the whole pool."""
-    op = ScriptedOperator((CONFIRM_ROOM, True), hsm_pin(token), (DICE, "6" * 120), (DICE, fair_dice()))
+    op = ScriptedOperator(
+        (CONFIRM_ROOM, True), hsm_pin(token), (DICE, "6" * 120), (DICE, fair_dice())
+    )
     shares_script(op)
     result = generate_seed(op, seed_params(tmp_path, "seed"), token.token)
     shares = [" ".join(op.words[f"share {i} of 3"]) for i in (1, 2, 3)]
@@ -85,7 +87,9 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
     for key in pool:
         info = keys[key.key_id]
         assert (info.public_key, info.label, info.algorithm) == (
-            key.public_key, key.label, key.algorithm
+            key.public_key,
+            key.label,
+            key.algorithm,
         )
         assert info.sensitive and not info.extractable
     assert sum(1 for k in keys.values() if k.algorithm is KeyAlgorithm.ED25519) == POOL
@@ -109,8 +113,15 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
     entries = read_entries(path)
     steps = [e["step"] for e in entries]
     assert steps[:3] == ["open", "room-checked", "hsm-opened"]
-    for step in ("dice-rejected", "entropy", "shares-created", "seed-created", "keys-imported",
-                 "exports-written", "close"):  # fmt: skip
+    for step in (
+        "dice-rejected",
+        "entropy",
+        "shares-created",
+        "seed-created",
+        "keys-imported",
+        "exports-written",
+        "close",
+    ):
         assert step in steps
     assert entries[0]["ceremony_id"] == result.closed.ceremony_id  # type: ignore[attr-defined]
     assert f"Ceremony id: {entries[0]['ceremony_id']}" in op.said("info")
@@ -125,12 +136,15 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
     assert hsm_token.user_pin.encode() not in written
 
     # a backup of another seed than expected is refused before any import
-    op = ScriptedOperator(hsm_pin(hsm_token), ("^SLIP-39 share 1$", shares[0]),
-                          ("^SLIP-39 share 2$", shares[1]))  # fmt: skip
+    op = ScriptedOperator(
+        hsm_pin(hsm_token), ("^SLIP-39 share 1$", shares[0]), ("^SLIP-39 share 2$", shares[1])
+    )
     params = RecoverPool(
-        actor=OPERATOR, transcript=tmp_path / "transcripts" / "wrong-fp.jsonl",
-        pool=PoolParams(pool_size=9, export_dir=tmp_path / "x"), expect_fingerprint="DEADBEEF",
-    )  # fmt: skip
+        actor=OPERATOR,
+        transcript=tmp_path / "transcripts" / "wrong-fp.jsonl",
+        pool=PoolParams(pool_size=9, export_dir=tmp_path / "x"),
+        expect_fingerprint="DEADBEEF",
+    )
     with pytest.raises(FingerprintMismatch) as refused:
         provision_from_backup(op, params, hsm_token.token)
     assert (refused.value.expected, refused.value.found) == ("deadbeef", fingerprint)
@@ -139,13 +153,17 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
 
     # provision from two other shares: the existing keys verified, the pool grows by one
     op = ScriptedOperator(
-        hsm_pin(hsm_token), ("^SLIP-39 share 1$", shares[1]), ("^SLIP-39 share 2$", shares[2]),
+        hsm_pin(hsm_token),
+        ("^SLIP-39 share 1$", shares[1]),
+        ("^SLIP-39 share 2$", shares[2]),
         (f"^Is {fingerprint} the fingerprint recorded at seed generation\\?$", True),
-    )  # fmt: skip
+    )
     params = RecoverPool(
-        actor=OPERATOR, pool=PoolParams(pool_size=POOL + 1, export_dir=tmp_path / "exports2"),
-        expect_fingerprint=fingerprint, transcript_dir=tmp_path / "transcripts",
-    )  # fmt: skip
+        actor=OPERATOR,
+        pool=PoolParams(pool_size=POOL + 1, export_dir=tmp_path / "exports2"),
+        expect_fingerprint=fingerprint,
+        transcript_dir=tmp_path / "transcripts",
+    )
     grown = provision_from_backup(op, params, hsm_token.token)
     assert (grown.imported, grown.already_present) == (6, len(pool))
     assert len(hsm_token.keys()) == len(pool) + 6
@@ -163,8 +181,9 @@ def test_bip39_paper_backup_and_recovery(hsm_token: LabToken, tmp_path: Path) ->
     op = ScriptedOperator((CONFIRM_ROOM, True), hsm_pin(hsm_token), (DICE, fair_dice(3)))
     op.then(*op.check_words("the 24-word mnemonic", "the mnemonic"))
     pool = PoolParams(templates=(Template.BIP84,), pool_size=1, export_dir=tmp_path / "e")
-    params = seed_params(tmp_path, "seed", backup=BackupPlan(BackupFormat.BIP39, paper=True),
-                         pool=pool)  # fmt: skip
+    params = seed_params(
+        tmp_path, "seed", backup=BackupPlan(BackupFormat.BIP39, paper=True), pool=pool
+    )
     made = generate_seed(op, params, hsm_token.token)
     words = op.words["the 24-word mnemonic"]
     assert len(words) == 24 and made.provisioned is not None
@@ -174,13 +193,18 @@ def test_bip39_paper_backup_and_recovery(hsm_token: LabToken, tmp_path: Path) ->
     wrong = " ".join([*words[:-1], "zoo" if words[-1] != "zoo" else "abandon"])
     fp = made.master_fingerprint
     op = ScriptedOperator(
-        hsm_pin(hsm_token), ("^BIP-39 mnemonic", wrong), ("^BIP-39 mnemonic", " ".join(words)),
+        hsm_pin(hsm_token),
+        ("^BIP-39 mnemonic", wrong),
+        ("^BIP-39 mnemonic", " ".join(words)),
         (f"^Is {fp} the fingerprint", True),
-    )  # fmt: skip
-    params = RecoverPool(actor=OPERATOR, transcript=tmp_path / "t" / "prov.jsonl",
-                         pool=PoolParams(templates=(Template.BIP84,), pool_size=2,
-                                         export_dir=tmp_path / "e2"),
-                         backup=BackupFormat.BIP39, expect_fingerprint=fp)  # fmt: skip
+    )
+    params = RecoverPool(
+        actor=OPERATOR,
+        transcript=tmp_path / "t" / "prov.jsonl",
+        pool=PoolParams(templates=(Template.BIP84,), pool_size=2, export_dir=tmp_path / "e2"),
+        backup=BackupFormat.BIP39,
+        expect_fingerprint=fp,
+    )
     result = provision_from_backup(op, params, hsm_token.token)
     assert (result.imported, result.already_present) == (2, 2)
     assert op.said("warn")  # the checksum refusal was shown
@@ -190,8 +214,12 @@ def test_bip39_paper_backup_and_recovery(hsm_token: LabToken, tmp_path: Path) ->
 
 def test_wrong_backup_words_stop_the_ceremony(hsm_token: LabToken, tmp_path: Path) -> None:
     """Three failed word checks of a paper copy: BackupCheckFailed, nothing imported."""
-    op = ScriptedOperator((CONFIRM_ROOM, True), hsm_pin(hsm_token), (DICE, fair_dice()),
-                          ("^When share 1 of 2 is written down", ""))  # fmt: skip
+    op = ScriptedOperator(
+        (CONFIRM_ROOM, True),
+        hsm_pin(hsm_token),
+        (DICE, fair_dice()),
+        ("^When share 1 of 2 is written down", ""),
+    )
     op.then(*[(r"^share 1, word \d+$", "wrong")] * 6)
     params = seed_params(tmp_path, "bad-words", backup=BackupPlan(BackupFormat.SLIP39, 2, 2, True))
     with pytest.raises(BackupCheckFailed):
@@ -211,9 +239,7 @@ def test_operator_says_no_cancels(hsm_token: LabToken, tmp_path: Path) -> None:
     assert not (tmp_path / "exports").exists()
 
 
-def test_ctrl_c_at_the_dice_cancels_and_leaves_nothing(
-    hsm_token: LabToken, tmp_path: Path
-) -> None:
+def test_ctrl_c_at_the_dice_cancels_and_leaves_nothing(hsm_token: LabToken, tmp_path: Path) -> None:
     op = ScriptedOperator((CONFIRM_ROOM, True), hsm_pin(hsm_token), (DICE, KeyboardInterrupt()))
     with pytest.raises(Cancelled):
         generate_seed(op, seed_params(tmp_path, "abort"), hsm_token.token)
@@ -225,8 +251,9 @@ def test_ctrl_c_at_the_dice_cancels_and_leaves_nothing(
 
 
 def test_wrong_hsm_pin(hsm_token: LabToken, tmp_path: Path) -> None:
-    op = ScriptedOperator((CONFIRM_ROOM, True), (f"^HSM user PIN for token {hsm_token.label}",
-                                                 "not-the-pin"))  # fmt: skip
+    op = ScriptedOperator(
+        (CONFIRM_ROOM, True), (f"^HSM user PIN for token {hsm_token.label}", "not-the-pin")
+    )
     with pytest.raises(WrongPin):
         generate_seed(op, seed_params(tmp_path, "pin"), hsm_token.token)
     entries = read_entries(tmp_path / "transcripts" / "pin.jsonl")
