@@ -1,0 +1,123 @@
+"""A genesis roster on real virtual cards, made with library calls (not a ceremony).
+
+Keys are generated on the cards (factory PINs kept), the roster is signed by the first
+two admins, and optionally a policy is signed by them too.  ``approve-document`` and
+``revoke-card``/``replace-card`` start from here; ``enrol-cards`` itself is tested in
+test_cards.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
+from coldvault.cards.signatures import card_input
+from coldvault.quorum.documents import SignedDocument, write_signed_document
+from coldvault.quorum.roster import CardHolder, Role, Roster
+from hardware_emulators.demo import parties
+
+from .support import on_card
+
+ADMIN_PIN = "12345678"  # TEST ONLY: OpenPGP factory defaults of the virtual cards
+USER_PIN = "123456"  # TEST ONLY
+
+#: (lab serial, holder, role, site, algorithm); one admin signs Ed25519, one NIST P-256
+CARDS = [
+    ("C0DE0004", "Dave Admin", Role.ADMIN, "site-a", CardAlgorithm.ED25519),
+    ("C0DE0005", "Erin Admin", Role.ADMIN, "site-b", CardAlgorithm.NIST_P256),
+    ("C0DE0003", "Carol Admin", Role.ADMIN, "site-c", CardAlgorithm.ED25519),
+    ("C0DE0001", "Alice Approver", Role.APPROVER, "site-a", CardAlgorithm.ED25519),
+    ("C0DE0002", "Bob Approver", Role.APPROVER, "site-b", CardAlgorithm.NIST_P256),
+]
+
+
+def policy_text(appliance: str, dest: parties.Proof, *, min_approvals: int = 1) -> str:
+    return f"""format = "coldvault-policy/1"
+version = 3
+appliance_id = "{appliance}"
+chains = ["bitcoin"]
+
+[[wallet]]
+name = "acme-btc"
+client = "acme"
+chain = "bitcoin"
+network = "main"
+kinds = ["psbt"]
+min_approvals = {min_approvals}
+max_fee = 100000
+[wallet.limits.BTC]
+per_transaction = 100000000
+per_day = 300000000
+{dest.destination_toml()}"""
+
+
+@dataclass
+class Genesis:
+    """The cards (by lab serial), their roster ids and the signed genesis roster."""
+
+    directory: Path
+    appliance: str
+    cards: dict[str, Any]
+    port: int
+    reader: str
+    ids: dict[str, str] = field(default_factory=dict)
+    roster: Roster | None = None
+
+    @property
+    def genesis(self) -> Roster:
+        assert self.roster is not None
+        return self.roster
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "roster-1.json"
+
+    def card_id(self, serial: str) -> str:
+        return self.ids[serial]
+
+    def sign(self, serial: str, data: bytes, pin: str = USER_PIN) -> bytes:
+        algorithm = self.genesis.holder(self.ids[serial]).algorithm  # type: ignore[union-attr]
+
+        def sign(session: OpenPgpSession) -> bytes:
+            session.verify_pin(pin, Pw.SIGN)
+            return session.sign(card_input(algorithm, data))
+
+        return on_card(self.cards[serial], self.port, self.reader, sign)
+
+    def signed_policy(self, path: Path, text: str, signers: tuple[str, ...]) -> None:
+        doc = SignedDocument("policy", 3, self.appliance, text.encode())
+        for serial in signers:
+            doc = doc.with_approval(self.ids[serial], self.sign(serial, doc.token))
+        write_signed_document(path, doc)
+
+
+def make_genesis(
+    directory: Path,
+    appliance: str,
+    lab_cards: dict[str, Any],
+    pcsc_lab: Any,
+    cards: list[tuple[str, str, Role, str, CardAlgorithm]],
+    signers: tuple[str, ...] = ("C0DE0004", "C0DE0005"),
+) -> Genesis:
+    """Keys generated on ``cards``; roster v1 (admin threshold 2) signed by ``signers``."""
+    lab = Genesis(directory, appliance, lab_cards, pcsc_lab.reader_ports[0],
+                  pcsc_lab.reader_names()[0])  # fmt: skip
+    holders = []
+    for serial, holder, role, site, algorithm in cards:
+
+        def enrol(session: OpenPgpSession, algorithm: CardAlgorithm = algorithm) -> Any:
+            session.verify_pin(ADMIN_PIN, Pw.ADMIN)
+            session.set_algorithm(algorithm)
+            return session.card_id, session.generate_key(algorithm)
+
+        card_id, public_key = on_card(lab_cards[serial], lab.port, lab.reader, enrol)
+        lab.ids[serial] = card_id
+        holders.append(CardHolder(card_id, holder, role, site, algorithm.value, public_key))
+    lab.roster = Roster(1, appliance, tuple(holders), admin_threshold=2)
+    doc = SignedDocument("roster", 1, appliance, lab.roster.to_bytes())
+    for serial in signers:
+        doc = doc.with_approval(lab.ids[serial], lab.sign(serial, doc.token))
+    write_signed_document(lab.path, doc)
+    return lab
