@@ -22,8 +22,6 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from coldvault.errors import EXIT_INTERNAL, Cancelled, ColdvaultError, exit_status
 
@@ -72,7 +70,7 @@ def report(ctx: click.Context, err: ColdvaultError) -> int:
     if json_mode(ctx):
         click.echo(json.dumps({"ok": False, **err.to_dict()}, sort_keys=True))
     else:
-        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {escape(err.message)}")
+        click.echo(f"{click.style('Error:', fg='red', bold=True)} {err.message}", err=True)
     return exit_status(err)
 
 
@@ -87,7 +85,7 @@ def report_internal(ctx: click.Context, exc: BaseException) -> int:
     if json_mode(ctx):
         click.echo(json.dumps({"ok": False, "error": "internal", "message": message}))
     else:
-        Console(stderr=True, highlight=False).print(f"[bold red]{escape(message)}[/]")
+        click.secho(message, fg="red", bold=True, err=True)
     return EXIT_INTERNAL
 
 
