@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import click
+from rich.console import Console
+from rich.markup import escape
 
 from coldvault.errors import EXIT_INTERNAL, Cancelled, ColdvaultError, exit_status
 
@@ -65,12 +67,17 @@ def emit(result: Result) -> None:
         click.echo(json.dumps(result.to_dict(), sort_keys=True))
 
 
+def _stderr() -> Console:
+    """One unwrapped line per message on stderr (colour unless NO_COLOR is set)."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
 def report(ctx: click.Context, err: ColdvaultError) -> int:
     """Show ``err`` once (JSON on stdout, or one sentence on stderr); its exit status."""
     if json_mode(ctx):
         click.echo(json.dumps({"ok": False, **err.to_dict()}, sort_keys=True))
     else:
-        click.echo(f"{click.style('Error:', fg='red', bold=True)} {err.message}", err=True)
+        _stderr().print(f"[bold red]Error:[/] {escape(err.message)}")
     return exit_status(err)
 
 
@@ -85,7 +92,7 @@ def report_internal(ctx: click.Context, exc: BaseException) -> int:
     if json_mode(ctx):
         click.echo(json.dumps({"ok": False, "error": "internal", "message": message}))
     else:
-        click.secho(message, fg="red", bold=True, err=True)
+        _stderr().print(f"[bold red]{escape(message)}[/]")
     return EXIT_INTERNAL
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
 from coldvault.cards.signatures import card_input
+from coldvault.policy import AssetLimits, Policy, WalletPolicy, policy_toml
 from coldvault.quorum.documents import SignedDocument, write_signed_document
 from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.requests.base import Chain
 from hardware_emulators.demo import parties
 
 from .support import on_card
@@ -34,23 +36,19 @@ CARDS = [
 
 
 def policy_text(appliance: str, dest: parties.Proof, *, min_approvals: int = 1) -> str:
-    return f"""format = "coldvault-policy/1"
-version = 3
-appliance_id = "{appliance}"
-chains = ["bitcoin"]
-
-[[wallet]]
-name = "acme-btc"
-client = "acme"
-chain = "bitcoin"
-network = "main"
-kinds = ["psbt"]
-min_approvals = {min_approvals}
-max_fee = 100000
-[wallet.limits.BTC]
-per_transaction = 100000000
-per_day = 300000000
-{dest.destination_toml()}"""
+    """Policy version 3: one Bitcoin wallet, ``dest`` whitelisted (``policy_toml``)."""
+    wallet = WalletPolicy(
+        name="acme-btc",
+        client="acme",
+        chain=Chain.BITCOIN,
+        network="main",
+        kinds=frozenset({"psbt"}),
+        min_approvals=min_approvals,
+        max_fee=100000,
+        limits={"BTC": AssetLimits(per_transaction=100000000, per_day=300000000)},
+        destinations=(dest.destination(),),
+    )
+    return policy_toml(Policy(3, appliance, frozenset({Chain.BITCOIN}), {wallet.name: wallet}))
 
 
 @dataclass

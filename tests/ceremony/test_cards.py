@@ -39,9 +39,10 @@ from coldvault.keys.keystore import AUDIT_KEY_ID, IDENTITY_KEY_ID
 from coldvault.keys.pool import Template
 from coldvault.quorum.roster import Role
 from coldvault.records.transcript import read_entries, verify
+from hardware_emulators.ceremony_driver import fair_dice
 
 from .conftest import LabToken
-from .support import Answer, CardSlot, ScriptedOperator, fair_dice, files_under
+from .support import Answer, CardSlot, ScriptedOperator, files_under
 
 pytestmark = pytest.mark.lab
 

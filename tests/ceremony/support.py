@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ from typing import Any
 from coldvault.backends import pcsc
 from coldvault.backends.pcsc import PcscConnection
 from coldvault.cards.openpgp import OpenPgpSession
-from coldvault.keys.entropy import DiceRejected, check_dice
 
 #: An answer: the text typed, True/False for a confirmation, a function of the question,
 #: or an exception raised at the prompt (KeyboardInterrupt: Ctrl-C).
@@ -183,18 +181,6 @@ def on_card(card: Any, port: int, reader: str, action: Callable[[OpenPgpSession]
     finally:
         card.remove()
         pcsc.wait_for_removal(reader, timeout=10)  # before the next card goes in
-
-
-def fair_dice(seed: int = 11) -> str:
-    """Deterministic 99 rolls that pass the dice checks (test input, not a secret)."""
-    rng = random.Random(seed)  # noqa: S311 - test data
-    while True:
-        text = "".join(rng.choice("123456") for _ in range(99))
-        try:
-            check_dice(text)
-            return text
-        except DiceRejected:
-            continue
 
 
 def files_under(root: Path, *, skip: Callable[[Path], bool] = lambda p: False) -> bytes:

@@ -28,9 +28,10 @@ from coldvault.errors import Cancelled
 from coldvault.keys.keystore import KeyAlgorithm
 from coldvault.keys.pool import AccountSpec, Template, derive_pool
 from coldvault.records.transcript import TranscriptExists, read_entries, verify
+from hardware_emulators.ceremony_driver import fair_dice
 
 from .conftest import LabToken
-from .support import ScriptedOperator, fair_dice, files_under
+from .support import ScriptedOperator, files_under
 
 pytestmark = pytest.mark.lab
 
