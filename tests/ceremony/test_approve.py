@@ -69,6 +69,15 @@ def test_policy_approved_refusals_counted_once(
     dest = parties.bitcoin_counterparty("acme-treasury")
     policy = tmp_path / "policy.toml"
     policy.write_text(policy_text(APPLIANCE, dest))
+
+    # the operator's "no" at the review: cancelled, no card asked for, nothing written
+    op = ScriptedOperator(("^Is this the policy document", False))
+    with pytest.raises(Cancelled):
+        approve_document(op, params(chain, "no", DocumentKind.POLICY, policy), ReaderCards(op))
+    last = read_entries(tmp_path / "transcripts" / "no.jsonl")[-1]
+    assert last["data"] == {"status": "aborted", "reason": "cancelled"}
+    assert not approvals_path(policy).exists()
+
     op = ScriptedOperator(
         ("^Is this the policy document the admins are to approve\\?$", True),
         pin(chain, DAVE, "Dave Admin"),
@@ -184,14 +193,3 @@ def test_wallets_and_roster_successor(chain: Genesis, slot: CardSlot, tmp_path: 
     with pytest.raises(DocumentRefused, match="is for appliance vault-9"):
         approve_document(op, params(chain, "other", DocumentKind.POLICY, other), ReaderCards(op))
     assert not op.asked and not approvals_path(other).exists()
-
-
-def test_operator_says_no_at_the_review(chain: Genesis, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(policy_text(APPLIANCE, parties.bitcoin_counterparty("acme-treasury")))
-    op = ScriptedOperator(("^Is this the policy document", False))
-    with pytest.raises(Cancelled):
-        approve_document(op, params(chain, "no", DocumentKind.POLICY, policy), ReaderCards(op))
-    last = read_entries(tmp_path / "transcripts" / "no.jsonl")[-1]
-    assert last["data"] == {"status": "aborted", "reason": "cancelled"}
-    assert not approvals_path(policy).exists()
