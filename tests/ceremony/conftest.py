@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,26 @@ class LabToken:
     token: Pkcs11Token
     so_pin: str
     user_pin: str
+    conf: Path
+
+    def private_key_flags(self, user_pin: str | None = None) -> dict[str, set[str]] | None:
+        """OpenSC ``pkcs11-tool``'s view (an independent PKCS#11 client) of every private
+        key: label -> its "Access:" flags; None when OpenSC is not installed."""
+        tool = shutil.which("pkcs11-tool")
+        if tool is None:
+            return None
+        out = subprocess.run(
+            [tool, "--module", self.token.module, "--token-label", self.label, "--login",
+             "--pin", user_pin or self.user_pin, "--list-objects", "--type", "privkey"],
+            env={"SOFTHSM2_CONF": str(self.conf), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+        flags = {}
+        for block in out.split("Private Key Object")[1:]:
+            label = block.split("label:")[1].splitlines()[0].strip()
+            access = block.split("Access:")[1].splitlines()[0]
+            flags[label] = {f.strip() for f in access.split(",")}
+        return flags
 
     @property
     def label(self) -> str:
@@ -54,7 +75,8 @@ def hsm_token(softhsm_lab: SoftHsmLab) -> Iterator[LabToken]:
     label = f"cv-cer-{secrets.token_hex(4)}"
     SoftHsmLab(state_dir=softhsm_lab.state_dir, tokens=[TokenSpec(label, SO_PIN, USER_PIN)]).setup()
     try:
-        yield LabToken(Pkcs11Token(softhsm_lab.module_path, label, True), SO_PIN, USER_PIN)
+        token = Pkcs11Token(softhsm_lab.module_path, label, True)
+        yield LabToken(token, SO_PIN, USER_PIN, softhsm_lab.conf_path)
     finally:
         subprocess.run(
             [softhsm_util(), "--delete-token", "--token", label],

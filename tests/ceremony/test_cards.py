@@ -108,6 +108,13 @@ def test_init_appliance_and_live_token_refusal(hsm_token: LabToken, tmp_path: Pa
     assert keys[AUDIT_KEY_ID].public_key == result.audit_secp256k1
     with pytest.raises(WrongPin):
         hsm_token.keys(hsm_token.user_pin)  # the old user PIN is gone
+    # generated inside the HSM: PKCS#11 vouches for their whole life (OpenSC's view)
+    flags = hsm_token.private_key_flags(NEW_USER_PIN)
+    if flags is not None:
+        assert set(flags) == {"coldvault-identity", "coldvault-audit"}
+        for access in flags.values():
+            assert {"sensitive", "always sensitive", "never extractable", "local"} <= access
+            assert "extractable" not in access
     exported = json.loads((tmp_path / "x" / "appliance-keys.json").read_text())
     assert exported["audit_secp256k1"] == result.audit_secp256k1.hex()
     steps = [e["step"] for e in read_entries(tmp_path / "t" / "init.jsonl")]

@@ -94,6 +94,15 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
         )
         assert info.sensitive and not info.extractable
     assert sum(1 for k in keys.values() if k.algorithm is KeyAlgorithm.ED25519) == POOL
+    # OpenSC, an independent PKCS#11 client, sees the same flags. Imported keys
+    # (C_CreateObject) existed outside the token, so PKCS#11 never calls them "never
+    # extractable"; they are CKA_SENSITIVE and not CKA_EXTRACTABLE now.
+    flags = hsm_token.private_key_flags()
+    if flags is not None:
+        assert set(flags) == {key.label for key in pool}
+        for access in flags.values():
+            assert "sensitive" in access and "extractable" not in access
+            assert "never extractable" not in access
 
     # the exported descriptor derives the HSM keys' addresses (embit)
     bip84 = exports[0]
