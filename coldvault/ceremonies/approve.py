@@ -187,7 +187,7 @@ def approve_document(op: Operator, params: ApproveDocument, cards: Cards) -> Doc
             kind, path, chain, version=params.version, appliance_id=params.appliance_id
         )
         doc = proposal.doc
-        previous = previous_approval(path, kind)
+        previous = previous_approval(path, str(kind))
         check_not_rolled_back(doc.config_version, previous)
         replaces = "nothing (no approvals next to the file)"
         if previous is not None:

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from coldvault.cards.openpgp import OpenPgpSession
 from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.run import CeremonyRun
 from coldvault.keys.keystore import Keystore
 from coldvault.quorum.approvals import Approval
 from coldvault.quorum.roster import CardHolder, Roster
 from coldvault.records.transcript import Device, Signer
-
-if TYPE_CHECKING:
-    from coldvault.ceremonies.run import CeremonyRun
 
 
 class TokenFacts(Protocol):
