@@ -6,8 +6,9 @@
   "error": CODE, "message": ...}``.  Human text (the ceremony console, ``Error: ...``)
   goes to stderr.
 * Exit statuses (:mod:`coldvault.errors`): 0 done; 1 refused or cancelled (an operator's
-  "no" or Ctrl-C); 2 bad input or usage; 3 internal.  An unexpected exception is one line
-  naming its type (its traceback only with ``COLDVAULT_DEBUG=1``).
+  "no" or Ctrl-C); 2 bad input or usage (with ``--json``: ``"error": "usage"``); 3
+  internal: an unexpected exception, one line naming its type (its traceback only with
+  ``COLDVAULT_DEBUG=1``).
 
 :class:`CeremonyGroup` applies this to every command of the ``ceremony`` and
 ``transcript`` groups.
@@ -25,10 +26,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from coldvault.errors import EXIT_INTERNAL, Cancelled, ColdvaultError, exit_status
+from coldvault.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, Cancelled, ColdvaultError, exit_status
 
 JSON_MODE = "coldvault.ceremony.json"
 DEBUG_ENV = "COLDVAULT_DEBUG"
+#: The JSON error code of a usage problem (an unknown option, a bad option value).
+USAGE = "usage"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +51,7 @@ def json_option(func: F) -> F:
         "--json",
         "as_json",
         is_flag=True,
+        is_eager=True,
         expose_value=False,
         callback=_remember_json,
         help="Print the result (or the error) as one JSON line on stdout.",
@@ -90,7 +94,8 @@ def report_internal(ctx: click.Context, exc: BaseException) -> int:
     if os.environ.get(DEBUG_ENV) == "1":
         traceback.print_exception(exc)
     if json_mode(ctx):
-        click.echo(json.dumps({"ok": False, "error": "internal", "message": message}))
+        click.echo(json.dumps({"ok": False, "error": "internal", "message": message,
+                               "kind": type(exc).__name__}))  # fmt: skip
     else:
         _stderr().print(f"[bold red]{escape(message)}[/]")
     return EXIT_INTERNAL
@@ -102,9 +107,15 @@ class CeremonyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit):
-            raise  # usage errors and explicit exits: click's own contract (exit 2 / code)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.exceptions.Exit, SystemExit, BrokenPipeError):
+            raise  # --help, an explicit exit, or a reader that went away
+        except click.ClickException as exc:
+            if not json_mode(ctx):
+                raise  # click shows the usage problem on stderr, exit status 2
+            exc.show()
+            click.echo(json.dumps({"ok": False, "error": USAGE, "message": exc.format_message()}))
+            status = EXIT_BAD_INPUT
+        except (click.Abort, KeyboardInterrupt, EOFError):
             status = report(ctx, Cancelled("The operator interrupted the ceremony."))
         except ColdvaultError as err:
             status = report(ctx, err)

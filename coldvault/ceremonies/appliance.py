@@ -101,7 +101,7 @@ def init_appliance(
         with closing(token.login(old_user)) as session:
             existing = session.list_keys()
             device = hsm_device(session)
-            if session.is_emulated:
+            if session.token_info.emulated:
                 op.warn(f"Token {label} is EMULATED (SoftHSM): lab use only.")
         run.record("hsm-checked", {"existing_keys": len(existing)}, devices=[device])
         op.ok(f"Token {device.serial}: {len(existing)} key(s) present.")

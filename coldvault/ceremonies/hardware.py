@@ -22,30 +22,14 @@ from typing import Any, Protocol
 from coldvault.cards.openpgp import OpenPgpSession
 from coldvault.ceremonies.operator import Operator
 from coldvault.ceremonies.run import CeremonyRun
-from coldvault.keys.keystore import Keystore
+from coldvault.keys.keystore import KeyAdmin
 from coldvault.quorum.approvals import Approval
 from coldvault.quorum.roster import CardHolder, Roster
 from coldvault.records.transcript import Device, Signer
 
 
-class TokenFacts(Protocol):
-    """What a transcript names of a token."""
-
-    @property
-    def label(self) -> str: ...
-
-    @property
-    def serial(self) -> str: ...
-
-
-class HsmSession(Keystore, Protocol):
+class HsmSession(KeyAdmin, Protocol):
     """A logged-in token (e.g. ``Pkcs11Keystore``); closed by the ceremony when done."""
-
-    @property
-    def token_info(self) -> TokenFacts: ...
-
-    @property
-    def is_emulated(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -113,7 +97,7 @@ def log_in(op: Operator, token: HsmToken, *, purpose: str) -> HsmSession:
         session = token.login(pin)
     finally:
         del pin
-    if session.is_emulated:
+    if session.token_info.emulated:
         op.warn(f"Token {token.label} is EMULATED (SoftHSM). Keys made here are for the lab only.")
     op.ok(f"Logged in to token {token.label} (serial {session.token_info.serial}).")
     return session
@@ -143,7 +127,6 @@ __all__ = [
     "Cards",
     "HsmSession",
     "HsmToken",
-    "TokenFacts",
     "card_device",
     "hsm_device",
     "log_in",

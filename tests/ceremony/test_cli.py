@@ -85,6 +85,16 @@ def test_parameter_errors_before_anything_starts(tmp_path: Path) -> None:
     assert "give --version N" in result.stderr
 
 
+def test_usage_errors(tmp_path: Path) -> None:
+    result = run(*seed_args(tmp_path, "--paper-backup", "--threshold", "0", "--json"))
+    assert result.exit_code == EXIT_BAD_INPUT
+    error = json.loads(result.stdout)
+    assert error["error"] == "usage" and "--threshold" in error["message"]
+    result = run(*seed_args(tmp_path, "--paper-backup", "--threshold", "0"))
+    assert result.exit_code == EXIT_BAD_INPUT and result.stdout == ""
+    assert "Invalid value for '--threshold'" in result.stderr
+
+
 def test_an_unexpected_error_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ceremony_scripts.seed
 
