@@ -11,7 +11,7 @@ from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options
 from ceremony_scripts.output import emit, json_option
 from ceremony_scripts.ui import ConsoleOperator
-from coldvault.cards.openpgp import CardAlgorithm
+from coldvault.cards import CardAlgorithm
 from coldvault.ceremonies import EnrolCards, enrol_cards
 
 ALGORITHMS = [a.value for a in CardAlgorithm]

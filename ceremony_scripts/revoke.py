@@ -13,7 +13,7 @@ from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, roster_chain_options, stack
 from ceremony_scripts.output import emit, json_option
 from ceremony_scripts.ui import ConsoleOperator
-from coldvault.cards.openpgp import CardAlgorithm
+from coldvault.cards import CardAlgorithm
 from coldvault.ceremonies import CardChange, replace_card, revoke_card
 
 F = TypeVar("F", bound=Callable[..., Any])

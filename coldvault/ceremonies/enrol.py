@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coldvault.cards.openpgp import CardAlgorithm, Pw
-from coldvault.cards.signatures import card_input
+from coldvault.cards import CardAlgorithm, Pw, card_input
 from coldvault.ceremonies.hardware import Cards, card_device
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
 from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_int, check_type
 from coldvault.ceremonies.run import CeremonyRun, Closed
-from coldvault.errors import AuthError, HardwareError, QuorumError, Refused
+from coldvault.errors import AuthError, HardwareError, Refused
 from coldvault.quorum.documents import SignedDocument, verify_admin_quorum, write_signed_document
-from coldvault.quorum.errors import ThresholdNotMet
+from coldvault.quorum.errors import CardAttemptsExhausted, ThresholdNotMet
 from coldvault.quorum.roster import CardHolder, Role, Roster
 
 MIN_USER_PIN = 6
@@ -48,18 +47,6 @@ class CardAlreadyEnrolled(Refused):
         self.serial = serial
         self.holder = holder
         self.roster_version = roster_version
-
-
-class RosterApprovalsExhausted(QuorumError):
-    """Too many cards were offered without the roster's admin threshold being met."""
-
-    code = "roster-approval-attempts"
-
-    def __init__(self, attempts: int) -> None:
-        super().__init__(
-            f"Too many failed card attempts ({attempts}) while collecting the roster approvals."
-        )
-        self.attempts = attempts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,7 +210,7 @@ def sign_roster(
         except ThresholdNotMet:
             continue
         return doc
-    raise RosterApprovalsExhausted(MAX_ATTEMPTS)
+    raise CardAttemptsExhausted("the roster approvals")
 
 
 def enrol_cards(op: Operator, params: EnrolCards, cards: Cards) -> EnrolResult:
@@ -262,7 +249,6 @@ __all__ = [
     "CardAlreadyEnrolled",
     "EnrolCards",
     "EnrolResult",
-    "RosterApprovalsExhausted",
     "enrol_card",
     "enrol_cards",
     "sign_roster",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from coldvault.cards.openpgp import OpenPgpSession
+from coldvault.cards import OpenPgpSession
 from coldvault.ceremonies.operator import Operator
 from coldvault.ceremonies.run import CeremonyRun
 from coldvault.keys.keystore import KeyAdmin

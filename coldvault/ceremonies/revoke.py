@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from coldvault.cards.openpgp import CardAlgorithm
+from coldvault.cards import CardAlgorithm
 from coldvault.ceremonies.approve import approvals_list, check_roster_step, check_rosters
 from coldvault.ceremonies.enrol import enrol_card
 from coldvault.ceremonies.hardware import Cards

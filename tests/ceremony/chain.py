@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coldvault.cards.openpgp import CardAlgorithm, OpenPgpSession, Pw
-from coldvault.cards.signatures import card_input
+from coldvault.cards import CardAlgorithm, OpenPgpSession, Pw, card_input
 from coldvault.policy import AssetLimits, Policy, WalletPolicy, policy_toml
 from coldvault.quorum.documents import SignedDocument, write_signed_document
 from coldvault.quorum.roster import CardHolder, Role, Roster

@@ -18,7 +18,7 @@ from typing import Any
 
 from coldvault.backends import pcsc
 from coldvault.backends.pcsc import PcscConnection
-from coldvault.cards.openpgp import OpenPgpSession
+from coldvault.cards import OpenPgpSession
 
 #: An answer: the text typed, True/False for a confirmation, a function of the question,
 #: or an exception raised at the prompt (KeyboardInterrupt: Ctrl-C).

@@ -18,7 +18,7 @@ import pytest
 from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.quorum_cards import load_roster
 from coldvault.backends.pkcs11.errors import WrongPin
-from coldvault.cards.openpgp import CardAlgorithm
+from coldvault.cards import CardAlgorithm
 from coldvault.ceremonies import (
     EnrolCards,
     GenerateSeed,

@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 
 from ceremony_scripts.hardware import ReaderCards
-from coldvault.cards.openpgp import OpenPgpSession, Pw
-from coldvault.cards.signatures import card_input
+from coldvault.cards import OpenPgpSession, Pw, card_input
 from coldvault.ceremonies import CardChange, replace_card, revoke_card
 from coldvault.ceremonies.enrol import CardAlreadyEnrolled
 from coldvault.ceremonies.revoke import RevocationRefused, check_signers, check_successor

@@ -19,7 +19,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from coldvault.cards.openpgp import CardAlgorithm
+from coldvault.cards import CardAlgorithm
 from coldvault.crypto import mnemonics
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.quorum.documents import load_signed_document, load_verified_document
