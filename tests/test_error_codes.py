@@ -66,7 +66,8 @@ ERRORS = _project_errors()
 
 def test_the_walk_finds_the_errors_of_every_package() -> None:
     packages = {c.__module__.split(".")[0] for c in ERRORS}
-    assert packages == set(PACKAGES)
+    # the ceremony front end defines no error of its own: the ceremonies' are the library's
+    assert packages == set(PACKAGES) - {"ceremony_scripts"}
     assert len(ERRORS) > 150
 
 
