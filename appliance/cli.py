@@ -22,6 +22,8 @@ from appliance.errors_out import (
     json_option,
     wants_json,
 )
+from ceremony_scripts.cli import ceremony, transcript
+from ceremony_scripts.plans import backup
 from coldvault.records.audit import verify
 
 if TYPE_CHECKING:
@@ -340,16 +342,9 @@ def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None
 
 
 # ------------------------------------------------------------------------- ceremonies
-def _mount_ceremonies() -> None:
-    try:
-        from ceremony_scripts.cli import ceremony, transcript
-    except ImportError:  # pragma: no cover - the ceremony package is part of the product
-        return
-    main.add_command(ceremony, "ceremony")
-    main.add_command(transcript, "transcript")
-
-
-_mount_ceremonies()
+main.add_command(ceremony, "ceremony")
+main.add_command(transcript, "transcript")
+main.add_command(backup, "backup")
 
 
 if __name__ == "__main__":  # pragma: no cover

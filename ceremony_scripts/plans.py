@@ -4,21 +4,18 @@ The click group :data:`backup` is mounted by the top-level CLI as ``coldvault ba
 Machine output (JSON, or the proposed plan's TOML) goes alone on stdout; human text goes to
 stderr.  Exit statuses: 0 valid / proposed, 1 refused (the plan breaks a rule), 2 bad input
 (an unreadable or invalid plan file, impossible bounds).  Errors become output in
-:func:`_reporting` only.
+the ceremony front end's one place (:class:`ceremony_scripts.output.CeremonyGroup`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
+from ceremony_scripts.output import CeremonyGroup, json_mode, json_option
 from coldvault.backup.check import (
     DEFAULT_COLLUSION,
     DEFAULT_SURVIVE,
@@ -30,7 +27,7 @@ from coldvault.backup.check import (
 )
 from coldvault.backup.errors import PlanInvalid
 from coldvault.backup.plan import MAX_PLAN_BYTES, MAX_SITES, parse_plan
-from coldvault.errors import EXIT_DONE, EXIT_REFUSED, ColdvaultError, exit_status
+from coldvault.errors import EXIT_DONE, EXIT_REFUSED
 
 
 def _json_out(data: object) -> None:
@@ -39,28 +36,6 @@ def _json_out(data: object) -> None:
 
 def _say(text: str) -> None:
     click.echo(text, err=True)
-
-
-@contextmanager
-def _reporting(as_json: bool) -> Iterator[None]:
-    """The one place where this group's errors become output and an exit status."""
-    try:
-        yield
-    except ColdvaultError as err:
-        if as_json:
-            _json_out({"ok": False, **err.to_dict()})
-        else:
-            click.secho(f"error: {err.message}", fg="red", err=True)
-        sys.exit(exit_status(err))
-
-
-def _reported(func: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        with _reporting(bool(kwargs.get("as_json"))):
-            func(*args, **kwargs)
-
-    return wrapper
 
 
 def _read_plan_file(path: Path) -> bytes:
@@ -101,10 +76,9 @@ survive_option = click.option(
     type=click.IntRange(0, MAX_SITES),
     help="The seed must survive the loss of any this many sites.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
 
-@click.group("backup")
+@click.group("backup", cls=CeremonyGroup)
 def backup() -> None:
     """Sharded seed backups: plans (and, with the ceremonies, backups and drills)."""
 
@@ -119,13 +93,12 @@ def plan_group() -> None:
 @collusion_option
 @survive_option
 @json_option
-@_reported
-def plan_check(path: Path, collusion: int, survive: int, as_json: bool) -> None:
+def plan_check(path: Path, collusion: int, survive: int) -> None:
     """Refuse a plan where a site or custodian alone, or COLLUSION custodians together,
     could rebuild the seed, or where losing SURVIVE sites would lose it."""
     plan = parse_plan(_read_plan_file(path), where=repr(str(path)))
     report = check_plan(plan, collusion=collusion, survive=survive)
-    if as_json:
+    if json_mode():
         _json_out(report.to_dict())
     else:
         _print_report(report)
@@ -169,7 +142,6 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, list[str]]:
 )
 @click.option("--id", "plan_id", default="proposed-plan", show_default=True, help="Plan id.")
 @json_option
-@_reported
 def plan_propose(
     sites: str,
     survive: int,
@@ -178,7 +150,6 @@ def plan_propose(
     tokens: tuple[str, ...],
     custodians_per_site: int,
     plan_id: str,
-    as_json: bool,
 ) -> None:
     """Propose a plan over SITES that survives SURVIVE lost sites and resists COLLUSION
     custodians; prints the plan's TOML (or JSON with --json) on stdout."""
@@ -208,7 +179,7 @@ def plan_propose(
     )
     report = check_plan(plan, collusion=collusion, survive=survive)
     text = plan.to_toml()
-    if as_json:
+    if json_mode():
         _json_out({"ok": True, "plan_id": plan.id, "plan_toml": text, "check": report.to_dict()})
         return
     click.echo(text, nl=False)

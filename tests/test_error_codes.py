@@ -27,15 +27,9 @@ CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 #: (appliance/errors_out.py): no error class may claim them for another cause.
 FRONT_END_CODES = {"usage"}
 
-#: Pairs that knowingly share a code because they are one cause raised by two front ends
-#: (the appliance's and the ceremonies' card loops refusing an emulated card). Anything
-#: else sharing a code fails.
-SAME_CAUSE: set[frozenset[str]] = {
-    frozenset({
-        "appliance.approvals.EmulatedCardRefused",
-        "ceremony_scripts.quorum_cards.EmulatedCardRefused",
-    }),
-}
+#: Classes that knowingly share a code (one cause raised in two places). None today: every
+#: cause has its own class and code.
+SAME_CAUSE: set[frozenset[str]] = set()
 
 
 def _name(cls: type) -> str:
