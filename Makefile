@@ -19,7 +19,7 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests
-	$(VENV)/bin/mypy coldvault
+	$(VENV)/bin/mypy coldvault appliance ceremony_scripts hardware_emulators benchmarks
 
 bench: setup
 	$(PY) -m benchmarks
