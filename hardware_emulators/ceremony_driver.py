@@ -14,15 +14,16 @@ Every PIN, dice roll and word typed here is lab data: never run this against rea
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import pexpect
 
@@ -90,10 +91,13 @@ def spawn_coldvault(
     *,
     timeout: float = PROMPT_TIMEOUT,
     columns: int = COLUMNS,
+    stdout: Path | None = None,
 ) -> pexpect.spawn:
     """Start ``coldvault *argv`` on a pty with ``env`` added to this process's environment.
 
-    What the command prints is appended to ``log``; what is typed never is."""
+    What the command prints is appended to ``log``; what is typed never is. With ``stdout``,
+    the command's standard output (its machine output, e.g. ``--json``) goes to that file
+    instead, alone, while prompts and human text (stderr) stay on the terminal."""
     full_env = dict(
         os.environ, **env, NO_COLOR="1", TERM="dumb", COLUMNS=str(columns), PYTHONUNBUFFERED="1"
     )
@@ -106,16 +110,47 @@ def spawn_coldvault(
         encoding="utf-8",
         timeout=timeout,
         dimensions=(50, columns),
+        preexec_fn=None if stdout is None else _stdout_to(stdout),
     )
     child.logfile_read = log.open("a")
     return child
 
 
+def _stdout_to(path: Path) -> Callable[[], None]:
+    """A pre-exec hook (run in the child) that points its stdout at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def redirect() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.close(fd)
+
+    return redirect
+
+
+def json_document(stdout: str, command: str) -> dict[str, Any]:
+    """A command's machine output: its whole stdout is exactly one JSON object."""
+    try:
+        result = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"coldvault {command}: stdout is not one JSON document ({exc}): {stdout[:300]!r}"
+        ) from None
+    if not isinstance(result, dict):
+        raise RuntimeError(f"coldvault {command}: stdout is JSON but not an object")
+    return result
+
+
 def spawn(
-    args: Sequence[str], env: Mapping[str, str], log: Path, *, timeout: float = PROMPT_TIMEOUT
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    timeout: float = PROMPT_TIMEOUT,
+    stdout: Path | None = None,
 ) -> pexpect.spawn:
     """Start ``coldvault ceremony *args`` (see :func:`spawn_coldvault`)."""
-    return spawn_coldvault(["ceremony", *args], env, log, timeout=timeout)
+    return spawn_coldvault(["ceremony", *args], env, log, timeout=timeout, stdout=stdout)
 
 
 def finish(child: pexpect.spawn) -> int:

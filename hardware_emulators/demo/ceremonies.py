@@ -46,6 +46,7 @@ from coldvault.requests.wallets import parse_wallets
 from hardware_emulators.ceremony_driver import (
     answer,
     finish_ok,
+    json_document,
     pin_prompt,
     random_dice,
     read_and_confirm_words,
@@ -113,8 +114,11 @@ class _Run:
     pins: _NewPins
     card_ids: dict[str, str] = field(default_factory=dict)  # lab serial -> roster card id
 
-    def start(self, name: str, ceremony: str, *extra: str) -> pexpect.spawn:
-        """Spawn ``ceremony``; its transcript and console log are both called ``name``."""
+    def start(
+        self, name: str, ceremony: str, *extra: str, stdout: Path | None = None
+    ) -> pexpect.spawn:
+        """Spawn ``ceremony``; its transcript and console log are both called ``name``
+        (``stdout``: where its machine output goes, alone)."""
         transcript = self.directory / "transcripts" / f"{name}.jsonl"
         args = [
             ceremony,
@@ -125,7 +129,9 @@ class _Run:
             str(transcript),
             *extra,
         ]
-        return spawn(args, self.lab.env, self.directory / "console" / f"{name}.log")
+        return spawn(
+            args, self.lab.env, self.directory / "console" / f"{name}.log", stdout=stdout
+        )
 
     @property
     def token(self) -> str:
@@ -312,6 +318,7 @@ def approve_document(
     run: _Run, kind: str, path: Path, roster: Roster, roster_path: Path, *extra: str
 ) -> dict[str, Any]:
     """Both admins approve ``path`` at the console; returns the ceremony's JSON result."""
+    result_file = run.directory / "console" / f"5-approve-{kind}.json"
     child = run.start(
         f"5-approve-{kind}",
         "approve-document",
@@ -324,6 +331,7 @@ def approve_document(
         "--json",
         *extra,
         str(path),
+        stdout=result_file,
     )
     answer(
         child,
@@ -343,10 +351,8 @@ def approve_document(
             f"Admin approval {number} of {roster.admin_threshold}: insert an admin card.",
             [(pin_prompt(holder), run.pins.card_user[serial])],
         )
-    child.expect(r'\{"[^\r\n]*"ok": true[^\r\n]*\}')
-    result: dict[str, Any] = json.loads(child.match.group(0))
     finish_ok(child)
-    return result
+    return json_document(result_file.read_text(), "ceremony approve-document")
 
 
 # --------------------------------------------------------------------------- outputs

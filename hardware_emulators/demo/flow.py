@@ -24,7 +24,6 @@ Everything lands in ``demo-out/``; the lab is torn down at the end, also on fail
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess  # noqa: S404
@@ -38,7 +37,13 @@ from rich.console import Console
 from coldvault.keys.pool import ProvisioningRecord, Template
 from coldvault.policy import AssetLimits, Policy, Tier, WalletPolicy, policy_toml
 from coldvault.requests.base import Chain
-from hardware_emulators.ceremony_driver import COLDVAULT, answer, finish, spawn_coldvault
+from hardware_emulators.ceremony_driver import (
+    COLDVAULT,
+    answer,
+    finish,
+    json_document,
+    spawn_coldvault,
+)
 from hardware_emulators.demo import parties
 from hardware_emulators.demo.ceremonies import READER, Pins, assert_not_on_disk, ceremony_trust
 from hardware_emulators.lab import Lab
@@ -104,8 +109,9 @@ def run_appliance(
     pins = pins or Pins.from_lab(lab)
     args = ["appliance", "run", "--config", str(config), "--allow-emulated",
             "--dev-allow-network", "--once", "--json", "--frames", str(frames), "--out", str(out)]
+    result_file = log.with_suffix(".json")
     child = spawn_coldvault(args, dict(lab.env, COLDVAULT_DEBUG="1"), log, timeout=180,
-                            columns=110)
+                            columns=110, stdout=result_file)
     try:
         answer(child, [("HSM user PIN for token", pins.token_user)])
         if child.expect(["Type APPROVE to continue", pexpect.EOF]) == 0:
@@ -125,30 +131,11 @@ def run_appliance(
             child.terminate(force=True)
         for reader in range(lab.config.readers):
             lab.remove(reader)
-    return _console_result(log)
+    return json_document(result_file.read_text(), "appliance run")
 
 
-def _console_result(log: Path) -> dict[str, object]:
-    """The ``--json`` result of an interactive run, read from its console log: the command's
-    prompts and its JSON share one terminal."""
-    for line in reversed(log.read_text().splitlines()):
-        line = line.strip()
-        if line.startswith("{") and '"ok"' in line:
-            return json.loads(line)  # type: ignore[no-any-return]
-    raise RuntimeError(f"the appliance printed no JSON result; see {log}")
 
 
-def json_document(stdout: str, command: str) -> dict[str, object]:
-    """A command's machine output: its whole stdout is exactly one JSON object."""
-    try:
-        result = json.loads(stdout)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(
-            f"coldvault {command}: stdout is not one JSON document ({exc}): {stdout[:300]!r}"
-        ) from None
-    if not isinstance(result, dict):
-        raise RuntimeError(f"coldvault {command}: stdout is JSON but not an object")
-    return result
 
 
 def coldvault(*args: str) -> dict[str, object]:
