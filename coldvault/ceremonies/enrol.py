@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coldvault.cards import CardAlgorithm, Pw, card_input
+from coldvault.cards import CardAlgorithm, Pw
 from coldvault.ceremonies.hardware import Cards, card_device
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
 from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_int, check_type
 from coldvault.ceremonies.run import CeremonyRun, Closed
-from coldvault.errors import AuthError, HardwareError, Refused
+from coldvault.errors import Refused
 from coldvault.quorum.documents import SignedDocument, verify_admin_quorum, write_signed_document
-from coldvault.quorum.errors import CardAttemptsExhausted, ThresholdNotMet
 from coldvault.quorum.roster import CardHolder, Role, Roster
 
 MIN_USER_PIN = 6
@@ -181,36 +180,13 @@ def _ask_role(op: Operator, serial: str) -> Role:
 def sign_roster(
     op: Operator, run: CeremonyRun, cards: Cards, doc: SignedDocument, roster: Roster
 ) -> SignedDocument:
-    """Admin cards of the new ``roster`` sign it until its admin threshold is met."""
-    signed: set[str] = set()
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            with cards.in_reader("Roster approval: insert an admin card.") as (session, serial):
-                holder = roster.holder(serial)
-                if holder is None or holder.role is not Role.ADMIN or serial in signed:
-                    op.error(f"Card {serial} is not an admin card that has yet to sign.")
-                    continue
-                pin = op.secret(f"PIN for card {serial} ({holder.holder})")
-                session.verify_pin(pin, Pw.SIGN)
-                del pin
-                signature = session.sign(card_input(holder.algorithm, doc.token))
-        except (AuthError, HardwareError) as err:
-            op.error(err.message)
-            continue
-        doc = doc.with_approval(serial, signature)
-        signed.add(serial)
-        run.record(
-            "roster-approval",
-            {"card_serial": serial, "holder": holder.holder, "signature": signature.hex()},
-            devices=[card_device(serial)],
-        )
-        op.ok(f"{holder.holder} approved the roster.")
-        try:
-            verify_admin_quorum(doc, roster)
-        except ThresholdNotMet:
-            continue
-        return doc
-    raise CardAttemptsExhausted("the roster approvals")
+    """Admin cards of the new ``roster`` sign it until its admin threshold is met (the one
+    card-approval loop: a card that cannot count is refused before its PIN)."""
+    approvals = cards.admin_signatures(run, roster, doc.token, what="the roster approvals")
+    for approval in approvals:
+        doc = doc.with_approval(approval.card_serial, approval.signature)
+    verify_admin_quorum(doc, roster)
+    return doc
 
 
 def enrol_cards(op: Operator, params: EnrolCards, cards: Cards) -> EnrolResult:

@@ -207,13 +207,14 @@ def enrol_cards(run: _Run, roster_path: Path) -> Roster:
         finally:
             run.lab.remove(READER)
     answer(child, [(r"Is the roster correct\? Type yes to continue: ", "yes")])
-    for serial in run.admins():
+    admins = run.admins()[:2]  # the roster's admin threshold (--admin-threshold 2)
+    for number, serial in enumerate(admins, start=1):
         holder = run.lab.config.card(serial).holder
         use_card(
             child,
             run.lab,
             serial,
-            "Roster approval: insert an admin card.",
+            f"Admin approval {number} of {len(admins)}: insert an admin card.",
             [(pin_prompt(holder), run.pins.card_user[serial])],
         )
     finish_ok(child)

@@ -156,9 +156,9 @@ def test_enrol_witness_extend_and_destroy_by_quorum(
         slot.expect(f"Card {number}: insert the blank card.", cards[serial])
         op.then(*enrol_script(serial, holder, role, site))
     op.then(("^Is the roster correct\\?$", True))
-    approve = "Roster approval: insert an admin card."
-    slot.expect(approve, cards["C0DE0001"]).expect(approve, cards["C0DE0004"])
-    slot.expect(approve, cards["C0DE0005"])
+    first, second = (f"Admin approval {n} of 2: insert an admin card." for n in (1, 2))
+    slot.expect(first, cards["C0DE0001"]).expect(first, cards["C0DE0004"])
+    slot.expect(second, cards["C0DE0005"])
     op.then(pin("C0DE0004", "Dave Admin"), pin("C0DE0005", "Erin Admin"))
     params = EnrolCards(
         actor=OPERATOR,
@@ -171,7 +171,8 @@ def test_enrol_witness_extend_and_destroy_by_quorum(
     enrolled = enrol_cards(op, params, ReaderCards(op, allow_emulated=True))
     assert slot.done() and not op.script
     assert op.said("error") == [
-        f"Card {card_id('C0DE0001')} is not an admin card that has yet to sign."
+        f"Card {card_id('C0DE0001')} of Alice Approver has role approver; only admin cards may "
+        "approve this."
     ]
     roster = load_roster(roster_path)
     assert (
@@ -183,7 +184,8 @@ def test_enrol_witness_extend_and_destroy_by_quorum(
     alice = roster.holder("FFFFC0DE0001")
     assert alice is not None and alice.role is Role.APPROVER and len(alice.public_key) == 32
     steps = [e["step"] for e in read_entries(transcripts / "enrol.jsonl")]
-    assert steps.count("card-enrolled") == 3 and steps.count("roster-approval") == 2
+    assert steps.count("card-enrolled") == 3 and steps.count("admin-approval") == 2
+    assert steps.count("approval-refused") == 1 and "quorum-met" in steps
 
     # the per-card routine refuses a card already in the roster before writing to it
     op = ScriptedOperator(on_info=slot)

@@ -236,7 +236,7 @@ def test_enrol_cards(pcsc_lab: Any, tmp_path: Path) -> None:
         (f"Repeat new user PIN for card {cid}: ", "carol-pin-1"),
     ])  # fmt: skip
     answer(child, [(r"Is the roster correct\? Type yes to continue: ", "yes")])
-    use_card(child, slot, "C0DE0003", "Roster approval: insert an admin card.",
+    use_card(child, slot, "C0DE0003", "Admin approval 1 of 1: insert an admin card.",
              [(pin_prompt("Carol Admin"), "carol-pin-1")])  # fmt: skip
     assert finish(child) == 0
     doc = load_signed_document(tmp_path / "roster.json", "roster")
