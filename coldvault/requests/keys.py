@@ -73,10 +73,13 @@ class KeyNotOurs(Refused):
         self.path = path
 
 
-class SignatureCheckFailed(IntegrityError):
-    """A signature from the keystore does not verify against our public key."""
+class ResponseSignatureInvalid(IntegrityError):
+    """A signature the response would carry does not verify against the request's key.
 
-    code = "signature-check"
+    Checked again when the response is built, whichever keystore made the signature (the
+    PKCS#11 keystore also checks its own output: ``hsm-signature-invalid``)."""
+
+    code = "response-signature-invalid"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from coldvault.requests.ethereum.tx import (
     checksum_address,
     eth_address,
 )
-from coldvault.requests.keys import AddressMismatch, KeyNotOurs, SignatureCheckFailed
+from coldvault.requests.keys import AddressMismatch, KeyNotOurs, ResponseSignatureInvalid
 from coldvault.requests.wallets import Wallet
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -496,12 +496,12 @@ def test_typed_data_not_json_or_too_deep() -> None:
 def test_bad_keystore_signature_is_caught() -> None:
     prepared = prepare(b"hello", 3)
     other = KEYS.sign_ecdsa(b"K" + bytes(4), prepared.jobs[0].payload)
-    with pytest.raises(SignatureCheckFailed):
+    with pytest.raises(ResponseSignatureInvalid):
         prepared.finish([other])
     good = KEYS.sign_ecdsa(prepared.jobs[0].key_id, prepared.jobs[0].payload)
     high = EcdsaSignature(good.r, SECP256K1_N - good.s)
     assert good.is_low_s and not high.is_low_s and high.low_s() == good
-    with pytest.raises(SignatureCheckFailed, match="high-S"):
+    with pytest.raises(ResponseSignatureInvalid, match="high-S"):
         prepared.finish([high])
     with pytest.raises(ValueError, match="EcdsaSignature"):
         prepared.finish([Ed25519Signature(bytes(64))])

@@ -26,7 +26,7 @@ from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.errors import Refused
 from coldvault.keys.keystore import KeyAlgorithm, KeyInfo
 from coldvault.requests.base import Chain, MovementKind
-from coldvault.requests.keys import AddressMismatch, KeyNotOurs, SignatureCheckFailed
+from coldvault.requests.keys import AddressMismatch, KeyNotOurs, ResponseSignatureInvalid
 from coldvault.requests.solana.message import SolanaRequestError, parse_message
 from coldvault.requests.solana.request import (
     MessageLooksLikeTransaction,
@@ -289,7 +289,7 @@ def test_unshowable_lookup_destination_is_refused() -> None:
 
 def test_bad_signature_and_sign_type() -> None:
     prepared = prepare(bytes(transfer_message()))
-    with pytest.raises(SignatureCheckFailed):
+    with pytest.raises(ResponseSignatureInvalid):
         prepared.finish([Ed25519Signature(bytes(64))])
     with pytest.raises(ValueError, match="Ed25519Signature"):  # raw bytes are not a signature
         prepared.finish([bytes(64)])  # type: ignore[list-item]
@@ -327,7 +327,7 @@ def test_registry_adapter_from_keystone_ur() -> None:
     assert ("requested by", "solflare") in prepared.review.details
     # the vector's key is not ours, so the response is built from a software signature
     # of our own and must be refused by the host-side check
-    with pytest.raises(SignatureCheckFailed):
+    with pytest.raises(ResponseSignatureInvalid):
         prepared.finish([KEYS.sign_ed25519(b"x", request.sign_data)])
     sig = bytes(64)
     encoded = sol_signature_cbor(request.request_id.bytes if request.request_id else None, sig)

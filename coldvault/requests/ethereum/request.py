@@ -42,7 +42,7 @@ from coldvault.requests.keys import (
     AddressMismatch,
     KeyLookup,
     RequestKey,
-    SignatureCheckFailed,
+    ResponseSignatureInvalid,
     find_wallet,
     resolve_wallet_key,
 )
@@ -70,10 +70,10 @@ def _minimal(value: int) -> bytes:
 def recovery_id(signature: EcdsaSignature, digest: bytes, public_key: bytes) -> int:
     """The recovery id (0/1) that recovers ``public_key``; refuse a signature that does not."""
     if not signature.is_low_s:
-        raise SignatureCheckFailed("The keystore returned a high-S signature.")
+        raise ResponseSignatureInvalid("The keystore returned a high-S signature.")
     recid = signature.recovery_id(public_key, digest)
     if recid is None:
-        raise SignatureCheckFailed("The keystore's signature does not verify against our key.")
+        raise ResponseSignatureInvalid("The keystore's signature does not verify against our key.")
     return recid
 
 

@@ -37,7 +37,7 @@ from coldvault.requests.keys import (
     AddressMismatch,
     KeyLookup,
     RequestKey,
-    SignatureCheckFailed,
+    ResponseSignatureInvalid,
     find_wallet,
     resolve_wallet_key,
 )
@@ -321,7 +321,7 @@ def prepare_sol(
             raise ValueError("finish() needs exactly one Ed25519Signature")
         sig = signatures[0]
         if not sig.verify(ours, payload):
-            raise SignatureCheckFailed(
+            raise ResponseSignatureInvalid(
                 "The keystore's Ed25519 signature does not verify against our key."
             )
         return sol_signature_cbor(request_id, sig.raw)
