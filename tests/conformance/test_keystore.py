@@ -125,6 +125,24 @@ def test_a_key_id_is_never_shadowed(hsm) -> None:
         hsm.import_private_key(KeyAlgorithm.SECP256K1, b"\x02" * 32, kid("dup"), "dup")
 
 
+@requires(*SECP256K1, *ED25519)
+def test_private_keys_are_sensitive_and_never_leave_the_token(hsm) -> None:
+    hsm.generate_key(KeyAlgorithm.SECP256K1, kid("att-k1"), "att-k1")
+    hsm.generate_key(KeyAlgorithm.ED25519, kid("att-ed"), "att-ed")
+    hsm.import_private_key(KeyAlgorithm.SECP256K1, b"\x01" * 32, kid("att-imp"), "att-imp")
+    for key_id in (kid("att-k1"), kid("att-ed"), kid("att-imp")):
+        attrs = hsm.key_attributes(key_id)
+        assert (attrs.sensitive, attrs.extractable) == (True, False)
+        assert (attrs.token, attrs.private, attrs.sign, attrs.derive) == (True, True, True, False)
+        assert (hsm.find_key(key_id).sensitive, hsm.find_key(key_id).extractable) == (True, False)
+    for key_id in (kid("att-k1"), kid("att-ed")):
+        attrs = hsm.key_attributes(key_id)
+        assert (attrs.always_sensitive, attrs.never_extractable, attrs.local) == (True, True, True)
+    # PKCS#11: a key that once existed outside the token is none of these
+    attrs = hsm.key_attributes(kid("att-imp"))
+    assert (attrs.always_sensitive, attrs.never_extractable, attrs.local) == (False, False, False)
+
+
 # --------------------------------------------------------------------------- signatures
 @requires(*SECP256K1)
 def test_ecdsa_signatures_are_low_s_and_verify_on_the_host(hsm) -> None:
