@@ -191,8 +191,7 @@ def assert_outcome(world: SessionWorld, way: str, scenario: Scenario, outcome: O
                    audit_before: int) -> None:
     """Everything the table says about ``scenario``, read from what the run left behind."""
     assert outcome.error == scenario.error, outcome.result
-    if scenario.approve is not None:
-        assert outcome.asked_to_approve, "the operator was never asked to collect approvals"
+    assert outcome.asked_to_approve is (scenario.approve is not None)
     entries = world.audit_events(way)[audit_before:]
     names = [e["event"] for e in entries if e["event"] not in NOT_PER_REQUEST]
     expected = [*scenario.events, *(["response"] if scenario.error is None else [])]
