@@ -2,6 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist workers for the test targets: each is a process with its own lab (SoftHSM
+# tokens, pcscd, vpcd ports, card states); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast lint bench lab-up lab-down clean
 
@@ -12,10 +15,10 @@ demo: setup
 	$(PY) -m hardware_emulators.demo
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not lab and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not lab and not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests
