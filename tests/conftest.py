@@ -1,6 +1,7 @@
 """Root fixtures: the emulated hardware lab for every test suite (docs/lab.md).
 
-``lab`` is the one entry point; the other lab fixtures are views of it.
+``lab`` is the one entry point; the other lab fixtures are views of it.  (They depend on
+``session_lab``, the same object, so that a test module may define its own ``lab``.)
 
 * ``lab_config``      the default lab file (hardware_emulators/lab.toml) parsed.
 * ``lab``             session: the whole :class:`hardware_emulators.lab.Lab` of this test
