@@ -44,6 +44,8 @@ from hardware_emulators.softhsm_lab import SoftHsmLab, softhsm_available
 
 #: the backend fixtures of the conformance suites (keystore, card, frame source)
 pytest_plugins = ["tests.conformance.backends"]
+# helper modules whose asserts must explain themselves when they fail, like a test's
+pytest.register_assert_rewrite("tests.session.world")
 
 
 def _in_ci() -> bool:
