@@ -112,7 +112,8 @@ def hsm(request: pytest.FixtureRequest, keystore_backend: KeystoreBackend) -> It
         for marker in request.node.iter_markers("requires"):
             for mechanism in marker.args:
                 if not ks.supports(mechanism):
-                    pytest.skip(f"{keystore_backend.name} lacks {mechanism!s}")
+                    name = getattr(mechanism, "name", f"{int(mechanism):#x}")
+                    pytest.skip(f"token {keystore_backend.name} lacks CKM_{name}")
         before = {k.key_id for k in ks.list_keys()}
         try:
             yield ks
