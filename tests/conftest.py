@@ -1,18 +1,32 @@
 """Root fixtures: the emulated hardware lab for every test suite (docs/lab.md).
 
+``lab`` is the one entry point; the other lab fixtures are views of it.  (They depend on
+``session_lab``, the same object, so that a test module may define its own ``lab``.)
+
 * ``lab_config``      the default lab file (hardware_emulators/lab.toml) parsed.
-* ``softhsm_lab``     session: private SoftHSM2 with the lab's tokens; sets ``SOFTHSM2_CONF``.
+* ``lab``             session: the whole :class:`hardware_emulators.lab.Lab` of this test
+                      process -- a private SoftHSM2 with the lab's tokens (sets
+                      ``SOFTHSM2_CONF``) and, when pcscd and vpcd are installed, a private
+                      pcscd with vpcd readers on runtime-chosen ports (sets
+                      ``PCSCLITE_CSOCK_NAME``).  ``lab.insert(serial, reader)`` /
+                      ``lab.remove(reader)``; everything is stopped at session end.
+* ``softhsm_lab``     ``lab.softhsm``.
+* ``pcsc_lab``        ``lab.pcsc`` (skips, or fails in CI, without pcscd + vpcd).
 * ``keystore``        a logged-in :class:`Pkcs11Keystore` on the appliance token
                       (``allow_emulated=True``); keys a test creates are deleted afterwards.
-* ``pcsc_lab``        session: private pcscd + vpcd readers; sets ``PCSCLITE_CSOCK_NAME``.
-* ``lab``             session: the whole :class:`hardware_emulators.lab.Lab` in process, on
-                      the session's SoftHSM and pcscd (``insert``/``remove``/``status``).
 * ``card_factory``    ``card_factory(serial=None, reader=0)`` -> inserted blank ``VirtualCard``;
                       everything inserted is removed at test end.
 * ``virtual_cards``   all lab cards inserted one per reader (as many as there are readers).
 
+Parallel runs (pytest-xdist, ``make test``): every worker is its own process with its own
+lab -- its own token dir, pcscd socket, vpcd ports and card state files, all under the
+worker's base temp dir (tests/lab/test_isolation.py proves it).  libpcsclite binds a process
+to one pcscd, so one lab per process is also the only arrangement that works.
+
 Missing Debian packages skip with a clear message on a laptop, and FAIL in CI (``CI=true``).
-Every lab process is bound to the pytest process (PDEATHSIG + atexit + stop on teardown).
+Every lab process is bound to the pytest process (PDEATHSIG + atexit + stop on teardown), so
+a worker that dies takes its lab with it (tests/lab/test_cleanup.py).  When a test that used
+the PC/SC lab fails, the tail of this worker's pcscd log is added to its report.
 """
 
 from __future__ import annotations
@@ -27,6 +41,11 @@ import pytest
 
 from hardware_emulators.lab import DEFAULT_LAB_FILE, Lab, LabConfig
 from hardware_emulators.softhsm_lab import SoftHsmLab, softhsm_available
+
+#: the backend fixtures of the conformance suites (keystore, card, frame source)
+pytest_plugins = ["tests.conformance.backends"]
+# helper modules whose asserts must explain themselves when they fail, like a test's
+pytest.register_assert_rewrite("tests.session.world")
 
 
 def _in_ci() -> bool:
@@ -50,6 +69,12 @@ def _pcsc_available() -> bool:
     )
 
 
+def worker_id(config: pytest.Config) -> str:
+    """``gw0``, ``gw1``, ... under pytest-xdist; ``main`` in a serial run."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "main"
+
+
 class _EnvPatch:
     """Session-wide environment changes, undone at teardown."""
 
@@ -69,26 +94,58 @@ class _EnvPatch:
                 os.environ[key] = value
 
 
+#: the lab of this process while the session fixture holds it (for failure reports)
+_SESSION_LAB: list[Lab] = []
+
+
 @pytest.fixture(scope="session")
 def lab_config() -> LabConfig:
     return LabConfig.load(DEFAULT_LAB_FILE)
 
 
 @pytest.fixture(scope="session")
-def softhsm_lab(
-    tmp_path_factory: pytest.TempPathFactory, lab_config: LabConfig
-) -> Iterator[SoftHsmLab]:
+def session_lab(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_config: LabConfig,
+) -> Iterator[Lab]:
+    """This process's whole lab (see the module docstring).  Cards still inserted at the
+    end are removed, pcscd is stopped and the SoftHSM tokens are deleted.  Tests use ``lab``;
+    this name exists so that a module may define its own ``lab`` without cutting the other
+    lab fixtures off from this one."""
     require_packages("SoftHSM2", softhsm_available(), "softhsm2")
-    lab = SoftHsmLab(
-        state_dir=tmp_path_factory.mktemp("softhsm"), tokens=lab_config.token_specs
-    ).setup()
+    state_dir = tmp_path_factory.mktemp(f"lab-{worker_id(request.config)}-")
+    the_lab = Lab(lab_config, state_dir)
     env = _EnvPatch()
-    env.set({"SOFTHSM2_CONF": str(lab.conf_path)})
     try:
-        yield lab
+        the_lab.up(pcsc=_pcsc_available())
+        env.set({"SOFTHSM2_CONF": str(the_lab.softhsm.conf_path)})
+        if the_lab.pcsc is not None:
+            env.set(the_lab.pcsc.env)
+        _SESSION_LAB.append(the_lab)
+        yield the_lab
     finally:
+        _SESSION_LAB.clear()
         env.undo()
-        lab.destroy()
+        the_lab.down()
+        the_lab.softhsm.destroy()
+
+
+@pytest.fixture(scope="session")
+def lab(session_lab: Lab) -> Lab:
+    """The one entry point to the emulated hardware of this test process."""
+    return session_lab
+
+
+@pytest.fixture(scope="session")
+def softhsm_lab(session_lab: Lab) -> SoftHsmLab:
+    return session_lab.softhsm
+
+
+@pytest.fixture(scope="session")
+def pcsc_lab(session_lab: Lab) -> Any:
+    require_packages("The PC/SC lab", session_lab.pcsc is not None, "pcscd vsmartcard-vpcd")
+    return session_lab.pcsc
 
 
 @pytest.fixture
@@ -106,40 +163,6 @@ def keystore(softhsm_lab: SoftHsmLab, lab_config: LabConfig) -> Iterator[Any]:
             for key in ks.list_keys():
                 if key.key_id not in before:
                     ks.delete_key(key.key_id)
-
-
-@pytest.fixture(scope="session")
-def pcsc_lab(tmp_path_factory: pytest.TempPathFactory, lab_config: LabConfig) -> Iterator[Any]:
-    require_packages("The PC/SC lab", _pcsc_available(), "pcscd vsmartcard-vpcd")
-    from hardware_emulators.pcsc_lab import PcscLab
-
-    lab = PcscLab(state_dir=tmp_path_factory.mktemp("pcsc"), readers=lab_config.readers)
-    lab.start()
-    env = _EnvPatch()
-    env.set(lab.env)
-    try:
-        yield lab
-    finally:
-        env.undo()
-        lab.stop()
-
-
-@pytest.fixture(scope="session")
-def lab(
-    tmp_path_factory: pytest.TempPathFactory,
-    lab_config: LabConfig,
-    softhsm_lab: SoftHsmLab,
-    pcsc_lab: Any,
-) -> Iterator[Lab]:
-    """The whole lab in process, sharing the session's SoftHSM and pcscd (libpcsclite talks
-    to one pcscd per process). ``lab.insert(serial, reader)`` / ``lab.remove(reader)``; cards
-    keep their state under this session's lab dir. Cards still inserted are removed at the end.
-    """
-    shared = Lab(lab_config, tmp_path_factory.mktemp("lab"), softhsm=softhsm_lab, pcsc=pcsc_lab)
-    try:
-        yield shared
-    finally:
-        shared.down()  # removes cards; leaves the shared pcscd to its own fixture
 
 
 @pytest.fixture
@@ -184,3 +207,18 @@ def virtual_cards(
 ) -> list[Any]:
     count = min(pcsc_lab.readers, len(lab_config.cards))
     return [card_factory(lab_config.cards[i].serial, i) for i in range(count)]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that used the PC/SC lab gets this worker's pcscd log tail in its report."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or not _SESSION_LAB:
+        return
+    if "session_lab" not in getattr(item, "fixturenames", ()):
+        return
+    pcsc = _SESSION_LAB[0].pcsc
+    if pcsc is not None and pcsc.log_file.exists():
+        tail = "\n".join(pcsc.log_file.read_text(errors="replace").splitlines()[-30:])
+        report.sections.append((f"pcscd log tail ({pcsc.log_file})", tail))

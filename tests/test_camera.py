@@ -55,20 +55,6 @@ def images() -> list[Image.Image]:
 # --------------------------------------------------------------------------- image files
 
 
-def test_image_file_source_png_and_gif(tmp_path: Path, images: list[Image.Image]) -> None:
-    png = tmp_path / "one.png"
-    png.write_bytes(qr_render.render_png(FRAMES[0]))
-    gif = tmp_path / "anim.gif"
-    gif.write_bytes(qr_render.render_gif(FRAMES[1:], frame_duration_ms=250))
-    source = ImageFileSource([png, gif])
-    assert isinstance(source, FrameSource)
-    assert source.fps == pytest.approx(4.0)
-    texts = list(frame_texts(source.frames(), qr_decode.default_decoder()))
-    assert texts == FRAMES
-    source.close()
-    assert list(source.frames()) == []
-
-
 def test_image_file_errors(tmp_path: Path) -> None:
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")

@@ -171,8 +171,8 @@ def test_eth_negatives() -> None:
         "malformed-signature"
     )
     bad_case = ETH_ACCOUNT.address[:2] + ETH_ACCOUNT.address[2:].swapcase()
-    if bad_case[2:] not in (bad_case[2:].lower(), bad_case[2:].upper()):
-        assert reason(Chain.ETHEREUM, bad_case, CHALLENGE, sig) == "malformed-address"
+    assert bad_case[2:] not in (bad_case[2:].lower(), bad_case[2:].upper())  # still mixed case
+    assert reason(Chain.ETHEREUM, bad_case, CHALLENGE, sig) == "malformed-address"
     assert reason(Chain.ETHEREUM, "0x1234", CHALLENGE, sig) == "malformed-address"
 
 

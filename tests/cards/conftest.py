@@ -1,7 +1,8 @@
 """Card-test fixtures on top of the root ``pcsc_lab`` fixture (tests/conftest.py).
 
-The session shares ONE lab: libpcsclite reads PCSCLITE_CSOCK_NAME once per process, so a
-second pcscd in the same pytest process would be unreachable.  ``lab_readers`` checks that
+Each test process (each pytest-xdist worker) has ONE lab: libpcsclite reads
+PCSCLITE_CSOCK_NAME once per process, so a second pcscd in the same process would be
+unreachable.  ``lab_readers`` checks that
 this process really talks to the lab's pcscd and that it has the three readers these
 tests use.
 """

@@ -1,9 +1,7 @@
 """One conformance suite for ``coldvault.cards.openpgp.OpenPgpSession``, run against every card
 we have: the virtual card driven in-process ("direct": the card's state machine behind a
-``send_and_receive`` function, tests/cards/inprocess.py) and the same card through real
-pcscd + vpcd + pyscard ("pcsc", lab).  Real cards get the read-only subset in
-test_real_card.py.  Signatures are checked with the one card-signature check,
-``coldvault.cards.signatures.verify_card_signature``, over the data approved.
+``send_and_receive`` function) and the same card through real pcscd + vpcd + pyscard
+("pcsc", lab).  Real cards get the read-only contract in tests/conformance/test_card.py.
 """
 
 from __future__ import annotations

@@ -98,3 +98,47 @@ def test_killing_the_test_process_stops_its_lab(tmp_path: Path, sig: signal.Sign
             child.wait()
         if child.stdout:
             child.stdout.close()
+
+
+CHILD_WORKER_DIES = """
+import json, os, signal
+
+
+def test_dies_holding_the_lab(pcsc_lab, card_factory):
+    card = card_factory("C0DE0002")
+    pids = {"pcscd": pcsc_lab.pid, "card": card.pid, "worker": os.getpid()}
+    out = os.environ["LAB_PIDS_OUT"]
+    with open(out + ".tmp", "w") as f:
+        json.dump(pids, f)
+    os.replace(out + ".tmp", out)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_other_worker_carries_on(keystore):
+    assert keystore.token_info.label == "coldvault-appliance"
+"""
+
+
+def test_a_dead_worker_takes_its_lab_along_and_is_reported(tmp_path: Path) -> None:
+    """pytest-xdist: a worker killed mid-test leaves no lab process behind, the run names the
+    test that was running, and the other tests still run."""
+    from tests.lab.child_pytest import popen
+
+    test_file = tmp_path / "test_child_worker.py"
+    test_file.write_text(CHILD_WORKER_DIES)
+    pids_file = tmp_path / "pids.json"
+    child = popen(test_file, "-n", "2", "--dist", "load", "-rf", LAB_PIDS_OUT=str(pids_file))
+    try:
+        output, _ = child.communicate(timeout=240)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    text = output.decode(errors="replace")
+    pids = json.loads(pids_file.read_text())
+    assert _wait_gone([pids["pcscd"], pids["card"], pids["worker"]]) == [], (
+        "the dead worker's lab processes survived it"
+    )
+    assert child.returncode == 1, text
+    assert "crashed while running 'test_child_worker.py::test_dies_holding_the_lab'" in text, text
+    assert "1 failed, 1 passed" in text, text
