@@ -147,7 +147,7 @@ class DirectConnection:
         self.present = True
 
     def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        from coldvault.cards.openpgp import CardRemoved
+        from coldvault.cards.errors import CardRemoved
 
         if not self.present:
             raise CardRemoved(self.reader)
@@ -176,7 +176,8 @@ class CardBackend:
 
 def _enrol(session: Any) -> None:
     """An emulated card gets what an enrolled card has: an Ed25519 signature key."""
-    from coldvault.cards.openpgp import CardAlgorithm, Pw
+    from coldvault.cards.algorithms import CardAlgorithm
+    from coldvault.cards.openpgp import Pw
 
     session.verify_pin(ADMIN_PIN, Pw.ADMIN)
     session.generate_key(CardAlgorithm.ED25519, timestamp=1_700_000_000)

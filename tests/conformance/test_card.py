@@ -22,13 +22,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from coldvault.cards.openpgp import (
-    CardAlgorithm,
-    CardRemoved,
-    Pw,
-    WrongPin,
-    openpgp_v4_fingerprint,
-)
+from coldvault.cards.algorithms import CardAlgorithm
+from coldvault.cards.errors import CardRemoved
+from coldvault.cards.fingerprints import openpgp_v4_fingerprint
+from coldvault.cards.openpgp import Pw, WrongPin
 from tests.conformance.backends import CardBackend
 
 _CURVES = {CardAlgorithm.NIST_P256: ec.SECP256R1(), CardAlgorithm.SECP256K1: ec.SECP256K1()}

@@ -67,7 +67,7 @@ SCENARIOS = (
     ),
     Scenario(
         "quorum-short", Request.WHITELISTED, True,
-        (Card.ALICE, *[Card.OUTSIDER] * (MAX_ATTEMPTS - 1)), "threshold-not-met", EXIT_REFUSED,
+        (Card.ALICE, *[Card.OUTSIDER] * (MAX_ATTEMPTS - 1)), "card-attempts", EXIT_REFUSED,
         (*_COLLECTING, "approval", *["approval-refused"] * (MAX_ATTEMPTS - 1), "refusal"),
         "refused",
     ),
@@ -77,7 +77,8 @@ SCENARIOS = (
         (*_COLLECTING, "approval-refused", "approval", "approval", *_SIGNED_TAIL), "signed",
     ),
     Scenario(
-        "bad-input", Request.GARBAGE, None, (), "psbt", EXIT_BAD_INPUT, (*_RECEIVED, "refusal"),
+        "bad-input", Request.GARBAGE, None, (), "psbt-truncated", EXIT_BAD_INPUT,
+        (*_RECEIVED, "refusal"),
         None,
     ),
     Scenario(

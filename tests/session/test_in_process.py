@@ -17,11 +17,11 @@ import pytest
 from appliance.config import load_config
 from appliance.daemon import Appliance
 from coldvault.backends.qr_decode import default_decoder
-from coldvault.cards.openpgp import CardTimeout
+from coldvault.cards.errors import CardTimeout
 from coldvault.errors import EXIT_DONE, AuthError, ColdvaultError, HardwareError, QuorumError
 from coldvault.errors import exit_status as documented_exit_status
 from coldvault.quorum.approvals import ApprovalSession
-from coldvault.quorum.errors import ThresholdNotMet
+from coldvault.quorum.errors import CardAttemptsExhausted
 from coldvault.transport.frames import frame_texts
 from hardware_emulators.trust_setup import card_sign
 from hardware_emulators.virtual_camera import VirtualCamera
@@ -40,7 +40,7 @@ WAY = "in-process"
 
 #: front-end exit statuses that still differ from the documented ones (coldvault.errors):
 #: the appliance's own Cancelled is not coldvault.errors.Cancelled yet.
-EXIT_NOT_YET_DOCUMENTED = {"operator-cancel"}
+EXIT_NOT_YET_DOCUMENTED: set[str] = set()
 
 
 class ScriptedUi:
@@ -73,7 +73,7 @@ class ScriptedCollector:
     """Card holders walking up in the scripted order, as the appliance's card loop sees them:
     a roster card signs the approval token on the lab's virtual card (PIN verified on the
     card); a card that is not on the roster signs nothing.  Refusals are reported and the
-    loop goes on; after ``MAX_ATTEMPTS`` presentations it gives up (threshold not met); when
+    loop goes on; after ``MAX_ATTEMPTS`` presentations it gives up (as the one loop does); when
     the script ends, nobody inserts a card and the wait times out."""
 
     def __init__(self, world: SessionWorld, cards: Sequence[Card]) -> None:
@@ -91,8 +91,9 @@ class ScriptedCollector:
         script = iter(self.cards)
         while not approvals.satisfied:
             if len(self.presented) >= MAX_ATTEMPTS:
-                raise ThresholdNotMet(f"Request {approvals.token.request_fingerprint}",
-                                      len(approvals.approvals), approvals.threshold)
+                raise CardAttemptsExhausted(
+                    f"the approvals for request {approvals.token.request_fingerprint}",
+                    have=len(approvals.approvals), need=approvals.threshold)
             card = next(script, None)
             if card is None:
                 raise CardTimeout("a card", CARD_INSERT_TIMEOUT)

@@ -19,7 +19,7 @@ import cbor2
 from embit.psbt import PSBT
 
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
-from coldvault.records.chain import verify
+from coldvault.records.audit import verify
 from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler
 from coldvault.transport.formats import TransportFormat
