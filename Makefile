@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_JSON ?= build/bench.json
 
 .PHONY: setup demo test test-fast lint bench lab-up lab-down clean
 
@@ -22,7 +23,8 @@ lint: setup
 	$(VENV)/bin/mypy coldvault
 
 bench: setup
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --json $(BENCH_JSON)
+	@echo "named figures: $(BENCH_JSON)"
 
 lab-up: setup
 	$(VENV)/bin/coldvault-lab up

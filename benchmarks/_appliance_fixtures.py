@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class World:
     scalars: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
     keystore: Pkcs11Keystore | None = None
+    #: seconds from the start of the import to the end of each key's import
+    import_times: list[float] = field(default_factory=list)
 
     def open_keystore(self) -> Pkcs11Keystore:
         return Pkcs11Keystore.open(
@@ -123,6 +126,7 @@ def import_keys(world: World, keystore: Pkcs11Keystore, count: int) -> None:
     wf = world.wallet
     fingerprint = wf.root.my_fingerprint
     keystore.generate_key(KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
+    start = time.perf_counter()
     for index in range(count):
         path = _receive_path(wf, index)
         key_id = derived_key_id(fingerprint, path)
@@ -135,6 +139,7 @@ def import_keys(world: World, keystore: Pkcs11Keystore, count: int) -> None:
         finally:
             wipe(scalar)
         world.key_ids.append(key_id)
+        world.import_times.append(time.perf_counter() - start)
 
 
 def psbt_request(world: World, n: int, seed: int) -> bytes:
