@@ -3,7 +3,8 @@
 * a private SoftHSM2 lab (temp dir) with one token holding the test wallet's receive keys
   ``m/84h/1h/0h/0/0..n-1`` (imported under the ``derived_key_id`` scheme) and a generated
   secp256k1 audit key;
-* the wallet: ``tests/requests/psbt_fixtures.make_wallet("wpkh", max_index=999)`` (seeded);
+* the wallet: ``tests/requests/psbt_fixtures.make_wallet("wpkh", max_index=...)`` (seeded;
+  999, or one less than the largest request's input count if that is more);
 * a roster of two approver "cards" and one admin, whose Ed25519 keys are software keys
   standing in for OpenPGP cards (card time is human-bound and not measured);
 * a policy for the wallet: 2 approvals, generous limits, and one whitelisted destination
@@ -183,7 +184,7 @@ def world(max_inputs: int) -> Iterator[World]:
     try:
         lab.setup()
         os.environ["SOFTHSM2_CONF"] = str(lab.conf_path)
-        wf = make_wallet("wpkh", max_index=999)
+        wf = make_wallet("wpkh", max_index=max(999, max_inputs - 1))
         cards = [(serial, _card_key(serial)) for serial in CARD_SERIALS]
         policy, destination = _policy(wf)
         w = World(state_dir, lab, wf, _roster(cards), policy, cards, destination)
