@@ -599,8 +599,8 @@ class Pkcs11Keystore:
     def _created(self, key_id: bytes, private: Any, public: Any) -> KeyInfo:
         """Register a pair this keystore just created and look it up from its handles
         (the same checks as any look-up, without searching the token for it)."""
-        self._token_ids.add(key_id)
         self._indexed()[key_id] = ([private], [public])
+        self._token_ids.add(key_id)
         return self._load(key_id)[1]
 
     @staticmethod
