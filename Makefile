@@ -7,6 +7,7 @@ PYTEST_ARGS ?=
 # cores pays off: the suite mostly waits (consoles driven by pexpect, card insertions,
 # subprocess start-ups), about 2.5 CPU-minutes in 3.5 minutes with 2 workers on 2 cores.
 TEST_WORKERS ?= 4
+BENCH_JSON ?= build/bench.json
 
 .PHONY: setup demo test test-fast lint bench lab-up lab-down clean
 
@@ -27,7 +28,8 @@ lint: setup
 	$(VENV)/bin/mypy coldvault appliance ceremony_scripts hardware_emulators benchmarks
 
 bench: setup
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --json $(BENCH_JSON)
+	@echo "named figures: $(BENCH_JSON)"
 
 lab-up: setup
 	$(VENV)/bin/coldvault-lab up

@@ -3,7 +3,8 @@
 * a private SoftHSM2 lab (temp dir) with one token holding the test wallet's receive keys
   ``m/84h/1h/0h/0/0..n-1`` (imported under the ``derived_key_id`` scheme) and a generated
   secp256k1 audit key;
-* the wallet: ``tests/requests/psbt_fixtures.make_wallet("wpkh", max_index=999)`` (seeded);
+* the wallet: ``tests/requests/psbt_fixtures.make_wallet("wpkh", max_index=...)`` (seeded;
+  999, or one less than the largest request's input count if that is more);
 * a roster of two approver "cards" and one admin, whose Ed25519 keys are software keys
   standing in for OpenPGP cards (card time is human-bound and not measured);
 * a policy for the wallet: 2 approvals, generous limits, and one whitelisted destination
@@ -22,6 +23,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +75,8 @@ class World:
     scalars: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
     keystore: Pkcs11Keystore | None = None
+    #: seconds from the start of the import to the end of each key's import
+    import_times: list[float] = field(default_factory=list)
 
     def open_keystore(self) -> Pkcs11Keystore:
         return Pkcs11Keystore.open(
@@ -123,6 +127,7 @@ def import_keys(world: World, keystore: Pkcs11Keystore, count: int) -> None:
     wf = world.wallet
     fingerprint = wf.root.my_fingerprint
     keystore.generate_key(KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
+    start = time.perf_counter()
     for index in range(count):
         path = _receive_path(wf, index)
         key_id = derived_key_id(fingerprint, path)
@@ -135,6 +140,7 @@ def import_keys(world: World, keystore: Pkcs11Keystore, count: int) -> None:
         finally:
             wipe(scalar)
         world.key_ids.append(key_id)
+        world.import_times.append(time.perf_counter() - start)
 
 
 def psbt_request(world: World, n: int, seed: int) -> bytes:
@@ -178,7 +184,7 @@ def world(max_inputs: int) -> Iterator[World]:
     try:
         lab.setup()
         os.environ["SOFTHSM2_CONF"] = str(lab.conf_path)
-        wf = make_wallet("wpkh", max_index=999)
+        wf = make_wallet("wpkh", max_index=max(999, max_inputs - 1))
         cards = [(serial, _card_key(serial)) for serial in CARD_SERIALS]
         policy, destination = _policy(wf)
         w = World(state_dir, lab, wf, _roster(cards), policy, cards, destination)

@@ -57,14 +57,21 @@ from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin.maps import IN_PARTIAL_SIG
 from coldvault.requests.bitcoin.request import prepare_psbt
 from coldvault.transport import assemble as t
+from coldvault.transport import render as qr_render
 from coldvault.transport.formats import Received
 from hardware_emulators.softhsm_lab import SoftHsmUnavailable, softhsm_available, softhsm_util
 
-SIZES = (1, 10, 100, 500)
-#: measured runs per size (after one warm-up run); the whole benchmark stays under ~2 min
-REPEATS = {1: 30, 10: 30, 100: 10, 500: 5}
+SIZES = (1, 10, 100, 500, 2000)
+#: measured runs per size (after one warm-up run)
+REPEATS = {1: 30, 10: 30, 100: 10, 500: 5, 2000: 2}
+#: the sizes the named figures are taken at (quick mode: tiny stand-ins, not comparable)
+BIG, HUGE = 500, 2000
+QUICK_SIZES = (1, 3, 5)
+QUICK_REPEATS = 2
+#: the pool size the import rate is taken at
+IMPORT_AT = 1000
 SEAL_EVERY = 20  # appliance/daemon.py's default
-COLD_PROBE_KEYS = 10
+COLD_PROBE_KEYS = 200
 STAGES = (
     ("prepare", "parse/prepare"),
     ("policy", "policy+quorum"),
@@ -158,6 +165,8 @@ class Run:
     stages: dict[str, float]  # seconds, included in the total
     card: float  # excluded stand-in time
     frames: int
+    #: seconds from the signed response to the first reply frame rendered as a PNG
+    first_frame: float = 0.0
 
     @property
     def total(self) -> float:
@@ -235,10 +244,18 @@ class Bench:
         result = self.session.process(received)
         t1 = time.perf_counter()
         stream = result.frames
-        frames = stream.frames(None if stream.frame_count else stream.parts_needed)
-        encode = time.perf_counter() - t1
+        first = stream.frames(1)[0]
+        t2 = time.perf_counter()
+        qr_render.render_png(first)  # the first frame, rendered as the PNG sink renders it
+        rendered = time.perf_counter() - t2
+        if stream.frame_count:
+            frames = stream.frames(None)
+        else:  # the fountain goes on after the first part: the rest of one cycle
+            frames = [first, *stream.frames(stream.parts_needed - 1)]
+        encode = time.perf_counter() - t1 - rendered
         run = _split(self.timeline.events, t0, t1, encode)
         run.frames = len(frames)
+        run.first_frame = t2 - t1 + rendered
         if check:
             _check_response(result.response, frames, n)
         self.session.done()  # the operator has seen the response (not timed)
@@ -296,14 +313,18 @@ def _comparisons(bench: Bench, jobs: list[SignJob]) -> dict[str, float]:
     }
 
 
-def _cold_lookup(keystore: Pkcs11Keystore, key_ids: list[bytes]) -> float:
-    """Seconds per ``find_key`` of a key the keystore has not looked up since it opened
-    (the first look-up reads the token's key index once for all keys)."""
+def _cold_lookup(keystore: Pkcs11Keystore, key_ids: list[bytes]) -> tuple[float, float]:
+    """A cold start: (seconds of the first ``find_key``, which reads the token's key index
+    once for all keys; seconds per ``find_key`` after it) over keys the keystore has not
+    looked up since it forgot them."""
     keystore.forget_keys()
     start = time.perf_counter()
-    for key_id in key_ids:
+    keystore.find_key(key_ids[0])
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for key_id in key_ids[1:]:
         keystore.find_key(key_id)
-    return (time.perf_counter() - start) / len(key_ids)
+    return first, (time.perf_counter() - start) / max(len(key_ids) - 1, 1)
 
 
 # --------------------------------------------------------------------------- report
@@ -350,13 +371,15 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def _measure(world: fx.World, keystore: Pkcs11Keystore, sizes: tuple[int, ...]) -> list[str]:
+def _measure(
+    world: fx.World, keystore: Pkcs11Keystore, sizes: tuple[int, ...], quick: bool
+) -> tuple[Results, list[str]]:
     bench = Bench(world, keystore)
     results: dict[int, tuple[list[Run], list[dict[str, float]]]] = {}
     seed = 1000
     try:
         for n in sizes:
-            repeats = REPEATS.get(n, 3)
+            repeats = QUICK_REPEATS if quick else REPEATS.get(n, 3)
             requests = []
             for _ in range(repeats + 1):  # distinct PSBTs: the ledger refuses a signed one again
                 seed += 1
@@ -381,7 +404,7 @@ def _measure(world: fx.World, keystore: Pkcs11Keystore, sizes: tuple[int, ...]) 
         f"verified (coldvault.records.audit.verify); every response checked once (one partial "
         f"signature per input, reply frames reassemble)"
     )
-    return lines
+    return results, lines
 
 
 Results = dict[int, tuple[list[Run], list[dict[str, float]]]]
@@ -474,10 +497,12 @@ def _flatness(totals: dict[int, float], results: Results) -> list[str]:
     ]
 
 
-def run() -> list[str]:
+def figures(quick: bool) -> tuple[dict[str, float], list[str]]:
+    """The named figures this benchmark measures, and its report."""
     if not softhsm_available():
-        return ["skipped: SoftHSM2 is not installed (Debian package softhsm2; make setup)"]
-    sizes = _sizes()
+        return {}, ["skipped: SoftHSM2 is not installed (Debian package softhsm2; make setup)"]
+    sizes = QUICK_SIZES if quick else _sizes()
+    big, huge = (QUICK_SIZES[-2], QUICK_SIZES[-1]) if quick else (BIG, HUGE)
     started = time.perf_counter()
     with fx.world(max(sizes)) as world:
         setup = time.perf_counter() - started
@@ -494,21 +519,60 @@ def run() -> list[str]:
             f"reply's first fountain cycle ({fx.REPLY_FRAGMENT} B fragments)",
             _machine(world.state_dir),
         ]
+        imported = min(IMPORT_AT, len(world.import_times))
+        import_rate = imported / world.import_times[imported - 1]
         lines.append(
             f"setup: SoftHSM lab + import of {max(sizes)} keys via import_private_key: "
-            f"{setup:.1f} s"
+            f"{setup:.1f} s; the first {imported} keys at {import_rate:.1f} keys/s"
+            + _import_rates(world.import_times)
         )
         keystore = world.keystore
         assert keystore is not None
-        lines += _measure(world, keystore, sizes)
-        cold = _cold_lookup(keystore, world.key_ids[-COLD_PROBE_KEYS:])
-        first = cold * max(sizes)
+        results, measured = _measure(world, keystore, sizes, quick)
+        lines += measured
+        probe = world.key_ids[-COLD_PROBE_KEYS:]
+        index_read, cold = _cold_lookup(keystore, probe)
+        first = index_read + cold * (max(sizes) - 1)
         lines.append(
-            f"3) cold key look-up (find_key of a key not used since the keystore opened, "
-            f"token of {2 * max(sizes) + 2} objects): {_ms(cold)} ms/key, so the first request "
-            f"after start-up needing {max(sizes)} keys spends "
-            + (f"~{first:.0f} s" if first >= 1 else f"~{first * 1000:.0f} ms")
-            + " on look-ups (the keystore reads the token's key index once, in two object "
-            "listings, instead of one C_FindObjects scan per key)"
+            f"3) cold key look-up (find_key of keys not used since the keystore forgot its "
+            f"keys, token of {2 * max(sizes) + 2} objects, {len(probe)} keys): the first "
+            f"look-up reads the token's key index (two object listings) in {_ms(index_read)} "
+            f"ms, then {cold * 1000:.3f} ms/key; so the first request after start-up needing "
+            f"{max(sizes)} keys spends "
+            + (f"~{first:.1f} s" if first >= 1 else f"~{first * 1000:.0f} ms")
+            + " on look-ups"
         )
-    return lines
+    found: dict[str, float] = {
+        "import_keys_per_s_1000": import_rate,
+        "cold_lookup_ms_per_key": cold * 1000,
+    }
+    if big in results:
+        runs, comps = results[big]
+        total = _median(r.total for r in runs)
+        found["appliance_vs_sign_ecdsa_500"] = total / _median(c["sign_ecdsa"] for c in comps)
+        found["appliance_vs_raw_ecdsa_500"] = total / _median(c["raw"] for c in comps)
+        found["appliance_ms_per_input_500"] = total / big * 1000
+        found["first_frame_ms_500_inputs"] = _median(r.first_frame for r in runs) * 1000
+        lines.append(
+            f"4) first reply frame at {big} inputs: {found['first_frame_ms_500_inputs']:.1f} ms "
+            "from the signed response to the first fountain part rendered as a PNG (median)"
+        )
+    if huge in results:
+        runs, _ = results[huge]
+        found["appliance_ms_per_input_2000"] = _median(r.total for r in runs) / huge * 1000
+    return found, lines
+
+
+def _import_rates(times: list[float]) -> str:
+    """Keys/s over each quarter of the import: does the rate hold as the pool grows?"""
+    step = max(len(times) // 4, 1)
+    cells = []
+    for a in range(0, len(times), step):
+        b = min(a + step, len(times))
+        spent = times[b - 1] - (times[a - 1] if a else 0.0)
+        cells.append(f"keys {a + 1}-{b}: {(b - a) / spent:.1f}/s")
+    return "; by quarter: " + ", ".join(cells)
+
+
+def run() -> list[str]:
+    return figures(quick=False)[1]

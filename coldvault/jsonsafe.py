@@ -55,7 +55,8 @@ def loads(data: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise JsonRejected("not UTF-8") from exc
-    if json_depth(text) > max_depth:
+    # every nesting level opens a bracket, so few brackets bound the depth without a scan
+    if text.count("[") + text.count("{") > max_depth and json_depth(text) > max_depth:
         raise JsonTooDeep(f"nested deeper than {max_depth} levels")
     try:
         return json.loads(text)

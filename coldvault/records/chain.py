@@ -89,6 +89,7 @@ from coldvault.errors import HardwareError, IntegrityError
 GENESIS = "0" * 64
 #: every chain log stores an entry's own hash under this key
 HASH_KEY = "hash"
+_HASH_KEY_BYTES = HASH_KEY.encode()
 #: deepest JSON nesting of a line (the entry object itself is level 1)
 MAX_DEPTH = jsonsafe.DEFAULT_MAX_DEPTH
 
@@ -102,9 +103,13 @@ def utc_now(timespec: Timespec = "microseconds") -> str:
     return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+#: one encoder for every canonical dump (``json.dumps`` with options builds one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical(obj: object) -> bytes:
     """Keys sorted, no spaces, ASCII only: the bytes that are hashed and written."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 # --------------------------------------------------------------------------- defects
@@ -325,6 +330,8 @@ class Line:
     index: int
     entry: dict[str, Any]
     end: int  # byte offset just after this line (the length of the valid prefix)
+    #: the line as read (canonical JSON of ``entry`` and the newline)
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
 
 def _parse(fmt: ChainFormat, index: int, raw: bytes) -> dict[str, Any]:
@@ -364,20 +371,44 @@ def read(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -
                 raise fmt.error(index, Defect.TORN, None)
             entry = _parse(fmt, index, raw)
             end += len(raw)
-            yield Line(index, entry, end)
+            yield Line(index, entry, end, raw)
             index += 1
+
+
+def _line_hash(
+    fmt: ChainFormat, entry: Mapping[str, Any], raw: bytes, after: tuple[str, ...]
+) -> str:
+    """:meth:`ChainFormat.entry_hash` of an entry read from its canonical line ``raw``,
+    without serialising the whole entry a second time.
+
+    ``raw`` is ``canonical(entry) + b"\\n"`` (:func:`read` checked it) and ``after`` names
+    the format's keys that sort after ``hash``, so the line ends in
+    ``,"hash":<h>,<members after "hash">}``; cutting out ``,"hash":<h>`` leaves the
+    canonical JSON of the entry without its hash.  Anything else falls back to serialising.
+    """
+    digest = entry[HASH_KEY]
+    if len(digest) == 64 and digest.isascii() and digest.isalnum():  # nothing to escape
+        member = b',"' + _HASH_KEY_BYTES + b'":"' + digest.encode() + b'"'
+    else:
+        member = b',"' + _HASH_KEY_BYTES + b'":' + canonical(digest)
+    tail = b"," + canonical({k: entry[k] for k in after})[1:] if after else b"}"
+    cut = member + tail + b"\n"
+    if len(entry) < 2 or not raw.endswith(cut):
+        return fmt.entry_hash(entry)
+    return hashlib.sha256(fmt.domain + raw[: len(raw) - len(cut)] + tail).hexdigest()
 
 
 def walk(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -> Iterator[Line]:
     """:func:`read` plus the chain: each entry's position, ``prev`` link and ``hash``."""
     prev = GENESIS
+    after = tuple(sorted(k for k in fmt.keys if k > HASH_KEY))
     for line in read(path, fmt, allow_torn_tail=allow_torn_tail):
         entry, index = line.entry, line.index
         if entry[fmt.index_key] != index:
             raise fmt.error(index, Defect.SEQUENCE, entry[fmt.index_key])
         if entry[fmt.prev_key] != prev:
             raise fmt.error(index, Defect.CHAIN_BROKEN, None)
-        if entry[HASH_KEY] != fmt.entry_hash(entry):
+        if entry[HASH_KEY] != _line_hash(fmt, entry, line.raw, after):
             raise fmt.error(index, Defect.HASH_MISMATCH, None)
         prev = entry[HASH_KEY]
         yield line

@@ -22,6 +22,7 @@ from coldvault.records.chain import (
     Defect,
     find_secret,
     read,
+    walk,
 )
 from coldvault.records.errors import (
     AuditMalformed,
@@ -374,3 +375,26 @@ def test_transcript_limits_are_the_format_s(tmp_path: Path) -> None:
     with pytest.raises(TranscriptDecodeError) as info:
         transcript.verify(path)
     assert info.value.reason == Defect.UNKNOWN_VERSION
+
+
+@pytest.mark.parametrize("fmt", [AUDIT, TRANSCRIPT], ids=["audit", "transcript"])
+def test_every_entry_and_every_hash_edit_is_judged_like_a_full_reserialisation(
+    fmt: ChainFormat, tmp_path: Path
+) -> None:
+    """The reader hashes each line by cutting its hash out of the canonical bytes; that must
+    agree with ``entry_hash`` on every golden entry, and a hash that is not 64 hex digits
+    (an edit) must still fail as a hash mismatch."""
+    source = golden.AUDIT_FILE if fmt is AUDIT else golden.TRANSCRIPT_FILE
+    lines = source.read_bytes().splitlines(keepends=True)
+    walked = list(walk(source, fmt))
+    assert [line.raw for line in walked] == lines
+    assert all(line.entry["hash"] == fmt.entry_hash(line.entry) for line in walked)
+    path = tmp_path / "bad.jsonl"
+    for bad in ("A" * 64, "\u00e9" * 64, "", "0" * 63 + '"'):
+        obj = json.loads(lines[1])
+        obj["hash"] = bad
+        line = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        path.write_bytes(b"".join([lines[0], line, *lines[2:]]))
+        with pytest.raises(IntegrityError) as info:
+            list(walk(path, fmt))
+        assert getattr(info.value, "index", None) == 1

@@ -414,6 +414,9 @@ class Pkcs11Keystore:
         self._mechanisms = mechanisms
         self._cache: dict[bytes, tuple[Any, KeyInfo]] = {}
         self._key_index: dict[bytes, tuple[list[Any], list[Any]]] | None = None
+        #: every CKA_ID on the token (either object class) as of the index read, kept up to
+        #: date by this keystore's own imports, generations and deletions
+        self._token_ids: set[bytes] = set()
         self._token_key: tuple[str, bytes] = ("", b"")
 
     @classmethod
@@ -472,6 +475,7 @@ class Pkcs11Keystore:
             session, self._session = self._session, None
             self._cache.clear()
             self._key_index = None
+            self._token_ids = set()
             try:
                 _end_session(session, self._token_key)
             finally:
@@ -536,15 +540,20 @@ class Pkcs11Keystore:
                 index.setdefault(bytes(obj[Attribute.ID]), ([], []))[slot].append(obj)
         return index
 
+    def _indexed(self) -> dict[bytes, tuple[list[Any], list[Any]]]:
+        """The key index, read from the token on first use after opening (or forgetting)."""
+        if self._key_index is None:
+            self._key_index = self._index()
+            self._token_ids = set(self._key_index)
+        return self._key_index
+
     def _load(self, key_id: bytes) -> tuple[Any, KeyInfo]:
         if key_id in self._cache:
             return self._cache[key_id]
         label = self._info.label
         with translated(label, key_id=key_id, purpose=f"look up key {key_id.hex()}"):
-            if self._key_index is None:
-                self._key_index = self._index()
             # each indexed entry serves one first look-up, then the cache takes over
-            private, public = self._key_index.pop(key_id, ([], []))
+            private, public = self._indexed().pop(key_id, ([], []))
             if not private:  # created since the index was read (or absent): ask the token
                 private = self._objects(ObjectClass.PRIVATE_KEY, key_id)
                 public = self._objects(ObjectClass.PUBLIC_KEY, key_id)
@@ -578,11 +587,21 @@ class Pkcs11Keystore:
         return private[0], info
 
     def _ensure_absent(self, key_id: bytes) -> None:
+        """Refuse an id the token already uses, checked against the key index (one token
+        read per keystore, not one search per new key: on SoftHSM a search scans every
+        object, which made importing a pool quadratic in its size).  Keys that another
+        program creates while this keystore is open are seen after :meth:`forget_keys`."""
         with translated(self._info.label, key_id=key_id, purpose="look up keys"):
-            if self._objects(ObjectClass.PRIVATE_KEY, key_id) or self._objects(
-                ObjectClass.PUBLIC_KEY, key_id
-            ):
+            self._indexed()
+            if key_id in self._token_ids:
                 raise DuplicateKey(self._info.label, key_id)
+
+    def _created(self, key_id: bytes, private: Any, public: Any) -> KeyInfo:
+        """Register a pair this keystore just created and look it up from its handles
+        (the same checks as any look-up, without searching the token for it)."""
+        self._indexed()[key_id] = ([private], [public])
+        self._token_ids.add(key_id)
+        return self._load(key_id)[1]
 
     @staticmethod
     def _check_new(algorithm: KeyAlgorithm, key_id: bytes, label: str) -> KeyAlgorithm:
@@ -652,6 +671,7 @@ class Pkcs11Keystore:
         with _LOCK:
             self._cache.clear()
             self._key_index = None
+            self._token_ids = set()
 
     def key_attributes(self, key_id: bytes) -> KeyAttributes:
         """The private key's security attributes (sensitive, never extractable, local ...)."""
@@ -678,7 +698,7 @@ class Pkcs11Keystore:
                 purpose=f"generate a {algorithm} key",
                 mechanism="CKM_" + mech.name,
             ):
-                self._live().generate_keypair(
+                public, private = self._live().generate_keypair(
                     key_type,
                     mechanism=mech,
                     store=True,
@@ -688,7 +708,7 @@ class Pkcs11Keystore:
                     public_template=self._public_template(key_id, label, params),
                     private_template=self._private_template(key_id, label),
                 )
-            return self._load(key_id)[1]
+            return self._created(key_id, private, public)
 
     def import_private_key(
         self,
@@ -739,11 +759,11 @@ class Pkcs11Keystore:
                 session = self._live()
                 created = session.create_object(private_template)
                 try:
-                    session.create_object(public_template)
+                    public = session.create_object(public_template)
                 except p11.PKCS11Error:
                     created.destroy()
                     raise
-            return self._load(key_id)[1]
+            return self._created(key_id, created, public)
 
     def delete_key(self, key_id: bytes) -> None:
         """Destroy the private and public objects with this ``CKA_ID`` (key-pool ceremonies)."""
@@ -754,7 +774,8 @@ class Pkcs11Keystore:
                     for obj in self._objects(cls, key_id):
                         obj.destroy()
             self._cache.pop(key_id, None)
-            self._key_index = None
+            self._indexed().pop(key_id, None)
+            self._token_ids.discard(key_id)
 
     def _signing_key(self, key_id: bytes, algorithm: KeyAlgorithm) -> tuple[Any, KeyInfo]:
         key, info = self._load(key_id)
