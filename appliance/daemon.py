@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from appliance.config import ApplianceConfig
 from appliance.netcheck import live_network_interfaces
 from appliance.session import ApprovalCollector, SessionResult, SigningSession, Ui
 from appliance.states import State, TimedOut
+from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
@@ -31,8 +32,10 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
+from coldvault.records.anchor import Anchor, StateRollback, check_configs, check_trail
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
+from coldvault.records.reconcile import TrailTotals, check_ledger
 from coldvault.requests.wallets import Wallet, parse_wallets
 from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler, Progress
@@ -107,6 +110,7 @@ class Appliance:
         self.policy: Policy | None = None
         self.wallets: dict[str, Wallet] = {}
         self.session: SigningSession | None = None
+        self.anchor: Anchor | None = None
 
     # ------------------------------------------------------------------ start-up
     def _check_emulation_flags(self) -> bool:
@@ -156,27 +160,66 @@ class Appliance:
         wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
         verify_admin_quorum(wallets_doc, roster)
         wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
-        # a configuration older than the one last in force is a rollback: refused
-        for active in (
+        configs = (
             ConfigVersion("roster", roster.version, roster.sha256),
             ConfigVersion("policy", policy.version, policy.sha256),
             ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
-        ):
-            ledger.set_active_config(active)
-
+        )
+        anchors = TokenAnchorStore(keystore)
+        raw = anchors.load()
+        anchor = Anchor.from_bytes(raw) if raw is not None else None
         report = None
-        if cfg.audit_log.exists():
-            report = verify(
-                cfg.audit_log, audit_key.public_key,
-                expect_sealed_through=ledger.audit_sealed_through(),
-            )
+        try:
+            if cfg.audit_log.exists():
+                report = verify(
+                    cfg.audit_log, audit_key.public_key,
+                    expect_sealed_through=ledger.audit_sealed_through(),
+                )
+            if anchor is not None:
+                # the HSM's high-water marks: nothing on disk may be older
+                check_configs(anchor, configs)
+                check_trail(
+                    anchor, cfg.audit_log, entries=report.entries if report else 0,
+                    sealed_through=report.sealed_through if report else None,
+                )
+            # a configuration older than the one last in force is a rollback: refused
+            for active in configs:
+                ledger.set_active_config(active)
+            totals = TrailTotals.from_trail(cfg.audit_log)
+            repaired = check_ledger(ledger, totals)
+        except ColdvaultError as err:
+            if report is not None and not (
+                isinstance(err, StateRollback) and err.what == "audit trail"
+            ):
+                self._audit_startup_refusal(err, audit_key.public_key)
+            raise
+        state = (anchor or Anchor()).with_configs(configs)
+        if report is not None and report.entries:
+            state = state.with_entry(report.entries - 1, report.head)
+            if report.sealed_through is not None:
+                state = replace(state, sealed_through=max(state.sealed_through,
+                                                          report.sealed_through))
+        anchors.save(state.to_bytes())
+        self.anchor = state
+
+        def anchor_entry(entry: auditmod.AuditEntry) -> None:
+            state = (self.anchor or Anchor()).with_entry(entry.seq, entry.hash,
+                                                         sealed=entry.event == "seal")
+            anchors.save(state.to_bytes())
+            self.anchor = state
+            totals.observe(entry.__dict__)
+
         self.audit = auditmod.AuditLog(
             cfg.audit_log,
             sealer=lambda digest: keystore.sign_ecdsa(AUDIT_KEY_ID, digest),
             audit_public_key=audit_key.public_key,
             seal_every=self.seal_every,
             on_seal=ledger.set_audit_sealed_through,
+            on_append=anchor_entry,
         )
+        for digest in repaired:
+            self.audit.append("reconciled", {"sha256": digest, "ledger": "signed",
+                                             "reason": "signed in the trail, not in the ledger"})
         self.roster, self.policy, self.wallets = roster, policy, wallets
         self.session = SigningSession(
             keystore=keystore,
@@ -186,6 +229,7 @@ class Appliance:
             audit=self.audit,
             ledger=ledger,
             replay_guard=ledger,
+            day_totals=totals.day_totals,
             collector=self.collector,
             ui=self.ui,
             approval_ttl=int(cfg.timeouts.approvals),
@@ -206,6 +250,11 @@ class Appliance:
         )
         self.audit.append("startup", startup.to_dict())
         return startup
+
+    def _audit_startup_refusal(self, err: ColdvaultError, public_key: bytes) -> None:
+        """Record a refused start in the (verified) trail; the anchor is left as it was."""
+        with auditmod.AuditLog(self.config.audit_log, audit_public_key=public_key) as log:
+            log.append("refusal", {"state": "startup", "error": err.code, "reason": err.message})
 
     def stop(self) -> None:
         if self.audit is not None:

@@ -122,12 +122,16 @@ class SigningSession:
         ui: Ui,
         approval_ttl: int = 900,
         fragment_len: int | None = None,
+        day_totals: Callable[[str], dict[str, int]] | None = None,
     ) -> None:
         self.keystore, self.wallets, self.policy, self.roster = keystore, wallets, policy, roster
         self.audit, self.ledger, self.guard = audit, ledger, replay_guard
         self.collector, self.ui = collector, ui
         self.approval_ttl, self.fragment_len = approval_ttl, fragment_len
         self.machine = StateMachine()
+        #: per-day totals for the limits; the appliance passes the verified trail's
+        #: (coldvault.records.reconcile.TrailTotals), never the ledger's alone
+        self.day_totals = day_totals or ledger.day_totals
 
     # -- helpers -----------------------------------------------------------------------
     def _lookup_key(self, key_id: bytes) -> KeyInfo | None:
@@ -168,7 +172,7 @@ class SigningSession:
             self.ledger.record_received(prepared.review)  # refuses a request already signed
             review = prepared.review
             machine.to(State.REVIEW)
-            decision = self.policy.evaluate(review, day_total=self.ledger.day_totals(review.wallet))
+            decision = self.policy.evaluate(review, day_total=self.day_totals(review.wallet))
             self.audit.append("review", review_fields(review))
             self.audit.append("decision", decision.to_dict())
             self.ui.show_review(review, decision)
@@ -231,6 +235,7 @@ class SigningSession:
                 "signature",
                 {
                     "fingerprint": review.fingerprint,
+                    "sha256": digest.hex(),
                     "response_type": prepared.response_type,
                     "response_sha256": hashlib.sha256(response).hexdigest(),
                     "signatures": len(signatures),
