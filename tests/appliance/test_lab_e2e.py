@@ -49,6 +49,7 @@ def world(
     """The session's SoftHSM and pcscd (one of each per process: libpcsclite and the
     PKCS#11 module are bound once per process), this module's own card states, and the
     trust material made on them. Keys added to the appliance token are deleted afterwards."""
+    from coldvault.backends.pkcs11.anchor import TokenAnchorStore
     from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     out = tmp_path_factory.mktemp("e2e")
@@ -62,6 +63,7 @@ def world(
 
     with open_keystore() as ks:
         before = {k.key_id for k in ks.list_keys()}
+        TokenAnchorStore(ks).destroy()  # this module's appliance state starts empty
     try:
         dests = {
             "btc": parties.bitcoin_counterparty("acme-treasury"),
@@ -80,6 +82,7 @@ def world(
             for key in ks.list_keys():
                 if key.key_id not in before:
                     ks.delete_key(key.key_id)
+            TokenAnchorStore(ks).destroy()
 
 
 def test_bitcoin_psbt_signed_with_two_card_approvals(world: World) -> None:

@@ -51,3 +51,23 @@ def test_anchor_object_is_private_on_the_token(store: TokenAnchorStore, keystore
     (obj,) = session.get_objects({Attribute.CLASS: ObjectClass.DATA,
                                   Attribute.LABEL: "coldvault-state-anchor"})
     assert obj[Attribute.PRIVATE] is True and obj[Attribute.TOKEN] is True
+
+
+def test_check_trail_refuses_a_trail_whose_anchored_entry_differs(tmp_path) -> None:
+    """The anchored head hash is compared, not only the length."""
+    from coldvault.records.anchor import StateRollback, check_trail
+    from coldvault.records.audit import AuditLog
+
+    with AuditLog(tmp_path / "a.jsonl") as real:
+        real.append("startup", {"n": 1})
+        anchored = real.append("startup", {"n": 2})
+    with AuditLog(tmp_path / "b.jsonl") as forged:
+        forged.append("startup", {"n": 1})
+        forged.append("startup", {"n": 3})
+        forged.append("startup", {"n": 4})
+    anchor = Anchor().with_entry(anchored.seq, anchored.hash)
+    check_trail(anchor, tmp_path / "a.jsonl", entries=2, sealed_through=None)
+    with pytest.raises(StateRollback, match="not the entry the HSM anchors"):
+        check_trail(anchor, tmp_path / "b.jsonl", entries=3, sealed_through=None)
+    with pytest.raises(StateRollback, match="missing"):
+        check_trail(anchor, tmp_path / "c.jsonl", entries=0, sealed_through=None)
