@@ -191,6 +191,9 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
                     "response_type": result.response_type,
                     "approvals": list(result.approvals),
                     "frames": [str(p) for p in written],
+                    "audit_seq": result.audit_seq,
+                    "audit_head": result.audit_head,
+                    "reshown": result.reshown,
                 }
                 break
     if wants_json():

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from appliance.config import ApplianceConfig
 from appliance.netcheck import live_network_interfaces
-from appliance.session import ApprovalCollector, SessionResult, SigningSession, Ui
+from appliance.session import (
+    ApprovalCollector,
+    SessionResult,
+    SignedNotShown,
+    SigningSession,
+    Ui,
+)
 from appliance.states import State, TimedOut
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
@@ -36,6 +42,7 @@ from coldvault.records.anchor import Anchor, StateRollback, check_configs, check
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
+from coldvault.records.responses import ResponseStore
 from coldvault.requests.wallets import Wallet, parse_wallets
 from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler, Progress
@@ -111,6 +118,7 @@ class Appliance:
         self.wallets: dict[str, Wallet] = {}
         self.session: SigningSession | None = None
         self.anchor: Anchor | None = None
+        self._last_fingerprint = "(unknown)"
 
     # ------------------------------------------------------------------ start-up
     def _check_emulation_flags(self) -> bool:
@@ -187,6 +195,8 @@ class Appliance:
                 ledger.set_active_config(active)
             totals = TrailTotals.from_trail(cfg.audit_log)
             repaired = check_ledger(ledger, totals)
+            responses = ResponseStore(cfg.state_dir / "responses")
+            settled = self._settle_interrupted(ledger, responses, totals)
         except ColdvaultError as err:
             if report is not None and not (
                 isinstance(err, StateRollback) and err.what == "audit trail"
@@ -220,6 +230,8 @@ class Appliance:
         for digest in repaired:
             self.audit.append("reconciled", {"sha256": digest, "ledger": "signed",
                                              "reason": "signed in the trail, not in the ledger"})
+        for digest, outcome in settled:
+            self.audit.append("reconciled", {"sha256": digest, **outcome})
         self.roster, self.policy, self.wallets = roster, policy, wallets
         self.session = SigningSession(
             keystore=keystore,
@@ -230,6 +242,7 @@ class Appliance:
             ledger=ledger,
             replay_guard=ledger,
             day_totals=totals.day_totals,
+            responses=responses,
             collector=self.collector,
             ui=self.ui,
             approval_ttl=int(cfg.timeouts.approvals),
@@ -250,6 +263,30 @@ class Appliance:
         )
         self.audit.append("startup", startup.to_dict())
         return startup
+
+    @staticmethod
+    def _settle_interrupted(
+        ledger: Ledger, responses: ResponseStore, totals: TrailTotals
+    ) -> list[tuple[str, dict[str, str]]]:
+        """After a crash: commit a pending response whose ``signature`` entry is durable,
+        discard one without it (it never left the appliance), and refuse every request left
+        received or approved but not signed. Returns what was done, for the audit trail."""
+        done: list[tuple[str, dict[str, str]]] = []
+        for digest in responses.pending():
+            if digest in totals.signed:
+                responses.commit(digest)
+                done.append((digest, {"response": "committed",
+                                      "reason": "signed in the trail; response kept"}))
+            else:
+                responses.discard(digest)
+                done.append((digest, {"response": "discarded",
+                                      "reason": "no signature entry; it never left the appliance"}))
+        for digest in sorted(ledger.unfinished() - set(totals.signed)):
+            ledger.mark_refused(bytes.fromhex(digest),
+                                "interrupted: the appliance stopped before it was signed")
+            done.append((digest, {"ledger": "refused",
+                                  "reason": "interrupted before it was signed"}))
+        return done
 
     def _audit_startup_refusal(self, err: ColdvaultError, public_key: bytes) -> None:
         """Record a refused start in the (verified) trail; the anchor is left as it was."""
@@ -311,11 +348,31 @@ class Appliance:
     def handle(self, received: Received) -> SessionResult:
         if self.session is None:
             raise ValueError("start() the appliance first")
-        return self.session.process(received)
+        result = self.session.process(received)
+        self._last_fingerprint = result.review.fingerprint
+        return result
 
     def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
              ) -> list[Path]:
-        """Write the response frames to the configured sink; returns the files written."""
+        """Write the response frames to the configured sink; returns the files written.
+
+        The request is already signed: a failing sink is :class:`SignedNotShown` (audited),
+        never "nothing was signed"."""
+        try:
+            written = self._write_frames(frames, out=out, limit=limit)
+        except Exception as exc:
+            kind = exc.code if isinstance(exc, ColdvaultError) else type(exc).__name__
+            if self.audit is not None:
+                self.audit.append("response", {"shown": False, "error": kind})
+            if self.session is not None:
+                self.session.machine.reset()
+            raise SignedNotShown(self._last_fingerprint, kind) from exc
+        if self.session is not None:
+            self.session.done()
+        return written
+
+    def _write_frames(self, frames: FrameStream, *, out: Path | None, limit: int | None
+                      ) -> list[Path]:
         cfg = self.config
         target = out or cfg.output_path
         count = frames.frame_count or limit or max(2 * frames.parts_needed, 10)
@@ -340,7 +397,5 @@ class Appliance:
                 written.append(path)
             (target / "frames.txt").write_text("\n".join(texts) + "\n")
             written.append(target / "frames.txt")
-        if self.session is not None:
-            self.session.done()
         return written
 

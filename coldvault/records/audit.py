@@ -62,7 +62,7 @@ EVENTS = frozenset(
     {
         "request-received", "review", "decision", "approval", "approval-refused", "signature",
         "response", "refusal", "config-change", "seal", "startup", "shutdown", "ceremony",
-        "approval-token", "signing", "reconciled",
+        "approval-token", "signing", "reconciled", "reshown",
     }
 )  # fmt: skip
 SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"

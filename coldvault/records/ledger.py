@@ -329,6 +329,13 @@ class Ledger:
         rows = self._db.execute("SELECT digest FROM requests WHERE status='signed'")
         return {str(row[0]) for row in rows}
 
+    def unfinished(self) -> set[str]:
+        """Hex digests of requests left ``received`` or ``approved`` (a run that stopped)."""
+        rows = self._db.execute(
+            "SELECT digest FROM requests WHERE status IN ('received','approved')"
+        )
+        return {str(row[0]) for row in rows}
+
     def all_totals(self) -> dict[tuple[str, str], int]:
         """The daily totals summed over all days, per (wallet, asset)."""
         out: dict[tuple[str, str], int] = {}

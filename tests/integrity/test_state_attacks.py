@@ -81,3 +81,38 @@ def test_replaced_audit_trail_is_refused(world: World) -> None:
     # unsealed forgeries fail the anchored seal mark; the anchored head would catch a
     # forgery sealed by some other key before that
     assert info.value.what == "audit trail"
+
+
+def test_limits_come_from_the_trail_while_running(world: World) -> None:
+    """Zeroing the SQLite totals under a running appliance re-opens nothing."""
+    with world.appliance() as app:
+        app.start()
+        app.show(app.handle(world.request(1_000_000, seed=11)).frames)
+        with sqlite3.connect(world.ledger) as db:
+            db.execute("UPDATE daily_totals SET total = '0'")
+        with pytest.raises(DailyLimitExceeded):
+            app.handle(world.request(1_000_000, seed=12))
+
+
+def test_resubmitted_signed_request_is_reshown_not_signed_again(world: World) -> None:
+    first = world.sign(900_000, seed=21)
+    assert first.audit_seq >= 0 and len(first.audit_head) == 64
+    again = world.sign(900_000, seed=21)
+    assert again.reshown and again.response == first.response
+    assert (again.audit_seq, again.audit_head) == (first.audit_seq, first.audit_head)
+    events = _events(world)
+    assert events.count("signature") == 1 and events.count("reshown") == 1
+
+
+def test_a_failing_display_never_says_nothing_was_signed(world: World) -> None:
+    from appliance.session import SignedNotShown
+
+    with world.appliance() as app:
+        app.start()
+        result = app.handle(world.request(800_000, seed=31))
+        (world.root / "response").write_text("a file where the frames directory goes")
+        with pytest.raises(SignedNotShown) as info:
+            app.show(result.frames)
+    assert "WAS signed" in info.value.message and "nothing was signed" not in info.value.message
+    again = world.sign(800_000, seed=31)
+    assert again.reshown and again.response == result.response
