@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint bench lab-up lab-down clean
+.PHONY: setup demo test test-fast crash-test lint bench lab-up lab-down clean
 
 setup:
 	@./scripts/setup.sh
@@ -16,6 +16,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not lab and not slow" $(PYTEST_ARGS)
+
+crash-test: setup
+	CRASH_SESSIONS=$${CRASH_SESSIONS:-200} $(PY) -m pytest -s -m crash tests/integrity/test_crash.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests
