@@ -93,6 +93,15 @@ class StartupReport:
         return dict(self.__dict__, wallets=list(self.wallets))
 
 
+def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
+    """The state anchor on the appliance's token (an auditor's check; needs the user PIN)."""
+    emulated_ok = allow_emulated and config.allow_emulated_hardware
+    with Pkcs11Keystore.open(str(config.hsm_module), config.hsm_token_label, hsm_pin,
+                             allow_emulated=emulated_ok) as keystore:
+        raw = TokenAnchorStore(keystore).load()
+    return None if raw is None else Anchor.from_bytes(raw)
+
+
 class Appliance:
     def __init__(
         self,

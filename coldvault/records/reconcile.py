@@ -106,16 +106,17 @@ class TrailTotals:
         return out
 
 
-def check_ledger(ledger: Ledger, trail: TrailTotals) -> list[str]:
+def check_ledger(ledger: Ledger, trail: TrailTotals, *, repair: bool = True) -> list[str]:
     """Refuse a ledger that lost or invented signed requests or whose totals differ.
 
-    A request the trail shows signed but the ledger still has as ``approved`` (a crash
-    between the ``signature`` entry and the ledger update) is completed in the ledger; the
-    digests completed are returned so the caller can audit the repair."""
+    With ``repair``, a request the trail shows signed but the ledger still has as
+    ``approved`` (a crash between the ``signature`` entry and the ledger update) is completed
+    in the ledger; the digests completed are returned so the caller can audit the repair.
+    Without it (an auditor's read-only check) that is reported as a disagreement."""
     in_ledger = ledger.signed_digests()
     repaired: list[str] = []
     for digest in sorted(set(trail.signed) - in_ledger):
-        if ledger.status(bytes.fromhex(digest)) == "approved":
+        if repair and ledger.status(bytes.fromhex(digest)) == "approved":
             ledger.mark_signed(bytes.fromhex(digest))
             repaired.append(digest)
         else:

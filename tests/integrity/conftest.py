@@ -87,6 +87,7 @@ class World:
     pay_to: str
     admins: list[SoftCard]
     approvers: list[SoftCard]
+    audit_public_key: bytes = b""
 
     @property
     def state(self) -> Path:
@@ -169,7 +170,7 @@ def world(tmp_path: Path, softhsm_lab, lab_config) -> Iterator[World]:  # type: 
         before = {k.key_id for k in ks.list_keys()}
         saved_anchor = TokenAnchorStore(ks).load()
         TokenAnchorStore(ks).destroy()
-        ensure_key(ks, KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
+        audit_key = ensure_key(ks, KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
         ensure_key(ks, KeyAlgorithm.ED25519, IDENTITY_KEY_ID, "identity")
         seed, _ = mix_entropy(hsm_random=ks.random, dice=lab_dice(seed=9))
         try:
@@ -200,7 +201,7 @@ def world(tmp_path: Path, softhsm_lab, lab_config) -> Iterator[World]:  # type: 
             "policy", 1, policy_toml(policy).encode(), admins))
         descriptor = str(record.accounts[0].to_dict()["descriptor"])
         yield World(tmp_path, softhsm_lab.module_path, token.label, token.user_pin, descriptor,
-                    btc.address, admins, approvers)
+                    btc.address, admins, approvers, audit_key.public_key)
     finally:
         with open_keystore() as ks:
             for key in ks.list_keys():
