@@ -5,7 +5,11 @@
 does not verify against the genesis pinned in the configuration, the policy or wallet
 registry lacks its admin quorum, the audit trail does not verify, or emulated hardware is
 found without both ``allow_emulated_hardware = true`` in the configuration and the
-``--allow-emulated`` flag.
+``--allow-emulated`` flag. It also refuses a state directory behind the state anchored in
+the HSM (:mod:`coldvault.records.anchor`: a trail deleted, cut or replaced, an older roster,
+policy or wallet registry) and a ledger that disagrees with the verified trail
+(:mod:`coldvault.records.reconcile`); then it settles what a crash left (pending responses,
+interrupted requests; :mod:`coldvault.records.responses`), each settlement audited.
 """
 
 from __future__ import annotations
@@ -194,11 +198,11 @@ class Appliance:
                 )
             if anchor is not None:
                 # the HSM's high-water marks: nothing on disk may be older
-                check_configs(anchor, configs)
                 check_trail(
                     anchor, cfg.audit_log, entries=report.entries if report else 0,
                     sealed_through=report.sealed_through if report else None,
                 )
+                check_configs(anchor, configs)
             # a configuration older than the one last in force is a rollback: refused
             for active in configs:
                 ledger.set_active_config(active)
