@@ -215,19 +215,24 @@ def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> N
     assert "already approved" in reasons
 
 
-def test_replayed_request_is_refused(world: World) -> None:
-    # the same PSBT bytes as the quorum test: already signed, so refused before approvals
+def test_replayed_request_is_reshown_not_signed_again(world: World) -> None:
+    # the same PSBT bytes as the quorum test: already signed, so its stored response is
+    # shown again, with no approvals and no second HSM signature
+    signatures_before = [e for e in world.events() if e["event"] == "signature"]
     work, config = _request(world, "replay", 200_000, seed=21)
     child = _spawn(world, work, config)
     try:
         child.expect("HSM user PIN")
         child.sendline(world.lab.config.appliance_token().user_pin)
-        result = _result(child, EXIT_REFUSED)
+        result = _result(child, EXIT_DONE)
     finally:
         child.terminate(force=True)
-    assert result["ok"] is False
-    assert result["error"] == "duplicate-request"
-    assert "already signed" in result["message"]
+    assert result["ok"] is True and result["reshown"] is True
+    assert result["approvals"] == []
+    assert [e for e in world.events() if e["event"] == "signature"] == signatures_before
+    reshown = [e["fields"] for e in world.events() if e["event"] == "reshown"]
+    assert reshown and reshown[-1]["audit_seq"] == result["audit_seq"]
+    assert (work / "response" / "frames.txt").exists()
 
 
 def test_operator_cancel_at_review_signs_nothing(world: World) -> None:
