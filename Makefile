@@ -18,7 +18,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not lab and not slow" $(PYTEST_ARGS)
 
 crash-test: setup
-	CRASH_SESSIONS=$${CRASH_SESSIONS:-200} $(PY) -m pytest -s -m crash tests/integrity/test_crash.py $(PYTEST_ARGS)
+	CRASH_SESSIONS=$${CRASH_SESSIONS:-200} $(PY) -m pytest -s --timeout=0 -m crash tests/integrity/test_crash.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests
