@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 BENCH_JSON ?= build/bench.json
 
-.PHONY: setup demo test test-fast lint bench lab-up lab-down clean
+.PHONY: setup demo test test-fast crash-test lint bench lab-up lab-down clean
 
 setup:
 	@./scripts/setup.sh
@@ -22,6 +22,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not lab and not slow" $(PYTEST_ARGS)
+
+crash-test: setup
+	CRASH_SESSIONS=$${CRASH_SESSIONS:-200} $(PY) -m pytest -s --timeout=0 -m crash tests/integrity/test_crash.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests

@@ -191,6 +191,9 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
                     "response_type": result.response_type,
                     "approvals": list(result.approvals),
                     "frames": [str(p) for p in written],
+                    "audit_seq": result.audit_seq,
+                    "audit_head": result.audit_head,
+                    "reshown": result.reshown,
                 }
                 break
     if wants_json():
@@ -207,17 +210,57 @@ def audit() -> None:
 @click.argument("trail", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--audit-pubkey", required=True,
               help="The HSM audit key's public key (hex, compressed secp256k1).")
+@click.option("--ledger", "ledger_db", type=click.Path(path_type=Path, dir_okay=False,
+                                                       exists=True), default=None,
+              help="Also check the appliance's ledger.sqlite3 against the trail.")
+@click.option("--anchor-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="Also check the trail against the state anchored in the "
+              "appliance's HSM (this configuration's token; asks for the user PIN).")
+@click.option("--allow-emulated", is_flag=True, help="Accept SoftHSM for --anchor-config. Lab.")
 @json_option
-def audit_verify(trail: Path, audit_pubkey: str) -> None:
-    """Check every hash link and seal of TRAIL; any edit, deletion or reordering fails."""
+def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
+                 anchor_config: Path | None, allow_emulated: bool) -> None:
+    """Check every hash link and seal of TRAIL; any edit, deletion or reordering fails.
+
+    With --anchor-config a trail cut short or replaced fails too (even after its last seal);
+    with --ledger a ledger that lost, invented or changed signed requests or totals fails."""
     try:
         key = bytes.fromhex(audit_pubkey)
     except ValueError as exc:
         raise click.BadParameter("must be hex", param_hint="--audit-pubkey") from exc
-    report = verify(trail, key)
-    done(report.to_dict(),
+    from coldvault.records.anchor import check_trail
+    from coldvault.records.ledger import Ledger
+    from coldvault.records.reconcile import TrailTotals, check_ledger
+
+    book = Ledger(ledger_db, read_only=True) if ledger_db else None
+    try:
+        report = verify(trail, key,
+                        expect_sealed_through=book.audit_sealed_through() if book else None)
+        checked = []
+        if anchor_config is not None:
+            from appliance.config import load_config
+            from appliance.console import OperatorConsole
+            from appliance.daemon import read_anchor
+
+            cfg = load_config(anchor_config)
+            pin = OperatorConsole(timeout=cfg.timeouts.review).secret(
+                f"HSM user PIN for token {cfg.hsm_token_label}")
+            anchor = read_anchor(cfg, pin, allow_emulated=allow_emulated)
+            if anchor is not None:
+                check_trail(anchor, trail, entries=report.entries,
+                            sealed_through=report.sealed_through)
+                checked.append(f"anchored through entry {anchor.audit_seq}")
+            else:
+                checked.append("no anchor on the token")
+        if book is not None:
+            check_ledger(book, TrailTotals.from_trail(trail), repair=False)
+            checked.append("the ledger agrees")
+    finally:
+        if book is not None:
+            book.close()
+    done({**report.to_dict(), "checked": checked},
          f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
-         f"{report.unsealed} after the last seal")
+         f"{report.unsealed} after the last seal" + "".join(f"; {c}" for c in checked))
 
 
 @main.group(epilog=EXIT_STATUS_HELP)

@@ -5,20 +5,31 @@
 does not verify against the genesis pinned in the configuration, the policy or wallet
 registry lacks its admin quorum, the audit trail does not verify, or emulated hardware is
 found without both ``allow_emulated_hardware = true`` in the configuration and the
-``--allow-emulated`` flag.
+``--allow-emulated`` flag. It also refuses a state directory behind the state anchored in
+the HSM (:mod:`coldvault.records.anchor`: a trail deleted, cut or replaced, an older roster,
+policy or wallet registry) and a ledger that disagrees with the verified trail
+(:mod:`coldvault.records.reconcile`); then it settles what a crash left (pending responses,
+interrupted requests; :mod:`coldvault.records.responses`), each settlement audited.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from appliance.config import ApplianceConfig
 from appliance.netcheck import live_network_interfaces
-from appliance.session import ApprovalCollector, SessionResult, SigningSession, Ui
+from appliance.session import (
+    ApprovalCollector,
+    SessionResult,
+    SignedNotShown,
+    SigningSession,
+    Ui,
+)
 from appliance.states import State, TimedOut
+from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
@@ -31,8 +42,11 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
+from coldvault.records.anchor import Anchor, StateRollback, check_configs, check_trail
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
+from coldvault.records.reconcile import TrailTotals, check_ledger
+from coldvault.records.responses import ResponseStore
 from coldvault.requests.wallets import Wallet, parse_wallets
 from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler, Progress
@@ -83,6 +97,15 @@ class StartupReport:
         return dict(self.__dict__, wallets=list(self.wallets))
 
 
+def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
+    """The state anchor on the appliance's token (an auditor's check; needs the user PIN)."""
+    emulated_ok = allow_emulated and config.allow_emulated_hardware
+    with Pkcs11Keystore.open(str(config.hsm_module), config.hsm_token_label, hsm_pin,
+                             allow_emulated=emulated_ok) as keystore:
+        raw = TokenAnchorStore(keystore).load()
+    return None if raw is None else Anchor.from_bytes(raw)
+
+
 class Appliance:
     def __init__(
         self,
@@ -107,6 +130,8 @@ class Appliance:
         self.policy: Policy | None = None
         self.wallets: dict[str, Wallet] = {}
         self.session: SigningSession | None = None
+        self.anchor: Anchor | None = None
+        self._last_fingerprint = "(unknown)"
 
     # ------------------------------------------------------------------ start-up
     def _check_emulation_flags(self) -> bool:
@@ -156,27 +181,70 @@ class Appliance:
         wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
         verify_admin_quorum(wallets_doc, roster)
         wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
-        # a configuration older than the one last in force is a rollback: refused
-        for active in (
+        configs = (
             ConfigVersion("roster", roster.version, roster.sha256),
             ConfigVersion("policy", policy.version, policy.sha256),
             ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
-        ):
-            ledger.set_active_config(active)
-
+        )
+        anchors = TokenAnchorStore(keystore)
+        raw = anchors.load()
+        anchor = Anchor.from_bytes(raw) if raw is not None else None
         report = None
-        if cfg.audit_log.exists():
-            report = verify(
-                cfg.audit_log, audit_key.public_key,
-                expect_sealed_through=ledger.audit_sealed_through(),
-            )
+        try:
+            if cfg.audit_log.exists():
+                report = verify(
+                    cfg.audit_log, audit_key.public_key,
+                    expect_sealed_through=ledger.audit_sealed_through(),
+                )
+            if anchor is not None:
+                # the HSM's high-water marks: nothing on disk may be older
+                check_trail(
+                    anchor, cfg.audit_log, entries=report.entries if report else 0,
+                    sealed_through=report.sealed_through if report else None,
+                )
+                check_configs(anchor, configs)
+            # a configuration older than the one last in force is a rollback: refused
+            for active in configs:
+                ledger.set_active_config(active)
+            totals = TrailTotals.from_trail(cfg.audit_log)
+            repaired = check_ledger(ledger, totals)
+            responses = ResponseStore(cfg.state_dir / "responses")
+            settled = self._settle_interrupted(ledger, responses, totals)
+        except ColdvaultError as err:
+            if report is not None and not (
+                isinstance(err, StateRollback) and err.what == "audit trail"
+            ):
+                self._audit_startup_refusal(err, audit_key.public_key)
+            raise
+        state = (anchor or Anchor()).with_configs(configs)
+        if report is not None and report.entries:
+            state = state.with_entry(report.entries - 1, report.head)
+            if report.sealed_through is not None:
+                state = replace(state, sealed_through=max(state.sealed_through,
+                                                          report.sealed_through))
+        anchors.save(state.to_bytes())
+        self.anchor = state
+
+        def anchor_entry(entry: auditmod.AuditEntry) -> None:
+            state = (self.anchor or Anchor()).with_entry(entry.seq, entry.hash,
+                                                         sealed=entry.event == "seal")
+            anchors.save(state.to_bytes())
+            self.anchor = state
+            totals.observe(entry.__dict__)
+
         self.audit = auditmod.AuditLog(
             cfg.audit_log,
             sealer=lambda digest: keystore.sign_ecdsa(AUDIT_KEY_ID, digest),
             audit_public_key=audit_key.public_key,
             seal_every=self.seal_every,
             on_seal=ledger.set_audit_sealed_through,
+            on_append=anchor_entry,
         )
+        for digest in repaired:
+            self.audit.append("reconciled", {"sha256": digest, "ledger": "signed",
+                                             "reason": "signed in the trail, not in the ledger"})
+        for digest, outcome in settled:
+            self.audit.append("reconciled", {"sha256": digest, **outcome})
         self.roster, self.policy, self.wallets = roster, policy, wallets
         self.session = SigningSession(
             keystore=keystore,
@@ -186,6 +254,8 @@ class Appliance:
             audit=self.audit,
             ledger=ledger,
             replay_guard=ledger,
+            day_totals=totals.day_totals,
+            responses=responses,
             collector=self.collector,
             ui=self.ui,
             approval_ttl=int(cfg.timeouts.approvals),
@@ -206,6 +276,35 @@ class Appliance:
         )
         self.audit.append("startup", startup.to_dict())
         return startup
+
+    @staticmethod
+    def _settle_interrupted(
+        ledger: Ledger, responses: ResponseStore, totals: TrailTotals
+    ) -> list[tuple[str, dict[str, str]]]:
+        """After a crash: commit a pending response whose ``signature`` entry is durable,
+        discard one without it (it never left the appliance), and refuse every request left
+        received or approved but not signed. Returns what was done, for the audit trail."""
+        done: list[tuple[str, dict[str, str]]] = []
+        for digest in responses.pending():
+            if digest in totals.signed:
+                responses.commit(digest)
+                done.append((digest, {"response": "committed",
+                                      "reason": "signed in the trail; response kept"}))
+            else:
+                responses.discard(digest)
+                done.append((digest, {"response": "discarded",
+                                      "reason": "no signature entry; it never left the appliance"}))
+        for digest in sorted(ledger.unfinished() - set(totals.signed)):
+            ledger.mark_refused(bytes.fromhex(digest),
+                                "interrupted: the appliance stopped before it was signed")
+            done.append((digest, {"ledger": "refused",
+                                  "reason": "interrupted before it was signed"}))
+        return done
+
+    def _audit_startup_refusal(self, err: ColdvaultError, public_key: bytes) -> None:
+        """Record a refused start in the (verified) trail; the anchor is left as it was."""
+        with auditmod.AuditLog(self.config.audit_log, audit_public_key=public_key) as log:
+            log.append("refusal", {"state": "startup", "error": err.code, "reason": err.message})
 
     def stop(self) -> None:
         if self.audit is not None:
@@ -262,11 +361,31 @@ class Appliance:
     def handle(self, received: Received) -> SessionResult:
         if self.session is None:
             raise ValueError("start() the appliance first")
-        return self.session.process(received)
+        result = self.session.process(received)
+        self._last_fingerprint = result.review.fingerprint
+        return result
 
     def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
              ) -> list[Path]:
-        """Write the response frames to the configured sink; returns the files written."""
+        """Write the response frames to the configured sink; returns the files written.
+
+        The request is already signed: a failing sink is :class:`SignedNotShown` (audited),
+        never "nothing was signed"."""
+        try:
+            written = self._write_frames(frames, out=out, limit=limit)
+        except Exception as exc:
+            kind = exc.code if isinstance(exc, ColdvaultError) else type(exc).__name__
+            if self.audit is not None:
+                self.audit.append("response", {"shown": False, "error": kind})
+            if self.session is not None:
+                self.session.machine.reset()
+            raise SignedNotShown(self._last_fingerprint, kind) from exc
+        if self.session is not None:
+            self.session.done()
+        return written
+
+    def _write_frames(self, frames: FrameStream, *, out: Path | None, limit: int | None
+                      ) -> list[Path]:
         cfg = self.config
         target = out or cfg.output_path
         count = frames.frame_count or limit or max(2 * frames.parts_needed, 10)
@@ -291,7 +410,5 @@ class Appliance:
                 written.append(path)
             (target / "frames.txt").write_text("\n".join(texts) + "\n")
             written.append(target / "frames.txt")
-        if self.session is not None:
-            self.session.done()
         return written
 

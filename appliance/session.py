@@ -9,9 +9,14 @@ This is where a QR frame becomes a signature. The order is fixed and every step 
 4. operator confirmation
 5. approvals             M-of-N cards sign the approval token (``approval`` / ``approval-refused``)
 6. ``signing``           approvals consumed (single use) and recorded, then the HSM signs
-7. ``signature``         response digest; ledger updated; response frames returned
+7. ``signature``         the response stored (pending, fsync'd), then this entry (request and
+                         response digests, the audit head at signing), then the response
+                         committed and the ledger updated; response frames returned
 
 Any refusal is recorded (``refusal``) with the specific error and re-raised for the front end.
+A request whose response is stored (it was signed) is never signed again: it is re-shown
+(``reshown``) from the store (coldvault.records.responses). A failure after the ``signature``
+entry is :class:`SignedNotShown`, never "nothing was signed".
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from coldvault.policy import Decision, Policy
 from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard
 from coldvault.quorum.roster import Roster
 from coldvault.records.audit import review_fields
+from coldvault.records.responses import ResponseStore, StoredResponse
 from coldvault.requests.base import PreparedRequest, Review
 from coldvault.requests.dispatch import prepare_request
 from coldvault.requests.wallets import Wallet
@@ -95,14 +101,37 @@ class RequestFailed(ColdvaultError):
         self.kind = kind
 
 
+class SignedNotShown(ColdvaultError):
+    """The request WAS signed and its response stored, but it could not be shown."""
+
+    code = "signed-not-shown"
+
+    def __init__(self, fingerprint: str, kind: str) -> None:
+        super().__init__(
+            f"Request {fingerprint} WAS signed and its response is stored, but showing it "
+            f"failed ({kind}). Present the same request again to re-show the stored response; "
+            "it will not be signed twice."
+        )
+        self.fingerprint = fingerprint
+        self.kind = kind
+
+
 @dataclass
 class SessionResult:
     review: Review
-    decision: Decision
+    decision: Decision | None  # None: a stored response re-shown, no new decision
     approvals: tuple[str, ...]
     response: bytes
     response_type: str
     frames: FrameStream
+    #: the audit trail's head when the request was signed (its ``signing`` entry)
+    audit_seq: int = -1
+    audit_head: str = ""
+    reshown: bool = False
+
+
+def _no_checkpoint(point: str) -> None:
+    """Production: nothing. Crash tests replace :attr:`SigningSession.checkpoint`."""
 
 
 class SigningSession:
@@ -122,12 +151,20 @@ class SigningSession:
         ui: Ui,
         approval_ttl: int = 900,
         fragment_len: int | None = None,
+        day_totals: Callable[[str], dict[str, int]] | None = None,
+        responses: ResponseStore | None = None,
     ) -> None:
         self.keystore, self.wallets, self.policy, self.roster = keystore, wallets, policy, roster
         self.audit, self.ledger, self.guard = audit, ledger, replay_guard
         self.collector, self.ui = collector, ui
         self.approval_ttl, self.fragment_len = approval_ttl, fragment_len
         self.machine = StateMachine()
+        #: per-day totals for the limits; the appliance passes the verified trail's
+        #: (coldvault.records.reconcile.TrailTotals), never the ledger's alone
+        self.day_totals = day_totals or ledger.day_totals
+        self.responses = responses
+        #: called with the name of each durable step (crash tests kill the process there)
+        self.checkpoint: Callable[[str], None] = _no_checkpoint
 
     # -- helpers -----------------------------------------------------------------------
     def _lookup_key(self, key_id: bytes) -> KeyInfo | None:
@@ -152,6 +189,7 @@ class SigningSession:
             machine.to(State.RECEIVING)
         digest = hashlib.sha256(received.payload).digest()
         review: Review | None = None
+        signed = False
         try:
             self.audit.append(
                 "request-received",
@@ -165,10 +203,14 @@ class SigningSession:
             prepared = prepare_request(
                 received, wallets=self.wallets, lookup_key=self._lookup_key, request_digest=digest
             )
+            stored = self.responses.get(digest.hex()) if self.responses else None
+            if stored is not None:
+                return self._reshow(received, prepared, stored)
             self.ledger.record_received(prepared.review)  # refuses a request already signed
+            self.checkpoint("received")
             review = prepared.review
             machine.to(State.REVIEW)
-            decision = self.policy.evaluate(review, day_total=self.ledger.day_totals(review.wallet))
+            decision = self.policy.evaluate(review, day_total=self.day_totals(review.wallet))
             self.audit.append("review", review_fields(review))
             self.audit.append("decision", decision.to_dict())
             self.ui.show_review(review, decision)
@@ -214,9 +256,10 @@ class SigningSession:
                 digest, used, required=decision.required_approvals,
                 policy_version=self.policy.version,
             )
+            self.checkpoint("approved")
 
             machine.to(State.SIGNING)
-            self.audit.append(
+            signing = self.audit.append(
                 "signing",
                 {
                     "fingerprint": review.fingerprint,
@@ -225,18 +268,36 @@ class SigningSession:
                     "purposes": [job.purpose for job in prepared.jobs],
                 },
             )
+            self.checkpoint("signing-audited")
             signatures = self._sign(prepared)
+            self.checkpoint("hsm-signed")
             response = prepared.finish(signatures)
+            stored = StoredResponse(
+                digest.hex(), prepared.response_type, response,
+                int(getattr(signing, "seq", -1)), str(getattr(signing, "hash", "")),
+            )  # fmt: skip
+            if self.responses is not None:
+                self.responses.put_pending(stored)
+                self.checkpoint("response-pending")
             self.audit.append(
                 "signature",
                 {
                     "fingerprint": review.fingerprint,
+                    "sha256": digest.hex(),
                     "response_type": prepared.response_type,
-                    "response_sha256": hashlib.sha256(response).hexdigest(),
+                    "response_sha256": stored.sha256,
                     "signatures": len(signatures),
+                    "audit_seq": stored.audit_seq,
+                    "audit_head": stored.audit_head,
                 },
             )
+            signed = True
+            self.checkpoint("signature-audited")
+            if self.responses is not None:
+                self.responses.commit(digest.hex())
+                self.checkpoint("response-committed")
             self.ledger.mark_signed(digest)
+            self.checkpoint("ledger-signed")
             frames = reply_to(
                 received, response, ur_type=prepared.response_type,
                 max_fragment_len=self.fragment_len,
@@ -249,18 +310,57 @@ class SigningSession:
                 response=response,
                 response_type=prepared.response_type,
                 frames=frames,
+                audit_seq=stored.audit_seq,
+                audit_head=stored.audit_head,
             )
         except ColdvaultError as err:
+            if signed:
+                raise self._not_shown(err, digest, review) from err
             self._refuse(err, digest, review)
             raise
         except (KeyboardInterrupt, EOFError) as exc:
+            if signed:
+                raise self._not_shown(exc, digest, review) from exc
             cancelled = Cancelled("The operator cancelled the request; nothing was signed.")
             self._refuse(cancelled, digest, review)
             raise cancelled from exc
         except Exception as exc:  # noqa: BLE001 - a bug must refuse the request, not crash
+            if signed:
+                raise self._not_shown(exc, digest, review) from exc
             failed = RequestFailed(type(exc).__name__)
             self._refuse(failed, digest, review)
             raise failed from exc
+
+    def _not_shown(
+        self, exc: BaseException, digest: bytes, review: Review | None
+    ) -> SignedNotShown:
+        """After the ``signature`` entry nothing may say "nothing was signed"."""
+        kind = exc.code if isinstance(exc, ColdvaultError) else type(exc).__name__
+        self.audit.append("response", {"shown": False, "sha256": digest.hex(), "error": kind})
+        self.machine.reset()
+        return SignedNotShown(review.fingerprint if review else digest.hex()[:16], kind)
+
+    def _reshow(
+        self, received: Received, prepared: PreparedRequest, stored: StoredResponse
+    ) -> SessionResult:
+        """A request already signed: its stored response again, never a second signature."""
+        review = prepared.review
+        self.audit.append(
+            "reshown",
+            {"fingerprint": review.fingerprint, "sha256": stored.digest,
+             "response_sha256": stored.sha256, "audit_seq": stored.audit_seq,
+             "audit_head": stored.audit_head},
+        )
+        frames = reply_to(
+            received, stored.response, ur_type=stored.response_type,
+            max_fragment_len=self.fragment_len,
+        )
+        self.machine.to(State.SHOWING_RESPONSE)
+        return SessionResult(
+            review=review, decision=None, approvals=(), response=stored.response,
+            response_type=stored.response_type, frames=frames, audit_seq=stored.audit_seq,
+            audit_head=stored.audit_head, reshown=True,
+        )
 
     def _refuse(self, err: ColdvaultError, digest: bytes, review: Review | None) -> None:
         self.audit.append(

@@ -19,7 +19,8 @@ class State(enum.StrEnum):
 #: Allowed transitions. Every waiting state may also go back to IDLE (cancel, timeout, error).
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.RECEIVING}),
-    State.RECEIVING: frozenset({State.REVIEW, State.IDLE}),
+    # a request already signed goes straight to re-showing its stored response
+    State.RECEIVING: frozenset({State.REVIEW, State.SHOWING_RESPONSE, State.IDLE}),
     State.REVIEW: frozenset({State.COLLECTING_APPROVALS, State.IDLE}),
     State.COLLECTING_APPROVALS: frozenset({State.SIGNING, State.IDLE}),
     State.SIGNING: frozenset({State.SHOWING_RESPONSE, State.IDLE}),

@@ -9,6 +9,11 @@
 * :mod:`coldvault.records.ledger` -- the SQLite request ledger (:class:`Ledger`): request
   life cycle, single-use approvals, daily totals; :mod:`coldvault.records.export` builds its
   reconciliation export (CSV or JSON).
+* :mod:`coldvault.records.anchor` -- the appliance's high-water marks (configuration
+  versions, audit head, sealed-through) kept on the HSM and the start-up checks against them;
+  :mod:`coldvault.records.reconcile` -- signed requests and per-day totals from the verified
+  trail, and the ledger checked against it; :mod:`coldvault.records.responses` -- signed
+  responses stored before a request counts as signed.
 * :mod:`coldvault.records.chain` -- the one hash-chained JSON Lines log underneath both the
   audit trail and transcripts: canonical JSON, the genesis/prev rule, entry hashing with a
   per-log domain prefix, the bounded line reader, the clock and the one secret filter.

@@ -62,7 +62,7 @@ EVENTS = frozenset(
     {
         "request-received", "review", "decision", "approval", "approval-refused", "signature",
         "response", "refusal", "config-change", "seal", "startup", "shutdown", "ceremony",
-        "approval-token", "signing",
+        "approval-token", "signing", "reconciled", "reshown",
     }
 )  # fmt: skip
 SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"
@@ -282,6 +282,7 @@ class AuditLog:
         clock: Clock | None = None,
         recover_torn_tail: bool = False,
         on_seal: Callable[[int], None] | None = None,
+        on_append: Callable[[AuditEntry], None] | None = None,
     ) -> None:
         if seal_every < 1:
             raise ValueError("seal_every must be at least 1")
@@ -291,6 +292,8 @@ class AuditLog:
         #: called with ``through_seq`` after each durable seal (e.g.
         #: ``Ledger.set_audit_sealed_through``, the anchor ``verify`` checks truncation with)
         self._on_seal = on_seal
+        #: called with every durable entry, seals included (e.g. the HSM state anchor)
+        self._on_append = on_append
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         try:
@@ -352,6 +355,8 @@ class AuditLog:
     def _write(self, event: str, fields: dict[str, Any]) -> AuditEntry:
         entry = AuditEntry.from_dict(self._chain.append({"event": event, "fields": fields}))
         self._since_seal = 0 if event == "seal" else self._since_seal + 1
+        if self._on_append is not None:
+            self._on_append(entry)
         return entry
 
     def close(self) -> None:

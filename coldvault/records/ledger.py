@@ -324,6 +324,28 @@ class Ledger:
         )
         return {asset: int(total) for asset, total in rows}
 
+    def signed_digests(self) -> set[str]:
+        """Hex digests of every request the ledger has as signed."""
+        rows = self._db.execute("SELECT digest FROM requests WHERE status='signed'")
+        return {str(row[0]) for row in rows}
+
+    def unfinished(self) -> set[str]:
+        """Hex digests of requests left ``received`` or ``approved`` (a run that stopped)."""
+        rows = self._db.execute(
+            "SELECT digest FROM requests WHERE status IN ('received','approved')"
+        )
+        return {str(row[0]) for row in rows}
+
+    def all_totals(self) -> dict[tuple[str, str], int]:
+        """The daily totals summed over all days, per (wallet, asset)."""
+        out: dict[tuple[str, str], int] = {}
+        for wallet, asset, total in self._db.execute(
+            "SELECT wallet, asset, total FROM daily_totals"
+        ):
+            key = (str(wallet), str(asset))
+            out[key] = out.get(key, 0) + int(total)
+        return out
+
     # ------------------------------------------------------------------ replay guard
     def is_consumed(self, approval_id: bytes) -> bool:
         row = self._db.execute(

@@ -49,6 +49,7 @@ def world(
     """The session's SoftHSM and pcscd (one of each per process: libpcsclite and the
     PKCS#11 module are bound once per process), this module's own card states, and the
     trust material made on them. Keys added to the appliance token are deleted afterwards."""
+    from coldvault.backends.pkcs11.anchor import TokenAnchorStore
     from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     out = tmp_path_factory.mktemp("e2e")
@@ -62,6 +63,7 @@ def world(
 
     with open_keystore() as ks:
         before = {k.key_id for k in ks.list_keys()}
+        TokenAnchorStore(ks).destroy()  # this module's appliance state starts empty
     try:
         dests = {
             "btc": parties.bitcoin_counterparty("acme-treasury"),
@@ -80,6 +82,7 @@ def world(
             for key in ks.list_keys():
                 if key.key_id not in before:
                     ks.delete_key(key.key_id)
+            TokenAnchorStore(ks).destroy()
 
 
 def test_bitcoin_psbt_signed_with_two_card_approvals(world: World) -> None:
@@ -212,19 +215,24 @@ def test_quorum_bypass_attempts_are_refused_then_quorum_signs(world: World) -> N
     assert "already approved" in reasons
 
 
-def test_replayed_request_is_refused(world: World) -> None:
-    # the same PSBT bytes as the quorum test: already signed, so refused before approvals
+def test_replayed_request_is_reshown_not_signed_again(world: World) -> None:
+    # the same PSBT bytes as the quorum test: already signed, so its stored response is
+    # shown again, with no approvals and no second HSM signature
+    signatures_before = [e for e in world.events() if e["event"] == "signature"]
     work, config = _request(world, "replay", 200_000, seed=21)
     child = _spawn(world, work, config)
     try:
         child.expect("HSM user PIN")
         child.sendline(world.lab.config.appliance_token().user_pin)
-        result = _result(child, EXIT_REFUSED)
+        result = _result(child, EXIT_DONE)
     finally:
         child.terminate(force=True)
-    assert result["ok"] is False
-    assert result["error"] == "duplicate-request"
-    assert "already signed" in result["message"]
+    assert result["ok"] is True and result["reshown"] is True
+    assert result["approvals"] == []
+    assert [e for e in world.events() if e["event"] == "signature"] == signatures_before
+    reshown = [e["fields"] for e in world.events() if e["event"] == "reshown"]
+    assert reshown and reshown[-1]["audit_seq"] == result["audit_seq"]
+    assert (work / "response" / "frames.txt").exists()
 
 
 def test_operator_cancel_at_review_signs_nothing(world: World) -> None:
