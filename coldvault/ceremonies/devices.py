@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Protocol
 
 from coldvault.backup.envelope import KeyAgreement
+from coldvault.backup.errors import WrongShareTarget
 from coldvault.backup.plan import Target, TargetKind
 from coldvault.backup.targets import CardTarget, HsmShareKeyAdmin, HsmTarget
 from coldvault.cards.openpgp import OpenPgpSession, PinBlocked, Pw, WrongPin
@@ -75,6 +76,12 @@ def verify_card_pin(op: Operator, session: OpenPgpSession, card_id: str, pw: Pw)
             del pin
 
 
+def check_card(target: Target, card_id: str) -> None:
+    """Refuse another card than the target's before its PIN is asked for."""
+    if card_id != target.card:
+        raise WrongShareTarget(target.id, f"card {target.card}", f"card {card_id}")
+
+
 @contextmanager
 def open_token(op: Operator, devices: ShareDevices, target: Target) -> Iterator[BackupToken]:
     """The target's token, logged in with the PIN its operator types (three attempts)."""
@@ -106,7 +113,8 @@ def open_target(
         return
     if target.kind is not TargetKind.CARD:
         raise ValueError(f"target {target.id!r} has no device")
-    with devices.card(target.card, card_prompt(target, purpose)) as (session, _card_id):
+    with devices.card(target.card, card_prompt(target, purpose)) as (session, card_id):
+        check_card(target, card_id)
         verify_card_pin(op, session, target.card, Pw.USER)
         yield CardTarget(session)
 
@@ -117,6 +125,7 @@ __all__ = [
     "ShareDevices",
     "card_pin_question",
     "card_prompt",
+    "check_card",
     "open_target",
     "open_token",
     "token_pin_question",

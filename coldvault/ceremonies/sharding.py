@@ -50,6 +50,7 @@ from coldvault.ceremonies.backup import (
 from coldvault.ceremonies.devices import (
     ShareDevices,
     card_prompt,
+    check_card,
     open_target,
     open_token,
     verify_card_pin,
@@ -262,7 +263,8 @@ def _enrol(
                 recipients[target.id] = enrol_hsm(token, plan.id, target)
             device = {"kind": "hsm", "label": target.label, "serial": target.serial}
         elif target.kind is TargetKind.CARD:
-            with devices.card(target.card, card_prompt(target, "enrolment")) as (session, _):
+            with devices.card(target.card, card_prompt(target, "enrolment")) as (session, card_id):
+                check_card(target, card_id)
                 verify_card_pin(op, session, target.card, Pw.ADMIN)
                 recipients[target.id] = enrol_card(session, target)
             device = {"kind": "card", "card": target.card}
