@@ -59,15 +59,17 @@ def card_prompt(target: Target, purpose: str) -> str:
 
 
 def verify_card_pin(op: Operator, session: OpenPgpSession, card_id: str, pw: Pw) -> None:
-    """The card holder types the PIN (hidden) until the card accepts it; a blocked PIN or
-    the last refused attempt raises the card's error."""
+    """The card holder types the PIN (hidden) until the card accepts it.  A blocked PIN,
+    or a refusal that leaves one try or none, raises the card's error: the ceremony never
+    spends a card's last try by asking again."""
     for attempt in range(1, PIN_ATTEMPTS + 1):
         pin = op.secret(card_pin_question(card_id, pw))
         try:
             session.verify_pin(pin, pw)
             return
         except WrongPin as exc:
-            if attempt == PIN_ATTEMPTS or exc.tries_left == 0:
+            # the last try is never spent by a retry loop: the holder decides about it
+            if attempt == PIN_ATTEMPTS or exc.tries_left <= 1:
                 raise
             op.warn(exc.message)
         except PinBlocked:
