@@ -97,8 +97,9 @@ def _provisioning(hsm: SoftHsmLab, tmp_path: Path, log: Path) -> Path:
     """The production pool on its own token, by the provision ceremony (its public record)."""
     exports = tmp_path / "exports"
     child = spawn(["provision", "--operator", "O", "--allow-emulated", "--module",
-                   hsm.module_path, "--token", PROD, "--template", "bip84", "--template", "bip44-eth",
-                   "--pool-size", "1", "--export-dir", str(exports), "--yes",
+                   hsm.module_path, "--token", PROD, "--template", "bip84",
+                   "--template", "bip44-eth", "--pool-size", "1", "--export-dir", str(exports),
+                   "--yes",
                    "--transcript", str(tmp_path / "provision.jsonl")], hsm.env, log)  # fmt: skip
     answer(child, [(f"HSM user PIN for token {PROD} .*: ", PIN),
                    ("SLIP-39 share 1: ", SHARES[0]), ("SLIP-39 share 2: ", SHARES[1])])  # fmt: skip
