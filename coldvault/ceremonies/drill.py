@@ -34,7 +34,13 @@ from coldvault.backup.restore import expectations_from_provisioning
 from coldvault.ceremonies.devices import ShareDevices, open_target
 from coldvault.ceremonies.hardware import Cards, witness_signers
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel
-from coldvault.ceremonies.params import MAX_WITNESSES, CeremonyParams, check_int, check_type
+from coldvault.ceremonies.params import (
+    MAX_WITNESSES,
+    CeremonyParams,
+    ParameterError,
+    check_int,
+    check_type,
+)
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.ceremonies.sharding import load_backup
 from coldvault.keys.keystore import Keystore
@@ -141,8 +147,11 @@ def restore_drill(
         params = dataclasses.replace(params, transcript=params.reports_dir / f"{stem}.jsonl")
     report_path = params.reports_dir / f"{stem}{REPORT_SUFFIX}"
     expected = expectations_from_provisioning(params.provisioning) if params.provisioning else None
-    if fresh is not None and expected is None:
-        raise ValueError("a restore needs the provisioning record")
+    if fresh is not None and (expected is None or not expected.keys or expected.pool_size < 1):
+        raise ParameterError(
+            "provisioning",
+            "a restore needs the provisioning record of the key pool (with its keys).",
+        )
     parameters: dict[str, Any] = {
         "plan": plan.id,
         "plan_sha256": plan.sha256,

@@ -58,6 +58,15 @@ def _json(child) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return dict(json.loads(child.match.group(0)))
 
 
+def _pool_record(exports: Path) -> dict[str, object]:
+    """One provisioning record (accounts and pool keys) of every provisioning run."""
+    docs = [json.loads(p.read_text()) for p in sorted(exports.glob("*/provisioning.json"))]
+    merged = dict(docs[0])
+    merged["accounts"] = [a for d in docs for a in d["accounts"]]
+    merged["keys"] = [k for d in docs for k in d["keys"]]
+    return merged
+
+
 def _fresh_token(lab: Lab) -> None:
     subprocess.run(  # noqa: S603 - the lab's SoftHSM tool, no shell
         ["softhsm2-util", "--init-token", "--free", "--label", FRESH_TOKEN,  # noqa: S607
@@ -95,7 +104,7 @@ def backup_and_drill(
     say(f"ceremony backup: share set {backup['share_set']} sealed to 3 tokens, read back")
 
     provisioning = out / "provisioning.json"
-    provisioning.write_text(json.dumps(trust.record.to_dict()))
+    provisioning.write_text(json.dumps(_pool_record(trust.directory / "exports")))
     _fresh_token(lab)
     reports = out / "drills"
     child = spawn_coldvault(
