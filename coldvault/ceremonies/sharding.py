@@ -56,7 +56,7 @@ from coldvault.ceremonies.devices import (
     verify_card_pin,
 )
 from coldvault.ceremonies.hardware import Cards, card_device, witness_signers
-from coldvault.ceremonies.operator import Operator, confirm_or_cancel
+from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
 from coldvault.ceremonies.params import (
     MAX_WITNESSES,
     CeremonyParams,
@@ -356,7 +356,8 @@ def shard_backup(
         run.record("seed-ready", {"master_fingerprint": fingerprint.hex()})
         passphrase = ""
         if params.use_passphrase:
-            passphrase = op.secret("SLIP-39 passphrase")
+            # typed twice: a typo would be sealed into every share and pass the read-back
+            passphrase = new_pin(op, "Passphrase of the shares (SLIP-39)", min_length=1)
 
         op.step("Enrol the targets", ["each custodian types their own PIN"])
         recipients = _enrol(op, run, plan, devices)

@@ -158,3 +158,33 @@ def test_an_interrupted_backup_names_what_was_written_and_a_rerun_refuses(
     assert "in-progress" in message and "a-hsm" in message and "c-card" in message
     assert "never resumed" in message
     _assert_no_secret(tmp_path, typed, backup_tokens)
+
+
+def test_a_passphrase_is_typed_twice_and_needed_to_rebuild(
+    backup_tokens, direct_card, softhsm_lab, tmp_path
+) -> None:
+    plan = _plan(backup_tokens)
+    cards = direct_sessions(direct_card)
+    devices = LabDevices(softhsm_lab.module_path, cards)
+    typed = mnemonics.split_secret(SEED, 2, 3)[1:]
+    op = _operator(
+        backup_tokens, typed,
+        first=[(r"^Passphrase of the shares", ["drill pass", "drill pass"]),
+               (r"^Repeat passphrase of the shares", ["drill pas", "drill pass"])],
+    )  # fmt: skip
+    out = tmp_path / "backup"
+    params = ShardBackup(actor="lead", transcript=tmp_path / "t.jsonl", plan=plan, out=out,
+                         use_passphrase=True)  # fmt: skip
+    shard_backup(op, params, devices)
+    assert "The two entries differ; enter the PIN again." in op.said("warn")
+    record_bytes, blobs = load_backup(out)
+    record = parse_record(record_bytes)
+    assert record.passphrase_protected
+    access = LabAccess(backup_tokens, cards, plan.id)
+    site_b = DrillScenario.site_lost("site-b")
+    good = run_drill(plan, record, site_b, blobs, access, passphrase="drill pass")
+    assert good.passed, good.reasons
+    bad = run_drill(plan, record, site_b, blobs, access, passphrase="drill pas")
+    assert not bad.passed and bad.rebuilt_fingerprint != FINGERPRINT
+    _assert_no_secret(tmp_path, typed, backup_tokens)
+    assert_no_secret([tmp_path], [], ["drill pass"])
