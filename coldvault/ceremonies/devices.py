@@ -55,7 +55,9 @@ def card_pin_question(card_id: str, pw: Pw) -> str:
 
 
 def card_prompt(target: Target, purpose: str) -> str:
-    return f"Insert card {target.card} ({target.id} at {target.site}) for {purpose}."
+    return (
+        f"Insert the custodian's card for {purpose}: {target.card} ({target.id} at {target.site})."
+    )
 
 
 def verify_card_pin(op: Operator, session: OpenPgpSession, card_id: str, pw: Pw) -> None:
