@@ -23,6 +23,7 @@ from appliance.errors_out import (
     wants_json,
 )
 from ceremony_scripts.cli import ceremony, transcript
+from ceremony_scripts.drills import drill
 from ceremony_scripts.plans import backup
 from coldvault.records.audit import verify
 
@@ -388,6 +389,7 @@ def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None
 main.add_command(ceremony, "ceremony")
 main.add_command(transcript, "transcript")
 main.add_command(backup, "backup")
+main.add_command(drill, "drill")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"quorum"}),
     frozenset({"policy"}),
     frozenset({"records"}),
-    frozenset({"ceremonies", "backup"}),
+    frozenset({"backup"}),
+    frozenset({"ceremonies"}),
 )
 #: Beside the stack: imports any library package, imported by none of them.
 BESIDE = "backends"

@@ -120,6 +120,30 @@ def parse_scenario(content: bytes) -> DrillScenario:
     return DrillScenario(name, lists["lost_sites"], lists["lost_custodians"])
 
 
+def named_scenario(plan: Plan, name: str) -> DrillScenario:
+    """A scenario by name: ``"site B lost"``, ``"site-b, site-c lost"``, ``"FFFFC0DE0002
+    lost"`` (a custodian), ``"nothing lost"``.  Site names match case-insensitively with
+    spaces read as hyphens."""
+    text = " ".join(name.split())
+    if not text.lower().endswith(" lost"):
+        raise ScenarioInvalid(f"{name!r} is not a scenario file or a name like 'site B lost'")
+    body = text[: -len(" lost")]
+    if body.lower() == "nothing":
+        return DrillScenario(text)
+    sites = {s.name.lower(): s.name for s in plan.sites}
+    people = {c.upper(): c for c in plan.custodians}
+    lost_sites, lost_people = set(), set()
+    for part in body.replace(" and ", ",").split(","):
+        key = part.strip()
+        if key.lower().replace(" ", "-") in sites:
+            lost_sites.add(sites[key.lower().replace(" ", "-")])
+        elif key.upper() in people:
+            lost_people.add(people[key.upper()])
+        else:
+            raise ScenarioInvalid(f"the plan has no site or custodian {key!r}")
+    return DrillScenario(text, frozenset(lost_sites), frozenset(lost_people))
+
+
 def surviving(plan: Plan, scenario: DrillScenario) -> tuple[Target, ...]:
     """Targets the scenario leaves reachable: not at a lost site, and with a custodian left
     who can open them (a card's holder, a paper's keeper, one of a token's operators)."""
@@ -456,6 +480,7 @@ __all__ = [
     "ShareAccess",
     "ShareOutcome",
     "StepTime",
+    "named_scenario",
     "parse_scenario",
     "run_drill",
     "surviving",

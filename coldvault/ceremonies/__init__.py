@@ -13,6 +13,9 @@ ceremony                    parameters                       hardware handed in
 :func:`approve_document`    :class:`ApproveDocument`         cards
 :func:`revoke_card`, :func:`replace_card`
                             :class:`CardChange`              cards
+:func:`shard_backup`        :class:`ShardBackup`             share devices, cards (witness)
+:func:`restore_drill`       :class:`RestoreDrill`            share devices, fresh token,
+                                                             cards (witness)
 ==========================  ===============================  ==========================
 
 Parameters are frozen and checked when made (``ValueError`` for a programming mistake,
@@ -27,17 +30,21 @@ for ``--json`` output.
 Modules: ``operator`` (the protocol), ``params``, ``run`` (transcript lifecycle, secret
 wiping), ``hardware`` (the seams), ``backup`` (dice, paper words and their checks,
 recovery), ``exports``, ``seed``, ``provision``, ``appliance``, ``enrol``, ``proposals``
-(what admins are shown), ``approve``, ``revoke``.
+(what admins are shown), ``approve``, ``revoke``, ``devices`` (backup tokens and custodian
+cards as share targets, their PIN prompts), ``sharding`` (``ceremony backup``), ``drill``
+(``drill run``).
 """
 
 from coldvault.ceremonies.appliance import InitAppliance, init_appliance
 from coldvault.ceremonies.approve import ApproveDocument, approve_document
+from coldvault.ceremonies.drill import RestoreDrill, restore_drill
 from coldvault.ceremonies.enrol import EnrolCards, enrol_cards
 from coldvault.ceremonies.operator import Operator
 from coldvault.ceremonies.params import ParameterError
 from coldvault.ceremonies.provision import RecoverPool, extend_pool, provision_from_backup
 from coldvault.ceremonies.revoke import CardChange, replace_card, revoke_card
 from coldvault.ceremonies.seed import GenerateSeed, generate_seed
+from coldvault.ceremonies.sharding import ShardBackup, shard_backup
 
 __all__ = [
     "ApproveDocument",
@@ -48,6 +55,8 @@ __all__ = [
     "Operator",
     "ParameterError",
     "RecoverPool",
+    "RestoreDrill",
+    "ShardBackup",
     "approve_document",
     "enrol_cards",
     "extend_pool",
@@ -55,5 +64,7 @@ __all__ = [
     "init_appliance",
     "provision_from_backup",
     "replace_card",
+    "restore_drill",
     "revoke_card",
+    "shard_backup",
 ]

@@ -18,6 +18,9 @@
    frames are decoded and checked with the independent library.
 4. A request to a non-whitelisted destination is refused with the rule that decided it.
 5. ``coldvault audit verify`` checks the whole trail.
+6. The seed is backed up to the three site tokens (``ceremony backup``, every share read
+   back) and the drill "site-b lost" rebuilds it from sites A and C, restores the key pool
+   into a fresh token and verifies its test signatures (``hardware_emulators/demo/backups.py``).
 
 Everything lands in ``demo-out/``; the lab is torn down at the end, also on failure.
 """
@@ -45,6 +48,7 @@ from hardware_emulators.ceremony_driver import (
     spawn_coldvault,
 )
 from hardware_emulators.demo import parties
+from hardware_emulators.demo.backups import FRESH_PIN, backup_and_drill
 from hardware_emulators.demo.ceremonies import READER, Pins, assert_not_on_disk, ceremony_trust
 from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import APPLIANCE_ID, LabTrust, appliance_config
@@ -196,7 +200,11 @@ def main() -> int:
                       f"ok={report['ok']}")
         if not report["ok"]:
             raise RuntimeError("audit verification failed")
-        checked = assert_not_on_disk(OUT, demo_secrets)
+        step("8. Seed backup to the three site tokens, and the restore drill 'site-b lost'")
+        results += backup_and_drill(
+            lab, OUT / "backup", trust, demo_secrets[-3:], lambda text: console.print(f"  {text}")
+        )
+        checked = assert_not_on_disk(OUT, [*demo_secrets, FRESH_PIN])
         del demo_secrets
         console.print(f"no PIN, dice roll or backup word in any of the {checked} files written")
         step(f"Demo complete in {time.monotonic() - started:.0f} s")

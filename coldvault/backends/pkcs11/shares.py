@@ -67,6 +67,10 @@ class Pkcs11ShareKeys:
     def token_serial(self) -> str:
         return self._keystore.token_info.serial
 
+    def random(self, length: int) -> bytes:
+        """``length`` bytes from the token's random number generator."""
+        return self._keystore.random(length)
+
     def _session(self) -> Any:
         return self._keystore._live()
 

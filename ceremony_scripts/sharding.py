@@ -1,0 +1,103 @@
+"""``ceremony backup``: shard the seed to an approved backup plan
+(:mod:`coldvault.ceremonies.sharding`), with the lab's or the site's backup HSM tokens and
+the custodians' cards in a reader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from ceremony_scripts import quorum_cards
+from ceremony_scripts.hardware import ReaderCards
+from ceremony_scripts.options import common_options, load_roster
+from ceremony_scripts.output import emit, json_option
+from ceremony_scripts.plans import _read_plan_file, collusion_option, survive_option
+from ceremony_scripts.ui import ConsoleOperator
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.backends.pkcs11.shares import Pkcs11ShareKeys
+from coldvault.backup.plan import Plan, parse_plan
+from coldvault.ceremonies.hardware import CardInReader
+from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.sharding import ShardBackup, shard_backup
+
+
+class ConsoleShareDevices:
+    """Backup tokens of one PKCS#11 module by label, and cards in the reader
+    (implements :class:`coldvault.ceremonies.devices.ShareDevices`)."""
+
+    def __init__(self, op: Operator, module: str, *, allow_emulated: bool) -> None:
+        self._op = op
+        self._module = module
+        self._allow_emulated = allow_emulated
+
+    @contextmanager
+    def token(self, label: str, pin: str) -> Iterator[Pkcs11ShareKeys]:
+        with Pkcs11Keystore.open(
+            self._module, label, pin, allow_emulated=self._allow_emulated
+        ) as keystore:
+            if keystore.token_info.emulated:
+                self._op.warn(f"Token {label} is EMULATED (SoftHSM): lab only.")
+            yield Pkcs11ShareKeys(keystore)
+
+    def card(self, card_id: str, prompt: str) -> CardInReader:
+        return quorum_cards.card_in_reader(self._op, prompt, allow_emulated=self._allow_emulated)
+
+
+def read_plan(path: Path) -> Plan:
+    return parse_plan(_read_plan_file(path))
+
+
+def backup_token_options(func):  # type: ignore[no-untyped-def]
+    func = click.option(
+        "--allow-emulated", is_flag=True,
+        help="Accept emulated tokens (SoftHSM) and virtual cards. Lab and CI only.",
+    )(func)  # fmt: skip
+    return click.option(
+        "--module", envvar="COLDVAULT_PKCS11_MODULE", required=True,
+        help="PKCS#11 module of the backup HSM tokens (env COLDVAULT_PKCS11_MODULE).",
+    )(func)  # fmt: skip
+
+
+@click.command("backup")
+@common_options
+@backup_token_options
+@click.option("--plan", "plan_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The admin-approved backup plan (TOML).")  # fmt: skip
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="New or empty backup directory (record, progress, site envelopes).")  # fmt: skip
+@click.option("--seed", "source", type=click.Choice(["slip39", "bip39", "generate"]),
+              default="slip39", show_default=True,
+              help="Type the seed's shares or mnemonic, or generate a seed.")  # fmt: skip
+@click.option("--passphrase", "use_passphrase", is_flag=True,
+              help="Protect the shares with a SLIP-39 passphrase (asked for, hidden).")  # fmt: skip
+@click.option("--expect-fingerprint", default="", help="The seed's master fingerprint (hex).")
+@collusion_option
+@survive_option
+@click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16))
+@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
+              help="Signed roster; witnesses must be active cards in it.")  # fmt: skip
+@json_option
+def backup_cmd(
+    operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
+    allow_emulated: bool, plan_path: Path, out: Path, source: str, use_passphrase: bool,
+    expect_fingerprint: str, collusion: int, survive: int, witnesses: int,
+    roster_path: Path | None,
+) -> None:  # fmt: skip
+    """Shard the seed to a backup plan: seal each share to its token or card, read every
+    share back, write the public backup record."""
+    params = ShardBackup(
+        actor=operator_name, transcript=transcript_path, plan=read_plan(plan_path), out=out,
+        source=source, use_passphrase=use_passphrase, expect_fingerprint=expect_fingerprint,
+        collusion=collusion, survive=survive, witnesses=witnesses,
+        roster=load_roster(roster_path),
+    )  # fmt: skip
+    op = ConsoleOperator(assume_yes=assume_yes)
+    devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
+    emit(shard_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
+
+
+__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options", "read_plan"]

@@ -1,0 +1,215 @@
+"""Drill history: the stored drill reports, their integrity, and the overdue warning.
+
+A drill's report is ``<stem>.report.json`` beside its transcript ``<stem>.jsonl``; the
+transcript's ``report-written`` entry holds the report's SHA-256, so
+:func:`verify_report` checks the report against a verified transcript.
+:func:`drill_history` lists the reports and says whether the last passing drill is older
+than the policy's interval (default 180 days).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coldvault.errors import InputError
+from coldvault.records.transcript import read_entries, verify
+
+REPORT_SUFFIX = ".report.json"
+REPORT_FORMAT = "coldvault-drill-report/1"
+DEFAULT_INTERVAL_DAYS = 180
+MAX_REPORT_BYTES = 1024 * 1024
+DAY = 86_400
+
+
+class DrillReportInvalid(InputError):
+    """A drill report does not verify: unreadable, malformed, or not the one its
+    transcript recorded."""
+
+    code = "drill-report-invalid"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"The drill report {path} does not verify: {problem}.")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """One stored drill report (public summary)."""
+
+    file: str
+    scenario: str
+    plan: str
+    started_at: int
+    passed: bool
+    sites_used: tuple[str, ...]
+    sha256: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "scenario": self.scenario,
+            "plan": self.plan,
+            "started_at": self.started_at,
+            "passed": self.passed,
+            "sites_used": list(self.sites_used),
+            "sha256": self.sha256,
+        }
+
+
+def read_report(path: Path) -> StoredReport:
+    """Parse a stored report (bounded); raises :class:`DrillReportInvalid`."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_REPORT_BYTES + 1)
+    except OSError as exc:
+        raise DrillReportInvalid(str(path), f"it cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_REPORT_BYTES:
+        raise DrillReportInvalid(str(path), "it is too large")
+    try:
+        doc: Any = json.loads(data)
+        if doc.get("format") != REPORT_FORMAT:
+            raise DrillReportInvalid(str(path), f"its format is not {REPORT_FORMAT}")
+        return StoredReport(
+            file=str(path),
+            scenario=str(doc["scenario"]["name"]),
+            plan=str(doc["plan"]),
+            started_at=int(doc["started_at"]),
+            passed=doc["passed"] is True,
+            sites_used=tuple(str(s) for s in doc["sites_used"]),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DrillReportInvalid(str(path), "it is not a drill report") from None
+
+
+def transcript_of(report: Path) -> Path:
+    return report.with_name(report.name.removesuffix(REPORT_SUFFIX) + ".jsonl")
+
+
+@dataclass(frozen=True)
+class VerifiedReport:
+    report: StoredReport
+    transcript: str
+    ceremony_id: str
+    witnesses: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": True,
+            **self.report.to_dict(),
+            "transcript": self.transcript,
+            "ceremony_id": self.ceremony_id,
+            "witnesses": list(self.witnesses),
+        }
+
+
+def verify_report(
+    path: Path, transcript: Path | None = None, *, roster: Any = None, min_witnesses: int = 0
+) -> VerifiedReport:
+    """The report parses, its transcript verifies (chain, close, witnesses) and records
+    exactly this report's SHA-256."""
+    report = read_report(path)
+    transcript = transcript or transcript_of(path)
+    if not transcript.is_file():
+        raise DrillReportInvalid(str(path), f"its transcript {transcript} is missing")
+    result = verify(transcript, roster=roster, min_witnesses=min_witnesses)
+    if result.ceremony != "drill" or result.status != "completed":
+        raise DrillReportInvalid(str(path), "its transcript is not a completed drill")
+    recorded = [
+        e.get("data", {}).get("report_sha256")
+        for e in read_entries(transcript)
+        if e.get("step") == "report-written"
+    ]
+    if recorded != [report.sha256]:
+        raise DrillReportInvalid(
+            str(path), "its SHA-256 is not the one the drill's transcript recorded"
+        )
+    return VerifiedReport(
+        report,
+        str(transcript),
+        result.ceremony_id,
+        tuple(w.get("holder", "") for w in result.witnesses),
+    )
+
+
+@dataclass(frozen=True)
+class DrillHistory:
+    reports: tuple[StoredReport, ...]
+    unreadable: tuple[str, ...]
+    interval_days: int
+    now: int
+
+    @property
+    def last_passed(self) -> StoredReport | None:
+        passed = [r for r in self.reports if r.passed]
+        return max(passed, key=lambda r: r.started_at) if passed else None
+
+    @property
+    def overdue(self) -> bool:
+        last = self.last_passed
+        return last is None or self.now - last.started_at > self.interval_days * DAY
+
+    @property
+    def warning(self) -> str:
+        if not self.overdue:
+            return ""
+        last = self.last_passed
+        if last is None:
+            return "No restore drill has passed yet: run one (coldvault drill run)."
+        days = (self.now - last.started_at) // DAY
+        return (
+            f"The last passing restore drill ({last.scenario!r}) was {days} days ago, more "
+            f"than the {self.interval_days}-day interval: run one (coldvault drill run)."
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        last = self.last_passed
+        return {
+            "ok": True,
+            "reports": [r.to_dict() for r in self.reports],
+            "unreadable": list(self.unreadable),
+            "interval_days": self.interval_days,
+            "last_passed": last.to_dict() if last else None,
+            "overdue": self.overdue,
+            "warning": self.warning,
+        }
+
+
+def drill_history(
+    directory: Path, *, interval_days: int = DEFAULT_INTERVAL_DAYS, now: int | None = None
+) -> DrillHistory:
+    """Every report in ``directory`` (oldest first); unreadable ones are named, not used."""
+    if interval_days < 1:
+        raise ValueError("interval_days must be at least 1")
+    reports, bad = [], []
+    paths = sorted(directory.glob(f"*{REPORT_SUFFIX}")) if directory.is_dir() else []
+    for path in paths:
+        try:
+            reports.append(read_report(path))
+        except DrillReportInvalid:
+            bad.append(str(path))
+    reports.sort(key=lambda r: r.started_at)
+    return DrillHistory(
+        tuple(reports), tuple(bad), interval_days, int(time.time()) if now is None else now
+    )
+
+
+__all__ = [
+    "DEFAULT_INTERVAL_DAYS",
+    "REPORT_FORMAT",
+    "REPORT_SUFFIX",
+    "DrillHistory",
+    "DrillReportInvalid",
+    "StoredReport",
+    "VerifiedReport",
+    "drill_history",
+    "read_report",
+    "transcript_of",
+    "verify_report",
+]
