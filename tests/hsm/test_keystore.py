@@ -12,6 +12,7 @@ import pytest
 from pkcs11 import Mechanism
 
 from coldvault.backends.pkcs11.errors import (
+    DuplicateKey,
     EmulatedTokenRefused,
     MechanismUnsupported,
     TokenNotFound,
@@ -19,7 +20,7 @@ from coldvault.backends.pkcs11.errors import (
 )
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore, list_tokens
 from coldvault.crypto.secp256k1 import EcdsaSignature
-from coldvault.keys.keystore import KeyAlgorithm, TokenInfo
+from coldvault.keys.keystore import KeyAlgorithm, KeyNotFound, TokenInfo
 
 pytestmark = pytest.mark.lab
 
