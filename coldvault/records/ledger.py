@@ -13,6 +13,7 @@ reconciliation (:meth:`Ledger.export_movements`, CSV or JSON, built by
 
 from __future__ import annotations
 
+import difflib
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from coldvault.errors import ConfigError, Refused
+from coldvault.errors import ConfigError, InputError, Refused
 from coldvault.quorum.approvals import Approval
 from coldvault.quorum.documents import ConfigVersion, check_not_rolled_back
 from coldvault.quorum.errors import ApprovalReplayed
@@ -40,6 +41,7 @@ __all__ = [
     "Ledger",
     "LedgerNotFound",
     "LedgerSchemaError",
+    "UnknownClient",
 ]
 
 SCHEMA_VERSION = 1
@@ -117,6 +119,23 @@ class LedgerNotFound(ConfigError):
     def __init__(self, path: str) -> None:
         super().__init__(f"The ledger {path} does not exist.")
         self.path = path
+
+
+class UnknownClient(InputError):
+    """An export names a client the ledger has never seen (a typo must not look like a
+    quiet day: an empty export with exit 0)."""
+
+    code = "ledger-unknown-client"
+
+    def __init__(self, client: str, known: Sequence[str]) -> None:
+        close = difflib.get_close_matches(client, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(repr(k) for k in known) if known else "none yet"
+        super().__init__(
+            f"The ledger has no request of client {client!r}.{hint} Clients in the ledger: "
+            f"{listed}."
+        )
+        self.client = client
 
 
 class DuplicateRequest(Refused):
@@ -416,6 +435,11 @@ class Ledger:
         ISO-8601 text (:class:`BadTimeBound` if unreadable), or ``None`` (unbounded)."""
         return query_movements(self._db, client, since, until, statuses=statuses)
 
+    def clients(self) -> list[str]:
+        """Every client with at least one request in the ledger, sorted."""
+        rows = self._db.execute("SELECT DISTINCT client FROM requests ORDER BY client")
+        return [str(row[0]) for row in rows]
+
     def export_movements(
         self,
         client: str,
@@ -427,5 +451,9 @@ class Ledger:
     ) -> str:
         """The reconciliation export as text: ``"csv"`` (header row, RFC 4180, formula-like
         text cells prefixed with ``'``) or ``"json"`` (a list of objects, amounts as
-        decimal strings so no JSON reader rounds them)."""
+        decimal strings so no JSON reader rounds them). A client the ledger has never seen
+        is :class:`UnknownClient`."""
+        known = self.clients()
+        if client not in known:
+            raise UnknownClient(client, known)
         return format_movements(self.movements(client, since, until, statuses=statuses), fmt)

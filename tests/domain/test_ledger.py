@@ -220,3 +220,16 @@ def test_export_bounds_as_text_or_open(tmp_path: Path) -> None:
         assert ledger.export_movements("acme", fmt="json").count('"amount"') == 2
         with pytest.raises(BadTimeBound):
             ledger.movements("acme", since="yesterday")
+
+
+def test_export_of_an_unknown_client_is_an_error_not_an_empty_file(tmp_path: Path) -> None:
+    from coldvault.errors import EXIT_BAD_INPUT, exit_status
+    from coldvault.records.ledger import UnknownClient
+
+    with Ledger(tmp_path / "l.db", now=Clock()) as ledger:
+        signed(ledger, make_review())
+        assert ledger.clients() == ["acme"]
+        with pytest.raises(UnknownClient, match="Did you mean 'acme'") as err:
+            ledger.export_movements("acmee")
+        assert err.value.client == "acmee" and exit_status(err.value) == EXIT_BAD_INPUT
+        assert ledger.export_movements("acme").count("\n") == 3  # header and two movements
