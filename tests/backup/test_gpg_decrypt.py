@@ -16,6 +16,7 @@ from coldvault.backends.pcsc import PcscConnection, wait_for_removal
 from coldvault.cards.algorithms import CardAlgorithm
 from coldvault.cards.decipher import DecryptionCurve, decipher, decryption_public_key
 from coldvault.cards.openpgp import OpenPgpSession, Pw
+from tests.gpg_card import gpg_generate_on_card
 
 pytestmark = [
     pytest.mark.lab,
@@ -51,56 +52,6 @@ def gpg_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False, timeout=30)
 
 
-def _gpg_generate_on_card(env: dict[str, str]) -> str:
-    """``gpg --card-edit`` → admin → generate; returns the new primary key fingerprint."""
-    answers = {
-        "cardedit.prompt": ["admin", "generate", "quit"],
-        "cardedit.genkeys.backup_enc": ["n"],
-        "keygen.valid": ["0"],
-        "keygen.name": ["Site Custodian"],
-        "keygen.email": ["custodian@example.org"],
-        "keygen.comment": [""],
-        "passphrase.enter": ["12345678", "123456", "123456", "123456"],
-    }
-    proc = subprocess.Popen(
-        [
-            "gpg",
-            "--no-tty",
-            "--command-fd",
-            "0",
-            "--status-fd",
-            "1",
-            "--pinentry-mode",
-            "loopback",
-            "--card-edit",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    created = ""
-    try:
-        for line in proc.stdout:
-            parts = line.split()
-            if parts[:2] == ["[GNUPG:]", "KEY_CREATED"]:
-                created = parts[3]
-            if len(parts) >= 3 and parts[1] in ("GET_LINE", "GET_HIDDEN", "GET_BOOL"):
-                queue = answers.get(parts[2], [])
-                reply = queue.pop(0) if queue else ("y" if parts[1] == "GET_BOOL" else "quit")
-                proc.stdin.write(reply + "\n")
-                proc.stdin.flush()
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    return created
-
-
 @pytest.mark.parametrize("curve", ["cv25519", "nistp256"])
 def test_gpg_decrypts_with_the_virtual_card(card_reader, gpg_env, tmp_path, curve) -> None:
     if curve == "nistp256":  # gpg generates with the card's current key attributes
@@ -111,7 +62,10 @@ def test_gpg_decrypts_with_the_virtual_card(card_reader, gpg_env, tmp_path, curv
             session.set_algorithm(CardAlgorithm.NIST_P256)
             session.put_data(0xC2, C2[curve].attributes)
             session.put_data(0xC3, CardAlgorithm.NIST_P256.attributes)
-    fingerprint = _gpg_generate_on_card(gpg_env)
+    fingerprint = gpg_generate_on_card(
+        gpg_env, name="Site Custodian", email="custodian@example.org",
+        pins=["12345678", "123456", "123456", "123456"],
+    )
     assert len(fingerprint) == 40
     message = tmp_path / "share-envelope-note.txt"
     message.write_text("sealed for the custodian of site B\n")

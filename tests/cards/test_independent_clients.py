@@ -16,6 +16,7 @@ from coldvault.backends.pcsc import PcscConnection, wait_for_removal
 from coldvault.cards import CardAlgorithm, OpenPgpSession, Pw, openpgp_v4_fingerprint
 from hardware_emulators.openpgp_card.controller import VirtualCard
 from hardware_emulators.pcsc_lab import PcscLab
+from tests.gpg_card import gpg_generate_on_card
 
 pytestmark = pytest.mark.lab
 
@@ -120,45 +121,6 @@ def test_gpg_card_status(card_in_reader, gnupghome, algorithm, gpg_name) -> None
     assert "Approver" in ":".join(status["name"][0])
 
 
-def _gpg_card_generate(env: dict[str, str], pins: list[str]) -> str:
-    """Drive ``gpg --card-edit`` → admin → generate through --command-fd; return the
-    primary key fingerprint from the KEY_CREATED status line."""
-    answers = {
-        "cardedit.prompt": ["admin", "generate", "quit"],
-        "cardedit.genkeys.backup_enc": ["n"],
-        "keygen.valid": ["0"],
-        "keygen.name": ["Card Approver"],
-        "keygen.email": ["approver@example.org"],
-        "keygen.comment": [""],
-        "passphrase.enter": list(pins),
-    }
-    proc = subprocess.Popen(
-        ["gpg", "--no-tty", "--command-fd", "0", "--status-fd", "1", "--pinentry-mode",
-         "loopback", "--card-edit"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    created = ""
-    try:
-        for line in proc.stdout:
-            parts = line.split()
-            if parts[:2] == ["[GNUPG:]", "KEY_CREATED"]:
-                created = parts[3]
-            if len(parts) >= 3 and parts[1] in ("GET_LINE", "GET_HIDDEN", "GET_BOOL"):
-                queue = answers.get(parts[2], [])
-                reply = queue.pop(0) if queue else ("y" if parts[1] == "GET_BOOL" else "quit")
-                proc.stdin.write(reply + "\n")
-                proc.stdin.flush()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    return created
-
-
 @pytest.mark.skipif(shutil.which("gpg") is None, reason="GnuPG is not installed")
 def test_gpg_generates_on_the_card_and_its_signatures_verify(
     card_in_reader, gnupghome, tmp_path: Path
@@ -167,7 +129,10 @@ def test_gpg_generates_on_the_card_and_its_signatures_verify(
     self-signatures), then a detached signature made by the card and verified by gpg."""
     card, reader = card_in_reader
     (Path(gnupghome["GNUPGHOME"]) / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
-    fingerprint = _gpg_card_generate(gnupghome, ["12345678", "123456", "123456", "123456"])
+    fingerprint = gpg_generate_on_card(
+        gnupghome, name="Card Approver", email="approver@example.org",
+        pins=["12345678", "123456", "123456", "123456"], timeout=60,
+    )
     assert len(fingerprint) == 40
     document = tmp_path / "approval.txt"
     document.write_text("approve request 42\n")
