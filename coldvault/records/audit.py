@@ -226,14 +226,17 @@ def _scan(
     head, sealed_through, last_seal_index = GENESIS, None, -1
     events: dict[str, int] = {}
     first_time = last_time = None
+    line = None
     for line in walk(path, AUDIT, allow_torn_tail=allow_torn_tail):
-        entry = AuditEntry.from_dict(line.entry)
-        if entry.event == "seal":
-            _check_seal(line.index, entry, public_key)
+        event = line.entry["event"]
+        if event == "seal":
+            _check_seal(line.index, AuditEntry.from_dict(line.entry), public_key)
             seals, sealed_through, last_seal_index = seals + 1, line.index - 1, line.index
-        events[entry.event] = events.get(entry.event, 0) + 1
-        first_time = first_time or entry.time
-        last_time, head, entries, valid_bytes = entry.time, entry.hash, entries + 1, line.end
+        events[event] = events.get(event, 0) + 1
+        first_time = first_time or line.entry["time"]
+    if line is not None:
+        entries, valid_bytes = line.index + 1, line.end
+        head, last_time = line.entry["hash"], line.entry["time"]
     report = AuditReport(
         entries=entries,
         seals=seals,

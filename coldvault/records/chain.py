@@ -76,9 +76,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from mnemonic import Mnemonic
 from shamir_mnemonic.wordlist import WORDLIST as _SLIP39_WORDLIST
 
@@ -289,6 +291,14 @@ class ChainFormat:
         if not own <= set(self.keys) or self.max_line_bytes < 2:
             raise ValueError(f"chain format {self.name!r} is inconsistent")
 
+    @cached_property
+    def sorted_keys(self) -> tuple[str, ...]:
+        return tuple(sorted(self.keys))
+
+    @cached_property
+    def sorted_types(self) -> tuple[type, ...]:
+        return tuple(self.keys[key] for key in self.sorted_keys)
+
     @property
     def writer_keys(self) -> frozenset[str]:
         """The keys :class:`ChainWriter` fills in (the caller supplies the others)."""
@@ -314,16 +324,19 @@ def screen(value: Any, fmt: ChainFormat) -> Any:
 
 
 def _structure_defect(fmt: ChainFormat, obj: object) -> Defect | None:
-    if not isinstance(obj, dict) or set(obj) != set(fmt.keys):
+    if type(obj) is dict and tuple(obj) == fmt.sorted_keys:  # as a canonical line has them
+        if tuple(map(type, obj.values())) == fmt.sorted_types:
+            return None
+    if not isinstance(obj, dict) or obj.keys() != fmt.keys.keys():
         return Defect.WRONG_KEYS
-    for key, kind in fmt.keys.items():
-        if not isinstance(obj[key], kind) or (isinstance(obj[key], bool) and kind is not bool):
-            return Defect.WRONG_TYPE
+    # decoded JSON holds exact types, so ``type(...) is`` also keeps bools out of ints
+    if not all(type(obj[key]) is kind for key, kind in fmt.keys.items()):
+        return Defect.WRONG_TYPE
     return None
 
 
 # --------------------------------------------------------------------------- reading
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is made per line read, and frozen is slower
 class Line:
     """One entry read from a chain log."""
 
@@ -334,21 +347,59 @@ class Line:
     raw: bytes = field(default=b"", repr=False, compare=False)
 
 
-def _parse(fmt: ChainFormat, index: int, raw: bytes) -> dict[str, Any]:
+def _canonical_fast(raw: bytes) -> dict[str, Any] | None:
+    """The object of ``raw`` if it is certainly canonical, by the fast encoder; ``None``
+    means "take the exact path" (:func:`canonical`), never "not canonical".
+
+    orjson writes sorted keys without spaces like :func:`canonical` except for non-ASCII
+    text, DEL and some floats (``0.00001`` against ``1e-05``), so a line holding none of
+    them and equal to orjson's own encoding of its object is canonical.  Lines with more
+    brackets than the nesting bound take the exact path, which checks the bound."""
+    if not raw.isascii() or b"\x7f" in raw:
+        return None
+    if raw.count(b"[") + raw.count(b"{") > jsonsafe.DEFAULT_MAX_DEPTH:
+        return None  # the exact path checks the nesting bound
     try:
-        obj = jsonsafe.loads(raw)
-    except jsonsafe.JsonTooDeep:
-        raise fmt.error(index, Defect.TOO_DEEP, None) from None
-    except jsonsafe.JsonRejected:
-        raise fmt.error(index, Defect.NOT_JSON, None) from None
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) != raw[:-1]:
+        return None
+    return obj if _floats_agree(obj) else None
+
+
+def _floats_agree(value: object) -> bool:
+    """Every float in ``value`` is written alike by orjson and :func:`canonical`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is float and orjson.dumps(item) != float.__repr__(item).encode():
+            return False
+    return True
+
+
+def _parse(fmt: ChainFormat, index: int, raw: bytes) -> dict[str, Any]:
+    obj = _canonical_fast(raw)
+    exact = obj is None
+    if obj is None:
+        try:
+            obj = jsonsafe.loads(raw)
+        except jsonsafe.JsonTooDeep:
+            raise fmt.error(index, Defect.TOO_DEEP, None) from None
+        except jsonsafe.JsonRejected:
+            raise fmt.error(index, Defect.NOT_JSON, None) from None
     defect = _structure_defect(fmt, obj)
-    if defect is None and canonical(obj) + b"\n" != raw:
+    if defect is None and exact and canonical(obj) + b"\n" != raw:
         defect = Defect.NOT_CANONICAL
     if defect is None and fmt.version is not None and obj[fmt.version[0]] != fmt.version[1]:
         defect = Defect.UNKNOWN_VERSION
     if defect is not None:
         raise fmt.error(index, defect, None)
-    return dict(obj)
+    return obj
 
 
 def read(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -> Iterator[Line]:
@@ -375,40 +426,37 @@ def read(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -
             index += 1
 
 
-def _line_hash(
-    fmt: ChainFormat, entry: Mapping[str, Any], raw: bytes, after: tuple[str, ...]
-) -> str:
+def _line_hash(fmt: ChainFormat, entry: Mapping[str, Any], raw: bytes, sliceable: bool) -> str:
     """:meth:`ChainFormat.entry_hash` of an entry read from its canonical line ``raw``,
-    without serialising the whole entry a second time.
+    hashing a slice of the line instead of serialising the entry again.
 
-    ``raw`` is ``canonical(entry) + b"\\n"`` (:func:`read` checked it) and ``after`` names
-    the format's keys that sort after ``hash``, so the line ends in
-    ``,"hash":<h>,<members after "hash">}``; cutting out ``,"hash":<h>`` leaves the
-    canonical JSON of the entry without its hash.  Anything else falls back to serialising.
-    """
+    ``raw`` is ``canonical(entry) + b"\\n"`` (:func:`read` checked it). When ``hash`` is not
+    the entry's first key and every key after it holds a scalar (``sliceable``), the last
+    ``,"hash":`` in the line is the entry's own member (a ``"`` inside a JSON string is
+    escaped, and nested objects all sort before it), and cutting that member out leaves
+    the canonical JSON of the entry without its hash.  Anything else is serialised."""
     digest = entry[HASH_KEY]
-    if len(digest) == 64 and digest.isascii() and digest.isalnum():  # nothing to escape
+    if sliceable and len(digest) == 64 and digest.isascii() and digest.isalnum():
         member = b',"' + _HASH_KEY_BYTES + b'":"' + digest.encode() + b'"'
-    else:
-        member = b',"' + _HASH_KEY_BYTES + b'":' + canonical(digest)
-    tail = b"," + canonical({k: entry[k] for k in after})[1:] if after else b"}"
-    cut = member + tail + b"\n"
-    if len(entry) < 2 or not raw.endswith(cut):
-        return fmt.entry_hash(entry)
-    return hashlib.sha256(fmt.domain + raw[: len(raw) - len(cut)] + tail).hexdigest()
+        at = raw.rfind(member)
+        if at > 0:
+            return hashlib.sha256(
+                fmt.domain + raw[:at] + raw[at + len(member) : len(raw) - 1]
+            ).hexdigest()
+    return fmt.entry_hash(entry)
 
 
 def walk(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -> Iterator[Line]:
     """:func:`read` plus the chain: each entry's position, ``prev`` link and ``hash``."""
     prev = GENESIS
-    after = tuple(sorted(k for k in fmt.keys if k > HASH_KEY))
+    sliceable = all(kind not in (dict, list) for key, kind in fmt.keys.items() if key > HASH_KEY)
     for line in read(path, fmt, allow_torn_tail=allow_torn_tail):
         entry, index = line.entry, line.index
         if entry[fmt.index_key] != index:
             raise fmt.error(index, Defect.SEQUENCE, entry[fmt.index_key])
         if entry[fmt.prev_key] != prev:
             raise fmt.error(index, Defect.CHAIN_BROKEN, None)
-        if entry[HASH_KEY] != _line_hash(fmt, entry, line.raw, after):
+        if entry[HASH_KEY] != _line_hash(fmt, entry, line.raw, sliceable):
             raise fmt.error(index, Defect.HASH_MISMATCH, None)
         prev = entry[HASH_KEY]
         yield line
