@@ -301,6 +301,27 @@ def qr() -> None:
     """Encode files as QR frames and decode QR frames (for coordinators and tests)."""
 
 
+class _FragmentLen(click.ParamType):
+    """``--fragment-len``: bytes per frame, or ``auto`` (``None``: chosen by message size)."""
+
+    name = "BYTES|auto"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            number = int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of bytes nor auto", param, ctx)
+        if number < 10:
+            self.fail(f"{number} is below 10 bytes per frame", param, ctx)
+        return number
+
+
+FRAGMENT_LEN = _FragmentLen()
+
+
 @qr.command("encode")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--type", "ur_type", default="crypto-psbt", show_default=True,
@@ -308,8 +329,9 @@ def qr() -> None:
 @click.option("--cbor", is_flag=True, help="FILE already holds the CBOR for --type.")
 @click.option("--format", "fmt", type=click.Choice(["ur", "bbqr", "pmofn", "urv1"]),
               default="ur", show_default=True)
-@click.option("--fragment-len", type=int, default=200, show_default=True,
-              help="Message bytes per frame.")
+@click.option("--fragment-len", type=FRAGMENT_LEN, default="auto", show_default=True,
+              help="Message bytes per frame, or auto: the lightest of 200, 400, 800, 1200 "
+                   "and 1600 B that needs at most 20 frames, else 1600 B.")
 @click.option("--frames", "count", type=int, default=None,
               help="How many frames to write (UR fountain: default twice the parts).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
@@ -317,11 +339,11 @@ def qr() -> None:
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0,
               show_default=True, help="GIF frame rate.")
 @json_option
-def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
+def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int | None,
               count: int | None, out: Path, fps: float) -> None:
     """Write FILE as QR frames in the chosen format."""
     from coldvault.transport import render as qr_render
-    from coldvault.transport.formats import TransportFormat
+    from coldvault.transport.formats import TransportFormat, adaptive_fragment_len
     from coldvault.transport.registry import decode_registry
     from coldvault.transport.reply import encode_reply
     from coldvault.transport.ur import UR
@@ -331,7 +353,8 @@ def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
         decode_registry(UR(ur_type, data))  # validate before rendering
     fmts = {"ur": TransportFormat.UR, "bbqr": TransportFormat.BBQR,
             "pmofn": TransportFormat.PMOFN, "urv1": TransportFormat.URV1}
-    stream = encode_reply(fmts[fmt], ur_type, data, max_fragment_len=fragment_len)
+    per_frame = fragment_len or adaptive_fragment_len(len(data))
+    stream = encode_reply(fmts[fmt], ur_type, data, max_fragment_len=per_frame)
     n = stream.frame_count or count or 2 * stream.parts_needed
     texts = stream.frames(n)
     if out.suffix.lower() == ".gif":
