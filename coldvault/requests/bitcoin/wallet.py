@@ -17,9 +17,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from embit import script
 from embit.descriptor import Descriptor
 from embit.descriptor.errors import DescriptorError
+from embit.descriptor.miniscript import Sortedmulti
+from embit.ec import PublicKey
 
+from coldvault.crypto.bip32 import HDKey
 from coldvault.crypto.paths import HARDENED
 from coldvault.errors import ConfigError, Refused
 from coldvault.requests.base import Chain
@@ -76,7 +80,12 @@ class Derived:
 
 @dataclass
 class WalletScripts:
-    """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache."""
+    """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache.
+
+    The descriptor is parsed and checked by embit once; each ``<branch>/<index>`` then costs
+    one public child derivation per key from the key's cached ``<branch>`` node (libsecp256k1
+    through bip-utils), and the scripts are built from those keys as the descriptor says
+    (``tests/requests/test_wallet_scripts.py`` checks them against embit's own derivation)."""
 
     wallet: Wallet
     fingerprint: bytes = field(init=False)
@@ -84,6 +93,12 @@ class WalletScripts:
     script_type: ScriptType = field(init=False)
     _descriptor: Descriptor = field(init=False, repr=False)
     _cache: dict[tuple[int, int], Derived] = field(default_factory=dict, init=False, repr=False)
+    #: every key's account-level node, in descriptor order, and where ours is among them
+    _accounts: list[HDKey] = field(default_factory=list, init=False, repr=False)
+    _ours: int = field(default=0, init=False, repr=False)
+    _branches: dict[int, list[HDKey]] = field(default_factory=dict, init=False, repr=False)
+    #: multisig: (threshold, sorted keys?)
+    _multi: tuple[int, bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         w = self.wallet
@@ -112,10 +127,15 @@ class WalletScripts:
         if tuple(ours[0].origin.derivation) != self.account:
             raise WalletDescriptorError(w.name, "our key's origin path differs from account_path")
         for k in desc.keys:
-            if k.branches is None or list(k.branches) != list(BRANCHES):
+            steps = k.allowed_derivation.indexes if k.allowed_derivation else None
+            if steps != [list(BRANCHES), None]:
                 raise WalletDescriptorError(w.name, "every key must end in /<0;1>/*")
         if not 0 <= w.max_index < HARDENED:
             raise WalletDescriptorError(w.name, "max_index is out of range")
+        self._ours = desc.keys.index(ours[0])
+        self._accounts = [HDKey.from_extended_key(k.key.to_base58()) for k in desc.keys]
+        if desc.miniscript is not None:  # (sorted)multi, as _classify checked
+            self._multi = (desc.miniscript.args[0].num, isinstance(desc.miniscript, Sortedmulti))
 
     def _classify(self, d: Descriptor) -> ScriptType:
         name = self.wallet.name
@@ -158,21 +178,34 @@ class WalletScripts:
         hit = self._cache.get((branch, index))
         if hit is not None:
             return hit
-        d = self._descriptor.derive(index, branch_index=branch)
-        mine = next(k for k in d.keys if k.origin and k.origin.fingerprint == self.fingerprint)
+        pubs = [node.derive((index,)).public_key for node in self._branch(branch)]
         redeem = witness = None
-        if self.script_type in (ScriptType.P2SH_P2WPKH, ScriptType.P2SH_P2WSH):
-            redeem = d.redeem_script().data
-        if self.script_type in (ScriptType.P2WSH, ScriptType.P2SH_P2WSH):
-            witness = d.witness_script().data
+        if self._multi is None:
+            key = PublicKey.parse(pubs[0])
+            spk = script.p2pkh(key) if self.script_type is ScriptType.P2PKH else script.p2wpkh(key)
+            if self.script_type is ScriptType.P2SH_P2WPKH:
+                redeem, spk = spk, script.p2sh(spk)
+        else:
+            threshold, sorted_keys = self._multi
+            ordered = sorted(pubs) if sorted_keys else pubs
+            ws = script.multisig(threshold, [PublicKey.parse(p) for p in ordered])
+            witness, spk = ws.data, script.p2wsh(ws)
+            if self.script_type is ScriptType.P2SH_P2WSH:
+                redeem, spk = spk, script.p2sh(spk)
         derived = Derived(
             branch=branch,
             index=index,
-            script_pubkey=d.script_pubkey().data,
-            redeem_script=redeem,
+            script_pubkey=spk.data,
+            redeem_script=redeem.data if redeem is not None else None,
             witness_script=witness,
-            our_pubkey=mine.get_public_key().sec(),
+            our_pubkey=pubs[self._ours],
             our_path=self.account + (branch, index),
         )
         self._cache[(branch, index)] = derived
         return derived
+
+    def _branch(self, branch: int) -> list[HDKey]:
+        nodes = self._branches.get(branch)
+        if nodes is None:
+            nodes = self._branches[branch] = [node.derive((branch,)) for node in self._accounts]
+        return nodes
