@@ -134,12 +134,16 @@ def nearest(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> st
     return found[0] if found else None
 
 
+def did_you_mean(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> str:
+    """`` (did you mean max_fee_rate?)`` for the nearest of ``known``, else the known keys."""
+    guess = nearest(key, known)
+    return f" (did you mean {guess}?)" if guess else f" (known keys: {', '.join(sorted(known))})"
+
+
 def unknown_key(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     """The phrase for a key not in ``known``: names it and, if one is close, the nearest."""
     shown = key if len(key) <= 64 else key[:64] + "..."
-    guess = nearest(key, known)
-    hint = f" (did you mean {guess}?)" if guess else f" (known keys: {', '.join(sorted(known))})"
-    return f"unknown key {shown!r}{hint}"
+    return f"unknown key {shown!r}{did_you_mean(key, known)}"
 
 
 def refuse_unknown(table: Mapping[str, Any], known: Any, where: str = "") -> None:
@@ -299,6 +303,7 @@ __all__ = [
     "Table",
     "Text",
     "check",
+    "did_you_mean",
     "load_json",
     "load_toml",
     "nearest",
