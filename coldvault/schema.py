@@ -41,10 +41,17 @@ DEFAULT_MAX_ITEMS = 10_000
 class SchemaViolation(ValueError):
     """A document does not match its declaration (loaders turn this into their own error)."""
 
-    def __init__(self, where: str, problem: str) -> None:
+    def __init__(self, where: str, problem: str, *, key: str = "") -> None:
         super().__init__(f"{where or 'top level'}: {problem}")
         self.where = where
         self.problem = problem
+        #: the key whose value is wrong ("" when the table itself is)
+        self.key = key
+
+    @property
+    def path(self) -> str:
+        """Where the wrong value is: ``wallet[0].max_fee_rate``."""
+        return _join(self.where, self.key) if self.key else self.where
 
 
 @dataclass(frozen=True)
@@ -180,7 +187,9 @@ def _check_number(value: object, spec: Number, name: str, where: str) -> None:
             and (spec.maximum is None or number <= spec.maximum)
         )
     if not ok:
-        raise SchemaViolation(where, f"{name} must be {spec.describe()}, not {_type_name(value)}")
+        raise SchemaViolation(
+            where, f"{name} must be {spec.describe()}, not {_type_name(value)}", key=name
+        )
 
 
 def check(value: object, spec: Spec, *, where: str = "", name: str = "") -> None:
@@ -190,16 +199,22 @@ def check(value: object, spec: Spec, *, where: str = "", name: str = "") -> None
         _check_number(value, spec, label, where)
     elif isinstance(spec, Text):
         if not isinstance(value, str):
-            raise SchemaViolation(where, f"{label} must be text, not {_type_name(value)}")
+            raise SchemaViolation(where, f"{label} must be text, not {_type_name(value)}", key=name)
         if len(value) > spec.max_len:
-            raise SchemaViolation(where, f"{label} is longer than {spec.max_len} characters")
+            raise SchemaViolation(
+                where, f"{label} is longer than {spec.max_len} characters", key=name
+            )
         if spec.choices and value not in spec.choices:
             raise SchemaViolation(
-                where, f"{label} must be one of {', '.join(spec.choices)}, not {value[:64]!r}"
+                where,
+                f"{label} must be one of {', '.join(spec.choices)}, not {value[:64]!r}",
+                key=name,
             )
     elif isinstance(spec, Flag):
         if not isinstance(value, bool):
-            raise SchemaViolation(where, f"{label} must be true or false, not {_type_name(value)}")
+            raise SchemaViolation(
+                where, f"{label} must be true or false, not {_type_name(value)}", key=name
+            )
     elif isinstance(spec, Scalar):
         if isinstance(value, dict | list) or (
             isinstance(value, float) and not math.isfinite(value)
@@ -207,9 +222,13 @@ def check(value: object, spec: Spec, *, where: str = "", name: str = "") -> None
             raise SchemaViolation(where, f"{label} must be a single value, not {_type_name(value)}")
     elif isinstance(spec, Items):
         if not isinstance(value, list):
-            raise SchemaViolation(where, f"{label} must be a list, not {_type_name(value)}")
+            raise SchemaViolation(
+                where, f"{label} must be a list, not {_type_name(value)}", key=name
+            )
         if len(value) > spec.max_items:
-            raise SchemaViolation(where, f"{label} has more than {spec.max_items} entries")
+            raise SchemaViolation(
+                where, f"{label} has more than {spec.max_items} entries", key=name
+            )
         for i, item in enumerate(value):
             check(item, spec.item, where=where, name=f"{name or 'item'}[{i}]")
     elif isinstance(spec, Entries):
@@ -232,7 +251,7 @@ def check(value: object, spec: Spec, *, where: str = "", name: str = "") -> None
 
 def _table(value: object, label: str, where: str, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SchemaViolation(where, f"{label} must be a table, not {_type_name(value)}")
+        raise SchemaViolation(where, f"{label} must be a table, not {_type_name(value)}", key=name)
     return value
 
 
@@ -242,7 +261,9 @@ def _text(raw: bytes | str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SchemaViolation("", f"the file is not UTF-8 text (invalid byte at offset {exc.start})") from None
+        raise SchemaViolation(
+            "", f"the file is not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
 
 
 def _depth_guard(text: str, max_depth: int) -> None:
