@@ -31,7 +31,6 @@ from coldvault.quorum.documents import (
 from coldvault.quorum.roster import Roster, RosterInvalid
 from coldvault.records.ledger import Ledger, LedgerUnreadable
 from coldvault.requests.wallets import parse_wallets
-
 from tests.backup.plans import LAB_PLAN
 
 EXAMPLE = (Path(__file__).parent / "policy_example.toml").read_text()
