@@ -157,9 +157,9 @@ def load_config(path: Path) -> ApplianceConfig:
             raise ConfigError(f"configuration file {path}: [input] source must be one of {choices}")
         if not allow_emulated:
             raise ConfigError(
-                f"configuration file {path}: [input] source {source!r} is emulated input (a lab frame "
-                "source); production refuses it. A lab run needs allow_emulated_hardware = true "
-                "in [appliance] and the --allow-emulated flag."
+                f"configuration file {path}: [input] source {source!r} is emulated input (a lab "
+                "frame source); production refuses it. A lab run needs "
+                "allow_emulated_hardware = true in [appliance] and the --allow-emulated flag."
             )
     sink = _get(out, "sink", "png-dir")
     fragment_len = _get(out, "fragment_len", None)
