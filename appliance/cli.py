@@ -66,24 +66,22 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str | None]:
         context = click.get_current_context(silent=True)
         flag = bool(context is not None and context.params.get("allow_emulated"))
         settings = FrameSourceSettings(
-            path=path,
-            fps=cfg.input_fps,
-            drop_rate=cfg.input_drop_rate,
-            blur_rate=cfg.input_blur_rate,
-            seed=cfg.input_seed,
+            path=path, fps=cfg.input_fps, drop_rate=cfg.input_drop_rate,
+            blur_rate=cfg.input_blur_rate, seed=cfg.input_seed,
         )
         registered = open_registered_source(
             source_kind, settings, allow_emulated=flag and cfg.allow_emulated_hardware
         )
-        return frame_texts(
-            registered.frames(), default_decoder(), ticks=True, idle_pause=1 / cfg.input_fps
-        )
+        return frame_texts(registered.frames(), default_decoder(), ticks=True,
+                           idle_pause=1 / cfg.input_fps)
 
     def built_in() -> Iterator[str | None]:
         if source_kind == "scanner":
             from coldvault.backends.serial_scanner import SerialScanner
 
-            scanner = SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
+            scanner = (
+                SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
+            )
             yield from scanner.lines(ticks=True)
             return
         decoder = default_decoder()
@@ -101,9 +99,8 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str | None]:
     return built_in()
 
 
-def _build(
-    config: Path, allow_emulated: bool, dev_allow_network: bool
-) -> tuple[Appliance, OperatorConsole]:
+def _build(config: Path, allow_emulated: bool, dev_allow_network: bool
+           ) -> tuple[Appliance, OperatorConsole]:
     from appliance.approvals import CardApprovalCollector
     from appliance.config import load_config
     from appliance.console import OperatorConsole
@@ -112,41 +109,24 @@ def _build(
     cfg = load_config(config)
     ui = OperatorConsole(timeout=cfg.timeouts.review)
     collector = CardApprovalCollector(
-        ui,
-        reader=cfg.reader,
-        insert_timeout=cfg.timeouts.card_insert,
+        ui, reader=cfg.reader, insert_timeout=cfg.timeouts.card_insert,
         allow_emulated=allow_emulated and cfg.allow_emulated_hardware,
     )
     pin = ui.secret(f"HSM user PIN for token {cfg.hsm_token_label}")
     app = Appliance(
-        cfg,
-        ui=ui,
-        collector=collector,
-        hsm_pin=pin,
-        allow_emulated=allow_emulated,
+        cfg, ui=ui, collector=collector, hsm_pin=pin, allow_emulated=allow_emulated,
         dev_allow_network=dev_allow_network,
     )
     return app, ui
 
 
 _common = [
-    click.option(
-        "--config",
-        "config",
-        type=click.Path(path_type=Path, dir_okay=False),
-        required=True,
-        help="Appliance configuration TOML (docs/appliance.md).",
-    ),
-    click.option(
-        "--allow-emulated",
-        is_flag=True,
-        help="Accept SoftHSM / virtual cards (the config must allow it too). Lab only.",
-    ),
-    click.option(
-        "--dev-allow-network",
-        is_flag=True,
-        help="Start even with a network interface up. Development machines only.",
-    ),
+    click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+                 required=True, help="Appliance configuration TOML (docs/appliance.md)."),
+    click.option("--allow-emulated", is_flag=True,
+                 help="Accept SoftHSM / virtual cards (the config must allow it too). Lab only."),
+    click.option("--dev-allow-network", is_flag=True,
+                 help="Start even with a network interface up. Development machines only."),
     json_option,
 ]
 
@@ -164,30 +144,19 @@ def appliance_check(config: Path, allow_emulated: bool, dev_allow_network: bool)
     app, _ = _build(config, allow_emulated, dev_allow_network)
     with app:
         report = app.start()
-    done(
-        report.to_dict(),
-        f"appliance {report.appliance_id}: ready (roster v{report.roster_version}, "
-        f"policy v{report.policy_version}, wallets {', '.join(report.wallets)})",
-    )
+    done(report.to_dict(),
+         f"appliance {report.appliance_id}: ready (roster v{report.roster_version}, "
+         f"policy v{report.policy_version}, wallets {', '.join(report.wallets)})")
 
 
 @appliance.command("run")
 @_with_common
-@click.option(
-    "--frames",
-    type=click.Path(path_type=Path),
-    help="Override the input path (PNG directory or GIF) for file/virtual-camera input.",
-)
+@click.option("--frames", type=click.Path(path_type=Path),
+              help="Override the input path (PNG directory or GIF) for file/virtual-camera input.")
 @click.option("--once", is_flag=True, help="Handle one request, show the response and exit.")
 @click.option("--out", type=click.Path(path_type=Path), help="Override the response output path.")
-def appliance_run(
-    config: Path,
-    allow_emulated: bool,
-    dev_allow_network: bool,
-    frames: Path | None,
-    once: bool,
-    out: Path | None,
-) -> None:
+def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
+                  frames: Path | None, once: bool, out: Path | None) -> None:
     """Run the signing appliance: receive, review, approve, sign, show the response.
 
     With --once the command's outcome is the request's: exit 0 when it was signed, else the
@@ -195,6 +164,7 @@ def appliance_run(
     Without --once every request's outcome is shown on the console and recorded in the
     audit trail, and the appliance runs until it is stopped (Ctrl-C).
     """
+    from appliance.session import SignedNotShown
     from coldvault.errors import ColdvaultError
 
     if wants_json() and not once:
@@ -215,11 +185,15 @@ def appliance_run(
                     raise  # the command's outcome: reported by the root group
                 ui.error(err.message)
                 continue
-            written = app.show(result.frames, out=out)
-            ui.info(
-                f"Response for request {result.review.fingerprint} written: "
-                f"{len(written)} file(s) in {(out or app.config.output_path)}"
-            )
+            try:
+                written = app.show(result.frames, out=out)
+            except SignedNotShown as err:
+                if once:
+                    raise  # exit 3: signed and stored, not shown; the message says re-present
+                ui.error(err.message)  # the appliance stays up: presenting it re-shows it
+                continue
+            ui.info(f"Response for request {result.review.fingerprint} written: "
+                    f"{len(written)} file(s) in {(out or app.config.output_path)}")
             if once:
                 summary = {
                     "ok": True,
@@ -244,34 +218,18 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("trail", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--audit-pubkey",
-    required=True,
-    help="The HSM audit key's public key (hex, compressed secp256k1).",
-)
-@click.option(
-    "--ledger",
-    "ledger_db",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Also check the appliance's ledger.sqlite3 against the trail.",
-)
-@click.option(
-    "--anchor-config",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Also check the trail against the state anchored in the "
-    "appliance's HSM (this configuration's token; asks for the user PIN).",
-)
+@click.option("--audit-pubkey", required=True,
+              help="The HSM audit key's public key (hex, compressed secp256k1).")
+@click.option("--ledger", "ledger_db", type=click.Path(path_type=Path, dir_okay=False,
+                                                       exists=True), default=None,
+              help="Also check the appliance's ledger.sqlite3 against the trail.")
+@click.option("--anchor-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="Also check the trail against the state anchored in the "
+              "appliance's HSM (this configuration's token; asks for the user PIN).")
 @click.option("--allow-emulated", is_flag=True, help="Accept SoftHSM for --anchor-config. Lab.")
 @json_option
-def audit_verify(
-    trail: Path,
-    audit_pubkey: str,
-    ledger_db: Path | None,
-    anchor_config: Path | None,
-    allow_emulated: bool,
-) -> None:
+def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
+                 anchor_config: Path | None, allow_emulated: bool) -> None:
     """Check every hash link and seal of TRAIL; any edit, deletion or reordering fails.
 
     With --anchor-config a trail cut short or replaced fails too (even after its last seal);
@@ -286,9 +244,8 @@ def audit_verify(
 
     book = Ledger(ledger_db, read_only=True) if ledger_db else None
     try:
-        report = verify(
-            trail, key, expect_sealed_through=book.audit_sealed_through() if book else None
-        )
+        report = verify(trail, key,
+                        expect_sealed_through=book.audit_sealed_through() if book else None)
         checked = []
         if anchor_config is not None:
             from appliance.config import load_config
@@ -297,13 +254,11 @@ def audit_verify(
 
             cfg = load_config(anchor_config)
             pin = OperatorConsole(timeout=cfg.timeouts.review).secret(
-                f"HSM user PIN for token {cfg.hsm_token_label}"
-            )
+                f"HSM user PIN for token {cfg.hsm_token_label}")
             anchor = read_anchor(cfg, pin, allow_emulated=allow_emulated)
             if anchor is not None:
-                check_trail(
-                    anchor, trail, entries=report.entries, sealed_through=report.sealed_through
-                )
+                check_trail(anchor, trail, entries=report.entries,
+                            sealed_through=report.sealed_through)
                 checked.append(f"anchored through entry {anchor.audit_seq}")
             else:
                 checked.append("no anchor on the token")
@@ -313,11 +268,9 @@ def audit_verify(
     finally:
         if book is not None:
             book.close()
-    done(
-        {**report.to_dict(), "checked": checked},
-        f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
-        f"{report.unsealed} after the last seal" + "".join(f"; {c}" for c in checked),
-    )
+    done({**report.to_dict(), "checked": checked},
+         f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
+         f"{report.unsealed} after the last seal" + "".join(f"; {c}" for c in checked))
 
 
 @main.group(epilog=EXIT_STATUS_HELP)
@@ -332,24 +285,14 @@ def _format_option(ctx: click.Context, _param: click.Parameter, value: str) -> s
 
 
 @ledger.command("export")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    required=True,
-    help="The appliance's ledger.sqlite3.",
-)
+@click.option("--db", type=click.Path(path_type=Path, dir_okay=False, exists=True), required=True,
+              help="The appliance's ledger.sqlite3.")
 @click.option("--client", required=True, help="Client whose movements to export.")
 @click.option("--since", default=None, help="ISO date/time (UTC), inclusive.")
 @click.option("--until", default=None, help="ISO date/time (UTC), exclusive.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "json"]),
-    default="csv",
-    is_eager=True,
-    callback=_format_option,
-    help="csv, or json (then an error is a JSON document on stdout too).",
-)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              is_eager=True, callback=_format_option,
+              help="csv, or json (then an error is a JSON document on stdout too).")
 def ledger_export(db: Path, client: str, since: str | None, until: str | None, fmt: str) -> None:
     """Print CLIENT's signed movements as CSV or JSON."""
     from coldvault.records.ledger import Ledger
@@ -369,55 +312,22 @@ def qr() -> None:
 
 @qr.command("encode")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--type",
-    "ur_type",
-    default="crypto-psbt",
-    show_default=True,
-    help="UR type of the payload (crypto-psbt, eth-sign-request, ...).",
-)
+@click.option("--type", "ur_type", default="crypto-psbt", show_default=True,
+              help="UR type of the payload (crypto-psbt, eth-sign-request, ...).")
 @click.option("--cbor", is_flag=True, help="FILE already holds the CBOR for --type.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["ur", "bbqr", "pmofn", "urv1"]),
-    default="ur",
-    show_default=True,
-)
-@click.option(
-    "--fragment-len", type=int, default=200, show_default=True, help="Message bytes per frame."
-)
-@click.option(
-    "--frames",
-    "count",
-    type=int,
-    default=None,
-    help="How many frames to write (UR fountain: default twice the parts).",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Directory for frame-NNNN.png + frames.txt, or a .gif file.",
-)
-@click.option(
-    "--fps",
-    type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="GIF frame rate.",
-)
+@click.option("--format", "fmt", type=click.Choice(["ur", "bbqr", "pmofn", "urv1"]),
+              default="ur", show_default=True)
+@click.option("--fragment-len", type=int, default=200, show_default=True,
+              help="Message bytes per frame.")
+@click.option("--frames", "count", type=int, default=None,
+              help="How many frames to write (UR fountain: default twice the parts).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Directory for frame-NNNN.png + frames.txt, or a .gif file.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="GIF frame rate.")
 @json_option
-def qr_encode(
-    file: Path,
-    ur_type: str,
-    cbor: bool,
-    fmt: str,
-    fragment_len: int,
-    count: int | None,
-    out: Path,
-    fps: float,
-) -> None:
+def qr_encode(file: Path, ur_type: str, cbor: bool, fmt: str, fragment_len: int,
+              count: int | None, out: Path, fps: float) -> None:
     """Write FILE as QR frames in the chosen format."""
     from coldvault.transport import render as qr_render
     from coldvault.transport.formats import TransportFormat
@@ -428,12 +338,8 @@ def qr_encode(
     data = file.read_bytes()
     if cbor:
         decode_registry(UR(ur_type, data))  # validate before rendering
-    fmts = {
-        "ur": TransportFormat.UR,
-        "bbqr": TransportFormat.BBQR,
-        "pmofn": TransportFormat.PMOFN,
-        "urv1": TransportFormat.URV1,
-    }
+    fmts = {"ur": TransportFormat.UR, "bbqr": TransportFormat.BBQR,
+            "pmofn": TransportFormat.PMOFN, "urv1": TransportFormat.URV1}
     stream = encode_reply(fmts[fmt], ur_type, data, max_fragment_len=fragment_len)
     n = stream.frame_count or count or 2 * stream.parts_needed
     texts = stream.frames(n)
@@ -444,25 +350,16 @@ def qr_encode(
         for i, text in enumerate(texts):
             (out / f"frame-{i:04d}.png").write_bytes(qr_render.render_png(text))
         (out / "frames.txt").write_text("\n".join(texts) + "\n")
-    done(
-        {"frames": len(texts), "out": str(out), "format": fmt},
-        f"wrote {len(texts)} frames to {out}",
-    )
+    done({"frames": len(texts), "out": str(out), "format": fmt},
+         f"wrote {len(texts)} frames to {out}")
 
 
 @qr.command("decode")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "--text",
-    "text_file",
-    type=click.Path(path_type=Path, exists=True),
-    help="Read frame texts (one per line) instead of images.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the assembled payload here (raw file, or CBOR for CBOR URs).",
-)
+@click.option("--text", "text_file", type=click.Path(path_type=Path, exists=True),
+              help="Read frame texts (one per line) instead of images.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the assembled payload here (raw file, or CBOR for CBOR URs).")
 @json_option
 def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None) -> None:
     """Assemble a message from QR images (PNG files, directories, GIFs) or frame texts."""
@@ -491,16 +388,10 @@ def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None
     payload = received.content if received.ur_type == "crypto-psbt" else received.payload
     if out is not None:
         out.write_bytes(payload)
-    done(
-        {
-            "format": str(received.format),
-            "ur_type": received.ur_type,
-            "bytes": len(payload),
-            **({} if out else {"hex": payload.hex()}),
-        },
-        f"{received.format} {received.ur_type}: {len(payload)} bytes"
-        + (f" written to {out}" if out else ""),
-    )
+    done({"format": str(received.format), "ur_type": received.ur_type, "bytes": len(payload),
+          **({} if out else {"hex": payload.hex()})},
+         f"{received.format} {received.ur_type}: {len(payload)} bytes"
+         + (f" written to {out}" if out else ""))
 
 
 # ------------------------------------------------------------------------- ceremonies

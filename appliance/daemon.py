@@ -100,9 +100,8 @@ class StartupReport:
 def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
     """The state anchor on the appliance's token (an auditor's check; needs the user PIN)."""
     emulated_ok = allow_emulated and config.allow_emulated_hardware
-    with Pkcs11Keystore.open(
-        str(config.hsm_module), config.hsm_token_label, hsm_pin, allow_emulated=emulated_ok
-    ) as keystore:
+    with Pkcs11Keystore.open(str(config.hsm_module), config.hsm_token_label, hsm_pin,
+                             allow_emulated=emulated_ok) as keystore:
         raw = TokenAnchorStore(keystore).load()
     return None if raw is None else Anchor.from_bytes(raw)
 
@@ -194,16 +193,13 @@ class Appliance:
         try:
             if cfg.audit_log.exists():
                 report = verify(
-                    cfg.audit_log,
-                    audit_key.public_key,
+                    cfg.audit_log, audit_key.public_key,
                     expect_sealed_through=ledger.audit_sealed_through(),
                 )
             if anchor is not None:
                 # the HSM's high-water marks: nothing on disk may be older
                 check_trail(
-                    anchor,
-                    cfg.audit_log,
-                    entries=report.entries if report else 0,
+                    anchor, cfg.audit_log, entries=report.entries if report else 0,
                     sealed_through=report.sealed_through if report else None,
                 )
                 check_configs(anchor, configs)
@@ -224,16 +220,14 @@ class Appliance:
         if report is not None and report.entries:
             state = state.with_entry(report.entries - 1, report.head)
             if report.sealed_through is not None:
-                state = replace(
-                    state, sealed_through=max(state.sealed_through, report.sealed_through)
-                )
+                state = replace(state, sealed_through=max(state.sealed_through,
+                                                          report.sealed_through))
         anchors.save(state.to_bytes())
         self.anchor = state
 
         def anchor_entry(entry: auditmod.AuditEntry) -> None:
-            state = (self.anchor or Anchor()).with_entry(
-                entry.seq, entry.hash, sealed=entry.event == "seal"
-            )
+            state = (self.anchor or Anchor()).with_entry(entry.seq, entry.hash,
+                                                         sealed=entry.event == "seal")
             anchors.save(state.to_bytes())
             self.anchor = state
             totals.observe(entry.__dict__)
@@ -247,14 +241,8 @@ class Appliance:
             on_append=anchor_entry,
         )
         for digest in repaired:
-            self.audit.append(
-                "reconciled",
-                {
-                    "sha256": digest,
-                    "ledger": "signed",
-                    "reason": "signed in the trail, not in the ledger",
-                },
-            )
+            self.audit.append("reconciled", {"sha256": digest, "ledger": "signed",
+                                             "reason": "signed in the trail, not in the ledger"})
         for digest, outcome in settled:
             self.audit.append("reconciled", {"sha256": digest, **outcome})
         self.roster, self.policy, self.wallets = roster, policy, wallets
@@ -300,30 +288,17 @@ class Appliance:
         for digest in responses.pending():
             if digest in totals.signed:
                 responses.commit(digest)
-                done.append(
-                    (
-                        digest,
-                        {"response": "committed", "reason": "signed in the trail; response kept"},
-                    )
-                )
+                done.append((digest, {"response": "committed",
+                                      "reason": "signed in the trail; response kept"}))
             else:
                 responses.discard(digest)
-                done.append(
-                    (
-                        digest,
-                        {
-                            "response": "discarded",
-                            "reason": "no signature entry; it never left the appliance",
-                        },
-                    )
-                )
+                done.append((digest, {"response": "discarded",
+                                      "reason": "no signature entry; it never left the appliance"}))
         for digest in sorted(ledger.unfinished() - set(totals.signed)):
-            ledger.mark_refused(
-                bytes.fromhex(digest), "interrupted: the appliance stopped before it was signed"
-            )
-            done.append(
-                (digest, {"ledger": "refused", "reason": "interrupted before it was signed"})
-            )
+            ledger.mark_refused(bytes.fromhex(digest),
+                                "interrupted: the appliance stopped before it was signed")
+            done.append((digest, {"ledger": "refused",
+                                  "reason": "interrupted before it was signed"}))
         return done
 
     def _audit_startup_refusal(self, err: ColdvaultError, public_key: bytes) -> None:
@@ -389,7 +364,8 @@ class Appliance:
                 return assembler.result()
         machine.reset()
         if time.monotonic() <= deadline:
-            raise InputEnded(last.parts_received if last else 0, last.parts_expected if last else 0)
+            raise InputEnded(last.parts_received if last else 0,
+                             last.parts_expected if last else 0)
         raise TimedOut(State.RECEIVING, self.config.timeouts.receiving)
 
     def handle(self, received: Received) -> SessionResult:
@@ -399,9 +375,8 @@ class Appliance:
         self._last_fingerprint = result.review.fingerprint
         return result
 
-    def show(
-        self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
-    ) -> list[Path]:
+    def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
+             ) -> list[Path]:
         """Write the response frames to the configured sink; returns the files written.
 
         The request is already signed: a failing sink is :class:`SignedNotShown` (audited),
@@ -419,9 +394,8 @@ class Appliance:
             self.session.done()
         return written
 
-    def _write_frames(
-        self, frames: FrameStream, *, out: Path | None, limit: int | None
-    ) -> list[Path]:
+    def _write_frames(self, frames: FrameStream, *, out: Path | None, limit: int | None
+                      ) -> list[Path]:
         cfg = self.config
         target = out or cfg.output_path
         count = frames.frame_count or limit or max(2 * frames.parts_needed, 10)
@@ -447,3 +421,4 @@ class Appliance:
             (target / "frames.txt").write_text("\n".join(texts) + "\n")
             written.append(target / "frames.txt")
         return written
+
