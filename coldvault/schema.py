@@ -176,16 +176,15 @@ def _type_name(value: object) -> str:
 
 
 def _check_number(value: object, spec: Number, name: str, where: str) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and spec.integer and not isinstance(value, int):
-        ok = False
-    if ok:
-        number = float(value) if not isinstance(value, int) else value
-        ok = (
-            (isinstance(number, int) or math.isfinite(number))
-            and (number > spec.minimum if spec.positive else number >= spec.minimum)
-            and (spec.maximum is None or number <= spec.maximum)
-        )
+    number: int | float | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and not spec.integer and math.isfinite(value):
+        number = value
+    ok = number is not None and (
+        (number > spec.minimum if spec.positive else number >= spec.minimum)
+        and (spec.maximum is None or number <= spec.maximum)
+    )
     if not ok:
         raise SchemaViolation(
             where, f"{name} must be {spec.describe()}, not {_type_name(value)}", key=name
