@@ -291,3 +291,18 @@ def test_another_programs_database_is_not_turned_into_a_ledger(tmp_path: Path) -
         Ledger(path)
     assert info.value.problem == "is an SQLite database of another program, not a ledger"
     assert path.read_bytes() == before
+
+
+def test_cbor_bomb_is_one_sentence() -> None:
+    from coldvault.errors import EXIT_BAD_INPUT, exit_status
+    from coldvault.transport.registry.cbor import MalformedCbor
+    from coldvault.transport.registry.codec import decode_registry
+    from coldvault.transport.ur import UR
+
+    with pytest.raises(MalformedCbor) as info:
+        decode_registry(UR("eth-sign-request", b"\x81" * 100_000 + b"\x00"))
+    assert str(info.value) == (
+        "The 'eth-sign-request' UR payload is not acceptable CBOR (nested deeper than 16 "
+        "levels)."
+    )
+    assert exit_status(info.value) == EXIT_BAD_INPUT
