@@ -343,25 +343,29 @@ class Appliance:
         assembler = Assembler()
         deadline = time.monotonic() + self.config.timeouts.receiving
         last: Progress | None = None
-        for text in texts:
-            if time.monotonic() > deadline:
-                break
-            if text is None:
-                continue
-            try:
-                p = assembler.feed(text)
-            except ColdvaultError as err:
-                # a garbled or foreign frame never aborts a transfer: report and go on
-                self.ui.warn(f"ignored a frame: {err.message}")
-                continue
-            moved = last is None or p.parts_received != last.parts_received
-            if progress and p.accepted and moved:
-                show = getattr(self.ui, "progress", None)
-                if show is not None:
-                    show(p)
-            last = p
-            if p.complete:
-                return assembler.result()
+        try:
+            for text in texts:
+                if time.monotonic() > deadline:
+                    break
+                if text is None:
+                    continue
+                try:
+                    p = assembler.feed(text)
+                except ColdvaultError as err:
+                    # a garbled or foreign frame never aborts a transfer: report and go on
+                    self.ui.warn(f"ignored a frame: {err.message}")
+                    continue
+                moved = last is None or p.parts_received != last.parts_received
+                if progress and p.accepted and moved:
+                    show = getattr(self.ui, "progress", None)
+                    if show is not None:
+                        show(p)
+                last = p
+                if p.complete:
+                    return assembler.result()
+        except ColdvaultError:
+            machine.reset()  # the input itself failed: a scanner gone, an over-long line
+            raise
         machine.reset()
         if time.monotonic() <= deadline:
             raise InputEnded(last.parts_received if last else 0,

@@ -134,3 +134,30 @@ def test_end_of_input_is_reported_as_such(app: tuple[Appliance, QuietUi]) -> Non
         f"The input ended before a complete request arrived (2 of {stream.parts_needed} parts "
         "arrived); nothing was signed."
     )
+
+
+def test_scanner_end_of_input_and_overlong_line(app: tuple[Appliance, QuietUi]) -> None:
+    """Through the real scanner reader: a stream that ends is the end of input (not "timed
+    out after 600 s"); an over-long line is reported as such, and the appliance is idle."""
+    import io
+
+    from coldvault.backends.serial_scanner import ScannerLineTooLong, SerialScanner
+
+    appliance, _ui = app
+    stream = encode_reply(TransportFormat.UR, "crypto-psbt", bytes(range(256)) * 4,
+                          max_fragment_len=100)
+    typed = "\r\n".join(stream.frames(1)).encode() + b"\r\n"
+    scanner = SerialScanner(stream=io.BytesIO(typed))
+    with pytest.raises(InputEnded) as ended:
+        appliance.receive(scanner.lines(ticks=True))
+    assert str(ended.value) == (
+        f"The input ended before a complete request arrived (1 of {stream.parts_needed} parts "
+        "arrived); nothing was signed."
+    )
+    scanner = SerialScanner(stream=io.BytesIO(typed + b"A" * 10_000 + b"\n"))
+    with pytest.raises(ScannerLineTooLong) as long_line:
+        appliance.receive(scanner.lines(ticks=True))
+    assert exit_status(long_line.value) == EXIT_BAD_INPUT
+    assert "longer than 8192 characters" in str(long_line.value)
+    assert appliance.session is not None
+    assert appliance.session.machine.state.value == "idle"
