@@ -306,3 +306,26 @@ def test_cbor_bomb_is_one_sentence() -> None:
         "levels)."
     )
     assert exit_status(info.value) == EXIT_BAD_INPUT
+
+
+def test_state_files_with_json_bombs_are_refused_cleanly() -> None:
+    """Files in the state directory are untrusted too (an insider can write there): a stored
+    response or anchor copy nested absurdly deep is a named integrity error, never a
+    RecursionError."""
+    from coldvault.records.anchor import Anchor, AnchorCorrupt
+    from coldvault.records.responses import ResponseCorrupt, StoredResponse
+
+    bomb = b"[" * 200_000 + b"]" * 200_000
+    digest = "ab" * 32
+    with pytest.raises(ResponseCorrupt) as info:
+        StoredResponse.from_bytes(digest, bomb)
+    assert str(info.value) == (
+        f"The stored response of request {digest[:16]} is unusable: the document is nested "
+        "deeper than 32 levels."
+    )
+    with pytest.raises(AnchorCorrupt) as anchor:
+        Anchor.from_bytes(bomb)
+    assert str(anchor.value) == (
+        "The state anchor on the HSM token cannot be read: the document is nested deeper "
+        "than 32 levels."
+    )
