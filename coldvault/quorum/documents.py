@@ -262,6 +262,10 @@ def load_signed_document(path: Path, kind: str) -> SignedDocument:
         header_bytes = approvals_path(path).read_bytes()
     except FileNotFoundError as exc:
         raise SignedDocumentInvalid(where, f"{exc.filename} does not exist") from exc
+    except OSError as exc:
+        raise SignedDocumentInvalid(
+            where, f"{exc.filename} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
     if len(content) > MAX_DOCUMENT_BYTES or len(header_bytes) > MAX_DOCUMENT_BYTES:
         raise SignedDocumentInvalid(where, "a file is larger than 1 MiB")
     try:

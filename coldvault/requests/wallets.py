@@ -91,6 +91,10 @@ def load_wallets(path: Path) -> dict[str, Wallet]:
         content = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"wallet registry {path} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"wallet registry {path} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
     return parse_wallets(content, where=str(path))
 
 

@@ -329,3 +329,19 @@ def test_state_files_with_json_bombs_are_refused_cleanly() -> None:
         "The state anchor on the HSM token cannot be read: the document is nested deeper "
         "than 32 levels."
     )
+
+
+def test_unreadable_files_are_one_sentence(tmp_path: Path) -> None:
+    from coldvault.requests.wallets import load_wallets
+
+    folder = tmp_path / "policy.toml"
+    folder.mkdir()
+    (tmp_path / "policy.toml.approvals.json").write_text("{}")
+    with pytest.raises(SignedDocumentInvalid) as info:
+        load_signed_document(folder, "policy")
+    assert str(info.value) == (
+        f"The signed document {folder} is invalid: {folder} cannot be read (Is a directory)."
+    )
+    with pytest.raises(ConfigError) as config:
+        load_wallets(folder)
+    assert str(config.value) == f"wallet registry {folder} cannot be read (Is a directory)"
