@@ -44,7 +44,7 @@ def appliance() -> None:
     """Run or check the signing appliance."""
 
 
-def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
+def _input_texts(cfg: object, frames: Path | None) -> Iterator[str | None]:
     """The QR texts of the configured input. A source that is not built in is a registered
     (emulated) frame source: opened only if the configuration allows emulated hardware and
     the running command was given ``--allow-emulated``, and refused here, before anything
@@ -72,16 +72,17 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
         registered = open_registered_source(
             source_kind, settings, allow_emulated=flag and cfg.allow_emulated_hardware
         )
-        return frame_texts(registered.frames(), default_decoder())
+        return frame_texts(registered.frames(), default_decoder(), ticks=True,
+                           idle_pause=1 / cfg.input_fps)
 
-    def built_in() -> Iterator[str]:
+    def built_in() -> Iterator[str | None]:
         if source_kind == "scanner":
             from coldvault.backends.serial_scanner import SerialScanner
 
             scanner = (
                 SerialScanner(path) if path != "-" else SerialScanner(stream=sys.stdin.buffer)
             )
-            yield from scanner.lines()
+            yield from scanner.lines(ticks=True)
             return
         decoder = default_decoder()
         source: FrameSource
@@ -92,7 +93,8 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str]:
         else:
             p = Path(path)
             source = ImageFileSource(sorted(p.glob("*.png")) if p.is_dir() else [p])
-        yield from frame_texts(source.frames(), decoder)
+        # the V4L2 camera paces itself at its fps; image files are finite
+        yield from frame_texts(source.frames(), decoder, ticks=True)
 
     return built_in()
 
@@ -162,6 +164,7 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
     Without --once every request's outcome is shown on the console and recorded in the
     audit trail, and the appliance runs until it is stopped (Ctrl-C).
     """
+    from appliance.session import SignedNotShown
     from coldvault.errors import ColdvaultError
 
     if wants_json() and not once:
@@ -182,7 +185,13 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
                     raise  # the command's outcome: reported by the root group
                 ui.error(err.message)
                 continue
-            written = app.show(result.frames, out=out)
+            try:
+                written = app.show(result.frames, out=out)
+            except SignedNotShown as err:
+                if once:
+                    raise  # exit 3: signed and stored, not shown; the message says re-present
+                ui.error(err.message)  # the appliance stays up: presenting it re-shows it
+                continue
             ui.info(f"Response for request {result.review.fingerprint} written: "
                     f"{len(written)} file(s) in {(out or app.config.output_path)}")
             if once:

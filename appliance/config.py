@@ -5,11 +5,11 @@ See docs/appliance.md for the file format. Secrets (PINs) are never read from th
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coldvault import schema
 from coldvault.errors import ConfigError
 from coldvault.transport.frames import registered_frame_sources
 
@@ -63,97 +63,138 @@ class ApplianceConfig:
         return self.state_dir / "ledger.sqlite3"
 
 
-def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
-    if key not in table:
-        if default is ...:
-            raise ConfigError(f"configuration: [{where}] is missing the required key {key!r}")
-        return default
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+_SECONDS = schema.Number(positive=True, maximum=7 * 24 * 3600)
+_PATH = schema.Text(max_len=4096)
+
+#: The configuration file's declared shape (docs/appliance.md): nothing else is accepted.
+CONFIG_SCHEMA = schema.Table(
+    {
+        "appliance": schema.Table(
+            {
+                "id": schema.Text(max_len=200),
+                "state_dir": _PATH,
+                "allow_emulated_hardware": schema.Flag(),
+            },
+            required=frozenset({"id", "state_dir"}),
+        ),
+        "hsm": schema.Table(
+            {"module": _PATH, "token_label": schema.Text(max_len=32)},
+            required=frozenset({"module", "token_label"}),
+        ),
+        "trust": schema.Table(
+            {
+                "rosters": schema.Items(_PATH, max_items=1000),
+                "policy": _PATH,
+                "wallets": _PATH,
+                "genesis_roster_sha256": schema.Text(max_len=64),
+            },
+            required=frozenset({"rosters", "policy", "wallets", "genesis_roster_sha256"}),
+        ),
+        "input": schema.Table(
+            {
+                "source": schema.Text(max_len=200),
+                "path": _PATH,
+                "fps": schema.Number(positive=True, maximum=1000),
+                "drop_rate": schema.Number(maximum=1),
+                "blur_rate": schema.Number(maximum=1),
+                "seed": schema.Number(integer=True, maximum=2**64 - 1),
+            },
+        ),
+        "output": schema.Table(
+            {
+                "sink": schema.Text(choices=OUTPUT_SINKS),
+                "path": _PATH,
+                "fragment_len": schema.Number(integer=True, minimum=10, maximum=2000),
+                "fps": schema.Number(positive=True, maximum=100),
+            },
+        ),
+        "timeouts": schema.Table({name: _SECONDS for name in Timeouts.__dataclass_fields__}),
+        "cards": schema.Table({"reader": schema.Text(max_len=400)}),
+    },
+    required=frozenset({"appliance", "hsm", "trust"}),
+)
+
+
+def _get(table: dict[str, Any], key: str, default: Any = ...) -> Any:
+    """A value already checked against :data:`CONFIG_SCHEMA` (numbers of float fields as
+    float)."""
+    value = table.get(key, default)
+    if isinstance(default, float) and isinstance(value, int):
         value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"configuration: [{where}] {key} must be a {kind.__name__}, not {type(value).__name__}"
-        )
     return value
 
 
 def load_config(path: Path) -> ApplianceConfig:
     """Read and validate the appliance TOML file. Relative paths are relative to the file."""
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"configuration file {path} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
+    try:
+        data = schema.load_toml(raw, CONFIG_SCHEMA)
+    except schema.SchemaViolation as exc:
+        at = f" [{exc.where}]" if exc.where else ""
+        raise ConfigError(f"configuration file {path}:{at} {exc.problem}.") from None
     base = path.resolve().parent
 
     def rel(p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() else base / q
 
-    tables = {}
-    for name in ("appliance", "hsm", "trust", "input", "output", "timeouts", "cards"):
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"configuration: [{name}] must be a table")
-        tables[name] = value
-    unknown = set(data) - set(tables)
-    if unknown:
-        raise ConfigError(f"configuration: unknown table(s) {sorted(unknown)}")
-
+    tables = {name: data.get(name, {}) for name in CONFIG_SCHEMA.fields}
     app, hsm, trust = tables["appliance"], tables["hsm"], tables["trust"]
     inp, out, tmo = tables["input"], tables["output"], tables["timeouts"]
-    source = _get(inp, "source", str, "input", "camera")
-    allow_emulated = _get(app, "allow_emulated_hardware", bool, "appliance", False)
+    source = _get(inp, "source", "camera")
+    allow_emulated = _get(app, "allow_emulated_hardware", False)
     if source not in BUILT_IN_SOURCES:
         registered = registered_frame_sources()
         if source not in registered:
             choices = ", ".join((*BUILT_IN_SOURCES, *registered))
-            raise ConfigError(f"configuration: [input] source must be one of {choices}")
+            raise ConfigError(f"configuration file {path}: [input] source must be one of {choices}")
         if not allow_emulated:
             raise ConfigError(
-                f"configuration: [input] source {source!r} is emulated input (a lab frame "
-                "source); production refuses it. A lab run needs allow_emulated_hardware = true "
-                "in [appliance] and the --allow-emulated flag."
+                f"configuration file {path}: [input] source {source!r} is emulated input (a lab "
+                "frame source); production refuses it. A lab run needs "
+                "allow_emulated_hardware = true in [appliance] and the --allow-emulated flag."
             )
-    sink = _get(out, "sink", str, "output", "png-dir")
-    if sink not in OUTPUT_SINKS:
-        raise ConfigError(f"configuration: [output] sink must be one of {', '.join(OUTPUT_SINKS)}")
-    fragment_len = _get(out, "fragment_len", int, "output", None)
-    if fragment_len is not None and not 10 <= fragment_len <= 2000:
-        raise ConfigError("configuration: [output] fragment_len must be between 10 and 2000 bytes")
-    if not _get(trust, "rosters", list, "trust"):
-        raise ConfigError("configuration: [trust] rosters must list at least the genesis roster")
-    genesis = _get(trust, "genesis_roster_sha256", str, "trust").lower()
+    sink = _get(out, "sink", "png-dir")
+    fragment_len = _get(out, "fragment_len", None)
+    if not _get(trust, "rosters"):
+        raise ConfigError(
+            f"configuration file {path}: [trust] rosters must list at least the genesis roster"
+        )
+    genesis = _get(trust, "genesis_roster_sha256").lower()
     if len(genesis) != 64 or any(c not in "0123456789abcdef" for c in genesis):
-        raise ConfigError("configuration: [trust] genesis_roster_sha256 must be 64 hex digits")
+        raise ConfigError(
+            f"configuration file {path}: [trust] genesis_roster_sha256 must be 64 hex digits"
+        )
     timeouts = Timeouts(
-        **{
-            k: _get(tmo, k, float, "timeouts", getattr(Timeouts(), k))
-            for k in Timeouts.__dataclass_fields__
-        }
+        **{k: _get(tmo, k, getattr(Timeouts(), k)) for k in Timeouts.__dataclass_fields__}
     )
     return ApplianceConfig(
-        appliance_id=_get(app, "id", str, "appliance"),
-        state_dir=rel(_get(app, "state_dir", str, "appliance")),
+        appliance_id=_get(app, "id"),
+        state_dir=rel(_get(app, "state_dir")),
         allow_emulated_hardware=allow_emulated,
-        hsm_module=rel(_get(hsm, "module", str, "hsm")),
-        hsm_token_label=_get(hsm, "token_label", str, "hsm"),
-        roster_files=tuple(rel(str(p)) for p in _get(trust, "rosters", list, "trust")),
-        policy_file=rel(_get(trust, "policy", str, "trust")),
-        wallets_file=rel(_get(trust, "wallets", str, "trust")),
+        hsm_module=rel(_get(hsm, "module")),
+        hsm_token_label=_get(hsm, "token_label"),
+        roster_files=tuple(rel(str(p)) for p in _get(trust, "rosters")),
+        policy_file=rel(_get(trust, "policy")),
+        wallets_file=rel(_get(trust, "wallets")),
         genesis_roster_sha256=genesis,
         input_source=source,
-        input_path=_get(inp, "path", str, "input", "/dev/video0"),
-        input_fps=_get(inp, "fps", float, "input", 10.0),
-        input_drop_rate=_get(inp, "drop_rate", float, "input", 0.0),
-        input_blur_rate=_get(inp, "blur_rate", float, "input", 0.0),
-        input_seed=_get(inp, "seed", int, "input", 0),
+        input_path=_get(inp, "path", "/dev/video0"),
+        input_fps=_get(inp, "fps", 10.0),
+        input_drop_rate=_get(inp, "drop_rate", 0.0),
+        input_blur_rate=_get(inp, "blur_rate", 0.0),
+        input_seed=_get(inp, "seed", 0),
         output_sink=sink,
-        output_path=rel(_get(out, "path", str, "output", "response")),
+        output_path=rel(_get(out, "path", "response")),
         fragment_len=fragment_len,
-        output_fps=_get(out, "fps", float, "output", 5.0),
+        output_fps=_get(out, "fps", 5.0),
         reader=tables["cards"].get("reader"),
         timeouts=timeouts,
     )

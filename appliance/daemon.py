@@ -28,7 +28,7 @@ from appliance.session import (
     SigningSession,
     Ui,
 )
-from appliance.states import State, TimedOut
+from appliance.states import InputEnded, State, TimedOut
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.errors import ColdvaultError, Refused
@@ -328,8 +328,13 @@ class Appliance:
         self.stop()
 
     # ------------------------------------------------------------------ the job
-    def receive(self, texts: Iterable[str], *, progress: bool = True) -> Received:
-        """Feed QR texts into an assembler until a request is complete (or time runs out)."""
+    def receive(self, texts: Iterable[str | None], *, progress: bool = True) -> Received:
+        """Feed QR texts into an assembler until a request is complete.
+
+        ``None`` in ``texts`` is a tick (a frame with nothing new): the receiving timeout is
+        checked on every item, so it holds while a camera shows the same code for ever.
+        Raises :class:`TimedOut` when the time runs out and :class:`InputEnded` when the
+        input ends first."""
         if self.session is None:
             raise ValueError("start() the appliance first")
         machine = self.session.machine
@@ -338,24 +343,33 @@ class Appliance:
         assembler = Assembler()
         deadline = time.monotonic() + self.config.timeouts.receiving
         last: Progress | None = None
-        for text in texts:
-            if time.monotonic() > deadline:
-                break
-            try:
-                p = assembler.feed(text)
-            except ColdvaultError as err:
-                # a garbled or foreign frame never aborts a transfer: report and go on
-                self.ui.warn(f"ignored a frame: {err.message}")
-                continue
-            moved = last is None or p.parts_received != last.parts_received
-            if progress and p.accepted and moved:
-                show = getattr(self.ui, "progress", None)
-                if show is not None:
-                    show(p)
-            last = p
-            if p.complete:
-                return assembler.result()
+        try:
+            for text in texts:
+                if time.monotonic() > deadline:
+                    break
+                if text is None:
+                    continue
+                try:
+                    p = assembler.feed(text)
+                except ColdvaultError as err:
+                    # a garbled or foreign frame never aborts a transfer: report and go on
+                    self.ui.warn(f"ignored a frame: {err.message}")
+                    continue
+                moved = last is None or p.parts_received != last.parts_received
+                if progress and p.accepted and moved:
+                    show = getattr(self.ui, "progress", None)
+                    if show is not None:
+                        show(p)
+                last = p
+                if p.complete:
+                    return assembler.result()
+        except ColdvaultError:
+            machine.reset()  # the input itself failed: a scanner gone, an over-long line
+            raise
         machine.reset()
+        if time.monotonic() <= deadline:
+            raise InputEnded(last.parts_received if last else 0,
+                             last.parts_expected if last else 0)
         raise TimedOut(State.RECEIVING, self.config.timeouts.receiving)
 
     def handle(self, received: Received) -> SessionResult:

@@ -59,7 +59,8 @@ EXIT_STATUS_HELP = (
     "  0  done\n"
     "  1  refused or cancelled (policy, quorum, operator)\n"
     "  2  bad input or usage\n"
-    "  3  internal error (a bug; COLDVAULT_DEBUG=1 shows the traceback)\n"
+    "  3  internal error (a bug; COLDVAULT_DEBUG=1 shows the traceback), or signed but\n"
+    "     not shown: present the same request again to re-show the stored response\n"
     "With --json, stdout holds exactly one JSON document; other text goes to stderr."
 )
 

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.states import State, StateMachine
-from coldvault.errors import Cancelled, ColdvaultError, QuorumError
+from coldvault.errors import Cancelled, ColdvaultError, QuorumError, Unfinished
 from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Signature, Signer, held_key
 from coldvault.policy import Decision, Policy
 from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard
 from coldvault.quorum.roster import Roster
 from coldvault.records.audit import review_fields
 from coldvault.records.responses import ResponseStore, StoredResponse
-from coldvault.requests.base import PreparedRequest, Review
+from coldvault.requests.base import AuditStamp, PreparedRequest, Review
 from coldvault.requests.dispatch import prepare_request
 from coldvault.requests.wallets import Wallet
 from coldvault.transport.formats import Received
@@ -101,8 +101,9 @@ class RequestFailed(ColdvaultError):
         self.kind = kind
 
 
-class SignedNotShown(ColdvaultError):
-    """The request WAS signed and its response stored, but it could not be shown."""
+class SignedNotShown(Unfinished):
+    """The request WAS signed and its response stored, but it could not be shown: not bad
+    input and not a refusal (exit 3); presenting the request again re-shows the response."""
 
     code = "signed-not-shown"
 
@@ -271,11 +272,10 @@ class SigningSession:
             self.checkpoint("signing-audited")
             signatures = self._sign(prepared)
             self.checkpoint("hsm-signed")
-            response = prepared.finish(signatures)
-            stored = StoredResponse(
-                digest.hex(), prepared.response_type, response,
-                int(getattr(signing, "seq", -1)), str(getattr(signing, "hash", "")),
-            )  # fmt: skip
+            seq, head = int(getattr(signing, "seq", -1)), str(getattr(signing, "hash", ""))
+            # the response carries the audit head it follows (docs/audit.md)
+            response = prepared.finish(signatures, audit=_stamp(seq, head))
+            stored = StoredResponse(digest.hex(), prepared.response_type, response, seq, head)
             if self.responses is not None:
                 self.responses.put_pending(stored)
                 self.checkpoint("response-pending")
@@ -376,6 +376,14 @@ class SigningSession:
         """The response was shown (or the operator moved on): back to idle."""
         self.audit.append("response", {"shown": True})
         self.machine.reset()
+
+
+def _stamp(seq: int, head: str) -> AuditStamp | None:
+    """The audit head a response carries (None only for an audit double without one)."""
+    try:
+        return AuditStamp(seq, bytes.fromhex(head))
+    except ValueError:
+        return None
 
 
 def _error_fields(err: ColdvaultError) -> dict[str, object]:

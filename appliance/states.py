@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from coldvault.errors import ColdvaultError
+from coldvault.errors import ColdvaultError, InputError
 
 
 class State(enum.StrEnum):
@@ -27,6 +27,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SHOWING_RESPONSE: frozenset({State.IDLE}),
 }
 
+
 class TimedOut(ColdvaultError):
     """A waiting state timed out; nothing was signed."""
 
@@ -38,6 +39,21 @@ class TimedOut(ColdvaultError):
         )
         self.state = state.value
         self.seconds = seconds
+
+
+class InputEnded(InputError):
+    """The input (a scanner's stream, a set of image files) ended before a whole request
+    arrived; nothing was signed."""
+
+    code = "input-ended"
+
+    def __init__(self, parts_received: int, parts_expected: int) -> None:
+        got = f" ({parts_received} of {parts_expected} parts arrived)" if parts_received else ""
+        super().__init__(
+            f"The input ended before a complete request arrived{got}; nothing was signed."
+        )
+        self.parts_received = parts_received
+        self.parts_expected = parts_expected
 
 
 class StateMachine:

@@ -100,15 +100,27 @@ class Cancelled(ColdvaultError):
     code = "cancelled"
 
 
+class Unfinished(ColdvaultError):
+    """The appliance did what counts (a request signed, its response stored durably) but
+    could not finish its own last step (showing the response) for a reason no input
+    caused. Nothing is lost; the message says how to finish (present the request again).
+    Exit status 3: not bad input, not a refusal."""
+
+    code = "unfinished"
+
+
 #: Documented exit statuses of every command-line front end (docs/architecture.md).
 EXIT_DONE = 0
 EXIT_REFUSED = 1  # refused by policy, quorum or the appliance, or cancelled by the operator
 EXIT_BAD_INPUT = 2  # bad input or usage: a file, a QR payload, a PIN, a missing device
-EXIT_INTERNAL = 3  # a bug: never caused by anything a person or a file can do
+EXIT_INTERNAL = 3  # a bug, or the appliance could not finish its own step (Unfinished)
 
 _REFUSALS = (PolicyViolation, QuorumError, Refused, Cancelled)
 
 
 def exit_status(err: ColdvaultError) -> int:
-    """The exit status a front end reports for ``err``: refusals 1, everything else 2."""
+    """The exit status a front end reports for ``err``: refusals 1, :class:`Unfinished` 3
+    (the appliance's own step failed after the work was done), everything else 2."""
+    if isinstance(err, Unfinished):
+        return EXIT_INTERNAL
     return EXIT_REFUSED if isinstance(err, _REFUSALS) else EXIT_BAD_INPUT

@@ -29,12 +29,12 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coldvault import schema
 from coldvault.errors import ConfigError
 from hardware_emulators.softhsm_lab import SoftHsmLab, TokenSpec
 
@@ -102,6 +102,39 @@ class CardSpec:
     admin_pin: str = field(repr=False)
 
 
+_SHORT = schema.Text(max_len=200)
+#: The lab file's declared shape (hardware_emulators/lab.toml); nothing else is accepted.
+LAB_SCHEMA = schema.Table(
+    {
+        "lab": schema.Table({"name": _SHORT, "test_only": schema.Flag()}),
+        "softhsm": schema.Table(
+            {
+                "tokens": schema.Items(
+                    schema.Table(
+                        {k: _SHORT for k in ("label", "so_pin", "user_pin", "role", "site")},
+                        required=frozenset({"label", "so_pin", "user_pin"}),
+                    ),
+                    max_items=64,
+                )
+            }
+        ),
+        "pcsc": schema.Table(
+            {
+                "readers": schema.Number(integer=True, minimum=1, maximum=16),
+                "base_port": schema.Number(integer=True, maximum=65535),
+            }
+        ),
+        "cards": schema.Items(
+            schema.Table(
+                {k: _SHORT for k in ("serial", "holder", "role", "site", "pin", "admin_pin")},
+                required=frozenset({"serial", "holder"}),
+            ),
+            max_items=64,
+        ),
+    }
+)
+
+
 @dataclass(frozen=True)
 class LabConfig:
     name: str
@@ -133,9 +166,12 @@ class LabConfig:
     def load(cls, path: Path) -> LabConfig:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise LabFileError(path, str(exc)) from exc
+            data = schema.load_toml(path.read_bytes(), LAB_SCHEMA)
+        except OSError as exc:
+            raise LabFileError(path, exc.strerror or type(exc).__name__) from exc
+        except schema.SchemaViolation as exc:
+            at = f"{exc.where}: " if exc.where else ""
+            raise LabFileError(path, at + exc.problem) from None
         try:
             return cls._parse(data)
         except KeyError as exc:

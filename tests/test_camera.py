@@ -20,9 +20,16 @@ from PIL import Image, ImageStat
 from appliance import cli as appliance_cli
 from appliance.config import ApplianceConfig, load_config
 from coldvault.backends import qr_decode
-from coldvault.backends.serial_scanner import ScannerError, SerialScanner
+from coldvault.backends.serial_scanner import ScannerError, ScannerLineTooLong, SerialScanner
 from coldvault.backends.v4l2_camera import V4l2Camera
-from coldvault.errors import ConfigError, HardwareError, InputError, Refused
+from coldvault.errors import (
+    EXIT_BAD_INPUT,
+    ConfigError,
+    HardwareError,
+    InputError,
+    Refused,
+    exit_status,
+)
 from coldvault.transport import assemble as t
 from coldvault.transport import bbqr
 from coldvault.transport import render as qr_render
@@ -158,10 +165,10 @@ def png_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _first_texts(texts: Iterator[str], count: int) -> list[str]:
+def _first_texts(texts: Iterator[str | None], count: int) -> list[str]:
     seen: list[str] = []
     for text in texts:
-        if text not in seen:
+        if text is not None and text not in seen:
             seen.append(text)
         if len(seen) == count:
             break
@@ -276,7 +283,7 @@ def test_appliance_input_needs_flag_and_config(tmp_path: Path, png_dir: Path) ->
         texts = _first_texts(appliance_cli._input_texts(cfg, None), 4)
     assert sorted(texts) == sorted(FRAMES[:4])
     files = ApplianceConfig(**{**no_config.__dict__, "input_source": "files"})
-    assert list(appliance_cli._input_texts(files, None)) == FRAMES[:4]
+    assert [t for t in appliance_cli._input_texts(files, None) if t is not None] == FRAMES[:4]
 
 
 # --------------------------------------------------------------------------- serial scanner
@@ -311,10 +318,25 @@ def test_serial_scanner_over_pty() -> None:
         os.close(slave)
 
 
-def test_serial_scanner_drops_overlong_lines_and_handles_eof() -> None:
-    stream = io.BytesIO(b"first\n" + b"Y" * 20000 + b"\nsecond\r\n\r\nthird")
+def test_serial_scanner_handles_eof() -> None:
+    stream = io.BytesIO(b"first\n\nsecond\r\n\r\nthird")
     scanner = SerialScanner(stream=stream, max_line_len=1000)
     assert list(scanner.lines()) == ["first", "second", "third"]
+
+
+@pytest.mark.parametrize("tail", [b"\nsecond\n", b""])
+def test_serial_scanner_reports_an_overlong_line(tail: bytes) -> None:
+    stream = io.BytesIO(b"first\n" + b"Y" * 20000 + tail)
+    scanner = SerialScanner(stream=stream, max_line_len=1000)
+    lines = scanner.lines()
+    assert next(lines) == "first"
+    with pytest.raises(ScannerLineTooLong) as info:
+        next(lines)
+    assert str(info.value) == (
+        "The QR scanner <stream> sent a line longer than 1000 characters, more than any QR "
+        "code holds; the line was discarded and nothing was signed."
+    )
+    assert exit_status(info.value) == EXIT_BAD_INPUT
     assert scanner.overlong_lines == 1
 
 

@@ -29,6 +29,7 @@ PRODUCTION = ("coldvault", "appliance", "ceremony_scripts")
 #: The layers of the library, lowest first. A package imports only from lower layers.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors", "jsonsafe"}),
+    frozenset({"schema"}),
     frozenset({"crypto"}),
     frozenset({"transport", "cards"}),
     frozenset({"keys"}),

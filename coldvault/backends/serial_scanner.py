@@ -2,8 +2,10 @@
 
 Serial (USB-CDC/UART) scanners are read with pyserial; HID keyboard-wedge scanners and
 test harnesses are read from any binary stream (stdin, a pty, a pipe).  Lines end with CR,
-LF or CRLF; empty lines are skipped.  Lines longer than ``max_line_len`` are discarded (and
-counted) so a misbehaving scanner cannot grow memory without bound.
+LF or CRLF; empty lines are skipped.  A line longer than ``max_line_len`` is read to its
+end without being kept (memory stays bounded) and then reported as
+:class:`ScannerLineTooLong`; the end of the stream simply ends :meth:`SerialScanner.lines`
+(the reader reports it as the end of input, never as a timeout).
 
 Implements :class:`coldvault.transport.frames.TextSource`.
 """
@@ -13,8 +15,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, overload
 
+from coldvault.errors import InputError
 from coldvault.transport.frames import CameraError
 
 #: Longest accepted line: a version-40 QR holds at most 4,296 alphanumeric characters.
@@ -25,6 +28,21 @@ class ScannerError(CameraError):
     """The QR scanner is missing, cannot be opened, or went away."""
 
     code = "scanner"
+
+
+class ScannerLineTooLong(InputError):
+    """The scanner sent a line longer than any QR code holds (a misconfigured scanner or
+    something typing into it); the line was discarded."""
+
+    code = "scanner-line-too-long"
+
+    def __init__(self, device: str, max_line_len: int) -> None:
+        super().__init__(
+            f"The QR scanner {device} sent a line longer than {max_line_len} characters, more "
+            "than any QR code holds; the line was discarded and nothing was signed."
+        )
+        self.device = device
+        self.max_line_len = max_line_len
 
 
 class SerialScanner:
@@ -99,7 +117,18 @@ class SerialScanner:
         chunk = reader(4096) if reader is not None else stream.read(1)
         return chunk or None
 
-    def lines(self) -> Iterator[str]:
+    @overload
+    def lines(self, *, ticks: Literal[False] = False) -> Iterator[str]: ...
+
+    @overload
+    def lines(self, *, ticks: Literal[True]) -> Iterator[str | None]: ...
+
+    def lines(self, *, ticks: bool = False) -> Iterator[str | None]:
+        """The scanned lines, until end of input (or ``idle_timeout``, or :meth:`close`).
+
+        With ``ticks`` every poll that brings no complete line yields ``None``, so a reader
+        with a deadline gets control back while the scanner is silent. A line longer than
+        ``max_line_len`` raises :class:`ScannerLineTooLong` once its end has been read."""
         buffer = bytearray()
         discarding = False
         last_data = time.monotonic()
@@ -112,14 +141,19 @@ class SerialScanner:
                     time.monotonic() - last_data > self.idle_timeout
                 ):
                     break
+                if ticks:
+                    yield None
                 continue
             last_data = time.monotonic()
+            complete = False
             for byte in chunk:
                 if byte in (0x0A, 0x0D):
-                    if buffer and not discarding:
+                    if discarding:
+                        raise ScannerLineTooLong(self.device, self.max_line_len)
+                    if buffer:
+                        complete = True
                         yield buffer.decode("utf-8", errors="replace")
                     buffer.clear()
-                    discarding = False
                     continue
                 if discarding:
                     continue
@@ -129,7 +163,11 @@ class SerialScanner:
                     discarding = True
                     continue
                 buffer.append(byte)
-        if buffer and not discarding:
+            if ticks and not complete:
+                yield None
+        if discarding:
+            raise ScannerLineTooLong(self.device, self.max_line_len)
+        if buffer:
             yield buffer.decode("utf-8", errors="replace")
 
     def close(self) -> None:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import secrets
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coldvault import schema
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_plan
 from coldvault.backup.envelope import KeyAgreement
 from coldvault.backup.errors import (
@@ -95,26 +95,30 @@ class DrillScenario:
         }
 
 
+_NAMES = schema.Items(schema.Text(max_len=64), max_items=64)
+#: A scenario file's declared shape; nothing else is accepted.
+SCENARIO_SCHEMA = schema.Table(
+    {"name": schema.Text(max_len=200), "lost_sites": _NAMES, "lost_custodians": _NAMES},
+    required=frozenset({"name"}),
+)
+
+
 def parse_scenario(content: bytes) -> DrillScenario:
     """A scenario file: ``name = "..."``, ``lost_sites = [...]``, ``lost_custodians = [...]``."""
     if len(content) > MAX_SCENARIO_BYTES:
         raise ScenarioInvalid("the file is too large")
     try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ScenarioInvalid(f"it is not valid TOML ({type(exc).__name__})") from None
-    unknown = set(data) - {"name", "lost_sites", "lost_custodians"}
-    if unknown:
-        raise ScenarioInvalid(f"{sorted(unknown)[0]!r} is not a known field")
-    name = data.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        data = schema.load_toml(content, SCENARIO_SCHEMA)
+    except schema.SchemaViolation as exc:
+        at = f"{exc.where}: " if exc.where else ""
+        raise ScenarioInvalid(at + exc.problem) from None
+    name = data["name"]
+    if not name:
         raise ScenarioInvalid("name must be a non-empty string")
     lists = {}
     for key in ("lost_sites", "lost_custodians"):
         value = data.get(key, [])
-        if not isinstance(value, list) or len(value) > 64:
-            raise ScenarioInvalid(f"{key} must be a list")
-        if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
+        if not all(0 < len(v) for v in value):
             raise ScenarioInvalid(f"{key} must list names")
         lists[key] = frozenset(value)
     return DrillScenario(name, lists["lost_sites"], lists["lost_custodians"])

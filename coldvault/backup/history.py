@@ -10,12 +10,12 @@ than the policy's interval (default 180 days).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coldvault import schema
 from coldvault.errors import InputError
 from coldvault.records.transcript import read_entries, verify
 
@@ -72,7 +72,7 @@ def read_report(path: Path) -> StoredReport:
     if len(data) > MAX_REPORT_BYTES:
         raise DrillReportInvalid(str(path), "it is too large")
     try:
-        doc: Any = json.loads(data)
+        doc: Any = schema.parse_json(data)  # bounded nesting, UTF-8
         if doc.get("format") != REPORT_FORMAT:
             raise DrillReportInvalid(str(path), f"its format is not {REPORT_FORMAT}")
         return StoredReport(

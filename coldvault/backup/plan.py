@@ -22,13 +22,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import tomli_w
 
+from coldvault import schema
 from coldvault.backup.errors import PlanInvalid
 
 FORMAT = "coldvault-backup-plan/1"
@@ -187,9 +187,14 @@ class _Fields:
     def __init__(self, where: str, table: object, path: str, allowed: Iterable[str]) -> None:
         if not isinstance(table, dict):
             raise PlanInvalid(where, path or "document", "must be a table")
-        unknown = sorted(set(table) - set(allowed))
+        known = tuple(allowed)
+        unknown = sorted(set(table) - set(known))
         if unknown:
-            raise PlanInvalid(where, _join(path, unknown[0]), "is not a known field")
+            raise PlanInvalid(
+                where,
+                _join(path, unknown[0]),
+                "is not a known field" + schema.did_you_mean(unknown[0], known),
+            )
         self.where = where
         self.table: dict[str, Any] = table
         self.path = path
@@ -424,11 +429,9 @@ def parse_plan(content: bytes | str, *, where: str = "document") -> Plan:
     if len(raw) > MAX_PLAN_BYTES:
         raise PlanInvalid(where, "document", f"is larger than {MAX_PLAN_BYTES} bytes")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PlanInvalid(where, "document", "is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanInvalid(where, "document", f"is not valid TOML ({exc})") from None
+        data = schema.parse_toml(raw)
+    except schema.SchemaViolation as exc:
+        raise PlanInvalid(where, "document", exc.problem) from None
     f = _Fields(where, data, "", {"format", "id", "description", "sites", "scheme"})
     if f.text("format") != FORMAT:
         raise f.fail("format", f"must be {FORMAT!r}")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coldvault import schema
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_plan
 from coldvault.backup.envelope import Recipient
 from coldvault.backup.plan import Plan, Target, TargetKind
@@ -175,7 +176,7 @@ def _check_empty(out: Path) -> None:
     progress = out / PROGRESS_FILE
     if progress.is_file():
         try:
-            data = json.loads(progress.read_text())
+            data = schema.parse_json(progress.read_bytes())  # bounded nesting
             holders = [t for t, s in data.get("targets", {}).items() if s != "pending"]
             detail = (
                 f"a backup of plan {data.get('plan')!r} (share set {data.get('share_set')}) is "

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from coldvault import schema
 from coldvault.errors import ColdvaultError
 from coldvault.policy.errors import PolicyInvalid, PolicyRollback, UnprovenDestination
 from coldvault.policy.model import AssetLimits, Destination, Tier, WalletPolicy, tier_key
@@ -19,6 +19,80 @@ from coldvault.requests.base import Chain
 FORMAT = "coldvault-policy/1"
 MAX_WALLETS = 1000
 MAX_ENTRIES = 10_000
+
+_AMOUNT = schema.Number(integer=True)
+_TEXT = schema.Text()
+_CHAIN = schema.Text(choices=tuple(str(c) for c in Chain))
+
+#: The policy document's declared shape (docs/policy.md). A section added to the policy
+#: model is declared here too; anything not declared is refused, naming the nearest key.
+POLICY_SCHEMA = schema.Table(
+    {
+        "format": schema.Text(max_len=64),
+        "version": schema.Number(integer=True, positive=True),
+        "appliance_id": schema.Text(max_len=200),
+        "chains": schema.Items(_CHAIN, max_items=16),
+        "wallet": schema.Items(
+            schema.Table(
+                {
+                    "name": schema.Text(max_len=200),
+                    "client": schema.Text(max_len=200),
+                    "chain": _CHAIN,
+                    "network": schema.Text(max_len=64),
+                    "kinds": schema.Items(schema.Text(max_len=64), max_items=64),
+                    "min_approvals": schema.Number(integer=True, positive=True, maximum=1000),
+                    "max_fee": _AMOUNT,
+                    "max_fee_rate": schema.Number(),
+                    "limits": schema.Entries(
+                        schema.Table(
+                            {"per_transaction": _AMOUNT, "per_day": _AMOUNT},
+                            required=frozenset({"per_transaction", "per_day"}),
+                        ),
+                        max_items=64,
+                    ),
+                    "tier": schema.Items(
+                        schema.Table(
+                            {
+                                "asset": _TEXT,
+                                "up_to": _AMOUNT,
+                                "approvals": schema.Number(
+                                    integer=True, positive=True, maximum=1000
+                                ),
+                            },
+                            required=frozenset({"asset"}),
+                        ),
+                        max_items=MAX_ENTRIES,
+                    ),
+                    "destination": schema.Items(
+                        schema.Table(
+                            {
+                                "address": _TEXT,
+                                "chain": _CHAIN,
+                                "label": _TEXT,
+                                "message": schema.Text(),
+                                "signature": schema.Text(),
+                            },
+                            required=frozenset(
+                                {"address", "chain", "label", "message", "signature"}
+                            ),
+                        ),
+                        max_items=MAX_ENTRIES,
+                    ),
+                    "contract": schema.Items(
+                        schema.Table(
+                            {"address": _TEXT, "label": _TEXT},
+                            required=frozenset({"address", "label"}),
+                        ),
+                        max_items=MAX_ENTRIES,
+                    ),
+                },
+                required=frozenset({"name", "client", "chain", "network"}),
+            ),
+            max_items=MAX_WALLETS,
+        ),
+    },
+    required=frozenset({"format", "version", "appliance_id"}),
+)
 
 #: ``verify_ownership(chain, address, message, signature)`` (coldvault.policy.ownership): raises a
 #: :class:`ColdvaultError` (``OwnershipProofInvalid``) when the proof fails. A verifier may
@@ -38,11 +112,12 @@ def parse_policy(
     """Parse and check a policy document (no signature check: see :func:`load_policy`)."""
     raw = data.encode() if isinstance(data, str) else data
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise PolicyInvalid(f"it is not valid UTF-8 TOML ({exc})") from exc
-    if doc.get("format") != FORMAT:
-        raise PolicyInvalid(f"format must be {FORMAT!r}")
+        doc = schema.parse_toml(raw)
+        if doc.get("format") != FORMAT:
+            raise PolicyInvalid(f"format must be {FORMAT!r}")
+        schema.check(doc, POLICY_SCHEMA)
+    except schema.SchemaViolation as exc:
+        raise PolicyInvalid(exc.problem, where=exc.where) from None
     try:
         chains = frozenset(Chain(c) for c in _list(doc, "chains"))
         wallets_raw = _list(doc, "wallet")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import cbor2
 
-from coldvault import jsonsafe
+from coldvault import schema
 from coldvault.errors import ConfigError, IntegrityError
 from coldvault.quorum.approvals import Approval, Tally
 from coldvault.quorum.errors import ThresholdNotMet
@@ -228,6 +228,28 @@ def verify_roster_chain(docs: Sequence[SignedDocument], pinned_genesis_sha256: b
 
 
 # --------------------------------------------------------------------------- files
+#: An approvals file's declared shape (``approvals_json``); nothing else is accepted.
+APPROVALS_SCHEMA = schema.Table(
+    {
+        "format": schema.Text(max_len=64),
+        "kind": schema.Text(max_len=64),
+        "version": schema.Number(integer=True, minimum=1),
+        "appliance_id": schema.Text(max_len=64),
+        "content_sha256": schema.Text(max_len=64),
+        "approvals": schema.Items(
+            schema.Table(
+                {"card_serial": schema.Text(max_len=64), "signature": schema.Text(max_len=1024)},
+                required=frozenset({"card_serial", "signature"}),
+            ),
+            max_items=MAX_APPROVALS,
+        ),
+    },
+    required=frozenset(
+        {"format", "kind", "version", "appliance_id", "content_sha256", "approvals"}
+    ),
+)
+
+
 def approvals_path(path: Path) -> Path:
     return path.with_name(path.name + APPROVALS_SUFFIX)
 
@@ -240,36 +262,32 @@ def load_signed_document(path: Path, kind: str) -> SignedDocument:
         header_bytes = approvals_path(path).read_bytes()
     except FileNotFoundError as exc:
         raise SignedDocumentInvalid(where, f"{exc.filename} does not exist") from exc
+    except OSError as exc:
+        raise SignedDocumentInvalid(
+            where, f"{exc.filename} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
     if len(content) > MAX_DOCUMENT_BYTES or len(header_bytes) > MAX_DOCUMENT_BYTES:
         raise SignedDocumentInvalid(where, "a file is larger than 1 MiB")
     try:
-        header = jsonsafe.loads(header_bytes)
-        if header["format"] != APPROVALS_FORMAT or header["kind"] != kind:
-            raise SignedDocumentInvalid(where, f"the approvals file is not a {kind} approvals file")
-        raw = header["approvals"]
-        if not isinstance(raw, list) or len(raw) > MAX_APPROVALS:
-            raise SignedDocumentInvalid(
-                where, f"approvals must be a list of at most {MAX_APPROVALS}"
-            )
-        approvals = tuple((str(a["card_serial"]), bytes.fromhex(a["signature"])) for a in raw)
-        version, appliance_id, recorded = (
-            header["version"],
-            header["appliance_id"],
-            header["content_sha256"],
+        header = schema.load_json(header_bytes, APPROVALS_SCHEMA)
+    except schema.SchemaViolation as exc:
+        at = f"{exc.where}: " if exc.where else ""
+        raise SignedDocumentInvalid(where, f"the approvals file: {at}{exc.problem}") from None
+    if header["format"] != APPROVALS_FORMAT or header["kind"] != kind:
+        raise SignedDocumentInvalid(where, f"the approvals file is not a {kind} approvals file")
+    try:
+        approvals = tuple(
+            (a["card_serial"], bytes.fromhex(a["signature"])) for a in header["approvals"]
         )
-        if not isinstance(version, int) or not isinstance(appliance_id, str):
-            raise SignedDocumentInvalid(where, "version or appliance_id has the wrong type")
-    except (
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        RecursionError,
-    ) as exc:
-        if isinstance(exc, SignedDocumentInvalid):
-            raise
-        raise SignedDocumentInvalid(where, f"the approvals file is malformed ({exc!r})") from exc
+    except ValueError:
+        raise SignedDocumentInvalid(
+            where, "the approvals file: a signature is not hexadecimal"
+        ) from None
+    version, appliance_id, recorded = (
+        header["version"],
+        header["appliance_id"],
+        header["content_sha256"],
+    )
     doc = SignedDocument(kind, version, appliance_id, content, approvals)
     if doc.sha256.hex() != recorded:
         raise DocumentHashMismatch(kind, str(recorded), doc.sha256.hex())

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from coldvault import jsonsafe
+from coldvault import schema
 from coldvault.cards.signatures import CARD_ALGORITHMS, public_key_length_ok
 from coldvault.errors import ConfigError, IntegrityError
 
@@ -42,6 +42,39 @@ class Role(enum.StrEnum):
 class CardStatus(enum.StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"
+
+
+_HOLDER_TEXT = schema.Text(max_len=1024)
+#: A roster's declared shape (its canonical JSON); nothing else is accepted.
+ROSTER_SCHEMA = schema.Table(
+    {
+        "format": schema.Text(max_len=64),
+        "version": schema.Number(integer=True, minimum=1),
+        "appliance_id": schema.Text(max_len=64),
+        "admin_threshold": schema.Number(integer=True, minimum=1, maximum=1000),
+        "holders": schema.Items(
+            schema.Table(
+                {
+                    k: _HOLDER_TEXT
+                    for k in (
+                        "serial",
+                        "holder",
+                        "role",
+                        "site",
+                        "algorithm",
+                        "public_key",
+                        "status",
+                    )
+                },
+                required=frozenset(
+                    {"serial", "holder", "role", "site", "algorithm", "public_key", "status"}
+                ),
+            ),
+            max_items=MAX_HOLDERS,
+        ),
+    },
+    required=frozenset({"format", "version", "appliance_id", "admin_threshold", "holders"}),
+)
 
 
 class RosterInvalid(ConfigError):
@@ -164,10 +197,12 @@ class Roster:
         """Parse canonical roster bytes; raise :class:`RosterInvalid` naming the problem."""
         if len(data) > MAX_ROSTER_BYTES:
             raise RosterInvalid(f"it is larger than {MAX_ROSTER_BYTES} bytes")
+        if not data.isascii():
+            raise RosterInvalid("it is not ASCII JSON (a byte above 0x7f)")
         try:
-            obj = jsonsafe.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, jsonsafe.JsonRejected) as exc:
-            raise RosterInvalid(f"it is not ASCII JSON ({exc.__class__.__name__})") from exc
+            obj = schema.parse_json(data)
+        except schema.SchemaViolation as exc:
+            raise RosterInvalid(exc.problem) from None
         roster = cls.from_json(obj)
         if roster.to_bytes() != data:
             raise RosterInvalid(
@@ -179,6 +214,10 @@ class Roster:
     def from_json(cls, obj: object) -> Roster:
         if not isinstance(obj, dict):
             raise RosterInvalid("the top level is not an object")
+        try:
+            schema.check(obj, ROSTER_SCHEMA)
+        except schema.SchemaViolation as exc:
+            raise RosterInvalid(exc.problem, field=exc.path) from None
         if obj.get("format") != FORMAT:
             raise RosterInvalid(f"format must be {FORMAT!r}", field="format")
         raw_holders = obj.get("holders")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from coldvault import schema
 from coldvault.errors import IntegrityError
 from coldvault.quorum.documents import ConfigVersion, check_not_rolled_back
 from coldvault.records.audit import AUDIT
@@ -103,7 +104,10 @@ class Anchor:
     @classmethod
     def from_bytes(cls, data: bytes) -> Anchor:
         try:
-            body = json.loads(data.decode())
+            body = schema.parse_json(data)  # bounded: the file is untrusted
+        except schema.SchemaViolation as exc:
+            raise AnchorCorrupt(exc.problem) from None
+        try:
             if body["format"] != ANCHOR_FORMAT:
                 raise AnchorCorrupt(f"unknown format {str(body['format'])[:40]!r}")
             configs = tuple(

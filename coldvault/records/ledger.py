@@ -121,6 +121,20 @@ class LedgerNotFound(ConfigError):
         self.path = path
 
 
+class LedgerUnreadable(ConfigError):
+    """The ledger file is not an SQLite database, is damaged, or is another program's."""
+
+    code = "ledger-unreadable"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"The ledger {path} {problem}; it was left unchanged (restore it from a backup, "
+            "or see docs/audit.md)."
+        )
+        self.path = path
+        self.problem = problem
+
+
 class UnknownClient(InputError):
     """An export names a client the ledger has never seen (a typo must not look like a
     quiet day: an empty export with exit 0)."""
@@ -178,6 +192,7 @@ class Ledger:
                 raise LedgerNotFound(str(self.path))
             uri = self.path.resolve().as_uri() + "?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._check_readable()
             found = self.schema_version
             if found != SCHEMA_VERSION:
                 self._db.close()
@@ -187,12 +202,42 @@ class Ledger:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         if created:
             os.chmod(self.path, 0o640)
+        else:
+            self._check_readable()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
+    def _check_readable(self) -> None:
+        """Refuse, before anything is written, a file that is not an intact ledger."""
+        try:
+            verdict = self._db.execute("PRAGMA quick_check").fetchone()
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            problem = (
+                "is not an SQLite database"
+                if "not a database" in str(exc)
+                else (f"is damaged ({exc})")
+            )
+            raise LedgerUnreadable(str(self.path), problem) from None
+        if verdict is None or verdict[0] != "ok":
+            self._db.close()
+            detail = " ".join(str(verdict[0] if verdict else "no answer").split())
+            detail = detail.replace("*** in database main *** ", "")
+            raise LedgerUnreadable(str(self.path), f"is damaged ({detail[:200]})")
+        if version == 0 and tables:
+            self._db.close()
+            raise LedgerUnreadable(
+                str(self.path), "is an SQLite database of another program, not a ledger"
+            )
+
     def _migrate(self) -> None:
         found = self._db.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from coldvault import schema
 from coldvault.errors import IntegrityError
 from coldvault.records.chain import fsync_dir
 
@@ -64,7 +65,10 @@ class StoredResponse:
     @classmethod
     def from_bytes(cls, digest: str, data: bytes) -> StoredResponse:
         try:
-            body = json.loads(data.decode())
+            body = schema.parse_json(data)  # bounded: the file is untrusted
+        except schema.SchemaViolation as exc:
+            raise ResponseCorrupt(digest, exc.problem) from None
+        try:
             stored = cls(str(body["digest"]), str(body["response_type"]),
                          bytes.fromhex(body["response"]), int(body["audit_seq"]),
                          str(body["audit_head"]))

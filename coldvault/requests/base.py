@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from coldvault.keys.keystore import KeyAlgorithm, Signature
 
@@ -82,6 +83,30 @@ class SignJob:
 
 
 @dataclass(frozen=True)
+class AuditStamp:
+    """The audit trail's position a signed response follows: the sequence number and hash
+    of the request's ``signing`` entry. Carried inside the response bytes (docs/audit.md),
+    so a coordinator can check the trail's continuity from the responses alone."""
+
+    seq: int
+    head: bytes  # the entry's SHA-256, 32 bytes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seq, bool) or not 0 <= self.seq < 2**63:
+            raise ValueError("an audit sequence number is an integer 0..2**63-1")
+        if len(self.head) != 32:
+            raise ValueError("an audit head is a 32-byte SHA-256")
+
+
+class Finisher(Protocol):
+    """``finish(signatures, audit=stamp)``: verify each signature and build the response."""
+
+    def __call__(
+        self, signatures: Sequence[Signature], /, *, audit: AuditStamp | None = None
+    ) -> bytes: ...
+
+
+@dataclass(frozen=True)
 class PreparedRequest:
     """A parsed, checked request ready for policy, approvals and signing."""
 
@@ -89,7 +114,7 @@ class PreparedRequest:
     jobs: tuple[SignJob, ...]
     #: Given one signature per job, in job order (an ``EcdsaSignature`` for a secp256k1 job,
     #: an ``Ed25519Signature`` for an Ed25519 job), verify each against our key and build
-    #: the response payload bytes.
-    finish: Callable[[Sequence[Signature]], bytes] = field(repr=False, compare=False)
+    #: the response payload bytes, carrying ``audit`` (the trail's head) when given.
+    finish: Finisher = field(repr=False, compare=False)
     #: UR type of the response ("crypto-psbt", "eth-signature", "sol-signature").
     response_type: str = ""

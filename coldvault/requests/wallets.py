@@ -6,15 +6,49 @@ quorum. Each client's wallets are separate: a request may touch exactly one wall
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldvault import schema
 from coldvault.crypto.paths import InvalidPath, parse_path
 from coldvault.errors import ConfigError
 from coldvault.requests.base import Chain
 
 MAX_WALLETS = 1000
+
+#: The wallet registry's declared shape (docs/wallets.md); nothing else is accepted.
+WALLETS_SCHEMA = schema.Table(
+    {
+        "wallet": schema.Items(
+            schema.Table(
+                {
+                    "name": schema.Text(max_len=200),
+                    "client": schema.Text(max_len=200),
+                    "chain": schema.Text(choices=tuple(str(c) for c in Chain)),
+                    "network": schema.Text(max_len=64),
+                    "template": schema.Text(max_len=64),
+                    "master_fingerprint": schema.Text(max_len=8),
+                    "account_path": schema.Text(max_len=200),
+                    "descriptor": schema.Text(),
+                    "max_index": schema.Number(integer=True, maximum=2**31 - 1),
+                    "require_non_witness_utxo": schema.Flag(),
+                },
+                required=frozenset(
+                    {
+                        "name",
+                        "client",
+                        "chain",
+                        "network",
+                        "template",
+                        "master_fingerprint",
+                        "account_path",
+                    }
+                ),
+            ),
+            max_items=MAX_WALLETS,
+        ),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +91,10 @@ def load_wallets(path: Path) -> dict[str, Wallet]:
         content = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"wallet registry {path} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"wallet registry {path} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
     return parse_wallets(content, where=str(path))
 
 
@@ -64,12 +102,11 @@ def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str
     """Parse wallet registry TOML bytes (e.g. a signed document's content)."""
     path = where
     try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"wallet registry {path} is not valid TOML: {exc}") from exc
+        data = schema.load_toml(content, WALLETS_SCHEMA)
+    except schema.SchemaViolation as exc:
+        at = f" {exc.where}" if exc.where else ""
+        raise ConfigError(f"wallet registry {path}:{at} {exc.problem}.") from None
     entries = data.get("wallet", [])
-    if not isinstance(entries, list) or len(entries) > MAX_WALLETS:
-        raise ConfigError(f"wallet registry {path}: expected [[wallet]] tables")
     wallets: dict[str, Wallet] = {}
     for i, entry in enumerate(entries):
         try:

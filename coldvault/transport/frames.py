@@ -26,11 +26,12 @@ module is even imported otherwise.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, overload, runtime_checkable
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
@@ -138,11 +139,7 @@ class ImageFileSource:
         self._paths = [Path(p) for p in paths]
         if fps is None:
             duration = next(
-                (
-                    gif_frame_duration_ms(p)
-                    for p in self._paths
-                    if p.suffix.lower() == ".gif"
-                ),
+                (gif_frame_duration_ms(p) for p in self._paths if p.suffix.lower() == ".gif"),
                 None,
             )
             fps = 1000.0 / duration if duration else 5.0
@@ -174,21 +171,66 @@ class QrDecoder(Protocol):
     def decode(self, image: Image.Image) -> list[str]: ...
 
 
+#: Longest pause between frames that bring nothing new (a camera held on one code).
+MAX_IDLE_PAUSE = 0.1
+
+
+@overload
 def frame_texts(
-    frames: Iterable[Image.Image], decoder: QrDecoder, *, dedupe: bool = True
-) -> Iterator[str]:
+    frames: Iterable[Image.Image],
+    decoder: QrDecoder,
+    *,
+    dedupe: bool = True,
+    ticks: Literal[False] = False,
+    idle_pause: float = 0.0,
+) -> Iterator[str]: ...
+
+
+@overload
+def frame_texts(
+    frames: Iterable[Image.Image],
+    decoder: QrDecoder,
+    *,
+    dedupe: bool = True,
+    ticks: Literal[True],
+    idle_pause: float = 0.0,
+) -> Iterator[str | None]: ...
+
+
+def frame_texts(
+    frames: Iterable[Image.Image],
+    decoder: QrDecoder,
+    *,
+    dedupe: bool = True,
+    ticks: bool = False,
+    idle_pause: float = 0.0,
+) -> Iterator[str | None]:
     """Decode every frame and yield the QR texts found.
 
     With ``dedupe`` the same text seen on consecutive frames (a camera holding on one QR
-    code) is yielded once.
+    code) is yielded once. With ``ticks`` a frame that brings nothing new yields ``None``,
+    so a reader waiting with a deadline gets control back on every frame, even while the
+    camera shows the same code for ever. ``idle_pause`` (seconds, at most
+    :data:`MAX_IDLE_PAUSE`) is slept after such a frame: a source that replays frames as
+    fast as it can does not spin a core.
     """
+    if idle_pause < 0:
+        raise ValueError("idle_pause must not be negative")
+    pause = min(idle_pause, MAX_IDLE_PAUSE)
     previous: str | None = None
     for frame in frames:
+        fresh = False
         for text in decoder.decode(frame):
             if dedupe and text == previous:
                 continue
             previous = text
+            fresh = True
             yield text
+        if not fresh:
+            if pause:
+                time.sleep(pause)
+            if ticks:
+                yield None
 
 
 # --------------------------------------------------------------------------- registered sources

@@ -158,14 +158,17 @@ def test_ledger_export_json_format_reports_errors_as_json(tmp_path: Path) -> Non
         conn.commit()
     result = run(["ledger", "export", "--db", str(db), "--client", "acme", "--format", "json"])
     assert result.exit_code == EXIT_BAD_INPUT
+    message = (
+        f"The ledger {db} is an SQLite database of another program, not a ledger; it was left "
+        "unchanged (restore it from a backup, or see docs/audit.md)."
+    )
     assert only_json(result) == {
-        "ok": False, "error": "ledger-schema", "found": 0,
-        "message": "The ledger has schema version 0, not the 1 this software knows; "
-        "refusing to open it.",
+        "ok": False, "error": "ledger-unreadable", "path": str(db),
+        "problem": "is an SQLite database of another program, not a ledger", "message": message,
     }
     csv = run(["ledger", "export", "--db", str(db), "--client", "acme"])
     assert csv.exit_code == EXIT_BAD_INPUT and csv.stdout == ""
-    assert csv.stderr.startswith("error: The ledger has schema version 0")
+    assert csv.stderr == f"error: {message}\n"
 
 
 # ----------------------------------------------------------------------------- refused: 1

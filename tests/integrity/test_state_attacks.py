@@ -3,10 +3,12 @@ know the HSM PIN, on the real SoftHSM token: each is refused at start-up, with a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
+from coldvault.errors import EXIT_INTERNAL, exit_status
 from coldvault.policy.errors import DailyLimitExceeded
 from coldvault.quorum.documents import ConfigRollback
 from coldvault.records.anchor import StateRollback
@@ -114,5 +116,29 @@ def test_a_failing_display_never_says_nothing_was_signed(world: World) -> None:
         with pytest.raises(SignedNotShown) as info:
             app.show(result.frames)
     assert "WAS signed" in info.value.message and "nothing was signed" not in info.value.message
+    assert "Present the same request again to re-show the stored response" in info.value.message
+    # not bad input (2), not a refusal (1): the work is done, the appliance's own step failed
+    assert exit_status(info.value) == EXIT_INTERNAL
     again = world.sign(800_000, seed=31)
     assert again.reshown and again.response == result.response
+
+
+def test_every_signed_response_carries_its_audit_head(world: World) -> None:
+    """The signed PSBT holds the audit head it follows (its ``signing`` entry) in a global
+    proprietary field; a re-shown response holds the same; the PSBT stays readable by an
+    independent parser (embit), which keeps the field."""
+    from embit.psbt import PSBT
+
+    from coldvault.requests.bitcoin.request import AUDIT_KEY_DATA, audit_stamp_of
+
+    first = world.sign(700_000, seed=41)
+    stamp = audit_stamp_of(first.response)
+    assert stamp is not None
+    assert (stamp.seq, stamp.head.hex()) == (first.audit_seq, first.audit_head)
+    trail = [json.loads(line) for line in world.trail.read_text().splitlines()]
+    signing = [e for e in trail if e["event"] == "signing"][-1]
+    assert (signing["seq"], signing["hash"]) == (first.audit_seq, first.audit_head)
+    assert audit_stamp_of(world.sign(700_000, seed=41).response) == stamp  # re-shown
+    parsed = PSBT.parse(first.response)
+    key = b"\xfc" + AUDIT_KEY_DATA
+    assert parsed.unknown[key] == stamp.seq.to_bytes(8, "big") + stamp.head

@@ -28,7 +28,19 @@ APPLIANCE = "[[softhsm.tokens]]\nlabel='a'\nso_pin='1234'\nuser_pin='1234'\nrole
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        (APPLIANCE + "[pcsc]\nreaders = 0\n", "pcsc.readers must be 1..16"),
+        (
+            APPLIANCE + "[pcsc]\nreaders = 0\n",
+            "pcsc: readers must be an integer between 1 and 16, not 0",
+        ),
+        (
+            APPLIANCE + "[pcsc]\nreaders = 2.5\n",
+            "pcsc: readers must be an integer between 1 and 16, not 2.5",
+        ),
+        (
+            APPLIANCE + "[pcsc]\nreeders = 2\n",
+            "pcsc: unknown key 'reeders' (did you mean readers?)",
+        ),
+        (APPLIANCE + "[lab]\nnmae = 'x'\n", "lab: unknown key 'nmae' (did you mean name?)"),
         (
             "[[softhsm.tokens]]\nlabel='x'\nso_pin='1234'\nuser_pin='1234'\nrole='backup'\n",
             "exactly one token must have role 'appliance'",
@@ -39,7 +51,7 @@ APPLIANCE = "[[softhsm.tokens]]\nlabel='a'\nso_pin='1234'\nuser_pin='1234'\nrole
         ),
         (
             "[[softhsm.tokens]]\nlabel='x'\nso_pin='1234'\nrole='appliance'\n",
-            "missing field 'user_pin'",
+            "softhsm.tokens[0]: the required key 'user_pin' is missing",
         ),
         (
             "[[softhsm.tokens]]\nlabel='x'\nso_pin='1'\nuser_pin='1234'\nrole='appliance'\n",

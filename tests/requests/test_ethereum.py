@@ -622,3 +622,24 @@ def test_mutated_requests_raise_only_domain_errors(flips: list, data_type: int) 
         prepare(bytes(data), data_type)
     except ColdvaultError:
         pass
+
+
+def test_response_carries_the_audit_head_and_stays_decodable() -> None:
+    """Key 100 of the eth-signature map holds [audit seq, 32-byte head] (docs/audit.md);
+    the registry decoder reads it back and a response without it still decodes."""
+    from coldvault.requests.base import AuditStamp
+    from coldvault.transport.registry.codec import decode_registry
+    from coldvault.transport.ur import UR
+
+    prepared = prepare(unsigned_1559(eip1559()), 4)
+    (job,) = prepared.jobs
+    sig = KEYS.sign_ecdsa(job.key_id, job.payload)
+    stamp = AuditStamp(41, bytes(range(32)))
+    stamped = prepared.finish([sig], audit=stamp)
+    raw = cbor2.loads(stamped)
+    assert raw[100] == [41, bytes(range(32))]
+    assert raw[2] == cbor2.loads(prepared.finish([sig]))[2]  # the same signature
+    value = decode_registry(UR("eth-signature", stamped))
+    assert value.audit == (41, bytes(range(32)))  # type: ignore[union-attr]
+    plain = decode_registry(UR("eth-signature", prepared.finish([sig])))
+    assert plain.audit is None  # type: ignore[union-attr]

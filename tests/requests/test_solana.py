@@ -384,3 +384,22 @@ def test_random_bytes_parse_or_fail_cleanly(data: bytes) -> None:
         parse_message(data)
     except SolanaRequestError:
         pass
+
+
+def test_response_carries_the_audit_head_and_stays_decodable() -> None:
+    """Key 100 of the sol-signature map holds [audit seq, 32-byte head] (docs/audit.md)."""
+    from coldvault.requests.base import AuditStamp
+    from coldvault.transport.registry.codec import decode_registry
+    from coldvault.transport.ur import UR
+
+    msg = transfer_message()
+    prepared = prepare(bytes(msg))
+    (job,) = prepared.jobs
+    sig = KEYS.sign_ed25519(job.key_id, job.payload)
+    stamped = prepared.finish([sig], audit=AuditStamp(7, b"\x11" * 32))
+    assert cbor2.loads(stamped)[100] == [7, b"\x11" * 32]
+    value = decode_registry(UR("sol-signature", stamped))
+    assert value.audit == (7, b"\x11" * 32)  # type: ignore[union-attr]
+    assert Signature.from_bytes(value.signature).verify(OURS.pubkey(), bytes(msg))  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        AuditStamp(-1, b"\x11" * 32)

@@ -24,7 +24,15 @@ from coldvault.crypto.hashes import sha256
 from coldvault.crypto.paths import path_to_str
 from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.keys.keystore import KeyAlgorithm, Signature, derived_key_id
-from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
+from coldvault.requests.base import (
+    AuditStamp,
+    Chain,
+    Movement,
+    MovementKind,
+    PreparedRequest,
+    Review,
+    SignJob,
+)
 from coldvault.requests.bitcoin import parse as pp
 from coldvault.requests.bitcoin.checks import address, signer_checks
 from coldvault.requests.bitcoin.errors import (
@@ -36,7 +44,14 @@ from coldvault.requests.bitcoin.errors import (
     UtxoMissing,
 )
 from coldvault.requests.bitcoin.locktime import determine_locktime
-from coldvault.requests.bitcoin.maps import DEFAULT_LIMITS, G_TX_MODIFIABLE, IN_PARTIAL_SIG, Limits
+from coldvault.requests.bitcoin.maps import (
+    DEFAULT_LIMITS,
+    G_TX_MODIFIABLE,
+    IN_PARTIAL_SIG,
+    PROPRIETARY,
+    KvMap,
+    Limits,
+)
 from coldvault.requests.bitcoin.match import OurInput, assign_wallet, classify_output
 from coldvault.requests.bitcoin.sighash import Sighasher, estimate_vsize, input_sighash
 from coldvault.requests.bitcoin.wallet import WalletScripts
@@ -181,16 +196,40 @@ def prepare_psbt(
     )
     frozen_plans = tuple(plans)
 
-    def finish(signatures: Sequence[Signature]) -> bytes:
-        return finish_psbt(psbt, frozen_plans, signatures)
+    def finish(signatures: Sequence[Signature], /, *, audit: AuditStamp | None = None) -> bytes:
+        return finish_psbt(psbt, frozen_plans, signatures, audit=audit)
 
     return PreparedRequest(review, tuple(jobs), finish, response_type="crypto-psbt")
 
 
+#: The global proprietary field (BIP-174 ``0xFC``) carrying the appliance's audit head:
+#: key ``0xFC || 0x09 "coldvault" || 0x01``, value the sequence number (8 bytes, big-endian)
+#: followed by the 32-byte entry hash (docs/audit.md).
+AUDIT_PROPRIETARY_ID = b"coldvault"
+AUDIT_SUBTYPE = 0x01
+AUDIT_KEY_DATA = bytes([len(AUDIT_PROPRIETARY_ID)]) + AUDIT_PROPRIETARY_ID + bytes([AUDIT_SUBTYPE])
+
+
+def audit_stamp_of(psbt_bytes: bytes) -> AuditStamp | None:
+    """The audit head a signed PSBT carries, if any (for coordinators and tests)."""
+    value = pp.parse_psbt(psbt_bytes).globals.get(PROPRIETARY, AUDIT_KEY_DATA)
+    if value is None:
+        return None
+    if len(value) != 40:
+        raise ValueError("the coldvault audit field is not 8 + 32 bytes")
+    return AuditStamp(int.from_bytes(value[:8], "big"), value[8:])
+
+
 def finish_psbt(
-    psbt: pp.Psbt, plans: Sequence[SignPlan], signatures: Sequence[Signature]
+    psbt: pp.Psbt,
+    plans: Sequence[SignPlan],
+    signatures: Sequence[Signature],
+    *,
+    audit: AuditStamp | None = None,
 ) -> bytes:
-    """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept."""
+    """Verify each signature and add it as PSBT_IN_PARTIAL_SIG; every other byte is kept.
+    With ``audit`` the global proprietary field :data:`AUDIT_KEY_DATA` carries it (a
+    coordinator's own field of that key is replaced)."""
     if len(signatures) != len(plans):
         raise ValueError(f"expected {len(plans)} signatures, got {len(signatures)}")
     inputs = list(psbt.inputs)
@@ -208,4 +247,13 @@ def finish_psbt(
             IN_PARTIAL_SIG, plan.pubkey, sig.der + b"\x01"
         )
     out = dataclasses.replace(psbt, inputs=tuple(inputs))
+    if audit is not None:
+        kept = tuple(
+            f for f in psbt.globals.fields
+            if not (f.key_type == PROPRIETARY and f.key_data == AUDIT_KEY_DATA)
+        )
+        stamped = KvMap(kept).with_field(
+            PROPRIETARY, AUDIT_KEY_DATA, audit.seq.to_bytes(8, "big") + audit.head
+        )
+        out = dataclasses.replace(out, globals=stamped)
     return out.serialize()

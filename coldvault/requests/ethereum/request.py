@@ -27,7 +27,7 @@ from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.errors import ConfigError
 from coldvault.keys.keystore import KeyAlgorithm, Signature
 from coldvault.requests.amounts import format_amount
-from coldvault.requests.base import Chain, Movement, PreparedRequest, Review, SignJob
+from coldvault.requests.base import AuditStamp, Chain, Movement, PreparedRequest, Review, SignJob
 from coldvault.requests.display import message_text, origin_text
 from coldvault.requests.ethereum.eip712 import parse_typed_data
 from coldvault.requests.ethereum.tx import (
@@ -77,10 +77,17 @@ def recovery_id(signature: EcdsaSignature, digest: bytes, public_key: bytes) -> 
     return recid
 
 
-def eth_signature_cbor(request_id: bytes | None, signature: bytes, origin: str | None) -> bytes:
-    """The ``eth-signature`` CBOR map: {1: uuid (tag 37), 2: r||s||v, 3: origin}."""
+def eth_signature_cbor(
+    request_id: bytes | None,
+    signature: bytes,
+    origin: str | None,
+    audit: AuditStamp | None = None,
+) -> bytes:
+    """The ``eth-signature`` CBOR map: {1: uuid (tag 37), 2: r||s||v, 3: origin,
+    100: [audit seq, audit head]}."""
     rid = uuid.UUID(bytes=request_id) if request_id is not None else None
-    return encode_eth_signature(signature, rid, origin or None).cbor
+    stamp = None if audit is None else (audit.seq, audit.head)
+    return encode_eth_signature(signature, rid, origin or None, stamp).cbor
 
 
 def prepare_eth(
@@ -220,7 +227,7 @@ def prepare_eth(
     public_key = key.public_key
     legacy_chain = chain_id if kind is EthDataType.TRANSACTION else None
 
-    def finish(signatures: Sequence[Signature]) -> bytes:
+    def finish(signatures: Sequence[Signature], /, *, audit: AuditStamp | None = None) -> bytes:
         if len(signatures) != 1 or not isinstance(signatures[0], EcdsaSignature):
             raise ValueError("finish() needs exactly one EcdsaSignature")
         sig = signatures[0]
@@ -231,7 +238,7 @@ def prepare_eth(
             v = _minimal(recid + 2 * legacy_chain + 35)
         else:
             v = bytes([27 + recid])
-        return eth_signature_cbor(request_id, sig.compact + v, origin)
+        return eth_signature_cbor(request_id, sig.compact + v, origin, audit)
 
     return PreparedRequest(review=review, jobs=(job,), finish=finish, response_type="eth-signature")
 

@@ -31,7 +31,15 @@ from coldvault.crypto.paths import path_to_str
 from coldvault.errors import Refused
 from coldvault.keys.keystore import KeyAlgorithm, Signature
 from coldvault.requests.amounts import format_amount
-from coldvault.requests.base import Chain, Movement, MovementKind, PreparedRequest, Review, SignJob
+from coldvault.requests.base import (
+    AuditStamp,
+    Chain,
+    Movement,
+    MovementKind,
+    PreparedRequest,
+    Review,
+    SignJob,
+)
 from coldvault.requests.display import message_text, origin_text
 from coldvault.requests.keys import (
     AddressMismatch,
@@ -204,10 +212,14 @@ def _describe_message(data: bytes) -> tuple[list[tuple[str, str]], list[str]]:
     return details, warnings
 
 
-def sol_signature_cbor(request_id: bytes | None, signature: bytes) -> bytes:
-    """The ``sol-signature`` CBOR map: {1: uuid (tag 37), 2: 64-byte signature}."""
+def sol_signature_cbor(
+    request_id: bytes | None, signature: bytes, audit: AuditStamp | None = None
+) -> bytes:
+    """The ``sol-signature`` CBOR map: {1: uuid (tag 37), 2: 64-byte signature,
+    100: [audit seq, audit head]}."""
     rid = uuid.UUID(bytes=request_id) if request_id is not None else None
-    return encode_sol_signature(signature, rid).cbor
+    stamp = None if audit is None else (audit.seq, audit.head)
+    return encode_sol_signature(signature, rid, stamp).cbor
 
 
 def prepare_sol(
@@ -316,7 +328,7 @@ def prepare_sol(
         key_id=key.key_id, algorithm=KeyAlgorithm.ED25519, payload=payload, purpose=purpose
     )
 
-    def finish(signatures: Sequence[Signature]) -> bytes:
+    def finish(signatures: Sequence[Signature], /, *, audit: AuditStamp | None = None) -> bytes:
         if len(signatures) != 1 or not isinstance(signatures[0], Ed25519Signature):
             raise ValueError("finish() needs exactly one Ed25519Signature")
         sig = signatures[0]
@@ -324,7 +336,7 @@ def prepare_sol(
             raise ResponseSignatureInvalid(
                 "The keystore's Ed25519 signature does not verify against our key."
             )
-        return sol_signature_cbor(request_id, sig.raw)
+        return sol_signature_cbor(request_id, sig.raw, audit)
 
     return PreparedRequest(review=review, jobs=(job,), finish=finish, response_type="sol-signature")
 

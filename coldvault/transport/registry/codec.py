@@ -138,17 +138,22 @@ def encode_psbt(psbt: bytes) -> UR:
 
 
 def encode_eth_signature(
-    signature: bytes, request_id: uuid.UUID | None, origin: str | None = None
+    signature: bytes,
+    request_id: uuid.UUID | None,
+    origin: str | None = None,
+    audit: tuple[int, bytes] | None = None,
 ) -> UR:
     if len(signature) < 65:
         raise ValueError("an eth-signature is r || s || v, at least 65 bytes")
-    return EthSignature(bytes(signature), request_id, origin).to_ur()
+    return EthSignature(bytes(signature), request_id, origin, audit).to_ur()
 
 
-def encode_sol_signature(signature: bytes, request_id: uuid.UUID | None) -> UR:
+def encode_sol_signature(
+    signature: bytes, request_id: uuid.UUID | None, audit: tuple[int, bytes] | None = None
+) -> UR:
     if len(signature) != 64:
         raise ValueError("a Solana signature is 64 bytes")
-    return SolSignature(bytes(signature), request_id).to_ur()
+    return SolSignature(bytes(signature), request_id, audit).to_ur()
 
 
 def encode_output(output: Output) -> UR:

@@ -98,23 +98,49 @@ def decode_eth_request(obj: Any, ur: UR) -> EthSignRequest:
     )
 
 
+#: coldvault's extension key in ``eth-signature`` and ``sol-signature`` maps: the audit
+#: trail's head the response follows, ``[sequence number, 32-byte entry hash]``
+#: (docs/audit.md). Keystone's keys are 1..3; readers that do not know 100 skip it.
+AUDIT_KEY = 100
+
+
+def _audit_cbor(audit: tuple[int, bytes] | None) -> list[Any] | None:
+    return None if audit is None else [audit[0], audit[1]]
+
+
+def _is_audit(v: Any) -> bool:
+    return (
+        isinstance(v, list) and len(v) == 2 and type(v[0]) is int and 0 <= v[0] < 2**63
+        and isinstance(v[1], bytes) and len(v[1]) == 32
+    )
+
+
+def _audit(f: Fields) -> tuple[int, bytes] | None:
+    value = f.get(AUDIT_KEY, _is_audit, "[sequence number, 32-byte hash]", False)
+    return None if value is None else (value[0], value[1])
+
+
 @dataclass(frozen=True)
 class EthSignature:
-    """Keystone ``eth-signature``: r || s || v (65 bytes; v may be longer for EIP-155)."""
+    """Keystone ``eth-signature``: r || s || v (65 bytes; v may be longer for EIP-155);
+    ``audit``: the appliance's audit head (:data:`AUDIT_KEY`)."""
 
     signature: bytes
     request_id: uuid.UUID | None = None
     origin: str | None = None
+    audit: tuple[int, bytes] | None = None
 
     def to_ur(self) -> UR:
-        value = cbor_map((1, _uuid_cbor(self.request_id)), (2, self.signature), (3, self.origin))
+        value = cbor_map((1, _uuid_cbor(self.request_id)), (2, self.signature), (3, self.origin),
+                         (AUDIT_KEY, _audit_cbor(self.audit)))
         return UR("eth-signature", cbor2.dumps(value))
 
 
 def decode_eth_signature(obj: Any, ur: UR) -> EthSignature:
-    f = Fields(obj, ur.type, "eth-signature", {1: "request-id", 2: "signature", 3: "origin"})
+    f = Fields(obj, ur.type, "eth-signature",
+               {1: "request-id", 2: "signature", 3: "origin", AUDIT_KEY: "audit"})
     sig = f.get(2, lambda v: isinstance(v, bytes) and 65 <= len(v) <= 72, "65..72 bytes", True)
-    return EthSignature(sig, _request_id(f), f.text(3))
+    return EthSignature(sig, _request_id(f), f.text(3), _audit(f))
 
 
 @dataclass(frozen=True)
@@ -154,12 +180,14 @@ class SolSignature:
 
     signature: bytes
     request_id: uuid.UUID | None = None
+    audit: tuple[int, bytes] | None = None
 
     def to_ur(self) -> UR:
-        value = cbor_map((1, _uuid_cbor(self.request_id)), (2, self.signature))
+        value = cbor_map((1, _uuid_cbor(self.request_id)), (2, self.signature),
+                         (AUDIT_KEY, _audit_cbor(self.audit)))
         return UR("sol-signature", cbor2.dumps(value))
 
 
 def decode_sol_signature(obj: Any, ur: UR) -> SolSignature:
-    f = Fields(obj, ur.type, "sol-signature", {1: "request-id", 2: "signature"})
-    return SolSignature(f.bytes_(2, True, (64,)), _request_id(f))
+    f = Fields(obj, ur.type, "sol-signature", {1: "request-id", 2: "signature", AUDIT_KEY: "audit"})
+    return SolSignature(f.bytes_(2, True, (64,)), _request_id(f), _audit(f))
