@@ -19,12 +19,12 @@ from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, load_roster
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
 from ceremony_scripts.plans import collusion_option, survive_option
-from ceremony_scripts.sharding import ConsoleShareDevices, backup_token_options, read_plan
+from ceremony_scripts.sharding import ConsoleShareDevices, backup_token_options
 from ceremony_scripts.ui import ConsoleOperator
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backup.drill import DrillScenario, named_scenario, parse_scenario
 from coldvault.backup.history import DEFAULT_INTERVAL_DAYS, drill_history, verify_report
-from coldvault.backup.plan import Plan
+from coldvault.backup.plan import Plan, load_plan
 from coldvault.ceremonies.drill import FreshToken, RestoreDrill, restore_drill
 from coldvault.errors import EXIT_REFUSED
 
@@ -75,7 +75,7 @@ def run_cmd(
     rebuild in memory, compare, optionally restore into a fresh token; write the report."""
     if restore_token and provisioning is None:
         raise click.UsageError("--restore-token needs --provisioning.")
-    plan = read_plan(plan_path)
+    plan = load_plan(plan_path)
     params = RestoreDrill(
         actor=operator_name, transcript=transcript_path, plan=plan, backup_dir=backup_dir,
         scenario=_scenario(plan, scenario), reports_dir=reports_dir,

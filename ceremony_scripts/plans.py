@@ -25,8 +25,7 @@ from coldvault.backup.check import (
     check_plan,
     propose_plan,
 )
-from coldvault.backup.errors import PlanInvalid
-from coldvault.backup.plan import MAX_PLAN_BYTES, MAX_SITES, parse_plan
+from coldvault.backup.plan import MAX_SITES, load_plan
 from coldvault.errors import EXIT_DONE, EXIT_REFUSED
 
 
@@ -36,16 +35,6 @@ def _json_out(data: object) -> None:
 
 def _say(text: str) -> None:
     click.echo(text, err=True)
-
-
-def _read_plan_file(path: Path) -> bytes:
-    where = repr(str(path))
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PLAN_BYTES + 1)
-    except OSError as exc:
-        raise PlanInvalid(where, "document", f"cannot be read ({exc.strerror})") from None
-    return data
 
 
 def _print_report(report: PlanReport) -> None:
@@ -96,7 +85,7 @@ def plan_group() -> None:
 def plan_check(path: Path, collusion: int, survive: int) -> None:
     """Refuse a plan where a site or custodian alone, or COLLUSION custodians together,
     could rebuild the seed, or where losing SURVIVE sites would lose it."""
-    plan = parse_plan(_read_plan_file(path), where=repr(str(path)))
+    plan = load_plan(path)
     report = check_plan(plan, collusion=collusion, survive=survive)
     if json_mode():
         _json_out(report.to_dict())

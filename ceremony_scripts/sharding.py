@@ -14,11 +14,11 @@ from ceremony_scripts import quorum_cards
 from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, load_roster
 from ceremony_scripts.output import emit, json_option
-from ceremony_scripts.plans import _read_plan_file, collusion_option, survive_option
+from ceremony_scripts.plans import collusion_option, survive_option
 from ceremony_scripts.ui import ConsoleOperator
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backends.pkcs11.shares import Pkcs11ShareKeys
-from coldvault.backup.plan import Plan, parse_plan
+from coldvault.backup.plan import load_plan
 from coldvault.ceremonies.hardware import CardInReader
 from coldvault.ceremonies.operator import Operator
 from coldvault.ceremonies.sharding import ShardBackup, shard_backup
@@ -44,10 +44,6 @@ class ConsoleShareDevices:
 
     def card(self, card_id: str, prompt: str) -> CardInReader:
         return quorum_cards.card_in_reader(self._op, prompt, allow_emulated=self._allow_emulated)
-
-
-def read_plan(path: Path) -> Plan:
-    return parse_plan(_read_plan_file(path))
 
 
 def backup_token_options(func):  # type: ignore[no-untyped-def]
@@ -90,7 +86,7 @@ def backup_cmd(
     """Shard the seed to a backup plan: seal each share to its token or card, read every
     share back, write the public backup record."""
     params = ShardBackup(
-        actor=operator_name, transcript=transcript_path, plan=read_plan(plan_path), out=out,
+        actor=operator_name, transcript=transcript_path, plan=load_plan(plan_path), out=out,
         source=source, use_passphrase=use_passphrase, expect_fingerprint=expect_fingerprint,
         collusion=collusion, survive=survive, witnesses=witnesses,
         roster=load_roster(roster_path),
@@ -100,4 +96,4 @@ def backup_cmd(
     emit(shard_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
 
 
-__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options", "read_plan"]
+__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options"]
