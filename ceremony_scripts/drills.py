@@ -63,13 +63,18 @@ def _scenario(plan: Plan, value: str) -> DrillScenario:
 @survive_option
 @click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16),
               help="Drill quorum cards signing the transcript (and the report).")  # fmt: skip
-@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path))
+@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
+              help="Signed roster: the record's admin signatures are checked against it and "
+                   "its admin quorum signs the report.")  # fmt: skip
+@click.option("--audit-trail", type=click.Path(dir_okay=False, path_type=Path),
+              help="The appliance's audit trail (audit.jsonl in the appliance configuration's "
+                   "state_dir) to append the drill to.")  # fmt: skip
 @json_option
 def run_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
     allow_emulated: bool, plan_path: Path, backup_dir: Path, scenario: str, reports_dir: Path,
     provisioning: Path | None, restore_token: str, use_passphrase: bool, collusion: int,
-    survive: int, witnesses: int, roster_path: Path | None,
+    survive: int, witnesses: int, roster_path: Path | None, audit_trail: Path | None,
 ) -> None:  # fmt: skip
     """Run a restore drill: collect the surviving shares (each holder types their own PIN),
     rebuild in memory, compare, optionally restore into a fresh token; write the report."""
@@ -81,7 +86,7 @@ def run_cmd(
         scenario=_scenario(plan, scenario), reports_dir=reports_dir,
         provisioning=provisioning.read_bytes() if provisioning else None,
         use_passphrase=use_passphrase, collusion=collusion, survive=survive,
-        witnesses=witnesses, roster=load_roster(roster_path),
+        witnesses=witnesses, roster=load_roster(roster_path), audit_trail=audit_trail,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
@@ -102,14 +107,17 @@ def run_cmd(
 @click.option("--transcript", "transcript_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The drill's transcript (default: beside the report).")  # fmt: skip
-@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
-              help="Require the witnesses to be active cards of this signed roster.")  # fmt: skip
+@click.option("--roster", "roster_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="The signed roster: the report's admin signatures (and the witnesses) are "
+                   "checked against it.")  # fmt: skip
 @click.option("--min-witnesses", default=0, show_default=True, type=click.IntRange(0))
 @json_option
 def verify_cmd(
-    report: Path, transcript_path: Path | None, roster_path: Path | None, min_witnesses: int
+    report: Path, transcript_path: Path | None, roster_path: Path, min_witnesses: int
 ) -> None:
-    """Check a drill report against its transcript (hash chain, witnesses, report SHA-256)."""
+    """Check a drill report: the admin quorum's card signatures on it, and its transcript
+    (hash chain, witnesses, report SHA-256)."""
     verified = verify_report(
         report, transcript_path, roster=load_roster(roster_path), min_witnesses=min_witnesses
     )
@@ -120,6 +128,7 @@ def verify_cmd(
     click.echo(
         f"VERIFIED {report}: drill {r.scenario!r} of plan {r.plan!r} "
         f"{'PASSED' if r.passed else 'FAILED'}; sites used: {', '.join(r.sites_used) or 'none'}; "
+        f"signed by {', '.join(verified.signed_by)}; "
         f"witnesses: {', '.join(verified.witnesses) or 'none'}."
     )
 

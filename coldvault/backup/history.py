@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coldvault.backup.approvals import REPORT_KIND, verify_signed
 from coldvault.errors import InputError
+from coldvault.quorum.roster import Roster
 from coldvault.records.transcript import read_entries, verify
 
 REPORT_SUFFIX = ".report.json"
@@ -98,6 +100,8 @@ class VerifiedReport:
     transcript: str
     ceremony_id: str
     witnesses: tuple[str, ...]
+    #: the admins whose card signatures on the report verified (empty without a roster)
+    signed_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -106,15 +110,26 @@ class VerifiedReport:
             "transcript": self.transcript,
             "ceremony_id": self.ceremony_id,
             "witnesses": list(self.witnesses),
+            "signed_by": list(self.signed_by),
         }
 
 
 def verify_report(
-    path: Path, transcript: Path | None = None, *, roster: Any = None, min_witnesses: int = 0
+    path: Path,
+    transcript: Path | None = None,
+    *,
+    roster: Roster | None = None,
+    min_witnesses: int = 0,
 ) -> VerifiedReport:
     """The report parses, its transcript verifies (chain, close, witnesses) and records
-    exactly this report's SHA-256."""
+    exactly this report's SHA-256.  With ``roster``, the report must also carry the admin
+    quorum's card signatures (:func:`~coldvault.backup.approvals.verify_signed`: a missing,
+    forged or non-admin signature is refused with its own error) and the witnesses must be
+    active cards of that roster."""
     report = read_report(path)
+    signed_by: tuple[str, ...] = ()
+    if roster is not None:
+        signed_by = tuple(a.holder for a in verify_signed(path, REPORT_KIND, roster))
     transcript = transcript or transcript_of(path)
     if not transcript.is_file():
         raise DrillReportInvalid(str(path), f"its transcript {transcript} is missing")
@@ -135,6 +150,7 @@ def verify_report(
         str(transcript),
         result.ceremony_id,
         tuple(w.get("holder", "") for w in result.witnesses),
+        signed_by,
     )
 
 

@@ -19,7 +19,9 @@ Steps (each in the transcript, public data only):
 5. **read back** -- every token and card share is opened through its own device
    (:func:`~coldvault.backup.open_share`: decrypt, checksum, set, group and member), and
    the shares read combine in memory to the seed's master fingerprint;
-6. **close** -- ``progress.json`` says ``complete``; witnesses sign the transcript.
+6. **sign** -- with a roster, the admin quorum's cards sign the record
+   (:mod:`coldvault.backup.approvals`; ``backup-record.json.approvals.json``);
+7. **close** -- ``progress.json`` says ``complete``; witnesses sign the transcript.
 
 Nothing secret reaches the disk: blobs are sealed, the record and the progress file are
 public metadata.  The seed and every share are wiped however the run ends.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coldvault.backup.approvals import RECORD_KIND, unsigned, verify_signed, with_approvals
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_plan
 from coldvault.backup.envelope import Recipient
 from coldvault.backup.plan import Plan, Target, TargetKind
@@ -68,6 +71,8 @@ from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.crypto import wipe
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.errors import ColdvaultError, InputError
+from coldvault.quorum.approvals import Approval
+from coldvault.quorum.documents import write_signed_document
 from coldvault.quorum.roster import Roster
 
 RECORD_FILE = "backup-record.json"
@@ -108,7 +113,8 @@ class ShardBackup(CeremonyParams):
     ``source`` is how the seed comes in: ``generate`` (dice + token + OS randomness),
     ``slip39`` or ``bip39`` (typed).  ``out`` is the backup directory (record, progress,
     one envelope directory per site).  ``passphrase`` is SLIP-39's, asked for (hidden)
-    when ``use_passphrase``."""
+    when ``use_passphrase``.  With ``roster``, the admin quorum of that roster signs the
+    record (and witnesses must be active cards of it)."""
 
     plan: Plan
     out: Path
@@ -238,6 +244,41 @@ def _record_summary(record: BackupRecord) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# -- admin signatures -------------------------------------------------------------------------
+def admin_sign_file(
+    op: Operator,
+    run: CeremonyRun,
+    cards: Cards | None,
+    roster: Roster,
+    path: Path,
+    kind: str,
+    *,
+    what: str,
+) -> tuple[Approval, ...]:
+    """The admin quorum of ``roster`` signs the file at ``path`` (a backup record or a
+    drill report, :mod:`coldvault.backup.approvals`); the approvals are written beside it
+    and read back through the verifier's own check."""
+    if cards is None:
+        raise ValueError("admin signatures need the cards")
+    doc = unsigned(kind, path.read_bytes(), roster)
+    digest = doc.sha256.hex()
+    op.step(
+        f"The admin quorum signs the {what}",
+        [f"{roster.admin_threshold} distinct admins of roster version {roster.version}",
+         f"each admin reads the SHA-256 {digest[:16]}... on screen before typing the PIN"],
+    )  # fmt: skip
+    op.info(f"SHA-256 {digest}")
+    approvals = cards.admin_signatures(run, roster, doc.token, what=f"the signatures of the {what}")
+    write_signed_document(path, with_approvals(doc, approvals, roster))
+    verify_signed(path, kind, roster)
+    run.record(
+        f"{kind}-signed",
+        {"file": path.name, "sha256": digest, "signed_by": [a.card_serial for a in approvals]},
+    )
+    op.ok(f"The {what} is signed by {', '.join(a.holder for a in approvals)}.")
+    return approvals
+
+
 # -- steps ------------------------------------------------------------------------------------
 def _get_seed(
     op: Operator, run: CeremonyRun, params: ShardBackup, devices: ShareDevices
@@ -319,8 +360,11 @@ def _read_back(
 def shard_backup(
     op: Operator, params: ShardBackup, devices: ShareDevices, cards: Cards | None = None
 ) -> BackupResult:
-    """Run ``ceremony backup`` (see the module docstring); ``cards`` only for witnesses."""
+    """Run ``ceremony backup`` (see the module docstring); ``cards`` for the admin
+    signatures (with a roster) and the witnesses."""
     plan, out = params.plan, params.out
+    if params.roster is not None and cards is None:
+        raise ValueError("signing the record with the roster's admin quorum needs the cards")
     parameters: dict[str, Any] = {
         "plan": plan.id,
         "plan_sha256": plan.sha256,
@@ -409,8 +453,12 @@ def shard_backup(
         op.step("Read every share back through its own target")
         _read_back(op, run, plan, record, blobs, devices, progress, passphrase)
         del passphrase
-        progress.done()
         run.wipe_secrets()
+        if params.roster is not None:
+            admin_sign_file(
+                op, run, cards, params.roster, record_path, RECORD_KIND, what="backup record"
+            )
+        progress.done()
         op.step("Close the transcript", ["witnesses read the final hash on screen"])
         signers = witness_signers(cards, params.witnesses, params.roster)
         closed = run.finish(
@@ -434,6 +482,7 @@ __all__ = [
     "BackupOutputExists",
     "BackupResult",
     "ReadBackFailed",
+    "admin_sign_file",
     "ShardBackup",
     "blob_path",
     "load_backup",

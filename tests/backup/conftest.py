@@ -130,3 +130,7 @@ def fresh_token(softhsm_lab: Any) -> Iterator[tuple[str, str]]:
             capture_output=True,
             timeout=60,
         )
+
+
+# the lab's virtual cards in reader 0 (admin cards sign records and reports through pcscd)
+from tests.ceremony.conftest import lab_cards, slot  # noqa: E402, F401
