@@ -27,6 +27,7 @@ from coldvault.backup.history import DEFAULT_INTERVAL_DAYS, drill_history, verif
 from coldvault.backup.plan import Plan, load_plan
 from coldvault.ceremonies.drill import FreshToken, RestoreDrill, restore_drill
 from coldvault.errors import EXIT_REFUSED
+from coldvault.policy import load_policy
 
 REPORTS = Path("drills")
 
@@ -136,12 +137,28 @@ def verify_cmd(
 @drill.command("list")
 @click.option("--reports", "reports_dir", default=REPORTS, show_default=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
-@click.option("--interval-days", default=DEFAULT_INTERVAL_DAYS, show_default=True,
-              type=click.IntRange(1, 3650),
-              help="Warn when the last passing drill is older than this.")  # fmt: skip
+@click.option("--interval-days", type=click.IntRange(1, 3650),
+              help="Warn when the last passing drill is older than this many days (default: "
+                   f"the policy's drill_interval_days, else {DEFAULT_INTERVAL_DAYS}).")  # fmt: skip
+@click.option("--policy", "policy_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Signed policy: its drill_interval_days applies (with --roster).")  # fmt: skip
+@click.option("--roster", "roster_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The signed roster whose admins approved --policy.")  # fmt: skip
 @json_option
-def list_cmd(reports_dir: Path, interval_days: int) -> None:
+def list_cmd(
+    reports_dir: Path, interval_days: int | None, policy_path: Path | None,
+    roster_path: Path | None,
+) -> None:  # fmt: skip
     """The stored drill reports, oldest first, with the overdue warning."""
+    if interval_days is None:
+        interval_days = DEFAULT_INTERVAL_DAYS
+        if policy_path is not None:
+            roster = load_roster(roster_path)
+            if roster is None:
+                raise click.UsageError("--policy needs --roster (the admins who approved it).")
+            interval_days = load_policy(policy_path, roster=roster).drill_interval_days
     history = drill_history(reports_dir, interval_days=interval_days)
     if json_mode():
         click.echo(json.dumps(history.to_dict(), sort_keys=True))

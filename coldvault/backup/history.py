@@ -5,6 +5,11 @@ transcript's ``report-written`` entry holds the report's SHA-256, so
 :func:`verify_report` checks the report against a verified transcript.
 :func:`drill_history` lists the reports and says whether the last passing drill is older
 than the policy's interval (default 180 days).
+
+A drill is also recorded in the appliance's audit trail (:func:`append_to_trail`: a
+``ceremony`` entry with ``"ceremony": "drill"``, the report's SHA-256 and pass/fail);
+:func:`trail_history` reads those entries, which is how the appliance knows at start-up
+whether a drill is overdue.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ from typing import Any
 
 from coldvault.backup.approvals import REPORT_KIND, verify_signed
 from coldvault.errors import InputError
+from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS
 from coldvault.quorum.roster import Roster
+from coldvault.records.audit import AUDIT, AuditEntry, AuditLog
+from coldvault.records.chain import walk
 from coldvault.records.transcript import read_entries, verify
 
 REPORT_SUFFIX = ".report.json"
 REPORT_FORMAT = "coldvault-drill-report/1"
-DEFAULT_INTERVAL_DAYS = 180
+DEFAULT_INTERVAL_DAYS = DEFAULT_DRILL_INTERVAL_DAYS
+#: the audit trail's event for a drill (with ``"ceremony": "drill"`` in its fields)
+TRAIL_EVENT = "ceremony"
 MAX_REPORT_BYTES = 1024 * 1024
 DAY = 86_400
 
@@ -201,8 +211,6 @@ def drill_history(
     directory: Path, *, interval_days: int = DEFAULT_INTERVAL_DAYS, now: int | None = None
 ) -> DrillHistory:
     """Every report in ``directory`` (oldest first); unreadable ones are named, not used."""
-    if interval_days < 1:
-        raise ValueError("interval_days must be at least 1")
     reports, bad = [], []
     paths = sorted(directory.glob(f"*{REPORT_SUFFIX}")) if directory.is_dir() else []
     for path in paths:
@@ -210,14 +218,76 @@ def drill_history(
             reports.append(read_report(path))
         except DrillReportInvalid:
             bad.append(str(path))
+    return _history(reports, bad, interval_days, now)
+
+
+def _history(
+    reports: list[StoredReport], bad: list[str], interval_days: int, now: int | None
+) -> DrillHistory:
+    if interval_days < 1:
+        raise ValueError("interval_days must be at least 1")
     reports.sort(key=lambda r: r.started_at)
     return DrillHistory(
         tuple(reports), tuple(bad), interval_days, int(time.time()) if now is None else now
     )
 
 
+def append_to_trail(trail: Path, fields: dict[str, Any]) -> AuditEntry:
+    """Append one drill (public fields: plan, scenario, started_at, passed, report_file,
+    report_sha256...) to the appliance's audit trail, durably.  The trail must exist: it
+    is the appliance's, never started here."""
+    if not trail.is_file():
+        raise DrillTrailMissing(str(trail))
+    with AuditLog(trail) as log:
+        return log.append(TRAIL_EVENT, {"ceremony": "drill", **fields})
+
+
+def trail_history(
+    trail: Path, *, interval_days: int = DEFAULT_INTERVAL_DAYS, now: int | None = None
+) -> DrillHistory:
+    """The drills recorded in an audit trail (read, not verified: the appliance verifies
+    its trail before it asks), oldest first."""
+    reports = []
+    for line in walk(trail, AUDIT) if trail.is_file() else ():
+        entry = line.entry
+        fields = entry.get("fields", {})
+        if entry.get("event") != TRAIL_EVENT or fields.get("ceremony") != "drill":
+            continue
+        try:
+            reports.append(
+                StoredReport(
+                    file=str(fields.get("report_file", "")),
+                    scenario=str(fields.get("scenario", "")),
+                    plan=str(fields.get("plan", "")),
+                    started_at=int(fields["started_at"]),
+                    passed=fields.get("passed") is True,
+                    sites_used=tuple(str(s) for s in fields.get("sites_used", ())),
+                    sha256=str(fields.get("report_sha256", "")),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # not a drill this version wrote: it proves nothing
+    return _history(reports, [], interval_days, now)
+
+
+class DrillTrailMissing(InputError):
+    """The appliance audit trail a drill is to be recorded in does not exist."""
+
+    code = "drill-trail-missing"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"The appliance audit trail {path} does not exist: give the audit.jsonl in the "
+            "state_dir of the appliance configuration (the drill never starts a new trail)."
+        )
+        self.path = path
+
+
 __all__ = [
     "DEFAULT_INTERVAL_DAYS",
+    "DrillTrailMissing",
+    "append_to_trail",
+    "trail_history",
     "REPORT_FORMAT",
     "REPORT_SUFFIX",
     "DrillHistory",

@@ -34,7 +34,7 @@ from coldvault.backup.approvals import RECORD_KIND, REPORT_KIND, verify_signed
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE
 from coldvault.backup.drill import DrillReport, DrillScenario, RestoreRequest, run_drill
 from coldvault.backup.envelope import KeyAgreement
-from coldvault.backup.history import REPORT_SUFFIX
+from coldvault.backup.history import REPORT_SUFFIX, append_to_trail
 from coldvault.backup.plan import Plan, Target
 from coldvault.backup.record import parse_record
 from coldvault.backup.restore import expectations_from_provisioning
@@ -52,7 +52,6 @@ from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.ceremonies.sharding import RECORD_FILE, admin_sign_file, load_backup
 from coldvault.keys.keystore import Keystore
 from coldvault.quorum.roster import Roster
-from coldvault.records.audit import AuditLog
 
 
 class ConsoleShareAccess:
@@ -242,36 +241,22 @@ def restore_drill(
             )
             signed_by = [a.card_serial for a in approvals]
         if params.audit_trail is not None:
-            _append_to_trail(params.audit_trail, run, report, report_path, digest, signed_by)
+            entry = append_to_trail(
+                params.audit_trail,
+                {"ceremony_id": run.ceremony_id, "plan": report.plan_id,
+                 "scenario": report.scenario.name, "started_at": report.started_at,
+                 "passed": report.passed, "sites_used": list(report.sites_used),
+                 "report_file": report_path.name, "report_sha256": digest,
+                 "signed_by": signed_by},
+            )  # fmt: skip
+            run.record("audit-appended",
+                       {"trail": str(params.audit_trail), "seq": entry.seq, "hash": entry.hash})
             op.ok(f"The drill is recorded in the appliance's audit trail {params.audit_trail}.")
         op.step("Close the transcript", ["the drill quorum checks the report before signing"])
         witnesses = witness_signers(cards, params.witnesses, params.roster)
         closed = run.finish({"report_sha256": digest, "passed": report.passed}, witnesses)
     op.info(f"Report: {report_path}")
     return DrillResult(closed, report, report_path, digest)
-
-
-def _append_to_trail(
-    path: Path,
-    run: CeremonyRun,
-    report: DrillReport,
-    report_path: Path,
-    digest: str,
-    signed_by: list[str],
-) -> None:
-    """One durable ``ceremony`` entry in the appliance's audit trail (public data only)."""
-    if not path.parent.is_dir():
-        raise ParameterError("appliance-config", f"the appliance state directory "
-                             f"{path.parent} does not exist.")  # fmt: skip
-    with AuditLog(path) as trail:
-        entry = trail.append(
-            "ceremony",
-            {"ceremony": "drill", "ceremony_id": run.ceremony_id, "plan": report.plan_id,
-             "scenario": report.scenario.name, "passed": report.passed,
-             "report_file": report_path.name, "report_sha256": digest,
-             "started_at": report.started_at, "signed_by": signed_by},
-        )  # fmt: skip
-    run.record("audit-appended", {"trail": str(path), "seq": entry.seq, "hash": entry.hash})
 
 
 __all__ = ["ConsoleShareAccess", "DrillResult", "FreshToken", "RestoreDrill", "restore_drill"]

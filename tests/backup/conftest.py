@@ -132,5 +132,7 @@ def fresh_token(softhsm_lab: Any) -> Iterator[tuple[str, str]]:
         )
 
 
-# the lab's virtual cards in reader 0 (admin cards sign records and reports through pcscd)
+# the lab's virtual cards in reader 0 (admin cards sign records and reports through pcscd),
+# and the in-process appliance world (its start-up warns when a drill is overdue)
 from tests.ceremony.conftest import lab_cards, slot  # noqa: E402, F401
+from tests.integrity.conftest import world  # noqa: E402, F401

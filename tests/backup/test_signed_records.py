@@ -114,7 +114,8 @@ def test_record_and_report_signed_by_the_admin_quorum_and_the_drill_audited(
     _admins_sign(slot, chain)
     params_d = RestoreDrill(actor="lead", plan=plan, backup_dir=out,
                             scenario=DrillScenario.site_lost("site-b"),
-                            reports_dir=tmp_path / "drills", roster=roster, audit_trail=trail)  # fmt: skip
+                            reports_dir=tmp_path / "drills", roster=roster,
+                            audit_trail=trail)  # fmt: skip
     result = restore_drill(op, params_d, devices, None, ReaderCards(op, allow_emulated=True))
     assert slot.done()
     assert result.report.passed, result.report.reasons
