@@ -18,9 +18,11 @@ from ceremony_scripts.plans import collusion_option, survive_option
 from ceremony_scripts.ui import ConsoleOperator
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backends.pkcs11.shares import Pkcs11ShareKeys
+from coldvault.backup.drill import named_scenario
 from coldvault.backup.plan import load_plan
 from coldvault.ceremonies.hardware import CardInReader
 from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.resharing import ReshareBackup, reshare_backup
 from coldvault.ceremonies.sharding import ShardBackup, shard_backup
 
 
@@ -96,4 +98,50 @@ def backup_cmd(
     emit(shard_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
 
 
-__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options"]
+@click.command("reshare")
+@common_options
+@backup_token_options
+@click.option("--old-plan", "old_plan_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The plan of the backup being replaced.")  # fmt: skip
+@click.option("--old", "old_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The backup directory being replaced (its record and envelopes).")  # fmt: skip
+@click.option("--lost", required=True,
+              help="Who or what is lost or departed: 'FFFFC0DE0002 lost', 'site-b lost'.")
+@click.option("--plan", "plan_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The new admin-approved plan (its own id).")  # fmt: skip
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="New or empty directory for the new share set.")  # fmt: skip
+@click.option("--passphrase", "use_passphrase", is_flag=True,
+              help="Protect the new shares with a SLIP-39 passphrase (asked for, hidden).")
+@collusion_option
+@survive_option
+@click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16))
+@click.option("--roster", "roster_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Signed roster: its admin quorum approves and signs.")  # fmt: skip
+@json_option
+def reshare_cmd(
+    operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
+    allow_emulated: bool, old_plan_path: Path, old_dir: Path, lost: str, plan_path: Path,
+    out: Path, use_passphrase: bool, collusion: int, survive: int, witnesses: int,
+    roster_path: Path,
+) -> None:  # fmt: skip
+    """Replace a lost or departed custodian's share: a new share set of the same seed to
+    the new plan, approved by the admin quorum; the old set is retired and wiped where
+    reachable."""
+    old_plan = load_plan(old_plan_path)
+    params = ReshareBackup(
+        actor=operator_name, transcript=transcript_path, plan=load_plan(plan_path), out=out,
+        use_passphrase=use_passphrase, collusion=collusion, survive=survive,
+        witnesses=witnesses, roster=load_roster(roster_path), old_plan=old_plan,
+        old_dir=old_dir, lost=named_scenario(old_plan, lost),
+    )  # fmt: skip
+    op = ConsoleOperator(assume_yes=assume_yes)
+    devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
+    emit(reshare_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
+
+
+__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options", "reshare_cmd"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,8 +284,103 @@ class DrillTrailMissing(InputError):
         self.path = path
 
 
+# -- retired share sets -----------------------------------------------------------------------
+RETIRED_FILE = "retired-sets.json"
+RETIRED_FORMAT = "coldvault-retired-sets/1"
+
+
+@dataclass(frozen=True)
+class RetiredSet:
+    """A share set a re-sharing replaced: public facts, and what was wiped where."""
+
+    share_set: int
+    record_sha256: str
+    master_fingerprint: str
+    retired_at: int
+    replaced_by_set: int
+    replaced_by_record: str
+    lost: dict[str, Any]
+    wiped: dict[str, str]
+
+    @property
+    def detail(self) -> str:
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.retired_at))
+        return f"retired on {day} by a re-sharing, replaced by set {self.replaced_by_set}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "share_set": self.share_set,
+            "record_sha256": self.record_sha256,
+            "master_fingerprint": self.master_fingerprint,
+            "retired_at": self.retired_at,
+            "replaced_by": {"share_set": self.replaced_by_set,
+                            "record_sha256": self.replaced_by_record},
+            "lost": self.lost,
+            "wiped": self.wiped,
+        }  # fmt: skip
+
+
+def read_retired(directory: Path) -> tuple[RetiredSet, ...]:
+    """The retired sets a backup directory knows of (its own, if it was retired, and those
+    its set replaced); a malformed file is refused, never ignored."""
+    path = directory / RETIRED_FILE
+    if not path.is_file():
+        return ()
+    try:
+        doc: Any = json.loads(path.read_bytes()[:MAX_REPORT_BYTES])
+        if doc.get("format") != RETIRED_FORMAT:
+            raise ValueError("format")
+        return tuple(
+            RetiredSet(
+                share_set=int(e["share_set"]), record_sha256=str(e["record_sha256"]),
+                master_fingerprint=str(e["master_fingerprint"]),
+                retired_at=int(e["retired_at"]),
+                replaced_by_set=int(e["replaced_by"]["share_set"]),
+                replaced_by_record=str(e["replaced_by"]["record_sha256"]),
+                lost=dict(e["lost"]), wiped={str(k): str(v) for k, v in e["wiped"].items()},
+            )  # fmt: skip
+            for e in doc["sets"]
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise RetiredSetsInvalid(str(path)) from None
+
+
+def retired_sets(directory: Path) -> dict[int, str]:
+    """Share set identifier -> how it was retired, for :func:`~coldvault.backup.drill.run_drill`."""
+    return {r.share_set: r.detail for r in read_retired(directory)}
+
+
+def write_retired(directory: Path, sets: tuple[RetiredSet, ...]) -> Path:
+    """(Re)write ``retired-sets.json`` in ``directory`` durably (atomic replace)."""
+    path = directory / RETIRED_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    data = {"format": RETIRED_FORMAT, "sets": [r.to_dict() for r in sets]}
+    with tmp.open("w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+class RetiredSetsInvalid(InputError):
+    """A backup directory's list of retired sets cannot be read."""
+
+    code = "retired-sets-invalid"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The list of retired share sets {path} is malformed or unreadable.")
+        self.path = path
+
+
 __all__ = [
     "DEFAULT_INTERVAL_DAYS",
+    "RETIRED_FILE",
+    "RetiredSet",
+    "RetiredSetsInvalid",
+    "read_retired",
+    "retired_sets",
+    "write_retired",
     "DrillTrailMissing",
     "append_to_trail",
     "trail_history",

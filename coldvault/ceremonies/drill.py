@@ -34,7 +34,7 @@ from coldvault.backup.approvals import RECORD_KIND, REPORT_KIND, verify_signed
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE
 from coldvault.backup.drill import DrillReport, DrillScenario, RestoreRequest, run_drill
 from coldvault.backup.envelope import KeyAgreement
-from coldvault.backup.history import REPORT_SUFFIX, append_to_trail
+from coldvault.backup.history import REPORT_SUFFIX, append_to_trail, retired_sets
 from coldvault.backup.plan import Plan, Target
 from coldvault.backup.record import parse_record
 from coldvault.backup.restore import expectations_from_provisioning
@@ -208,7 +208,7 @@ def restore_drill(
             report = run_drill(
                 plan, record, scenario, blobs, access, passphrase=passphrase,
                 expected=expected, restore=restore, collusion=params.collusion,
-                survive=params.survive,
+                survive=params.survive, retired=retired_sets(params.backup_dir),
             )  # fmt: skip
         del passphrase
         data = (json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n").encode()

@@ -357,6 +357,99 @@ def _read_back(
             wipe(buf)
 
 
+def check_new_backup(op: Operator, run: CeremonyRun, params: ShardBackup) -> None:
+    """The plan passes the ceremony's bounds and the output directory holds no backup."""
+    plan, out = params.plan, params.out
+    op.step(
+        "Check the plan and the backup directory",
+        ["the plan is the one the admin quorum approved (its SHA-256 below)"],
+    )
+    op.table("Plan", [("id", plan.id), ("SHA-256", plan.sha256)])
+    verdict = check_plan(plan, collusion=params.collusion, survive=params.survive)
+    if not verdict.ok:
+        raise ParameterError("plan", "the plan is refused: " + " ".join(verdict.reasons))
+    _check_empty(out)
+    run.record("plan-checked", {"plan": plan.id, "plan_sha256": plan.sha256})
+    confirm_or_cancel(op, "Is this the approved plan, and is the room prepared?")
+
+
+def write_backup(
+    op: Operator,
+    run: CeremonyRun,
+    params: ShardBackup,
+    devices: ShareDevices,
+    cards: Cards | None,
+    seed: bytearray,
+    fingerprint: bytes,
+) -> tuple[BackupRecord, Path, dict[str, Path]]:
+    """Steps 3 to 6 for ``seed`` (wiped here): enrol, split, seal and write, read every
+    share back, the admin quorum signs the record (with a roster); ``progress.json`` then
+    says ``complete``.  Returns the record, its file and each blob's file."""
+    plan, out = params.plan, params.out
+    passphrase = ""
+    if params.use_passphrase:
+        # typed twice: a typo would be sealed into every share and pass the read-back
+        passphrase = new_pin(op, "Passphrase of the shares (SLIP-39)", min_length=1)
+
+    op.step("Enrol the targets", ["each custodian types their own PIN"])
+    recipients = _enrol(op, run, plan, devices)
+
+    op.step("Split, seal and write the shares")
+    shares = split_for_plan(plan, seed, passphrase)
+    try:
+        record, blobs = seal_backup(
+            shares,
+            recipients,
+            master_fingerprint=fingerprint,
+            passphrase_protected=bool(passphrase),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        progress = _Progress(out, record)
+        record_path = out / RECORD_FILE
+        _write_new(record_path, record.to_json())
+        run.record("record-written", _record_summary(record))
+        paths: dict[str, Path] = {}
+        for target in plan.targets:
+            if target.kind is TargetKind.PAPER:
+                words = shares.words(target.id)
+                try:
+                    text = bytes(words).decode().split()
+                    title = f"the share of {target.id} ({target.site})"
+                    show_words(op, run, title, text)
+                    check_words(op, title, text)
+                    text.clear()
+                finally:
+                    wipe(words)
+                progress.mark(target.id, "shown")
+                run.record("paper-share-shown", {"target": target.id, "site": target.site})
+                continue
+            path = blob_path(out, target)
+            _write_new(path, blobs[target.id])
+            paths[target.id] = path
+            progress.mark(target.id, "written")
+            run.record(
+                "share-written",
+                {"target": target.id, "site": target.site, "file": str(path),
+                 "blob_sha256": record.entry(target.id).blob_sha256},
+                devices=[card_device(target.card)] if target.kind is TargetKind.CARD else (),
+            )  # fmt: skip
+            op.ok(f"{target.id} at {target.site}: sealed share written to {path}.")
+    finally:
+        shares.wipe()
+    wipe(seed)
+
+    op.step("Read every share back through its own target")
+    _read_back(op, run, plan, record, blobs, devices, progress, passphrase)
+    del passphrase
+    run.wipe_secrets()
+    if params.roster is not None:
+        admin_sign_file(
+            op, run, cards, params.roster, record_path, RECORD_KIND, what="backup record"
+        )
+    progress.done()
+    return record, record_path, paths
+
+
 def shard_backup(
     op: Operator, params: ShardBackup, devices: ShareDevices, cards: Cards | None = None
 ) -> BackupResult:
@@ -375,17 +468,7 @@ def shard_backup(
         "survive": params.survive,
     }
     with CeremonyRun(op, "backup", params, parameters=parameters) as run:
-        op.step(
-            "Check the plan and the backup directory",
-            ["the plan is the one the admin quorum approved (its SHA-256 below)"],
-        )
-        op.table("Plan", [("id", plan.id), ("SHA-256", plan.sha256)])
-        verdict = check_plan(plan, collusion=params.collusion, survive=params.survive)
-        if not verdict.ok:
-            raise ParameterError("plan", "the plan is refused: " + " ".join(verdict.reasons))
-        _check_empty(out)
-        run.record("plan-checked", {"plan": plan.id, "plan_sha256": plan.sha256})
-        confirm_or_cancel(op, "Is this the approved plan, and is the room prepared?")
+        check_new_backup(op, run, params)
 
         op.step("Bring in the seed", ["input is hidden; nobody else can see the screen"])
         seed = run.secret(_get_seed(op, run, params, devices))
@@ -398,67 +481,9 @@ def shard_backup(
             )
         op.table("Seed", [("master fingerprint", fingerprint.hex())])
         run.record("seed-ready", {"master_fingerprint": fingerprint.hex()})
-        passphrase = ""
-        if params.use_passphrase:
-            # typed twice: a typo would be sealed into every share and pass the read-back
-            passphrase = new_pin(op, "Passphrase of the shares (SLIP-39)", min_length=1)
-
-        op.step("Enrol the targets", ["each custodian types their own PIN"])
-        recipients = _enrol(op, run, plan, devices)
-
-        op.step("Split, seal and write the shares")
-        shares = split_for_plan(plan, seed, passphrase)
-        try:
-            record, blobs = seal_backup(
-                shares,
-                recipients,
-                master_fingerprint=fingerprint,
-                passphrase_protected=bool(passphrase),
-            )
-            out.mkdir(parents=True, exist_ok=True)
-            progress = _Progress(out, record)
-            record_path = out / RECORD_FILE
-            _write_new(record_path, record.to_json())
-            run.record("record-written", _record_summary(record))
-            paths: dict[str, Path] = {}
-            for target in plan.targets:
-                if target.kind is TargetKind.PAPER:
-                    words = shares.words(target.id)
-                    try:
-                        text = bytes(words).decode().split()
-                        title = f"the share of {target.id} ({target.site})"
-                        show_words(op, run, title, text)
-                        check_words(op, title, text)
-                        text.clear()
-                    finally:
-                        wipe(words)
-                    progress.mark(target.id, "shown")
-                    run.record("paper-share-shown", {"target": target.id, "site": target.site})
-                    continue
-                path = blob_path(out, target)
-                _write_new(path, blobs[target.id])
-                paths[target.id] = path
-                progress.mark(target.id, "written")
-                run.record(
-                    "share-written",
-                    {"target": target.id, "site": target.site, "file": str(path),
-                     "blob_sha256": record.entry(target.id).blob_sha256},
-                    devices=[card_device(target.card)] if target.kind is TargetKind.CARD else (),
-                )  # fmt: skip
-                op.ok(f"{target.id} at {target.site}: sealed share written to {path}.")
-        finally:
-            shares.wipe()
-        wipe(seed)
-
-        op.step("Read every share back through its own target")
-        _read_back(op, run, plan, record, blobs, devices, progress, passphrase)
-        del passphrase
-        run.wipe_secrets()
-        if params.roster is not None:
-            admin_sign_file(
-                op, run, cards, params.roster, record_path, RECORD_KIND, what="backup record"
-            )
-        progress.done()
+        record, record_path, paths = write_backup(
+            op, run, params, devices, cards, seed, fingerprint
+        )
         op.step("Close the transcript", ["witnesses read the final hash on screen"])
         signers = witness_signers(cards, params.witnesses, params.roster)
         closed = run.finish(
@@ -483,6 +508,8 @@ __all__ = [
     "BackupResult",
     "ReadBackFailed",
     "admin_sign_file",
+    "check_new_backup",
+    "write_backup",
     "ShardBackup",
     "blob_path",
     "load_backup",

@@ -9,7 +9,6 @@ import json
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -28,28 +27,20 @@ from coldvault.quorum.documents import SignedDocumentInvalid, approvals_path
 from coldvault.quorum.errors import BadApprovalSignature, ThresholdNotMet, WrongRole
 from coldvault.records import audit
 from coldvault.records.chain import walk
-from tests.backup.conftest import ADMIN_PIN, USER_PIN
+from tests.backup.conftest import ADMIN_PIN, ADMINS_AND_APPROVER, USER_PIN
 from tests.backup.lab_backup import direct_sessions
 from tests.backup.lab_devices import LabDevices, RuleOperator
 from tests.backup.plans import lab_plan
 from tests.backup.test_backup_ceremony import SEED, assert_no_secret
-from tests.ceremony.chain import CARDS, Genesis, make_genesis
+from tests.ceremony.chain import Genesis
 from tests.ceremony.support import CardSlot
 
 pytestmark = pytest.mark.lab
 
 APPLIANCE = "vault-backup-1"
 INSERT = "Admin approval {n} of 2: insert an admin card."
-DAVE, ERIN, ALICE = "C0DE0004", "C0DE0005", "C0DE0001"
+DAVE, ERIN, ALICE = ADMINS_AND_APPROVER
 SITES = ("site-a", "site-b", "site-c")
-
-
-@pytest.fixture
-def chain(lab_cards: dict[str, Any], pcsc_lab: Any, tmp_path: Path) -> Genesis:
-    """Dave and Erin (admins, threshold 2) and Alice (approver); roster signed by both."""
-    (tmp_path / "trust").mkdir()
-    cards = [c for c in CARDS if c[0] in (DAVE, ERIN, ALICE)]
-    return make_genesis(tmp_path / "trust", APPLIANCE, lab_cards, pcsc_lab, cards)
 
 
 def _operator(backup_tokens, slot: CardSlot, *first) -> RuleOperator:
