@@ -135,7 +135,8 @@ def test_record_and_report_signed_by_the_admin_quorum_and_the_drill_audited(
         verify_report(report, roster=roster)
     runner = CliRunner()
     cli = runner.invoke(drill, ["verify", str(report), "--roster", str(chain.path)])
-    assert cli.exit_code in (1, 2) and "does not verify" in cli.output
+    assert cli.exit_code == 1  # a quorum refusal
+    assert "The signature from card" in cli.output and "does not verify" in cli.output
     restore()
     # a signature by a card that is not an admin's (Alice, an approver, signs the same token)
     doc_token = _report_token(report, roster)
@@ -151,6 +152,13 @@ def test_record_and_report_signed_by_the_admin_quorum_and_the_drill_audited(
     approvals_path(report).unlink()
     with pytest.raises(SignedDocumentInvalid, match="approvals.json does not exist"):
         verify_report(report, roster=roster)
+    cli = runner.invoke(drill, ["verify", str(report), "--roster", str(chain.path), "--json"])
+    assert cli.exit_code == 2 and json.loads(cli.stdout)["error"] == "signed-document-invalid"
+    # the record check refuses a record changed since the admins signed it
+    record_path = out / RECORD_FILE
+    record_path.write_text(record_path.read_text().replace('"site-a"', '"site-x"', 1))
+    cli = runner.invoke(backup, ["record", "check", str(out), "--roster", str(chain.path)])
+    assert cli.exit_code == 2 and "does not match the hash its approvals cover" in cli.output
 
     # a drill refuses a backup whose record lacks the admin signatures, before any prompt
     unsigned = tmp_path / "unsigned"
