@@ -170,7 +170,10 @@ def backup_and_drill(
     if not any(e["event"] == "ceremony" and e["fields"].get("report_sha256")
                == result["report_sha256"] for e in audited):  # fmt: skip
         raise RuntimeError("the drill is not in the appliance's audit trail")
-    say(f"drill report signed by {', '.join(verified['signed_by'])} (drill verify); "
+    signed_by = verified.get("signed_by")
+    if not isinstance(signed_by, list) or not signed_by:
+        raise RuntimeError(f"drill verify: the report carries no admin signatures: {verified}")
+    say(f"drill report signed by {', '.join(map(str, signed_by))} (drill verify); "
         f"appended to the appliance's audit trail {audit_trail}")
     child = spawn_coldvault(["drill", "list", "--json", "--reports", str(reports)], lab.env, log)
     history = _json(child)
