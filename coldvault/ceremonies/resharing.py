@@ -25,6 +25,7 @@ Nothing of the old set is wiped before the new set is written, read back and sig
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,9 @@ def reshare_backup(
         if (old.plan_id, old.plan_sha256) != (params.old_plan.id, params.old_plan.sha256):
             raise ParameterError("old-plan", f"the old backup was written for plan "
                                  f"{old.plan_id!r}, not for {params.old_plan.id!r}.")  # fmt: skip
+        if not os.access(params.old_dir, os.W_OK):
+            raise ParameterError("old", f"the old backup directory {params.old_dir} is not "
+                                 "writable: its retirement is recorded there.")  # fmt: skip
         earlier = read_retired(params.old_dir)
         for retired in earlier:
             if retired.share_set == old.share_set.identifier:
