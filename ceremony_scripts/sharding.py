@@ -77,7 +77,8 @@ def backup_token_options(func):  # type: ignore[no-untyped-def]
 @survive_option
 @click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16))
 @click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
-              help="Signed roster; witnesses must be active cards in it.")  # fmt: skip
+              help="Signed roster: its admin quorum signs the record; witnesses "
+                   "must be active cards in it.")  # fmt: skip
 @json_option
 def backup_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
