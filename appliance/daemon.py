@@ -15,7 +15,7 @@ interrupted requests; :mod:`coldvault.records.responses`), each settlement audit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from appliance.session import (
 from appliance.states import InputEnded, State, TimedOut
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.backup.history import trail_history
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
 from coldvault.policy import Policy, load_policy
@@ -117,8 +118,10 @@ class Appliance:
         allow_emulated: bool = False,
         dev_allow_network: bool = False,
         seal_every: int = 20,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config, self.ui, self.collector = config, ui, collector
+        self._clock = clock
         self._hsm_pin = hsm_pin
         self.allow_emulated = allow_emulated
         self.dev_allow_network = dev_allow_network
@@ -275,7 +278,16 @@ class Appliance:
             network_override=bool(live),
         )
         self.audit.append("startup", startup.to_dict())
+        self._warn_if_drill_overdue(policy)
         return startup
+
+    def _warn_if_drill_overdue(self, policy: Policy) -> None:
+        """The last passing restore drill recorded in the (verified) trail is older than
+        the policy's interval, or there is none: say so (the appliance still runs)."""
+        history = trail_history(self.config.audit_log, interval_days=policy.drill_interval_days,
+                                now=int(self._clock()))  # fmt: skip
+        if history.warning:
+            self.ui.warn(f"RESTORE DRILL OVERDUE: {history.warning}")
 
     @staticmethod
     def _settle_interrupted(

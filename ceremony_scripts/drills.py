@@ -19,14 +19,15 @@ from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, load_roster
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
 from ceremony_scripts.plans import collusion_option, survive_option
-from ceremony_scripts.sharding import ConsoleShareDevices, backup_token_options, read_plan
+from ceremony_scripts.sharding import ConsoleShareDevices, backup_token_options
 from ceremony_scripts.ui import ConsoleOperator
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backup.drill import DrillScenario, named_scenario, parse_scenario
 from coldvault.backup.history import DEFAULT_INTERVAL_DAYS, drill_history, verify_report
-from coldvault.backup.plan import Plan
+from coldvault.backup.plan import Plan, load_plan
 from coldvault.ceremonies.drill import FreshToken, RestoreDrill, restore_drill
 from coldvault.errors import EXIT_REFUSED
+from coldvault.policy import load_policy
 
 REPORTS = Path("drills")
 
@@ -63,25 +64,30 @@ def _scenario(plan: Plan, value: str) -> DrillScenario:
 @survive_option
 @click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16),
               help="Drill quorum cards signing the transcript (and the report).")  # fmt: skip
-@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path))
+@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
+              help="Signed roster: the record's admin signatures are checked against it and "
+                   "its admin quorum signs the report.")  # fmt: skip
+@click.option("--audit-trail", type=click.Path(dir_okay=False, path_type=Path),
+              help="The appliance's audit trail (audit.jsonl in the appliance configuration's "
+                   "state_dir) to append the drill to.")  # fmt: skip
 @json_option
 def run_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
     allow_emulated: bool, plan_path: Path, backup_dir: Path, scenario: str, reports_dir: Path,
     provisioning: Path | None, restore_token: str, use_passphrase: bool, collusion: int,
-    survive: int, witnesses: int, roster_path: Path | None,
+    survive: int, witnesses: int, roster_path: Path | None, audit_trail: Path | None,
 ) -> None:  # fmt: skip
     """Run a restore drill: collect the surviving shares (each holder types their own PIN),
     rebuild in memory, compare, optionally restore into a fresh token; write the report."""
     if restore_token and provisioning is None:
         raise click.UsageError("--restore-token needs --provisioning.")
-    plan = read_plan(plan_path)
+    plan = load_plan(plan_path)
     params = RestoreDrill(
         actor=operator_name, transcript=transcript_path, plan=plan, backup_dir=backup_dir,
         scenario=_scenario(plan, scenario), reports_dir=reports_dir,
         provisioning=provisioning.read_bytes() if provisioning else None,
         use_passphrase=use_passphrase, collusion=collusion, survive=survive,
-        witnesses=witnesses, roster=load_roster(roster_path),
+        witnesses=witnesses, roster=load_roster(roster_path), audit_trail=audit_trail,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
@@ -102,14 +108,17 @@ def run_cmd(
 @click.option("--transcript", "transcript_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The drill's transcript (default: beside the report).")  # fmt: skip
-@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
-              help="Require the witnesses to be active cards of this signed roster.")  # fmt: skip
+@click.option("--roster", "roster_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="The signed roster: the report's admin signatures (and the witnesses) are "
+                   "checked against it.")  # fmt: skip
 @click.option("--min-witnesses", default=0, show_default=True, type=click.IntRange(0))
 @json_option
 def verify_cmd(
-    report: Path, transcript_path: Path | None, roster_path: Path | None, min_witnesses: int
+    report: Path, transcript_path: Path | None, roster_path: Path, min_witnesses: int
 ) -> None:
-    """Check a drill report against its transcript (hash chain, witnesses, report SHA-256)."""
+    """Check a drill report: the admin quorum's card signatures on it, and its transcript
+    (hash chain, witnesses, report SHA-256)."""
     verified = verify_report(
         report, transcript_path, roster=load_roster(roster_path), min_witnesses=min_witnesses
     )
@@ -120,6 +129,7 @@ def verify_cmd(
     click.echo(
         f"VERIFIED {report}: drill {r.scenario!r} of plan {r.plan!r} "
         f"{'PASSED' if r.passed else 'FAILED'}; sites used: {', '.join(r.sites_used) or 'none'}; "
+        f"signed by {', '.join(verified.signed_by)}; "
         f"witnesses: {', '.join(verified.witnesses) or 'none'}."
     )
 
@@ -127,12 +137,28 @@ def verify_cmd(
 @drill.command("list")
 @click.option("--reports", "reports_dir", default=REPORTS, show_default=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
-@click.option("--interval-days", default=DEFAULT_INTERVAL_DAYS, show_default=True,
-              type=click.IntRange(1, 3650),
-              help="Warn when the last passing drill is older than this.")  # fmt: skip
+@click.option("--interval-days", type=click.IntRange(1, 3650),
+              help="Warn when the last passing drill is older than this many days (default: "
+                   f"the policy's drill_interval_days, else {DEFAULT_INTERVAL_DAYS}).")  # fmt: skip
+@click.option("--policy", "policy_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Signed policy: its drill_interval_days applies (with --roster).")  # fmt: skip
+@click.option("--roster", "roster_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The signed roster whose admins approved --policy.")  # fmt: skip
 @json_option
-def list_cmd(reports_dir: Path, interval_days: int) -> None:
+def list_cmd(
+    reports_dir: Path, interval_days: int | None, policy_path: Path | None,
+    roster_path: Path | None,
+) -> None:  # fmt: skip
     """The stored drill reports, oldest first, with the overdue warning."""
+    if interval_days is None:
+        interval_days = DEFAULT_INTERVAL_DAYS
+        if policy_path is not None:
+            roster = load_roster(roster_path)
+            if roster is None:
+                raise click.UsageError("--policy needs --roster (the admins who approved it).")
+            interval_days = load_policy(policy_path, roster=roster).drill_interval_days
     history = drill_history(reports_dir, interval_days=interval_days)
     if json_mode():
         click.echo(json.dumps(history.to_dict(), sort_keys=True))

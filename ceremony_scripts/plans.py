@@ -15,7 +15,9 @@ from pathlib import Path
 
 import click
 
+from ceremony_scripts import quorum_cards
 from ceremony_scripts.output import CeremonyGroup, json_mode, json_option
+from coldvault.backup.approvals import RECORD_KIND, verify_signed
 from coldvault.backup.check import (
     DEFAULT_COLLUSION,
     DEFAULT_SURVIVE,
@@ -25,8 +27,9 @@ from coldvault.backup.check import (
     check_plan,
     propose_plan,
 )
-from coldvault.backup.errors import PlanInvalid
-from coldvault.backup.plan import MAX_PLAN_BYTES, MAX_SITES, parse_plan
+from coldvault.backup.plan import MAX_SITES, load_plan
+from coldvault.backup.record import load_record
+from coldvault.ceremonies.sharding import RECORD_FILE
 from coldvault.errors import EXIT_DONE, EXIT_REFUSED
 
 
@@ -36,16 +39,6 @@ def _json_out(data: object) -> None:
 
 def _say(text: str) -> None:
     click.echo(text, err=True)
-
-
-def _read_plan_file(path: Path) -> bytes:
-    where = repr(str(path))
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PLAN_BYTES + 1)
-    except OSError as exc:
-        raise PlanInvalid(where, "document", f"cannot be read ({exc.strerror})") from None
-    return data
 
 
 def _print_report(report: PlanReport) -> None:
@@ -96,7 +89,7 @@ def plan_group() -> None:
 def plan_check(path: Path, collusion: int, survive: int) -> None:
     """Refuse a plan where a site or custodian alone, or COLLUSION custodians together,
     could rebuild the seed, or where losing SURVIVE sites would lose it."""
-    plan = parse_plan(_read_plan_file(path), where=repr(str(path)))
+    plan = load_plan(path)
     report = check_plan(plan, collusion=collusion, survive=survive)
     if json_mode():
         _json_out(report.to_dict())
@@ -186,6 +179,37 @@ def plan_propose(
     _say(
         f"Proposed {plan.scheme.group_threshold}-of-{len(plan.sites)} site groups; fill in "
         "locations, token serials and custodian card ids, then run 'plan check'."
+    )
+
+
+@backup.group("record")
+def record_group() -> None:
+    """Check a backup record (which share went to which site, target and custodian)."""
+
+
+@record_group.command("check")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--roster", "roster_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The signed roster whose admin quorum must have signed the record.")  # fmt: skip
+@json_option
+def record_check(path: Path, roster_path: Path) -> None:
+    """Check a backup record (PATH: the file, or the backup directory): it parses and
+    carries the card signatures of the roster's admin quorum."""
+    record_path = path / RECORD_FILE if path.is_dir() else path
+    roster = quorum_cards.load_roster(roster_path)
+    record = load_record(record_path)
+    approvals = verify_signed(record_path, RECORD_KIND, roster)
+    signed_by = [a.holder for a in approvals]
+    if json_mode():
+        _json_out({"ok": True, "record": str(record_path), "record_sha256": record.sha256,
+                   "plan": record.plan_id, "share_set": record.share_set.identifier,
+                   "signed_by": signed_by})  # fmt: skip
+        return
+    _say(
+        f"VERIFIED {record_path}: backup of plan {record.plan_id!r}, share set "
+        f"{record.share_set.identifier}, {len(record.entries)} targets; signed by "
+        f"{', '.join(signed_by)}."
     )
 
 

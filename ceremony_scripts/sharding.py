@@ -14,13 +14,15 @@ from ceremony_scripts import quorum_cards
 from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, load_roster
 from ceremony_scripts.output import emit, json_option
-from ceremony_scripts.plans import _read_plan_file, collusion_option, survive_option
+from ceremony_scripts.plans import collusion_option, survive_option
 from ceremony_scripts.ui import ConsoleOperator
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backends.pkcs11.shares import Pkcs11ShareKeys
-from coldvault.backup.plan import Plan, parse_plan
+from coldvault.backup.drill import named_scenario
+from coldvault.backup.plan import load_plan
 from coldvault.ceremonies.hardware import CardInReader
 from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.resharing import ReshareBackup, reshare_backup
 from coldvault.ceremonies.sharding import ShardBackup, shard_backup
 
 
@@ -44,10 +46,6 @@ class ConsoleShareDevices:
 
     def card(self, card_id: str, prompt: str) -> CardInReader:
         return quorum_cards.card_in_reader(self._op, prompt, allow_emulated=self._allow_emulated)
-
-
-def read_plan(path: Path) -> Plan:
-    return parse_plan(_read_plan_file(path))
 
 
 def backup_token_options(func):  # type: ignore[no-untyped-def]
@@ -79,7 +77,8 @@ def backup_token_options(func):  # type: ignore[no-untyped-def]
 @survive_option
 @click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16))
 @click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
-              help="Signed roster; witnesses must be active cards in it.")  # fmt: skip
+              help="Signed roster: its admin quorum signs the record; witnesses "
+                   "must be active cards in it.")  # fmt: skip
 @json_option
 def backup_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
@@ -90,7 +89,7 @@ def backup_cmd(
     """Shard the seed to a backup plan: seal each share to its token or card, read every
     share back, write the public backup record."""
     params = ShardBackup(
-        actor=operator_name, transcript=transcript_path, plan=read_plan(plan_path), out=out,
+        actor=operator_name, transcript=transcript_path, plan=load_plan(plan_path), out=out,
         source=source, use_passphrase=use_passphrase, expect_fingerprint=expect_fingerprint,
         collusion=collusion, survive=survive, witnesses=witnesses,
         roster=load_roster(roster_path),
@@ -100,4 +99,50 @@ def backup_cmd(
     emit(shard_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
 
 
-__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options", "read_plan"]
+@click.command("reshare")
+@common_options
+@backup_token_options
+@click.option("--old-plan", "old_plan_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The plan of the backup being replaced.")  # fmt: skip
+@click.option("--old", "old_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The backup directory being replaced (its record and envelopes).")  # fmt: skip
+@click.option("--lost", required=True,
+              help="Who or what is lost or departed: 'FFFFC0DE0002 lost', 'site-b lost'.")
+@click.option("--plan", "plan_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The new admin-approved plan (its own id).")  # fmt: skip
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="New or empty directory for the new share set.")  # fmt: skip
+@click.option("--passphrase", "use_passphrase", is_flag=True,
+              help="Protect the new shares with a SLIP-39 passphrase (asked for, hidden).")
+@collusion_option
+@survive_option
+@click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16))
+@click.option("--roster", "roster_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Signed roster: its admin quorum approves and signs.")  # fmt: skip
+@json_option
+def reshare_cmd(
+    operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
+    allow_emulated: bool, old_plan_path: Path, old_dir: Path, lost: str, plan_path: Path,
+    out: Path, use_passphrase: bool, collusion: int, survive: int, witnesses: int,
+    roster_path: Path,
+) -> None:  # fmt: skip
+    """Replace a lost or departed custodian's share: a new share set of the same seed to
+    the new plan, approved by the admin quorum; the old set is retired and wiped where
+    reachable."""
+    old_plan = load_plan(old_plan_path)
+    params = ReshareBackup(
+        actor=operator_name, transcript=transcript_path, plan=load_plan(plan_path), out=out,
+        use_passphrase=use_passphrase, collusion=collusion, survive=survive,
+        witnesses=witnesses, roster=load_roster(roster_path), old_plan=old_plan,
+        old_dir=old_dir, lost=named_scenario(old_plan, lost),
+    )  # fmt: skip
+    op = ConsoleOperator(assume_yes=assume_yes)
+    devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
+    emit(reshare_backup(op, params, devices, ReaderCards(op, allow_emulated=allow_emulated)))
+
+
+__all__ = ["ConsoleShareDevices", "backup_cmd", "backup_token_options", "reshare_cmd"]

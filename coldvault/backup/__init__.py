@@ -8,10 +8,15 @@ The public face (docs/backup.md):
 * backups -- :func:`split_for_plan` (SLIP-39 shares per target), :class:`HsmTarget` /
   :class:`CardTarget` (keys that never leave the token or card), :func:`seal_backup` ->
   :class:`BackupRecord` (public) + sealed blobs, :func:`open_share`;
-* drills -- :func:`run_drill` (:class:`DrillScenario`) -> :class:`DrillReport`.
+* drills -- :func:`run_drill` (:class:`DrillScenario`) -> :class:`DrillReport`;
+  ``drill.rebuild_seed`` (a re-sharing's rebuild);
+* admin signatures on records and reports -- ``approvals`` (kinds ``backup-record``,
+  ``drill-report``, checked by ``approvals.verify_signed``);
+* history -- reports, the drill entries of the appliance's audit trail, the overdue
+  warning, retired share sets (``history``).
 
 Modules: ``plan``, ``check``, ``shares``, ``envelope``, ``targets``, ``record``,
-``restore``, ``drill``, ``errors``.
+``restore``, ``drill``, ``approvals``, ``history``, ``errors``.
 """
 
 from coldvault.backup.check import PlanReport, check_plan, propose_plan

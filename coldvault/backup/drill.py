@@ -36,7 +36,9 @@ from coldvault.backup.errors import (
     ForeignShare,
     NotEnoughShares,
     RecoveredSeedMismatch,
+    RetiredShare,
     ShareMissing,
+    WrongShareSet,
 )
 from coldvault.backup.plan import Plan, Target, TargetKind
 from coldvault.backup.record import BackupRecord, open_share
@@ -296,13 +298,18 @@ def _outcome(
     )
 
 
-def _read_paper(record: BackupRecord, target: Target, access: ShareAccess) -> bytearray:
+def _read_paper(
+    record: BackupRecord, target: Target, access: ShareAccess, retired: Mapping[int, str]
+) -> bytearray:
     words = access.typed_words(target)
     try:
         facts = share_facts(words)
     except mnemonics.ShareError:
         wipe(words)
         raise
+    if facts.identifier in retired and facts.identifier != record.share_set.identifier:
+        wipe(words)
+        raise RetiredShare(target.id, target.site, facts.identifier, retired[facts.identifier])
     entry = record.entry(target.id)
     expected = (record.share_set.identifier, entry.group, entry.member)
     if (facts.identifier, facts.group, facts.member) != expected:
@@ -341,6 +348,88 @@ def _needs(plan: Plan, used: Sequence[str], available: Sequence[Target]) -> NotE
     return NotEnoughShares(scheme.group_threshold, len(complete), needs)
 
 
+def _open_one(
+    record: BackupRecord,
+    target: Target,
+    blobs: Mapping[str, bytes],
+    access: ShareAccess,
+    retired: Mapping[int, str],
+) -> bytearray:
+    """One surviving target's share, opened on its own device (or typed, for paper)."""
+    if target.kind is TargetKind.PAPER:
+        return _read_paper(record, target, access, retired)
+    blob = blobs.get(target.id)
+    if blob is None:
+        raise ShareMissing(target.id, target.site)
+    try:
+        with access.open(target) as device:
+            return open_share(record, target.id, blob, device)
+    except WrongShareSet as err:
+        if err.found in retired:
+            raise RetiredShare(target.id, target.site, err.found, retired[err.found]) from None
+        raise
+
+
+def _collect(
+    plan: Plan,
+    record: BackupRecord,
+    available: Sequence[Target],
+    blobs: Mapping[str, bytes],
+    access: ShareAccess,
+    retired: Mapping[int, str],
+    words: dict[str, bytearray],
+) -> tuple[list[ShareOutcome], list[str]]:
+    """Open every surviving target's share into ``words``; a failing target is recorded
+    (outcome and reason) and the others are still tried."""
+    outcomes: list[ShareOutcome] = []
+    reasons: list[str] = []
+    for target in plan.targets:
+        if target not in available:
+            outcomes.append(_outcome(plan, target, "lost"))
+            continue
+        try:
+            words[target.id] = _open_one(record, target, blobs, access, retired)
+        except ColdvaultError as err:
+            outcomes.append(_outcome(plan, target, "failed", err))
+            reasons.append(f"Target {target.id!r} at {target.site!r}: {err.message}")
+            continue
+        outcomes.append(_outcome(plan, target, "used"))
+    return outcomes, reasons
+
+
+def rebuild_seed(
+    plan: Plan,
+    record: BackupRecord,
+    scenario: DrillScenario,
+    blobs: Mapping[str, bytes],
+    access: ShareAccess,
+    *,
+    passphrase: str = "",
+    retired: Mapping[int, str] | None = None,
+) -> tuple[bytearray, list[ShareOutcome]]:
+    """The seed rebuilt in memory from the surviving targets (to wipe), and what each
+    target gave; raises :class:`NotEnoughShares` (what is missing and from where), the
+    combine error, or :class:`RecoveredSeedMismatch`.  Used by a re-sharing."""
+    scenario.check(plan)
+    words: dict[str, bytearray] = {}
+    try:
+        available = surviving(plan, scenario)
+        outcomes, _reasons = _collect(plan, record, available, blobs, access, retired or {},
+                                      words)  # fmt: skip
+        shortfall = _needs(plan, list(words), available)
+        if shortfall is not None:
+            raise shortfall
+        secret = combine(list(words.values()), passphrase)
+    finally:
+        for buf in words.values():
+            wipe(buf)
+    rebuilt = master_fingerprint(secret).hex()
+    if rebuilt != record.master_fingerprint:
+        wipe(secret)
+        raise RecoveredSeedMismatch(record.master_fingerprint, rebuilt)
+    return secret, outcomes
+
+
 def run_drill(
     plan: Plan,
     record: BackupRecord,
@@ -354,9 +443,13 @@ def run_drill(
     collusion: int = DEFAULT_COLLUSION,
     survive: int = DEFAULT_SURVIVE,
     clock: Callable[[], float] = time.monotonic,
+    retired: Mapping[int, str] | None = None,
 ) -> DrillReport:
     """Run a drill; see the module docstring.  Never raises for a failing drill (the report
-    says why); raises only for a programming mistake or an invalid scenario."""
+    says why); raises only for a programming mistake or an invalid scenario.  ``retired``:
+    share set identifier -> how it was retired (a share of such a set is refused, naming
+    the "retired set")."""
+    retired = retired or {}
     scenario.check(plan)
     timer = _Timer(clock)
     started = int(time.time())
@@ -378,26 +471,17 @@ def run_drill(
             verdict = check_plan(plan, collusion=collusion, survive=survive)
             reasons += [f"Plan violation: {message}" for message in verdict.reasons]
 
+            own = record.share_set.identifier
+            if own in retired:
+                reasons.append(
+                    f"This backup's share set {own} is a retired set ({retired[own]}): drill "
+                    "the backup that replaced it."
+                )
+
         available = surviving(plan, scenario)
         with timer.step("collect"):
-            for target in plan.targets:
-                if target not in available:
-                    outcomes.append(_outcome(plan, target, "lost"))
-                    continue
-                try:
-                    if target.kind is TargetKind.PAPER:
-                        words[target.id] = _read_paper(record, target, access)
-                    else:
-                        blob = blobs.get(target.id)
-                        if blob is None:
-                            raise ShareMissing(target.id, target.site)
-                        with access.open(target) as device:
-                            words[target.id] = open_share(record, target.id, blob, device)
-                except ColdvaultError as err:
-                    outcomes.append(_outcome(plan, target, "failed", err))
-                    reasons.append(f"Target {target.id!r} at {target.site!r}: {err.message}")
-                    continue
-                outcomes.append(_outcome(plan, target, "used"))
+            outcomes, failed = _collect(plan, record, available, blobs, access, retired, words)
+            reasons += failed
 
         with timer.step("rebuild"):
             shortfall = _needs(plan, list(words), available)
@@ -486,6 +570,7 @@ __all__ = [
     "StepTime",
     "named_scenario",
     "parse_scenario",
+    "rebuild_seed",
     "run_drill",
     "surviving",
 ]

@@ -158,6 +158,22 @@ class WrongShareSet(IntegrityError):
         self.found = found
 
 
+class RetiredShare(IntegrityError):
+    """A share of a retired share set (replaced by a re-sharing) was offered."""
+
+    code = "backup-retired-share"
+
+    def __init__(self, target: str, site: str, set_id: int, detail: str) -> None:
+        super().__init__(
+            f"The share of target {target!r} at site {site!r} belongs to retired set "
+            f"{set_id} ({detail}). It was not used; destroy it."
+        )
+        self.target = target
+        self.site = site
+        self.set_id = set_id
+        self.detail = detail
+
+
 class ShareMissing(InputError):
     """A surviving target's sealed share could not be found."""
 
@@ -228,6 +244,7 @@ class ProvisioningRecordInvalid(ConfigError):
 __all__ = [
     "BackupRecordInvalid",
     "ForeignShare",
+    "RetiredShare",
     "ImportedCardKey",
     "NotEnoughShares",
     "PassphraseInvalid",

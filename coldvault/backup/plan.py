@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import tomli_w
@@ -501,6 +502,18 @@ def build_plan(
     return parse_plan(plan_to_toml(plan), where=f"{plan_id!r}")
 
 
+def load_plan(path: Path) -> Plan:
+    """Read (bounded) and parse the plan file at ``path``; an unreadable file is
+    :class:`PlanInvalid` naming it, like a malformed one."""
+    where = repr(str(path))
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise PlanInvalid(where, "document", f"cannot be read ({exc.strerror})") from None
+    return parse_plan(data, where=where)
+
+
 __all__ = [
     "FORMAT",
     "CardCurve",
@@ -512,6 +525,7 @@ __all__ = [
     "Target",
     "TargetKind",
     "build_plan",
+    "load_plan",
     "parse_plan",
     "plan_to_toml",
 ]

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coldvault.backup.envelope import (
@@ -203,6 +204,16 @@ def parse_record(data: bytes) -> BackupRecord:
     )
 
 
+def load_record(path: Path) -> BackupRecord:
+    """Read (bounded) and parse the backup record file at ``path``."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise BackupRecordInvalid("document", f"{path} cannot be read ({exc.strerror})") from None
+    return parse_record(data)
+
+
 # -- sealing ----------------------------------------------------------------------------------
 def _check_recipient(plan: Plan, target_id: str, recipient: Recipient) -> None:
     target = plan.target(target_id)
@@ -329,6 +340,7 @@ __all__ = [
     "FORMAT",
     "BackupRecord",
     "RecordEntry",
+    "load_record",
     "open_share",
     "parse_record",
     "seal_backup",

@@ -31,6 +31,10 @@ class BackupToken(HsmShareKeyAdmin, Protocol):
 
     def random(self, length: int) -> bytes: ...
 
+    def delete(self, key_id: bytes) -> None:
+        """Destroy a share key (a retired set's, after a re-sharing)."""
+        ...
+
 
 class ShareDevices(Protocol):
     """Backup HSM tokens and custodian cards, as the front end reaches them."""

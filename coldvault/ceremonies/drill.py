@@ -9,6 +9,12 @@ verified against the production keys.  The report (public data only) is written 
 ``<stem>.report.json`` beside the drill's transcript ``<stem>.jsonl`` in the reports
 directory; the transcript records the report's SHA-256, and the drill quorum's witness
 cards sign the closed transcript (and so the report).
+
+With a roster, the backup record must carry the admin quorum's signatures before anything
+is asked of anyone, and the admin quorum signs the report
+(``<stem>.report.json.approvals.json``, :mod:`coldvault.backup.approvals`).  With the
+appliance's audit trail, a ``ceremony`` entry (drill, report SHA-256, pass/fail) is
+appended to it once the report is written and signed.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coldvault.backup.approvals import RECORD_KIND, REPORT_KIND, verify_signed
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE
 from coldvault.backup.drill import DrillReport, DrillScenario, RestoreRequest, run_drill
 from coldvault.backup.envelope import KeyAgreement
-from coldvault.backup.history import REPORT_SUFFIX
+from coldvault.backup.history import REPORT_SUFFIX, append_to_trail, retired_sets
 from coldvault.backup.plan import Plan, Target
 from coldvault.backup.record import parse_record
 from coldvault.backup.restore import expectations_from_provisioning
@@ -42,7 +49,7 @@ from coldvault.ceremonies.params import (
     check_type,
 )
 from coldvault.ceremonies.run import CeremonyRun, Closed
-from coldvault.ceremonies.sharding import load_backup
+from coldvault.ceremonies.sharding import RECORD_FILE, admin_sign_file, load_backup
 from coldvault.keys.keystore import Keystore
 from coldvault.quorum.roster import Roster
 
@@ -89,7 +96,11 @@ class FreshToken:
 class RestoreDrill(CeremonyParams):
     """Parameters of ``drill run``: the plan, the backup directory (record and the sealed
     shares of the surviving sites' envelopes), the scenario, where reports go, and the
-    public provisioning record to compare the rebuilt keys with (needed for a restore)."""
+    public provisioning record to compare the rebuilt keys with (needed for a restore).
+
+    ``roster``: the record's admin signatures are checked against it and its admin quorum
+    signs the report (witnesses, if any, are active cards of it).  ``audit_trail``: the
+    appliance's audit trail (``<state dir>/audit.jsonl``) the drill is appended to."""
 
     plan: Plan
     backup_dir: Path
@@ -101,11 +112,14 @@ class RestoreDrill(CeremonyParams):
     survive: int = DEFAULT_SURVIVE
     witnesses: int = 0
     roster: Roster | None = None
+    audit_trail: Path | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_type("plan", self.plan, Plan)
         check_type("scenario", self.scenario, DrillScenario)
+        if self.audit_trail is not None:
+            check_type("audit_trail", self.audit_trail, Path)
         check_type("backup_dir", self.backup_dir, Path)
         check_type("reports_dir", self.reports_dir, Path)
         check_int("collusion", self.collusion, 1, 32)
@@ -141,6 +155,8 @@ def restore_drill(
 ) -> DrillResult:
     """Run a drill; returns its result whether the drill passed or not (``report.passed``)."""
     plan, scenario = params.plan, params.scenario
+    if params.roster is not None and cards is None:
+        raise ValueError("signing the report with the roster's admin quorum needs the cards")
     stem = f"drill-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
     params.reports_dir.mkdir(parents=True, exist_ok=True)
     if params.transcript is None:
@@ -163,6 +179,11 @@ def restore_drill(
     with CeremonyRun(op, "drill", params, parameters=parameters) as run:
         record_bytes, blobs = load_backup(params.backup_dir)
         record = parse_record(record_bytes)
+        if params.roster is not None:
+            signers = verify_signed(params.backup_dir / RECORD_FILE, RECORD_KIND, params.roster)
+            run.record("record-verified", {"record_sha256": record.sha256,
+                                           "signed_by": [a.card_serial for a in signers]})
+            op.ok(f"The backup record is signed by {', '.join(a.holder for a in signers)}.")
         op.step(
             "Scenario",
             [f"lost sites: {', '.join(sorted(scenario.lost_sites)) or 'none'}",
@@ -187,7 +208,7 @@ def restore_drill(
             report = run_drill(
                 plan, record, scenario, blobs, access, passphrase=passphrase,
                 expected=expected, restore=restore, collusion=params.collusion,
-                survive=params.survive,
+                survive=params.survive, retired=retired_sets(params.backup_dir),
             )  # fmt: skip
         del passphrase
         data = (json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n").encode()
@@ -213,9 +234,27 @@ def restore_drill(
             op.ok(f"DRILL PASSED: {scenario.name}; sites used: {', '.join(report.sites_used)}.")
         else:
             op.error(f"DRILL FAILED: {scenario.name}.")
+        signed_by: list[str] = []
+        if params.roster is not None:
+            approvals = admin_sign_file(
+                op, run, cards, params.roster, report_path, REPORT_KIND, what="drill report"
+            )
+            signed_by = [a.card_serial for a in approvals]
+        if params.audit_trail is not None:
+            entry = append_to_trail(
+                params.audit_trail,
+                {"ceremony_id": run.ceremony_id, "plan": report.plan_id,
+                 "scenario": report.scenario.name, "started_at": report.started_at,
+                 "passed": report.passed, "sites_used": list(report.sites_used),
+                 "report_file": report_path.name, "report_sha256": digest,
+                 "signed_by": signed_by},
+            )  # fmt: skip
+            run.record("audit-appended",
+                       {"trail": str(params.audit_trail), "seq": entry.seq, "hash": entry.hash})
+            op.ok(f"The drill is recorded in the appliance's audit trail {params.audit_trail}.")
         op.step("Close the transcript", ["the drill quorum checks the report before signing"])
-        signers = witness_signers(cards, params.witnesses, params.roster)
-        closed = run.finish({"report_sha256": digest, "passed": report.passed}, signers)
+        witnesses = witness_signers(cards, params.witnesses, params.roster)
+        closed = run.finish({"report_sha256": digest, "passed": report.passed}, witnesses)
     op.info(f"Report: {report_path}")
     return DrillResult(closed, report, report_path, digest)
 

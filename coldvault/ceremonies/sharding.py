@@ -19,7 +19,9 @@ Steps (each in the transcript, public data only):
 5. **read back** -- every token and card share is opened through its own device
    (:func:`~coldvault.backup.open_share`: decrypt, checksum, set, group and member), and
    the shares read combine in memory to the seed's master fingerprint;
-6. **close** -- ``progress.json`` says ``complete``; witnesses sign the transcript.
+6. **sign** -- with a roster, the admin quorum's cards sign the record
+   (:mod:`coldvault.backup.approvals`; ``backup-record.json.approvals.json``);
+7. **close** -- ``progress.json`` says ``complete``; witnesses sign the transcript.
 
 Nothing secret reaches the disk: blobs are sealed, the record and the progress file are
 public metadata.  The seed and every share are wiped however the run ends.
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from coldvault import schema
+from coldvault.backup.approvals import RECORD_KIND, unsigned, verify_signed, with_approvals
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_plan
 from coldvault.backup.envelope import Recipient
 from coldvault.backup.plan import Plan, Target, TargetKind
@@ -69,6 +72,8 @@ from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.crypto import wipe
 from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.errors import ColdvaultError, InputError
+from coldvault.quorum.approvals import Approval
+from coldvault.quorum.documents import write_signed_document
 from coldvault.quorum.roster import Roster
 
 RECORD_FILE = "backup-record.json"
@@ -109,7 +114,8 @@ class ShardBackup(CeremonyParams):
     ``source`` is how the seed comes in: ``generate`` (dice + token + OS randomness),
     ``slip39`` or ``bip39`` (typed).  ``out`` is the backup directory (record, progress,
     one envelope directory per site).  ``passphrase`` is SLIP-39's, asked for (hidden)
-    when ``use_passphrase``."""
+    when ``use_passphrase``.  With ``roster``, the admin quorum of that roster signs the
+    record (and witnesses must be active cards of it)."""
 
     plan: Plan
     out: Path
@@ -239,6 +245,41 @@ def _record_summary(record: BackupRecord) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# -- admin signatures -------------------------------------------------------------------------
+def admin_sign_file(
+    op: Operator,
+    run: CeremonyRun,
+    cards: Cards | None,
+    roster: Roster,
+    path: Path,
+    kind: str,
+    *,
+    what: str,
+) -> tuple[Approval, ...]:
+    """The admin quorum of ``roster`` signs the file at ``path`` (a backup record or a
+    drill report, :mod:`coldvault.backup.approvals`); the approvals are written beside it
+    and read back through the verifier's own check."""
+    if cards is None:
+        raise ValueError("admin signatures need the cards")
+    doc = unsigned(kind, path.read_bytes(), roster)
+    digest = doc.sha256.hex()
+    op.step(
+        f"The admin quorum signs the {what}",
+        [f"{roster.admin_threshold} distinct admins of roster version {roster.version}",
+         f"each admin reads the SHA-256 {digest[:16]}... on screen before typing the PIN"],
+    )  # fmt: skip
+    op.info(f"SHA-256 {digest}")
+    approvals = cards.admin_signatures(run, roster, doc.token, what=f"the signatures of the {what}")
+    write_signed_document(path, with_approvals(doc, approvals, roster))
+    verify_signed(path, kind, roster)
+    run.record(
+        f"{kind}-signed",
+        {"file": path.name, "sha256": digest, "signed_by": [a.card_serial for a in approvals]},
+    )
+    op.ok(f"The {what} is signed by {', '.join(a.holder for a in approvals)}.")
+    return approvals
+
+
 # -- steps ------------------------------------------------------------------------------------
 def _get_seed(
     op: Operator, run: CeremonyRun, params: ShardBackup, devices: ShareDevices
@@ -317,11 +358,107 @@ def _read_back(
             wipe(buf)
 
 
+def check_new_backup(op: Operator, run: CeremonyRun, params: ShardBackup) -> None:
+    """The plan passes the ceremony's bounds and the output directory holds no backup."""
+    plan, out = params.plan, params.out
+    op.step(
+        "Check the plan and the backup directory",
+        ["the plan is the one the admin quorum approved (its SHA-256 below)"],
+    )
+    op.table("Plan", [("id", plan.id), ("SHA-256", plan.sha256)])
+    verdict = check_plan(plan, collusion=params.collusion, survive=params.survive)
+    if not verdict.ok:
+        raise ParameterError("plan", "the plan is refused: " + " ".join(verdict.reasons))
+    _check_empty(out)
+    run.record("plan-checked", {"plan": plan.id, "plan_sha256": plan.sha256})
+    confirm_or_cancel(op, "Is this the approved plan, and is the room prepared?")
+
+
+def write_backup(
+    op: Operator,
+    run: CeremonyRun,
+    params: ShardBackup,
+    devices: ShareDevices,
+    cards: Cards | None,
+    seed: bytearray,
+    fingerprint: bytes,
+) -> tuple[BackupRecord, Path, dict[str, Path]]:
+    """Steps 3 to 6 for ``seed`` (wiped here): enrol, split, seal and write, read every
+    share back, the admin quorum signs the record (with a roster); ``progress.json`` then
+    says ``complete``.  Returns the record, its file and each blob's file."""
+    plan, out = params.plan, params.out
+    passphrase = ""
+    if params.use_passphrase:
+        # typed twice: a typo would be sealed into every share and pass the read-back
+        passphrase = new_pin(op, "Passphrase of the shares (SLIP-39)", min_length=1)
+
+    op.step("Enrol the targets", ["each custodian types their own PIN"])
+    recipients = _enrol(op, run, plan, devices)
+
+    op.step("Split, seal and write the shares")
+    shares = split_for_plan(plan, seed, passphrase)
+    try:
+        record, blobs = seal_backup(
+            shares,
+            recipients,
+            master_fingerprint=fingerprint,
+            passphrase_protected=bool(passphrase),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        progress = _Progress(out, record)
+        record_path = out / RECORD_FILE
+        _write_new(record_path, record.to_json())
+        run.record("record-written", _record_summary(record))
+        paths: dict[str, Path] = {}
+        for target in plan.targets:
+            if target.kind is TargetKind.PAPER:
+                words = shares.words(target.id)
+                try:
+                    text = bytes(words).decode().split()
+                    title = f"the share of {target.id} ({target.site})"
+                    show_words(op, run, title, text)
+                    check_words(op, title, text)
+                    text.clear()
+                finally:
+                    wipe(words)
+                progress.mark(target.id, "shown")
+                run.record("paper-share-shown", {"target": target.id, "site": target.site})
+                continue
+            path = blob_path(out, target)
+            _write_new(path, blobs[target.id])
+            paths[target.id] = path
+            progress.mark(target.id, "written")
+            run.record(
+                "share-written",
+                {"target": target.id, "site": target.site, "file": str(path),
+                 "blob_sha256": record.entry(target.id).blob_sha256},
+                devices=[card_device(target.card)] if target.kind is TargetKind.CARD else (),
+            )  # fmt: skip
+            op.ok(f"{target.id} at {target.site}: sealed share written to {path}.")
+    finally:
+        shares.wipe()
+    wipe(seed)
+
+    op.step("Read every share back through its own target")
+    _read_back(op, run, plan, record, blobs, devices, progress, passphrase)
+    del passphrase
+    run.wipe_secrets()
+    if params.roster is not None:
+        admin_sign_file(
+            op, run, cards, params.roster, record_path, RECORD_KIND, what="backup record"
+        )
+    progress.done()
+    return record, record_path, paths
+
+
 def shard_backup(
     op: Operator, params: ShardBackup, devices: ShareDevices, cards: Cards | None = None
 ) -> BackupResult:
-    """Run ``ceremony backup`` (see the module docstring); ``cards`` only for witnesses."""
+    """Run ``ceremony backup`` (see the module docstring); ``cards`` for the admin
+    signatures (with a roster) and the witnesses."""
     plan, out = params.plan, params.out
+    if params.roster is not None and cards is None:
+        raise ValueError("signing the record with the roster's admin quorum needs the cards")
     parameters: dict[str, Any] = {
         "plan": plan.id,
         "plan_sha256": plan.sha256,
@@ -332,17 +469,7 @@ def shard_backup(
         "survive": params.survive,
     }
     with CeremonyRun(op, "backup", params, parameters=parameters) as run:
-        op.step(
-            "Check the plan and the backup directory",
-            ["the plan is the one the admin quorum approved (its SHA-256 below)"],
-        )
-        op.table("Plan", [("id", plan.id), ("SHA-256", plan.sha256)])
-        verdict = check_plan(plan, collusion=params.collusion, survive=params.survive)
-        if not verdict.ok:
-            raise ParameterError("plan", "the plan is refused: " + " ".join(verdict.reasons))
-        _check_empty(out)
-        run.record("plan-checked", {"plan": plan.id, "plan_sha256": plan.sha256})
-        confirm_or_cancel(op, "Is this the approved plan, and is the room prepared?")
+        check_new_backup(op, run, params)
 
         op.step("Bring in the seed", ["input is hidden; nobody else can see the screen"])
         seed = run.secret(_get_seed(op, run, params, devices))
@@ -355,63 +482,9 @@ def shard_backup(
             )
         op.table("Seed", [("master fingerprint", fingerprint.hex())])
         run.record("seed-ready", {"master_fingerprint": fingerprint.hex()})
-        passphrase = ""
-        if params.use_passphrase:
-            # typed twice: a typo would be sealed into every share and pass the read-back
-            passphrase = new_pin(op, "Passphrase of the shares (SLIP-39)", min_length=1)
-
-        op.step("Enrol the targets", ["each custodian types their own PIN"])
-        recipients = _enrol(op, run, plan, devices)
-
-        op.step("Split, seal and write the shares")
-        shares = split_for_plan(plan, seed, passphrase)
-        try:
-            record, blobs = seal_backup(
-                shares,
-                recipients,
-                master_fingerprint=fingerprint,
-                passphrase_protected=bool(passphrase),
-            )
-            out.mkdir(parents=True, exist_ok=True)
-            progress = _Progress(out, record)
-            record_path = out / RECORD_FILE
-            _write_new(record_path, record.to_json())
-            run.record("record-written", _record_summary(record))
-            paths: dict[str, Path] = {}
-            for target in plan.targets:
-                if target.kind is TargetKind.PAPER:
-                    words = shares.words(target.id)
-                    try:
-                        text = bytes(words).decode().split()
-                        title = f"the share of {target.id} ({target.site})"
-                        show_words(op, run, title, text)
-                        check_words(op, title, text)
-                        text.clear()
-                    finally:
-                        wipe(words)
-                    progress.mark(target.id, "shown")
-                    run.record("paper-share-shown", {"target": target.id, "site": target.site})
-                    continue
-                path = blob_path(out, target)
-                _write_new(path, blobs[target.id])
-                paths[target.id] = path
-                progress.mark(target.id, "written")
-                run.record(
-                    "share-written",
-                    {"target": target.id, "site": target.site, "file": str(path),
-                     "blob_sha256": record.entry(target.id).blob_sha256},
-                    devices=[card_device(target.card)] if target.kind is TargetKind.CARD else (),
-                )  # fmt: skip
-                op.ok(f"{target.id} at {target.site}: sealed share written to {path}.")
-        finally:
-            shares.wipe()
-        wipe(seed)
-
-        op.step("Read every share back through its own target")
-        _read_back(op, run, plan, record, blobs, devices, progress, passphrase)
-        del passphrase
-        progress.done()
-        run.wipe_secrets()
+        record, record_path, paths = write_backup(
+            op, run, params, devices, cards, seed, fingerprint
+        )
         op.step("Close the transcript", ["witnesses read the final hash on screen"])
         signers = witness_signers(cards, params.witnesses, params.roster)
         closed = run.finish(
@@ -435,6 +508,9 @@ __all__ = [
     "BackupOutputExists",
     "BackupResult",
     "ReadBackFailed",
+    "admin_sign_file",
+    "check_new_backup",
+    "write_backup",
     "ShardBackup",
     "blob_path",
     "load_backup",

@@ -11,7 +11,7 @@ from coldvault import schema
 from coldvault.errors import ColdvaultError
 from coldvault.policy.errors import PolicyInvalid, PolicyRollback, UnprovenDestination
 from coldvault.policy.model import AssetLimits, Destination, Tier, WalletPolicy, tier_key
-from coldvault.policy.rules import Policy
+from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
 from coldvault.quorum.documents import ConfigVersion, load_signed_document, verify_admin_quorum
 from coldvault.quorum.roster import Role, Roster
 from coldvault.requests.base import Chain
@@ -32,6 +32,7 @@ POLICY_SCHEMA = schema.Table(
         "version": schema.Number(integer=True, positive=True),
         "appliance_id": schema.Text(max_len=200),
         "chains": schema.Items(_CHAIN, max_items=16),
+        "drill_interval_days": schema.Number(integer=True, positive=True, maximum=3650),
         "wallet": schema.Items(
             schema.Table(
                 {
@@ -135,6 +136,9 @@ def parse_policy(
             chains=chains,
             wallets=wallets,
             sha256=hashlib.sha256(raw).digest(),
+            drill_interval_days=_int(
+                doc, "drill_interval_days", 1, default=DEFAULT_DRILL_INTERVAL_DAYS
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyInvalid(f"{exc!r}") from exc

@@ -15,6 +15,10 @@ class _Check(Protocol):
     def __call__(self, rule: str, ok: bool, message: str, **values: object) -> bool: ...
 
 
+#: How often a restore drill must pass (``drill_interval_days``) unless the policy says.
+DEFAULT_DRILL_INTERVAL_DAYS = 180
+
+
 @dataclass(frozen=True)
 class Policy:
     version: int
@@ -22,6 +26,8 @@ class Policy:
     chains: frozenset[Chain]
     wallets: Mapping[str, WalletPolicy] = field(hash=False)
     sha256: bytes = b""
+    #: the appliance warns at start-up when the last passing restore drill is older
+    drill_interval_days: int = DEFAULT_DRILL_INTERVAL_DAYS
 
     def evaluate(self, review: Review, *, day_total: int | Mapping[str, int] = 0) -> Decision:
         """Judge ``review``. ``day_total``: base units already signed today (UTC) from this

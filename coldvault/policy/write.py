@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from coldvault.policy.errors import PolicyInvalid
 from coldvault.policy.load import FORMAT, parse_policy
 from coldvault.policy.model import WalletPolicy
-from coldvault.policy.rules import Policy
+from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
@@ -117,6 +117,8 @@ def policy_toml(policy: Policy) -> str:
         f"appliance_id = {_string(policy.appliance_id)}",
         f"chains = {_strings(sorted(str(c) for c in policy.chains))}",
     ]
+    if policy.drill_interval_days != DEFAULT_DRILL_INTERVAL_DAYS:
+        lines.append(f"drill_interval_days = {_integer(policy.drill_interval_days)}")
     for wallet in policy.wallets.values():
         lines += ["", *_wallet(wallet)]
     text = "\n".join(lines) + "\n"

@@ -36,7 +36,8 @@ from coldvault.quorum.roster import Role, Roster, RosterMismatch, RosterRollback
 CONFIG_TOKEN_PREFIX = b"coldvault/config-approval/v1\x00"
 APPROVALS_SUFFIX = ".approvals.json"
 APPROVALS_FORMAT = "coldvault-approvals/1"
-KINDS = ("roster", "policy", "wallets")
+#: configuration documents, then the backup documents the admins sign (coldvault.backup)
+KINDS = ("roster", "policy", "wallets", "backup-record", "drill-report")
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_APPROVALS = 64
 

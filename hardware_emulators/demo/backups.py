@@ -9,6 +9,9 @@
   and C (token PINs typed), rebuilds the seed in memory, compares every provisioned account,
   restores the key pool into a fresh SoftHSM token and verifies its test signatures against
   the production keys; ``drill verify`` and ``drill list`` check the report.
+* The admin quorum (both admin cards, through the lab reader) signs the backup record and
+  the drill report; the drill checks the record's signatures first and appends itself to
+  the appliance's audit trail.
 
 Every PIN and word typed here is lab data.
 """
@@ -20,7 +23,15 @@ import subprocess  # noqa: S404
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hardware_emulators.ceremony_driver import answer, finish, spawn, spawn_coldvault
+from hardware_emulators.ceremony_driver import (
+    answer,
+    finish,
+    pin_prompt,
+    spawn,
+    spawn_coldvault,
+    use_card,
+)
+from hardware_emulators.demo.ceremonies import READER, Pins
 from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import LabTrust
 
@@ -75,10 +86,28 @@ def _fresh_token(lab: Lab) -> None:
     )  # fmt: skip
 
 
+def _admins_sign(child, lab: Lab, trust: LabTrust, pins: Pins) -> None:  # type: ignore[no-untyped-def]
+    """The roster's admin threshold of admin cards sign, one at a time in the lab reader."""
+    threshold = trust.roster.admin_threshold
+    admins = [c.serial for c in lab.config.cards if c.role == "admin"][:threshold]
+    for number, serial in enumerate(admins, start=1):
+        use_card(child, lab, serial, f"Admin approval {number} of {threshold}: insert an admin "
+                 "card.", [(pin_prompt(lab.config.card(serial).holder), pins.card(serial))],
+                 reader=READER)  # fmt: skip
+
+
 def backup_and_drill(
-    lab: Lab, out: Path, trust: LabTrust, shares: Sequence[str], say: Callable[[str], None]
+    lab: Lab,
+    out: Path,
+    trust: LabTrust,
+    shares: Sequence[str],
+    say: Callable[[str], None],
+    *,
+    pins: Pins,
+    audit_trail: Path,
 ) -> list[str]:
-    """Run both sections into ``out``; returns the OK lines."""
+    """Run both sections into ``out`` (the drill appended to ``audit_trail``); returns the
+    OK lines."""
     out.mkdir(parents=True, exist_ok=True)
     custodians = sorted(trust.card_ids.values())[:3]
     plan = out / "backup-plan.toml"
@@ -92,16 +121,20 @@ def backup_and_drill(
         raise RuntimeError(f"the backup plan was refused: {checked}")
     say("backup plan check: VALID (no site alone, any 1 site may be lost)")
 
-    pins = _pins(lab)
+    token_pins = _pins(lab)
+    roster = str(trust.roster_path)
     child = spawn(["backup", "--operator", "Olga Operator", "--allow-emulated", "--module",
                    module, "--plan", str(plan), "--out", str(out / "envelopes"), "--yes",
+                   "--roster", roster,
                    "--transcript", str(out / "backup.jsonl"), "--json"], lab.env, log)  # fmt: skip
     answer(child, [("SLIP-39 share 1: ", shares[0]), ("SLIP-39 share 2: ", shares[2]),
-                   *pins, *pins])  # fmt: skip
+                   *token_pins, *token_pins])  # fmt: skip
+    _admins_sign(child, lab, trust, pins)
     backup = _json(child)
     if finish(child) != 0 or not backup.get("ok"):
         raise RuntimeError(f"ceremony backup failed: {backup}")
-    say(f"ceremony backup: share set {backup['share_set']} sealed to 3 tokens, read back")
+    say(f"ceremony backup: share set {backup['share_set']} sealed to 3 tokens, read back, "
+        "record signed by the admin quorum")
 
     provisioning = out / "provisioning.json"
     provisioning.write_text(json.dumps(_pool_record(trust.directory / "exports")))
@@ -112,11 +145,12 @@ def backup_and_drill(
          module, "--plan", str(plan), "--backup", str(out / "envelopes"),
          "--scenario", "site-b lost", "--reports", str(reports),
          "--provisioning", str(provisioning), "--restore-token", FRESH_TOKEN, "--yes",
-         "--json"],
+         "--roster", roster, "--audit-trail", str(audit_trail), "--json"],
         lab.env, log,
     )  # fmt: skip
     answer(child, [(f"User PIN of the fresh token {FRESH_TOKEN} ", FRESH_PIN),
-                   pins[0], pins[2]])  # fmt: skip
+                   token_pins[0], token_pins[2]])  # fmt: skip
+    _admins_sign(child, lab, trust, pins)
     result = _json(child)
     status = finish(child)
     report = result.get("report")
@@ -127,10 +161,20 @@ def backup_and_drill(
         f"{restore['keys_imported']} keys restored into {FRESH_TOKEN}, "
         f"{len(restore['signatures'])} test signatures verified")  # fmt: skip
 
-    child = spawn_coldvault(["drill", "verify", "--json", str(result["report_file"])], lab.env, log)
+    child = spawn_coldvault(["drill", "verify", "--json", "--roster", roster,
+                             str(result["report_file"])], lab.env, log)  # fmt: skip
     verified = _json(child)
     if finish(child) != 0 or not verified.get("ok"):
         raise RuntimeError(f"drill verify failed: {verified}")
+    audited = [json.loads(line) for line in audit_trail.read_text().splitlines()]
+    if not any(e["event"] == "ceremony" and e["fields"].get("report_sha256")
+               == result["report_sha256"] for e in audited):  # fmt: skip
+        raise RuntimeError("the drill is not in the appliance's audit trail")
+    signed_by = verified.get("signed_by")
+    if not isinstance(signed_by, list) or not signed_by:
+        raise RuntimeError(f"drill verify: the report carries no admin signatures: {verified}")
+    say(f"drill report signed by {', '.join(map(str, signed_by))} (drill verify); "
+        f"appended to the appliance's audit trail {audit_trail}")
     child = spawn_coldvault(["drill", "list", "--json", "--reports", str(reports)], lab.env, log)
     history = _json(child)
     if finish(child) != 0 or history.get("overdue") is not False:

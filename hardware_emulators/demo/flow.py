@@ -202,7 +202,8 @@ def main() -> int:
             raise RuntimeError("audit verification failed")
         step("8. Seed backup to the three site tokens, and the restore drill 'site-b lost'")
         results += backup_and_drill(
-            lab, OUT / "backup", trust, demo_secrets[-3:], lambda text: console.print(f"  {text}")
+            lab, OUT / "backup", trust, demo_secrets[-3:], lambda text: console.print(f"  {text}"),
+            pins=pins, audit_trail=OUT / "state" / "audit.jsonl",
         )
         checked = assert_not_on_disk(OUT, [*demo_secrets, FRESH_PIN])
         del demo_secrets

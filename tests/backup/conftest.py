@@ -15,6 +15,8 @@ from coldvault.backends.pkcs11.shares import Pkcs11ShareKeys
 from coldvault.cards.openpgp import OpenPgpSession
 from hardware_emulators.openpgp_card import state as card_state
 from hardware_emulators.openpgp_card.card import OpenPgpCard
+from tests.ceremony import conftest as ceremony_fixtures
+from tests.integrity import conftest as integrity_fixtures
 
 SITES = ("site-a", "site-b", "site-c")
 USER_PIN, ADMIN_PIN = "123456", "12345678"
@@ -130,3 +132,25 @@ def fresh_token(softhsm_lab: Any) -> Iterator[tuple[str, str]]:
             capture_output=True,
             timeout=60,
         )
+
+
+# the lab's virtual cards in reader 0 (admin cards sign records and reports through pcscd),
+# and the in-process appliance world (its start-up warns when a drill is overdue)
+lab_cards = ceremony_fixtures.lab_cards
+slot = ceremony_fixtures.slot
+world = integrity_fixtures.world
+
+
+#: Dave and Erin (admins) and Alice (an approver) of the lab cards
+ADMINS_AND_APPROVER = ("C0DE0004", "C0DE0005", "C0DE0001")
+
+
+@pytest.fixture
+def chain(lab_cards: dict[str, Any], pcsc_lab: Any, tmp_path: Path) -> Any:
+    """Dave and Erin (admins, threshold 2) and Alice (approver) on lab cards in reader 0;
+    roster version 1 signed by both admins (``chain.genesis``, ``chain.path``)."""
+    from tests.ceremony.chain import CARDS, make_genesis
+
+    (tmp_path / "trust").mkdir()
+    cards = [c for c in CARDS if c[0] in ADMINS_AND_APPROVER]
+    return make_genesis(tmp_path / "trust", "vault-backup-1", lab_cards, pcsc_lab, cards)
