@@ -1,0 +1,66 @@
+"""Files a ceremony writes: never over an existing one.
+
+Every output of a ceremony (exports, rosters, key files, the printable transcript copy)
+is checked before any card or HSM is touched (:func:`refuse_existing`) and then created
+with :func:`write_new`: written to a temporary file, flushed to disk and linked into place
+only if the name is still free.  An existing file is refused with :class:`OutputExists`,
+naming the file and the option that chooses another place (docs/ceremonies.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from coldvault.errors import Refused
+
+
+class OutputExists(Refused):
+    """A file the ceremony would write already exists; nothing was overwritten."""
+
+    code = "output-exists"
+
+    def __init__(self, path: Path, instead: str) -> None:
+        super().__init__(
+            f"The file {path} already exists and a ceremony never overwrites it; {instead}"
+        )
+        self.path = str(path)
+        self.instead = instead
+
+
+def refuse_existing(paths: Iterable[Path], instead: str) -> None:
+    """Raise :class:`OutputExists` for the first of ``paths`` that exists."""
+    for path in paths:
+        if path.exists() or path.is_symlink():
+            raise OutputExists(path, instead)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory entries of files just created durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_new(path: Path, data: bytes, instead: str) -> Path:
+    """Create ``path`` with ``data`` (complete and fsynced, or not at all); an existing
+    ``path`` is refused with :class:`OutputExists` and left as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExists(path, instead) from None
+    finally:
+        tmp.unlink()
+    return path
+
+
+__all__ = ["OutputExists", "fsync_dir", "refuse_existing", "write_new"]
