@@ -133,7 +133,7 @@ def make_seed(
     For SLIP-39 the 32-byte master secret is the BIP-32 seed; for BIP-39 the seed is
     PBKDF2 of the mnemonic with an empty passphrase."""
     if not plan.paper:  # no words are shown and no shares made: the record says so
-        run.record("no-backup", {"words_shown": 0, "shares": 0})
+        run.record("no-backup", {"word_count": 0, "share_count": 0})
     if plan.fmt is BackupFormat.BIP39:
         phrase = mnemonics.entropy_to_mnemonic(entropy)
         seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
