@@ -28,6 +28,7 @@ from ceremony_scripts.plans import backup
 from coldvault.records.audit import verify
 
 if TYPE_CHECKING:
+    from appliance.config import ApplianceConfig
     from appliance.console import OperatorConsole
     from appliance.daemon import Appliance
 
@@ -262,6 +263,46 @@ def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
     done({**report.to_dict(), "checked": checked},
          f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
          f"{report.unsealed} after the last seal" + "".join(f"; {c}" for c in checked))
+
+
+# ------------------------------------------------------------------ state recovery
+# (docs/audit.md "Recovery": a torn audit tail, a lost state directory)
+def _recovery_console(config: Path) -> tuple[ApplianceConfig, str]:
+    from appliance.config import load_config
+    from appliance.console import OperatorConsole
+
+    cfg = load_config(config)
+    ui = OperatorConsole(timeout=cfg.timeouts.review)
+    return cfg, ui.secret(f"HSM user PIN for token {cfg.hsm_token_label}")
+
+
+_recovery_options = [
+    click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+                 required=True, help="The appliance's configuration TOML."),
+    click.option("--allow-emulated", is_flag=True,
+                 help="Accept SoftHSM / virtual cards (the config must allow it too). Lab only."),
+    json_option,
+]
+
+
+def _with_recovery(f):  # type: ignore[no-untyped-def]
+    for option in reversed(_recovery_options):
+        f = option(f)
+    return f
+
+
+@audit.command("repair-tail")
+@_with_recovery
+def audit_repair_tail(config: Path, allow_emulated: bool) -> None:
+    """Move a torn last line of the audit trail aside (never deleted), after checking the
+    rest against the HSM anchor; the repair is recorded and sealed in the trail."""
+    from appliance.recovery import repair_tail
+
+    cfg, pin = _recovery_console(config)
+    result = repair_tail(cfg, pin, allow_emulated=allow_emulated)
+    done(result.to_dict(),
+         f"{result.trail}: {result.torn_bytes} torn bytes moved to {result.moved_to}; "
+         f"{result.entries_kept} entries kept, repair recorded as entry {result.repair_seq}")
 
 
 @main.group(epilog=EXIT_STATUS_HELP)

@@ -14,15 +14,16 @@ over PKCS#11, virtual cards behind the lab's pcscd):
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pexpect
 import pytest
-from pkcs11 import Attribute, ObjectClass
 
-from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.ceremonies.enrol import progress_path
 from coldvault.quorum.documents import load_signed_document
 from coldvault.quorum.roster import Roster
@@ -47,16 +48,31 @@ CARD_PIN, CARD_ADMIN_PIN = "123456", "12345678"  # factory PINs of the virtual c
 A, B = "C0DE00A1", "C0DE00A2"
 
 
+#: Lists the token's key objects in a process of its own: SoftHSM caches token objects per
+#: process, and this view must not be the test's own (or the ceremony's).
+_LIST_OBJECTS = """
+import json, sys
+from pkcs11 import Attribute, ObjectClass
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+module, label, pin = sys.argv[1:4]
+with Pkcs11Keystore.open(module, label, pin, allow_emulated=True) as ks:
+    with ks.raw_session("list objects") as session:
+        print(json.dumps(sorted(
+            [str(cls), bytes(obj[Attribute.ID]).hex()]
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
+            for obj in session.get_objects({Attribute.CLASS: cls})
+        )))
+"""
+
+
 def token_objects(token: LabToken) -> list[tuple[str, bytes]]:
     """(class, CKA_ID) of every key object on the token, through PKCS#11."""
-    module, label = token.token.module, token.label
-    with Pkcs11Keystore.open(module, label, token.user_pin, allow_emulated=True) as ks:
-        with ks.raw_session("list objects") as session:
-            return sorted(
-                (str(cls), bytes(obj[Attribute.ID]))
-                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
-                for obj in session.get_objects({Attribute.CLASS: cls})
-            )
+    out = subprocess.run(
+        [sys.executable, "-c", _LIST_OBJECTS, token.token.module, token.label, token.user_pin],
+        env={**os.environ, "SOFTHSM2_CONF": str(token.conf)},
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    return [(cls, bytes.fromhex(kid)) for cls, kid in json.loads(out)]
 
 
 def provision_args(tmp_path: Path, token: str, name: str, export_dir: Path) -> list[str]:
@@ -170,8 +186,12 @@ def test_enrolment_resumes_and_never_rekeys(pcsc_lab: Any, tmp_path: Path) -> No
     from hardware_emulators.openpgp_card.controller import VirtualCard
 
     cards = {
-        s: VirtualCard(state_file=tmp_path / f"card-{s}.json", serial=int(s, 16), pw1=CARD_PIN,
-                       pw3=CARD_ADMIN_PIN)  # fmt: skip
+        s: VirtualCard(
+            state_file=tmp_path / f"card-{s}.json",
+            serial=int(s, 16),
+            pw1=CARD_PIN,
+            pw3=CARD_ADMIN_PIN,
+        )  # fmt: skip
         for s in (A, B)
     }
     slot = Slot(cards, pcsc_lab.reader_ports)

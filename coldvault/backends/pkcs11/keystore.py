@@ -769,6 +769,8 @@ class Pkcs11Keystore:
                 try:
                     public = session.create_object(public_template)
                 except BaseException:  # an error or Ctrl-C: never leave half a pair
+                    for orphan in self._objects(ObjectClass.PUBLIC_KEY, key_id):
+                        orphan.destroy()  # made just before a Ctrl-C took effect
                     created.destroy()
                     raise
             return self._created(key_id, created, public)
