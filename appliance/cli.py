@@ -306,6 +306,38 @@ def audit_repair_tail(config: Path, allow_emulated: bool) -> None:
 
 
 @main.group(epilog=EXIT_STATUS_HELP)
+def state() -> None:
+    """Recover the appliance's state directory (docs/audit.md, "Recovery")."""
+
+
+@state.command("reset")
+@_with_recovery
+@click.option("--operator", "operator_name", required=True, help="Operator's name.")
+@click.option("--reason", required=True, help="Why the state directory is lost (recorded).")
+@click.option("--transcript", "transcript_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Transcript file (default: ./transcripts/state-reset-<time>-<id>.jsonl).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Skip the yes/no confirmation.")
+def state_reset(config: Path, allow_emulated: bool, operator_name: str, reason: str,
+                transcript_path: Path | None, assume_yes: bool) -> None:
+    """Start a new state directory from the HSM anchor and the signed documents, approved
+    by the admin quorum; the old directory is moved aside, never deleted."""
+    from appliance.recovery import reset_state
+    from ceremony_scripts.hardware import ReaderCards
+    from ceremony_scripts.ui import ConsoleOperator
+    from coldvault.ceremonies.params import CeremonyParams
+
+    cfg, pin = _recovery_console(config)
+    op = ConsoleOperator(assume_yes=assume_yes)
+    emulated_ok = allow_emulated and cfg.allow_emulated_hardware
+    params = CeremonyParams(actor=operator_name, transcript=transcript_path)
+    result = reset_state(cfg, pin, op, ReaderCards(op, allow_emulated=emulated_ok),
+                         params=params, reason=reason, allow_emulated=allow_emulated)
+    done(result.to_dict(),
+         f"state reset: new {result.state_dir}, the old one moved to {result.moved_to or '-'}; "
+         f"approved by {', '.join(result.approved_by)}; transcript {result.transcript}")
+
+
+@main.group(epilog=EXIT_STATUS_HELP)
 def ledger() -> None:
     """Reconciliation exports from the request ledger."""
 
