@@ -199,9 +199,9 @@ def enrol_card(
             raise CardNotBlank(serial)
         op.info(f"Card serial {serial} (check it against the card's printed serial).")
         if identity is None:
-            holder = op.ask(f"Card {serial} holder name").strip()
+            holder = _ask_filled(op, f"Card {serial} holder name")
             role = _ask_role(op, serial)
-            site = op.ask(f"Card {serial} site").strip()
+            site = _ask_filled(op, f"Card {serial} site")
         else:
             holder, role, site = identity.holder, identity.role, identity.site
             op.info(f"Card {serial} is for {holder} ({role}, site {site}).")
@@ -232,6 +232,13 @@ def enrol_card(
             devices=[card_device(serial)],
         )
         return card
+
+
+def _ask_filled(op: Operator, question: str) -> str:
+    """A visible answer, asked again while it is blank."""
+    while not (answer := op.ask(question).strip()):
+        op.warn("An answer is needed.")
+    return answer
 
 
 def _ask_role(op: Operator, serial: str) -> Role:

@@ -3,7 +3,8 @@
 Every output of a ceremony (exports, rosters, key files, the printable transcript copy)
 is checked before any card or HSM is touched (:func:`refuse_existing`) and then created
 with :func:`write_new`: written to a temporary file, flushed to disk and linked into place
-only if the name is still free.  An existing file is refused with :class:`OutputExists`,
+only if the name is still free (on a file system without hard links, e.g. a FAT stick,
+created exclusively instead).  An existing file is refused with :class:`OutputExists`,
 naming the file and the option that chooses another place (docs/ceremonies.md).
 """
 
@@ -58,9 +59,28 @@ def write_new(path: Path, data: bytes, instead: str) -> Path:
         os.link(tmp, path)
     except FileExistsError:
         raise OutputExists(path, instead) from None
+    except OSError:  # no hard links here (e.g. a FAT export stick): create it exclusively
+        _write_exclusive(path, data, instead)
     finally:
         tmp.unlink()
     return path
+
+
+def _write_exclusive(path: Path, data: bytes, instead: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise OutputExists(path, instead) from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink()  # ours, created a moment ago and incomplete
+        raise
+    os.close(fd)
 
 
 __all__ = ["OutputExists", "fsync_dir", "refuse_existing", "write_new"]
