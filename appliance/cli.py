@@ -286,9 +286,9 @@ _recovery_options = [
 
 
 def _with_recovery(f):  # type: ignore[no-untyped-def]
-    for option in reversed(_recovery_options):
-        f = option(f)
-    return f
+    from ceremony_scripts.options import stack
+
+    return stack(f, _recovery_options)
 
 
 @audit.command("repair-tail")

@@ -98,7 +98,26 @@ class StartupReport:
         return dict(self.__dict__, wallets=list(self.wallets))
 
 
-def load_trust(cfg: ApplianceConfig) -> tuple[Roster, Policy, SignedDocument, dict[str, Wallet]]:
+@dataclass(frozen=True)
+class Trust:
+    """The signed documents in force (:func:`load_trust`)."""
+
+    roster: Roster
+    policy: Policy
+    wallets_doc: SignedDocument
+    wallets: dict[str, Wallet]
+
+    @property
+    def configs(self) -> tuple[ConfigVersion, ...]:
+        """Their versions and hashes, as the ledger and the HSM anchor keep them."""
+        return (
+            ConfigVersion("roster", self.roster.version, self.roster.sha256),
+            ConfigVersion("policy", self.policy.version, self.policy.sha256),
+            ConfigVersion("wallets", self.wallets_doc.version, self.wallets_doc.sha256),
+        )
+
+
+def load_trust(cfg: ApplianceConfig) -> Trust:
     """The signed documents in force: the roster chain from the pinned genesis, the policy
     and the wallet registry with the admin quorum of that roster."""
     docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
@@ -112,7 +131,7 @@ def load_trust(cfg: ApplianceConfig) -> tuple[Roster, Policy, SignedDocument, di
     wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
     verify_admin_quorum(wallets_doc, roster)
     wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
-    return roster, policy, wallets_doc, wallets
+    return Trust(roster, policy, wallets_doc, wallets)
 
 
 def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
@@ -209,11 +228,9 @@ class Appliance:
                     f"DEVELOPMENT MODE: network interfaces are up ({', '.join(live)}); "
                     "a production appliance refuses to start like this."
                 )
-            roster, policy, wallets_doc, wallets = load_trust(cfg)
-            configs = (
-                ConfigVersion("roster", roster.version, roster.sha256),
-                ConfigVersion("policy", policy.version, policy.sha256),
-                ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
+            trust = load_trust(cfg)
+            roster, policy, wallets, configs = (
+                trust.roster, trust.policy, trust.wallets, trust.configs
             )
             if anchor is not None:
                 check_configs(anchor, configs)

@@ -52,7 +52,6 @@ from coldvault.ceremonies.run import CeremonyRun
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID
 from coldvault.quorum.approvals import Tally
-from coldvault.quorum.documents import ConfigVersion
 from coldvault.quorum.errors import ThresholdNotMet
 from coldvault.quorum.roster import Role
 from coldvault.records import audit as auditmod
@@ -239,12 +238,8 @@ def reset_state(
         public_key = keystore.find_key(AUDIT_KEY_ID).public_key
         anchor = read_token_anchor(keystore)
         _refuse_if_not_lost(cfg, public_key, anchor)
-        roster, policy, wallets_doc, _ = load_trust(cfg)
-        configs = (
-            ConfigVersion("roster", roster.version, roster.sha256),
-            ConfigVersion("policy", policy.version, policy.sha256),
-            ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
-        )
+        trust = load_trust(cfg)
+        roster, configs = trust.roster, trust.configs
         if anchor is not None:
             check_configs(anchor, configs)
         previous = anchor or Anchor()

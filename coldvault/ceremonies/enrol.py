@@ -23,7 +23,7 @@ from typing import Any
 from coldvault.cards import CardAlgorithm, Pw
 from coldvault.ceremonies.hardware import Cards, card_device
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
-from coldvault.ceremonies.outputs import fsync_dir, refuse_existing
+from coldvault.ceremonies.outputs import refuse_existing
 from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_int, check_type
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.errors import Refused
@@ -34,6 +34,7 @@ from coldvault.quorum.documents import (
     write_signed_document,
 )
 from coldvault.quorum.roster import CardHolder, Role, Roster, RosterInvalid
+from coldvault.records.chain import fsync_dir
 
 MIN_USER_PIN = 6
 MIN_ADMIN_PIN = 8

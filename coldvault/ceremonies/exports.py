@@ -23,8 +23,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from coldvault.ceremonies.outputs import fsync_dir, refuse_existing, write_new
+from coldvault.ceremonies.outputs import refuse_existing, write_new
 from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.records.chain import fsync_dir
 from coldvault.transport.render import render_png
 
 #: What an operator does instead of overwriting an export.

@@ -37,15 +37,6 @@ def refuse_existing(paths: Iterable[Path], instead: str) -> None:
             raise OutputExists(path, instead)
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make the directory entries of files just created durable."""
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_new(path: Path, data: bytes, instead: str) -> Path:
     """Create ``path`` with ``data`` (complete and fsynced, or not at all); an existing
     ``path`` is refused with :class:`OutputExists` and left as it was."""
@@ -83,4 +74,4 @@ def _write_exclusive(path: Path, data: bytes, instead: str) -> None:
     os.close(fd)
 
 
-__all__ = ["OutputExists", "fsync_dir", "refuse_existing", "write_new"]
+__all__ = ["OutputExists", "refuse_existing", "write_new"]
