@@ -3,8 +3,8 @@ over PKCS#11, virtual cards behind the lab's pcscd):
 
 * an output file that exists is refused, naming it and the option to take instead;
 * ``generate-seed`` refuses a token that already holds a key pool, before the dice;
-* Ctrl-C in the middle of the key import deletes the keys that run made (checked by
-  listing the token's objects through PKCS#11 afterwards);
+* Ctrl-C (or an error) in the middle of the key import deletes the keys that run made
+  (checked by listing the token's objects through PKCS#11 afterwards);
 * ``enrol-cards`` refuses a non-blank card, records each card as it is enrolled, resumes
   at the first card not yet recorded and never re-keys an earlier one, and never writes
   over an existing roster; a typo at the role prompt is asked again;
@@ -24,7 +24,10 @@ from typing import Any
 import pexpect
 import pytest
 
+from coldvault.ceremonies import GenerateSeed, generate_seed
+from coldvault.ceremonies.backup import BackupFormat, BackupPlan
 from coldvault.ceremonies.enrol import progress_path
+from coldvault.ceremonies.params import PoolParams
 from coldvault.quorum.documents import load_signed_document
 from coldvault.quorum.roster import Roster
 from coldvault.records.transcript import read_entries, verify
@@ -40,6 +43,7 @@ from hardware_emulators.ceremony_driver import (
 from hardware_emulators.softhsm_lab import SoftHsmLab
 
 from .conftest import LabToken
+from .support import Answer, ScriptedOperator
 from .test_smoke import FINGERPRINT, SHARES, Slot, args, json_result
 
 pytestmark = pytest.mark.lab
@@ -255,3 +259,38 @@ def test_enrolment_resumes_and_never_rekeys(pcsc_lab: Any, tmp_path: Path) -> No
     finally:
         for card in cards.values():
             card.remove()
+
+
+class FailingAt(ScriptedOperator):
+    """A console that fails while the import shows its progress at ``at`` keys done."""
+
+    def __init__(self, at: int, *script: tuple[str, Answer]) -> None:
+        super().__init__(*script)
+        self.at = at
+
+    def progress(self, done: int, total: int) -> None:
+        super().progress(done, total)
+        if done == self.at:
+            raise OSError("the console went away")
+
+
+def test_an_error_mid_import_deletes_its_keys(hsm_token: LabToken, tmp_path: Path) -> None:
+    before = token_objects(hsm_token)
+    op = FailingAt(
+        7,
+        (r"^Is the room prepared as listed\?$", True),
+        (f"^HSM user PIN for token {hsm_token.label} \\(", hsm_token.user_pin),
+        (r"^Dice rolls", fair_dice()),
+    )  # fmt: skip
+    params = GenerateSeed(
+        actor="Olga Operator", transcript=tmp_path / "seed.jsonl",
+        backup=BackupPlan(BackupFormat.SLIP39, paper=False), no_backup=True,
+        pool=PoolParams(pool_size=5, export_dir=tmp_path / "e"),
+    )  # fmt: skip
+    with pytest.raises(OSError, match="the console went away"):
+        generate_seed(op, params, hsm_token.token)
+    assert token_objects(hsm_token) == before  # the 7 keys made are gone again
+    rolled = [e["data"] for e in read_entries(tmp_path / "seed.jsonl")
+              if e["step"] == "import-rolled-back"]  # fmt: skip
+    assert rolled == [{"imported": 7, "deleted": 7, "left": []}]
+    assert not (tmp_path / "e").exists()
