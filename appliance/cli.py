@@ -28,6 +28,7 @@ from ceremony_scripts.plans import backup
 from coldvault.records.audit import verify
 
 if TYPE_CHECKING:
+    from appliance.config import ApplianceConfig
     from appliance.console import OperatorConsole
     from appliance.daemon import Appliance
 
@@ -271,6 +272,78 @@ def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
     done({**report.to_dict(), "checked": checked},
          f"{trail}: OK, {report.entries} entries, {report.seals} seals, "
          f"{report.unsealed} after the last seal" + "".join(f"; {c}" for c in checked))
+
+
+# ------------------------------------------------------------------ state recovery
+# (docs/audit.md "Recovery": a torn audit tail, a lost state directory)
+def _recovery_console(config: Path) -> tuple[ApplianceConfig, str]:
+    from appliance.config import load_config
+    from appliance.console import OperatorConsole
+
+    cfg = load_config(config)
+    ui = OperatorConsole(timeout=cfg.timeouts.review)
+    return cfg, ui.secret(f"HSM user PIN for token {cfg.hsm_token_label}")
+
+
+_recovery_options = [
+    click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+                 required=True, help="The appliance's configuration TOML."),
+    click.option("--allow-emulated", is_flag=True,
+                 help="Accept SoftHSM / virtual cards (the config must allow it too). Lab only."),
+    json_option,
+]
+
+
+def _with_recovery(f):  # type: ignore[no-untyped-def]
+    from ceremony_scripts.options import stack
+
+    return stack(f, _recovery_options)
+
+
+@audit.command("repair-tail")
+@_with_recovery
+def audit_repair_tail(config: Path, allow_emulated: bool) -> None:
+    """Move a torn last line of the audit trail aside (never deleted), after checking the
+    rest against the HSM anchor; the repair is recorded and sealed in the trail."""
+    from appliance.recovery import repair_tail
+
+    cfg, pin = _recovery_console(config)
+    result = repair_tail(cfg, pin, allow_emulated=allow_emulated)
+    done(result.to_dict(),
+         f"{result.trail}: {result.torn_bytes} torn bytes moved to {result.moved_to}; "
+         f"{result.entries_kept} entries kept, repair recorded as entry {result.repair_seq}")
+
+
+@main.group(epilog=EXIT_STATUS_HELP)
+def state() -> None:
+    """Recover the appliance's state directory (docs/audit.md, "Recovery")."""
+
+
+@state.command("reset")
+@_with_recovery
+@click.option("--operator", "operator_name", required=True, help="Operator's name.")
+@click.option("--reason", required=True, help="Why the state directory is lost (recorded).")
+@click.option("--transcript", "transcript_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Transcript file (default: ./transcripts/state-reset-<time>-<id>.jsonl).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Skip the yes/no confirmation.")
+def state_reset(config: Path, allow_emulated: bool, operator_name: str, reason: str,
+                transcript_path: Path | None, assume_yes: bool) -> None:
+    """Start a new state directory from the HSM anchor and the signed documents, approved
+    by the admin quorum; the old directory is moved aside, never deleted."""
+    from appliance.recovery import reset_state
+    from ceremony_scripts.hardware import ReaderCards
+    from ceremony_scripts.ui import ConsoleOperator
+    from coldvault.ceremonies.params import CeremonyParams
+
+    cfg, pin = _recovery_console(config)
+    op = ConsoleOperator(assume_yes=assume_yes)
+    emulated_ok = allow_emulated and cfg.allow_emulated_hardware
+    params = CeremonyParams(actor=operator_name, transcript=transcript_path)
+    result = reset_state(cfg, pin, op, ReaderCards(op, allow_emulated=emulated_ok),
+                         params=params, reason=reason, allow_emulated=allow_emulated)
+    done(result.to_dict(),
+         f"state reset: new {result.state_dir}, the old one moved to {result.moved_to or '-'}; "
+         f"approved by {', '.join(result.approved_by)}; transcript {result.transcript}")
 
 
 @main.group(epilog=EXIT_STATUS_HELP)

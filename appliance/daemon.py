@@ -37,13 +37,14 @@ from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
 from coldvault.policy import Policy, load_policy
 from coldvault.quorum.documents import (
     ConfigVersion,
+    SignedDocument,
     load_signed_document,
     verify_admin_quorum,
     verify_roster_chain,
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
-from coldvault.records.anchor import Anchor, StateRollback, check_configs, check_trail
+from coldvault.records.anchor import Anchor, check_configs, check_trail
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
@@ -98,6 +99,42 @@ class StartupReport:
         return dict(self.__dict__, wallets=list(self.wallets))
 
 
+@dataclass(frozen=True)
+class Trust:
+    """The signed documents in force (:func:`load_trust`)."""
+
+    roster: Roster
+    policy: Policy
+    wallets_doc: SignedDocument
+    wallets: dict[str, Wallet]
+
+    @property
+    def configs(self) -> tuple[ConfigVersion, ...]:
+        """Their versions and hashes, as the ledger and the HSM anchor keep them."""
+        return (
+            ConfigVersion("roster", self.roster.version, self.roster.sha256),
+            ConfigVersion("policy", self.policy.version, self.policy.sha256),
+            ConfigVersion("wallets", self.wallets_doc.version, self.wallets_doc.sha256),
+        )
+
+
+def load_trust(cfg: ApplianceConfig) -> Trust:
+    """The signed documents in force: the roster chain from the pinned genesis, the policy
+    and the wallet registry with the admin quorum of that roster."""
+    docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
+    roster = verify_roster_chain(docs, bytes.fromhex(cfg.genesis_roster_sha256))
+    if roster.appliance_id != cfg.appliance_id:
+        raise ConfigMismatch(
+            f"The roster is for appliance {roster.appliance_id}, "
+            f"but this appliance is {cfg.appliance_id}."
+        )
+    policy = load_policy(cfg.policy_file, roster=roster)
+    wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
+    verify_admin_quorum(wallets_doc, roster)
+    wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
+    return Trust(roster, policy, wallets_doc, wallets)
+
+
 def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
     """The state anchor on the appliance's token (an auditor's check; needs the user PIN)."""
     emulated_ok = allow_emulated and config.allow_emulated_hardware
@@ -145,16 +182,14 @@ class Appliance:
         return self.allow_emulated and self.config.allow_emulated_hardware
 
     def start(self) -> StartupReport:
-        """Run every start-up check; on success the appliance is idle and ready."""
+        """Run every start-up check; on success the appliance is idle and ready.
+
+        Once the trail has verified against the HSM anchor, a refused start is recorded in
+        it (``refusal`` with the error's code and sentence): the air gap, the roster,
+        policy and wallet documents, the ledger.  Earlier failures (the HSM missing or
+        locked, the trail tampered with, cut or torn) are not appended to a trail that
+        could not be checked; the console reports them (docs/audit.md)."""
         cfg = self.config
-        live = live_network_interfaces()
-        if live and not self.dev_allow_network:
-            raise NetworkUp(live)
-        if live:
-            self.ui.warn(
-                f"DEVELOPMENT MODE: network interfaces are up ({', '.join(live)}); "
-                "a production appliance refuses to start like this."
-            )
         emulated_ok = self._check_emulation_flags()
         keystore = Pkcs11Keystore.open(
             str(cfg.hsm_module), cfg.hsm_token_label, self._hsm_pin, allow_emulated=emulated_ok
@@ -172,39 +207,35 @@ class Appliance:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         ledger = Ledger(cfg.ledger_db)
         self.ledger = ledger
-
-        docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
-        roster = verify_roster_chain(docs, bytes.fromhex(cfg.genesis_roster_sha256))
-        if roster.appliance_id != cfg.appliance_id:
-            raise ConfigMismatch(
-                f"The roster is for appliance {roster.appliance_id}, "
-                f"but this appliance is {cfg.appliance_id}."
-            )
-        policy = load_policy(cfg.policy_file, roster=roster)
-        wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
-        verify_admin_quorum(wallets_doc, roster)
-        wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
-        configs = (
-            ConfigVersion("roster", roster.version, roster.sha256),
-            ConfigVersion("policy", policy.version, policy.sha256),
-            ConfigVersion("wallets", wallets_doc.version, wallets_doc.sha256),
-        )
         anchors = TokenAnchorStore(keystore)
         raw = anchors.load()
         anchor = Anchor.from_bytes(raw) if raw is not None else None
         report = None
+        if cfg.audit_log.exists():
+            report = verify(
+                cfg.audit_log, audit_key.public_key,
+                expect_sealed_through=ledger.audit_sealed_through(),
+            )
+        if anchor is not None:
+            # the HSM's high-water marks: nothing on disk may be older
+            check_trail(
+                anchor, cfg.audit_log, entries=report.entries if report else 0,
+                sealed_through=report.sealed_through if report else None,
+            )
         try:
-            if cfg.audit_log.exists():
-                report = verify(
-                    cfg.audit_log, audit_key.public_key,
-                    expect_sealed_through=ledger.audit_sealed_through(),
+            live = live_network_interfaces()
+            if live and not self.dev_allow_network:
+                raise NetworkUp(live)
+            if live:
+                self.ui.warn(
+                    f"DEVELOPMENT MODE: network interfaces are up ({', '.join(live)}); "
+                    "a production appliance refuses to start like this."
                 )
+            trust = load_trust(cfg)
+            roster, policy, wallets, configs = (
+                trust.roster, trust.policy, trust.wallets, trust.configs
+            )
             if anchor is not None:
-                # the HSM's high-water marks: nothing on disk may be older
-                check_trail(
-                    anchor, cfg.audit_log, entries=report.entries if report else 0,
-                    sealed_through=report.sealed_through if report else None,
-                )
                 check_configs(anchor, configs)
             # a configuration older than the one last in force is a rollback: refused
             for active in configs:
@@ -214,10 +245,7 @@ class Appliance:
             responses = ResponseStore(cfg.state_dir / "responses")
             settled = self._settle_interrupted(ledger, responses, totals)
         except ColdvaultError as err:
-            if report is not None and not (
-                isinstance(err, StateRollback) and err.what == "audit trail"
-            ):
-                self._audit_startup_refusal(err, audit_key.public_key)
+            self._audit_startup_refusal(err, audit_key.public_key)
             raise
         state = (anchor or Anchor()).with_configs(configs)
         if report is not None and report.entries:

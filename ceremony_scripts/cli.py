@@ -19,6 +19,7 @@ from rich.console import Console
 
 from ceremony_scripts.options import load_roster
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
+from coldvault.ceremonies.outputs import write_new
 from coldvault.records.transcript import VerifyResult, render_html, verify
 
 
@@ -74,9 +75,10 @@ def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int) 
               help="Output HTML file (default: PATH with .html).")  # fmt: skip
 @json_option
 def transcript_render(path: Path, out_path: Path | None) -> None:
-    """Write a standalone printable HTML page (with QR codes) of a transcript."""
+    """Write a standalone printable HTML page (with QR codes) of a transcript; an existing
+    file is never overwritten."""
     target = out_path or path.with_suffix(".html")
-    target.write_text(render_html(path))
+    write_new(target, render_html(path).encode(), "choose another file with -o/--out.")
     if json_mode():
         click.echo(json.dumps({"ok": True, "file": str(target)}, sort_keys=True))
     else:

@@ -7,7 +7,8 @@ Keys generated inside the HSM (never imported):
 
 A token that already holds keys is a *live* appliance: re-initialising it is refused
 unless ``destroy_existing`` is chosen AND the admin quorum of the roster approves with
-their cards.  Written: ``<export_dir>/appliance-keys.json`` (token, serial, public keys).
+their cards.  Written: ``<export_dir>/appliance-keys.json`` (token, serial, public keys),
+never over an existing file (refused before the token is touched).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from coldvault.ceremonies.hardware import Cards, HsmToken, hsm_device
 from coldvault.ceremonies.operator import Operator, new_pin
+from coldvault.ceremonies.outputs import refuse_existing, write_new
 from coldvault.ceremonies.params import CeremonyParams, check_type
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.errors import Refused
@@ -29,6 +31,7 @@ from coldvault.quorum.roster import Roster
 MIN_USER_PIN = 6
 MIN_SO_PIN = 8
 KEYS_FILE = "appliance-keys.json"
+KEYS_INSTEAD = "choose another --export-dir (that file describes keys made earlier)."
 
 
 class LiveApplianceRefused(Refused):
@@ -94,6 +97,8 @@ def init_appliance(
     if params.destroy_existing and params.roster is not None and cards is None:
         raise ValueError("an approved --destroy-existing needs the cards")
     label = token.label
+    out = params.export_dir / KEYS_FILE
+    refuse_existing([out], KEYS_INSTEAD)
     parameters = {"token": label, "destroy_existing": params.destroy_existing}
     with CeremonyRun(op, "init-appliance", params, parameters=parameters) as run:
         op.step("Check the HSM", ["the HSM serial shown matches the one on the device label"])
@@ -142,9 +147,7 @@ def init_appliance(
         }
         run.record("keys-generated", public, devices=[device])
         op.table("Appliance keys", list(public.items()))
-        params.export_dir.mkdir(parents=True, exist_ok=True)
-        out = params.export_dir / KEYS_FILE
-        out.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n")
+        write_new(out, (json.dumps(public, indent=2, sort_keys=True) + "\n").encode(), KEYS_INSTEAD)
         run.record("exports-written", {"file": str(out)})
         op.step("Close the transcript")
         closed = run.finish({"identity_ed25519": public["identity_ed25519"]})

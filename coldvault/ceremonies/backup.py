@@ -70,8 +70,12 @@ class BackupPlan:
                 )
 
     def to_dict(self) -> dict[str, object]:
+        """What the transcript records: what exists, never what was only asked for (with
+        no paper backup there are no words and no shares)."""
         data: dict[str, object] = {"format": str(self.fmt), "paper_backup": self.paper}
-        if self.fmt is BackupFormat.SLIP39:
+        if not self.paper:
+            data["backup"] = "none"
+        elif self.fmt is BackupFormat.SLIP39:
             data.update({"share_threshold": self.threshold, "share_count": self.shares})
         return data
 
@@ -128,6 +132,8 @@ def make_seed(
 
     For SLIP-39 the 32-byte master secret is the BIP-32 seed; for BIP-39 the seed is
     PBKDF2 of the mnemonic with an empty passphrase."""
+    if not plan.paper:  # no words are shown and no shares made: the record says so
+        run.record("no-backup", {"word_count": 0, "share_count": 0})
     if plan.fmt is BackupFormat.BIP39:
         phrase = mnemonics.entropy_to_mnemonic(entropy)
         seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
@@ -137,6 +143,8 @@ def make_seed(
             check_words(op, "the mnemonic", words)
             del words
         del phrase
+    elif not plan.paper:
+        seed = run.secret(bytearray(entropy))
     else:
         shares = mnemonics.split_secret(entropy, plan.threshold, plan.shares)
         seed = run.secret(bytearray(entropy))
@@ -150,12 +158,11 @@ def make_seed(
                 "extendable": summary["extendable"],
             },
         )
-        if plan.paper:
-            for i, share in enumerate(shares, start=1):
-                words = share.split()
-                show_words(op, run, f"share {i} of {plan.shares}", words)
-                check_words(op, f"share {i}", words)
-                del words
+        for i, share in enumerate(shares, start=1):
+            words = share.split()
+            show_words(op, run, f"share {i} of {plan.shares}", words)
+            check_words(op, f"share {i}", words)
+            del words
         shares.clear()
     return seed, master_fingerprint(seed).hex()
 

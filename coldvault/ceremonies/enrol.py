@@ -13,6 +13,9 @@ use; the appliance pins the genesis roster's SHA-256 at init).
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +23,31 @@ from typing import Any
 from coldvault.cards import CardAlgorithm, Pw
 from coldvault.ceremonies.hardware import Cards, card_device
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel, new_pin
+from coldvault.ceremonies.outputs import refuse_existing
 from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_int, check_type
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.errors import Refused
-from coldvault.quorum.documents import SignedDocument, verify_admin_quorum, write_signed_document
-from coldvault.quorum.roster import CardHolder, Role, Roster
+from coldvault.quorum.documents import (
+    SignedDocument,
+    approvals_path,
+    verify_admin_quorum,
+    write_signed_document,
+)
+from coldvault.quorum.roster import CardHolder, Role, Roster, RosterInvalid
+from coldvault.records.chain import fsync_dir
 
 MIN_USER_PIN = 6
 MIN_ADMIN_PIN = 8
 MAX_CARDS = 64
 #: Cards offered for the roster approvals before the ceremony stops.
 MAX_ATTEMPTS = 10
+PROGRESS_SUFFIX = ".enrolment.json"
+PROGRESS_FORMAT = "coldvault-enrolment/1"
+#: What an operator does instead of overwriting a roster.
+ROSTER_INSTEAD = (
+    "choose another --out. A roster is never replaced: the appliance pins the genesis "
+    "roster, and cards are added or swapped with replace-card and approve-document."
+)
 
 
 class CardAlreadyEnrolled(Refused):
@@ -46,6 +63,48 @@ class CardAlreadyEnrolled(Refused):
         self.serial = serial
         self.holder = holder
         self.roster_version = roster_version
+
+
+class CardNotBlank(Refused):
+    """The card in the reader already holds a signature key: it is not a blank card."""
+
+    code = "card-not-blank"
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(
+            f"Card {serial} already holds a signature key: it is not blank, and nothing was "
+            "changed on it. Insert a new, blank card; a card of the roster is replaced with "
+            "replace-card, and a card meant for re-use is factory-reset first by its owner."
+        )
+        self.serial = serial
+
+
+class CardEnrolledEarlier(Refused):
+    """A card this unfinished enrolment already personalised was inserted again."""
+
+    code = "card-enrolled-earlier"
+
+    def __init__(self, serial: str, number: int, holder: str) -> None:
+        super().__init__(
+            f"Card {serial} is already card {number} of this enrolment ({holder}); nothing "
+            "was changed on it. Insert the next blank card."
+        )
+        self.serial = serial
+        self.number = number
+
+
+class EnrolmentMismatch(Refused):
+    """An unfinished enrolment for ``--out`` was made with other parameters."""
+
+    code = "enrolment-mismatch"
+
+    def __init__(self, path: Path, differs: str) -> None:
+        super().__init__(
+            f"{path} records an unfinished enrolment with another {differs}; nothing was "
+            "changed. Re-run with the same options to continue it, or choose another --out."
+        )
+        self.path = str(path)
+        self.differs = differs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,19 +181,28 @@ def enrol_card(
     prompt: str,
     identity: CardHolder | None = None,
     roster: Roster | None = None,
+    enrolled: Sequence[CardHolder] = (),
 ) -> CardHolder:
     """Personalise one card.  ``identity`` (holder, role, site) is used instead of asking
-    (a replacement card); a card already in ``roster`` is refused before anything is
-    written to it (:class:`CardAlreadyEnrolled`)."""
+    (a replacement card).  Refused before anything is written to it: a card already in
+    ``roster`` (:class:`CardAlreadyEnrolled`) or among ``enrolled`` of this enrolment
+    (:class:`CardEnrolledEarlier`), and a card that holds a signature key
+    (:class:`CardNotBlank`)."""
     with cards.in_reader(prompt) as (session, serial):
         listed = roster.holder(serial) if roster is not None else None
         if roster is not None and listed is not None:
             raise CardAlreadyEnrolled(serial, listed.holder, roster.version)
+        for number, earlier in enumerate(enrolled, start=1):
+            if earlier.serial == serial:
+                raise CardEnrolledEarlier(serial, number, earlier.holder)
+        app = session.application_data()
+        if any(app.fingerprints[0]) or app.generation_times[0]:
+            raise CardNotBlank(serial)
         op.info(f"Card serial {serial} (check it against the card's printed serial).")
         if identity is None:
-            holder = op.ask(f"Card {serial} holder name").strip()
+            holder = _ask_filled(op, f"Card {serial} holder name")
             role = _ask_role(op, serial)
-            site = op.ask(f"Card {serial} site").strip()
+            site = _ask_filled(op, f"Card {serial} site")
         else:
             holder, role, site = identity.holder, identity.role, identity.site
             op.info(f"Card {serial} is for {holder} ({role}, site {site}).")
@@ -167,6 +235,13 @@ def enrol_card(
         return card
 
 
+def _ask_filled(op: Operator, question: str) -> str:
+    """A visible answer, asked again while it is blank."""
+    while not (answer := op.ask(question).strip()):
+        op.warn("An answer is needed.")
+    return answer
+
+
 def _ask_role(op: Operator, serial: str) -> Role:
     """The card's role, asked again until it is one of the roster's roles."""
     while True:
@@ -189,28 +264,90 @@ def sign_roster(
     return doc
 
 
+def progress_path(out: Path) -> Path:
+    """The unfinished enrolment's record beside the roster it will become."""
+    return out.with_name(out.name + PROGRESS_SUFFIX)
+
+
+class _Progress:
+    """``<out>.enrolment.json``: the parameters and every card personalised so far
+    (public facts only), rewritten atomically after each card."""
+
+    def __init__(self, params: EnrolCards) -> None:
+        self.path = progress_path(params.out)
+        self.params = params
+        self.cards: list[CardHolder] = []
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            recorded = data["parameters"]
+            cards = [CardHolder.from_json(c) for c in data["cards"]]
+        except (OSError, ValueError, KeyError, TypeError, RosterInvalid) as exc:
+            reason = f"format (it is unreadable: {type(exc).__name__})"
+            raise EnrolmentMismatch(self.path, reason) from None
+        wanted = self.params.to_dict()
+        for key in ("appliance_id", "cards", "admin_threshold", "algorithm"):
+            if recorded.get(key) != wanted[key]:
+                raise EnrolmentMismatch(self.path, f"--{key.replace('_', '-')}")
+        self.cards = cards
+
+    def add(self, card: CardHolder) -> None:
+        self.cards.append(card)
+        body = {
+            "format": PROGRESS_FORMAT,
+            "parameters": self.params.to_dict(),
+            "cards": [c.to_json() for c in self.cards],
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+
+
 def enrol_cards(op: Operator, params: EnrolCards, cards: Cards) -> EnrolResult:
-    """Run ``enrol-cards``."""
+    """Run ``enrol-cards``.
+
+    Never over an existing roster (the genesis roster is pinned by the appliance): an
+    existing ``--out`` or its approvals file is refused before any card is touched.  Each
+    card is recorded in ``<out>.enrolment.json`` as soon as its key is made; a re-run with
+    the same options continues at the first card not yet recorded, and refuses a card
+    already enrolled instead of re-keying it."""
+    refuse_existing([params.out, approvals_path(params.out)], ROSTER_INSTEAD)
+    progress = _Progress(params)
+    progress.load()
     with CeremonyRun(op, "enrol-cards", params, parameters=params.to_dict()) as run:
-        holders: list[CardHolder] = []
-        for number in range(1, params.count + 1):
+        if progress.cards:
+            done = progress.cards
+            op.step(f"Continue the enrolment: {len(done)} of {params.count} cards done")
+            op.table("Cards enrolled earlier", [
+                (h.serial, f"{h.holder} / {h.role} / {h.site}") for h in done
+            ])  # fmt: skip
+            run.record("enrolment-resumed", {
+                "progress_file": str(progress.path),
+                "cards": [h.serial for h in done],
+            })  # fmt: skip
+        for number in range(len(progress.cards) + 1, params.count + 1):
             checks = ["the card is new or reset, sealed until now", "the holder is present"]
             op.step(f"Enrol card {number} of {params.count}", checks)
-            holders.append(
-                enrol_card(
-                    op,
-                    run,
-                    cards,
-                    params.algorithm,
-                    prompt=f"Card {number}: insert the blank card.",
-                )  # fmt: skip
-            )
+            card = enrol_card(
+                op, run, cards, params.algorithm,
+                prompt=f"Card {number}: insert the blank card.", enrolled=progress.cards,
+            )  # fmt: skip
+            progress.add(card)
+        holders = list(progress.cards)
         roster = Roster(1, params.appliance_id, tuple(holders), params.admin_threshold)
         op.table("Roster v1", [(h.serial, f"{h.holder} / {h.role} / {h.site}") for h in holders])
         confirm_or_cancel(op, "Is the roster correct?")
         doc = SignedDocument("roster", 1, params.appliance_id, roster.to_bytes())
         op.step("Admins sign the roster", [f"{params.admin_threshold} distinct admins sign"])
         doc = sign_roster(op, run, cards, doc, roster)
+        refuse_existing([params.out, approvals_path(params.out)], ROSTER_INSTEAD)
         write_signed_document(params.out, doc)
         run.record(
             "roster-written",
@@ -223,9 +360,13 @@ def enrol_cards(op: Operator, params: EnrolCards, cards: Cards) -> EnrolResult:
 
 __all__ = [
     "CardAlreadyEnrolled",
+    "CardEnrolledEarlier",
+    "CardNotBlank",
+    "EnrolmentMismatch",
     "EnrolCards",
     "EnrolResult",
     "enrol_card",
     "enrol_cards",
+    "progress_path",
     "sign_roster",
 ]

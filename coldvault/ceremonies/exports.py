@@ -12,28 +12,44 @@ For the whole run: ``crypto-account.ur.txt``/``.png`` (all Bitcoin accounts),
 ``provisioning.json`` (every pool key: path, CKA_ID, label, public key) and
 ``wallets.proposed.toml`` (``[[wallet]]`` entries; they become active only when the admin
 quorum signs the registry).  Every file is written atomically and fsynced, then hashed
-for the transcript.
+for the transcript.  An existing file is never replaced: :func:`check_exports_free` refuses
+the run before any key is imported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from coldvault.keys.pool import ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.ceremonies.outputs import refuse_existing, write_new
+from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.records.chain import fsync_dir
 from coldvault.transport.render import render_png
+
+#: What an operator does instead of overwriting an export.
+EXPORTS_INSTEAD = "choose a new or empty --export-dir (the files there are from an earlier run)."
+_ACCOUNT_FILES = (".account.json", ".descriptor.txt", ".descriptor.png", ".cosigner.json",
+                  ".ur.txt", ".ur.png")  # fmt: skip
+_RUN_FILES = ("crypto-account.ur.txt", "crypto-account.ur.png", "provisioning.json",
+              "wallets.proposed.toml")  # fmt: skip
+
+
+def export_paths(specs: Sequence[AccountSpec], directory: Path) -> list[Path]:
+    """Every file :func:`write_exports` may write for ``specs``."""
+    names = [s.name + suffix for s in specs for suffix in _ACCOUNT_FILES]
+    return [directory / n for n in (*names, *_RUN_FILES)]
+
+
+def check_exports_free(specs: Sequence[AccountSpec], directory: Path) -> None:
+    """Refuse (:class:`~coldvault.ceremonies.outputs.OutputExists`) before any key is
+    imported if an export of this run would replace a file in ``directory``."""
+    refuse_existing(export_paths(specs, directory), EXPORTS_INSTEAD)
 
 
 def _write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_new(path, data, EXPORTS_INSTEAD)
 
 
 def _json(obj: object) -> bytes:
@@ -65,12 +81,8 @@ def write_exports(record: ProvisioningRecord, directory: Path) -> dict[str, str]
     written.append(
         _write(directory / "wallets.proposed.toml", record.wallet_registry_toml().encode())
     )
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(directory)
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in written}
 
 
-__all__ = ["write_exports"]
+__all__ = ["EXPORTS_INSTEAD", "check_exports_free", "export_paths", "write_exports"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from coldvault.ceremonies.backup import BackupFormat, recover_seed
-from coldvault.ceremonies.exports import write_exports
+from coldvault.ceremonies.exports import check_exports_free, write_exports
 from coldvault.ceremonies.hardware import (
     Cards,
     HsmSession,
@@ -36,8 +36,16 @@ from coldvault.ceremonies.params import (
 )
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.crypto.bip32 import master_fingerprint
-from coldvault.errors import IntegrityError
-from coldvault.keys.pool import ProvisioningRecord, provision, ur_account, ur_output
+from coldvault.errors import IntegrityError, Refused
+from coldvault.keys.pool import (
+    PoolKey,
+    ProvisioningRecord,
+    pool_seeds,
+    provision,
+    roll_back,
+    ur_account,
+    ur_output,
+)
 from coldvault.quorum.roster import Roster
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{8}")
@@ -55,6 +63,46 @@ class FingerprintMismatch(IntegrityError):
         )
         self.expected = expected
         self.found = found
+
+
+class PoolExists(Refused):
+    """The token already holds the key pool of another seed (or, for ``generate-seed``,
+    of any seed): a second seed is never imported next to it."""
+
+    code = "pool-exists"
+
+    def __init__(self, token: str, seeds: dict[str, int]) -> None:
+        held = ", ".join(f"{count} keys of seed {fp}" for fp, count in sorted(seeds.items()))
+        super().__init__(
+            f"Token {token} already holds a key pool ({held}); nothing was imported. Grow "
+            "that pool with extend-pool, or start the appliance over with init-appliance "
+            "--destroy-existing approved by the admin quorum."
+        )
+        self.token = token
+        self.seeds = dict(seeds)
+
+
+class ImportRolledBack(Refused):
+    """An import failed part-way and the keys it had made were deleted again, but some
+    could not be: their labels are named (and recorded in the transcript)."""
+
+    code = "import-not-rolled-back"
+
+    def __init__(self, left: list[str]) -> None:
+        super().__init__(
+            f"The key import was interrupted and {len(left)} of its keys could not be "
+            f"deleted from the HSM: {', '.join(left)}. Delete them before the next run."
+        )
+        self.left = list(left)
+
+
+def refuse_other_pool(session: HsmSession, token: str, fingerprint: str | None) -> None:
+    """Refuse a token holding derived keys of a seed other than ``fingerprint`` (of any
+    seed when ``fingerprint`` is None): :class:`PoolExists`."""
+    seeds = pool_seeds(session.list_keys())
+    other = {fp: n for fp, n in seeds.items() if fp != fingerprint}
+    if other:
+        raise PoolExists(token, seeds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,15 +173,54 @@ class Provisioned:
 def provision_pool(
     op: Operator, run: CeremonyRun, session: HsmSession, seed: bytearray, pool: PoolParams
 ) -> Provisioned:
-    """Steps "Derive and import the keys" and "Write the public exports"."""
+    """Steps "Derive and import the keys" and "Write the public exports".
+
+    All or nothing up to the exports: if the import or the exports fail or are interrupted
+    (Ctrl-C), the keys this run imported are deleted from the token again and the
+    transcript records it (``import-rolled-back``); keys that were already there stay."""
+    check_exports_free(pool.specs, pool.export_dir)
     total = pool.key_count
     op.step(
         f"Derive and import {total} keys into the HSM",
         ["the HSM activity light shows work; no other device is connected"],
     )
+    imported: list[PoolKey] = []
+    try:
+        return _import_and_export(op, run, session, seed, pool, imported)
+    except BaseException:
+        _roll_back(op, run, session, imported)
+        raise
+
+
+def _roll_back(op: Operator, run: CeremonyRun, session: HsmSession, keys: list[PoolKey]) -> None:
+    if not keys:
+        return
+    op.warn(f"The import did not complete: deleting the {len(keys)} key(s) it made.")
+    left = roll_back(session, keys)
+    run.record(
+        "import-rolled-back",
+        {"imported": len(keys), "deleted": len(keys) - len(left), "left": left},
+        devices=[hsm_device(session)],
+    )
+    if left:
+        raise ImportRolledBack(left)
+    op.ok(f"{len(keys)} key(s) of the interrupted import deleted; the token is as before.")
+
+
+def _import_and_export(
+    op: Operator,
+    run: CeremonyRun,
+    session: HsmSession,
+    seed: bytearray,
+    pool: PoolParams,
+    imported: list[PoolKey],
+) -> Provisioned:
+    total = pool.key_count
     op.progress(0, total)
     try:
-        record = provision(session, seed, pool.specs, pool.pool_size, progress=op.progress)
+        record = provision(
+            session, seed, pool.specs, pool.pool_size, progress=op.progress, imported=imported
+        )
     finally:
         op.progress(total, total)
     op.ok(f"{record.imported} keys imported, {record.already_present} already present.")
@@ -207,6 +294,7 @@ def _recovered(
         "token": token.label,
         "expected_fingerprint": params.expect_fingerprint,
     }
+    check_exports_free(params.pool.specs, params.pool.export_dir)
     with CeremonyRun(op, ceremony, params, parameters=parameters) as run:
         if quorum and params.roster is not None and cards is not None:
             op.step("Admin quorum approval", ["each admin checks the parameters shown"])
@@ -222,6 +310,7 @@ def _recovered(
             expected = params.expect_fingerprint
             if expected and expected != fingerprint:
                 raise FingerprintMismatch(expected, fingerprint)
+            refuse_other_pool(session, token.label, fingerprint)
             confirm_or_cancel(op, f"Is {fingerprint} the fingerprint recorded at seed generation?")
             done = provision_pool(op, run, session, seed, params.pool)
             run.wipe_secrets()
@@ -247,6 +336,8 @@ def pool_result(closed: Closed, done: Provisioned, pool: PoolParams) -> PoolResu
 
 __all__ = [
     "FingerprintMismatch",
+    "ImportRolledBack",
+    "PoolExists",
     "PoolResult",
     "Provisioned",
     "RecoverPool",
@@ -254,4 +345,5 @@ __all__ = [
     "pool_result",
     "provision_from_backup",
     "provision_pool",
+    "refuse_other_pool",
 ]

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from coldvault.ceremonies.operator import Operator
+from coldvault.ceremonies.outputs import refuse_existing, write_new
 from coldvault.ceremonies.params import CeremonyParams
 from coldvault.crypto import wipe
 from coldvault.errors import Cancelled, ColdvaultError
@@ -33,6 +34,8 @@ from coldvault.records.transcript import Device, Signer, TranscriptWriter, rende
 
 #: The reason an operator's "no" or Ctrl-C leaves in the transcript.
 CANCELLED = "cancelled"
+#: What an operator does instead of overwriting the printable copy of a transcript.
+HTML_INSTEAD = "choose another --transcript (the printable copy is written beside it)."
 
 
 def transcript_name(ceremony: str, ceremony_id: str, now: dt.datetime | None = None) -> str:
@@ -85,6 +88,7 @@ class CeremonyRun:
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> CeremonyRun:
+        refuse_existing([self.transcript_path.with_suffix(".html")], HTML_INSTEAD)
         self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
         self.transcript = TranscriptWriter.create(
             self.transcript_path,
@@ -155,7 +159,7 @@ class CeremonyRun:
             self.operator.ok(f"Witness {sig.holder} (card {sig.card_serial}) signed.")
         result = verify(self.transcript_path)
         html_path = self.transcript_path.with_suffix(".html")
-        html_path.write_text(render_html(self.transcript_path))
+        write_new(html_path, render_html(self.transcript_path).encode(), HTML_INSTEAD)
         self.operator.ok(
             f"Transcript verified ({result.entries} entries); printable copy: {html_path}"
         )

@@ -1,6 +1,12 @@
 """``generate-seed``: a new seed from HSM + OS + dice entropy, its backup, and (by default)
 the key pool imported in the same run, so the seed never leaves memory.
 
+A token that already holds a key pool is refused before the dice
+(:class:`~coldvault.ceremonies.provision.PoolExists`):
+the one path to another seed on a live appliance is ``init-appliance --destroy-existing``
+with the admin quorum.  Exports that would replace files are refused before the
+transcript opens.
+
 Steps: prepare the room (confirmed), log in to the HSM, enter the dice rolls, create the
 seed and its backup (words shown and checked only for a paper backup), derive and import
 the pool and write the public exports, close the transcript (witness cards sign it).
@@ -13,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coldvault.ceremonies.backup import BackupPlan, make_seed, read_dice
+from coldvault.ceremonies.exports import check_exports_free
 from coldvault.ceremonies.hardware import Cards, HsmToken, hsm_device, log_in, witness_signers
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel
 from coldvault.ceremonies.params import (
@@ -23,7 +30,7 @@ from coldvault.ceremonies.params import (
     check_int,
     check_type,
 )
-from coldvault.ceremonies.provision import Provisioned, provision_pool
+from coldvault.ceremonies.provision import Provisioned, provision_pool, refuse_other_pool
 from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.keys.entropy import MIN_ROLLS
 from coldvault.quorum.roster import Roster
@@ -98,6 +105,8 @@ def generate_seed(
         **params.pool.to_dict(),
         "token": token.label,
     }
+    if params.provision:
+        check_exports_free(params.pool.specs, params.pool.export_dir)
     with CeremonyRun(op, "generate-seed", params, parameters=parameters) as run:
         op.step(
             "Prepare the room",
@@ -113,6 +122,8 @@ def generate_seed(
         provisioned = None
         with closing(log_in(op, token, purpose="seed ceremony")) as session:
             run.record("hsm-opened", {"token": token.label}, devices=[hsm_device(session)])
+            if params.provision:
+                refuse_other_pool(session, token.label, None)
             op.step(
                 "Enter the dice rolls",
                 [f"at least {MIN_ROLLS} rolls, typed as digits 1-6; input is hidden"],

@@ -36,10 +36,12 @@ from coldvault.crypto.bip32 import HDKey, Network
 from coldvault.crypto.descriptors import KeyOrigin, wpkh_descriptor
 from coldvault.crypto.memory import wipe
 from coldvault.crypto.paths import HARDENED, path_to_str
-from coldvault.errors import IntegrityError
+from coldvault.errors import ColdvaultError, IntegrityError
 from coldvault.keys.keystore import (
     KeyAdmin,
     KeyAlgorithm,
+    KeyInfo,
+    KeyNotFound,
     derived_key_id,
     derived_key_label,
 )
@@ -378,8 +380,13 @@ def provision(
     *,
     start: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    imported: list[PoolKey] | None = None,
 ) -> ProvisioningRecord:
-    """Import the pool into ``keystore``; keys already present must match (then skipped)."""
+    """Import the pool into ``keystore``; keys already present must match (then skipped).
+
+    ``imported`` collects each key this run put on the token, the moment it is there, so
+    that a caller can undo an interrupted run with :func:`roll_back` (keys that were
+    already present are never listed)."""
     existing = {k.key_id: k for k in keystore.list_keys()}
     total = sum(len(s.key_paths(pool_size, start)) for s in specs)
     counters = {"imported": 0, "present": 0, "done": 0}
@@ -391,7 +398,14 @@ def provision(
                 raise PoolMismatch(key.label)
             counters["present"] += 1
         else:
-            info = keystore.import_private_key(key.algorithm, scalar, key.key_id, key.label)
+            if imported is not None:  # listed first: an interrupt inside the import
+                imported.append(key)  # may leave the key on the token
+            try:
+                info = keystore.import_private_key(key.algorithm, scalar, key.key_id, key.label)
+            except ColdvaultError:
+                if imported is not None:  # refused: nothing of this run is on the token
+                    imported.pop()
+                raise
             if info.public_key != key.public_key:
                 raise PoolMismatch(key.label)
             counters["imported"] += 1
@@ -409,6 +423,42 @@ def provision(
         already_present=counters["present"],
         token=keystore.token_info.label,
     )
+
+
+def pool_seeds(keys: Sequence[KeyInfo]) -> dict[str, int]:
+    """Master fingerprint (hex) -> number of its derived keys among ``keys`` (the
+    appliance's own keys and anything not following the derived-key scheme are left out)."""
+    seeds: dict[str, int] = {}
+    for key in keys:
+        kid = key.key_id
+        if kid[:1] == b"K" and len(kid) > 5 and (len(kid) - 5) % 4 == 0:
+            fp = kid[1:5].hex()
+            seeds[fp] = seeds.get(fp, 0) + 1
+    return seeds
+
+
+def roll_back(keystore: KeyAdmin, keys: Sequence[PoolKey]) -> list[str]:
+    """Delete ``keys`` (what an interrupted :func:`provision` imported) from the token,
+    newest first; returns the labels of any still there (``[]``: all gone).
+
+    A second Ctrl-C while this runs does not stop it: the deletions are few and each one
+    left undone would be a key of a discarded run."""
+    left: list[str] = []
+    for key in reversed(keys):
+        for _attempt in range(3):
+            try:
+                keystore.delete_key(key.key_id)
+                break
+            except KeyNotFound:  # the interrupt came before the key was made
+                break
+            except KeyboardInterrupt:
+                continue
+            except ColdvaultError:
+                left.append(key.label)
+                break
+        else:
+            left.append(key.label)
+    return left
 
 
 # -- UR exports (BCR-2020-010 crypto-output, BCR-2020-015 crypto-account) -------------------
@@ -456,7 +506,9 @@ __all__ = [
     "ProvisioningRecord",
     "Template",
     "derive_pool",
+    "pool_seeds",
     "provision",
+    "roll_back",
     "ur_account",
     "ur_output",
     "verify_pool",

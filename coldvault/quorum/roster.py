@@ -148,6 +148,11 @@ class CardHolder:
             "status": self.status.value,
         }
 
+    @classmethod
+    def from_json(cls, obj: object, field: str = "card") -> CardHolder:
+        """The inverse of :meth:`to_json`; :class:`RosterInvalid` naming ``field``."""
+        return _holder_from_json(field, obj)
+
 
 @dataclass(frozen=True)
 class Roster:
@@ -223,7 +228,7 @@ class Roster:
         raw_holders = obj.get("holders")
         if not isinstance(raw_holders, list) or len(raw_holders) > MAX_HOLDERS:
             raise RosterInvalid(f"holders must be a list of at most {MAX_HOLDERS}", field="holders")
-        holders = tuple(_holder_from_json(i, h) for i, h in enumerate(raw_holders))
+        holders = tuple(_holder_from_json(f"holders[{i}]", h) for i, h in enumerate(raw_holders))
         version, threshold, appliance_id = (
             obj.get("version"),
             obj.get("admin_threshold"),
@@ -262,8 +267,7 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _holder_from_json(i: int, obj: object) -> CardHolder:
-    field = f"holders[{i}]"
+def _holder_from_json(field: str, obj: object) -> CardHolder:
     if not isinstance(obj, dict):
         raise RosterInvalid("not an object", field=field)
     try:

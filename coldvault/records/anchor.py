@@ -130,8 +130,16 @@ def check_configs(anchor: Anchor, offered: tuple[ConfigVersion, ...]) -> None:
         check_not_rolled_back(version, anchor.config(version.kind))
 
 
-def check_trail(anchor: Anchor, path: Path, *, entries: int, sealed_through: int | None) -> None:
-    """Refuse a trail (already verified, ``entries`` long) that lacks the anchored entry."""
+def check_trail(
+    anchor: Anchor,
+    path: Path,
+    *,
+    entries: int,
+    sealed_through: int | None,
+    allow_torn_tail: bool = False,
+) -> None:
+    """Refuse a trail (already verified, ``entries`` long) that lacks the anchored entry;
+    ``allow_torn_tail`` checks the complete lines before a torn last one."""
     if anchor.audit_seq < 0:
         return
     if not path.exists():
@@ -150,7 +158,7 @@ def check_trail(anchor: Anchor, path: Path, *, entries: int, sealed_through: int
             f"it is sealed through entry {found} but the HSM anchors a seal through entry "
             f"{anchor.sealed_through}",
         )
-    for line in walk(path, AUDIT):
+    for line in walk(path, AUDIT, allow_torn_tail=allow_torn_tail):
         if line.index == anchor.audit_seq:
             if line.entry["hash"] != anchor.audit_head:
                 raise StateRollback(

@@ -62,7 +62,7 @@ EVENTS = frozenset(
     {
         "request-received", "review", "decision", "approval", "approval-refused", "signature",
         "response", "refusal", "config-change", "seal", "startup", "shutdown", "ceremony",
-        "approval-token", "signing", "reconciled", "reshown",
+        "approval-token", "signing", "reconciled", "reshown", "repair", "state-reset",
     }
 )  # fmt: skip
 SEAL_PREFIX = b"coldvault/audit-seal/v1\x00"
@@ -271,6 +271,43 @@ def verify(
     return report
 
 
+def verify_prefix(path: Path | str, audit_public_key: bytes) -> tuple[AuditReport, int]:
+    """:func:`verify` of the complete lines of a trail whose last line may be torn (a
+    crash in the middle of an append); returns the report and the number of torn bytes
+    after them (0: nothing torn)."""
+    try:
+        coincurve.PublicKey(audit_public_key)
+    except (ValueError, TypeError) as exc:
+        raise BadAuditPublicKey() from exc
+    try:
+        report, valid = _scan(Path(path), audit_public_key, allow_torn_tail=True)
+        return report, Path(path).stat().st_size - valid
+    except FileNotFoundError as exc:
+        raise AuditLogNotFound(str(path)) from exc
+
+
+def torn_aside_path(path: Path, offset: int) -> Path:
+    """Where :class:`AuditLog` keeps the torn bytes that followed byte ``offset``."""
+    return path.with_name(f"{path.name}.torn-at-{offset}")
+
+
+def _move_aside(fd: int, path: Path, valid: int, size: int) -> Path:
+    """Copy bytes ``valid..size`` of the open trail to a new file beside it (durable), then
+    cut them from the trail: moved, never deleted."""
+    aside = torn_aside_path(path, valid)
+    torn = os.pread(fd, size - valid, valid)
+    out = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        os.write(out, torn)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    fsync_dir(path.parent)
+    os.ftruncate(fd, valid)
+    os.fsync(fd)
+    return aside
+
+
 # --------------------------------------------------------------------------- writing
 class AuditLog:
     """The single writer of one trail file (an exclusive lock guards against a second)."""
@@ -309,11 +346,12 @@ class AuditLog:
                 fsync_dir(self.path.parent)
             report, valid = _scan(self.path, audit_public_key, allow_torn_tail=recover_torn_tail)
             size = os.fstat(self._fd).st_size
-            #: bytes of an incomplete final line dropped at open (a crash mid-append)
+            #: bytes of an incomplete final line moved aside at open (a crash mid-append)
             self.recovered_bytes = size - valid
+            #: the file beside the trail that now holds them (:func:`torn_aside_path`)
+            self.torn_file: Path | None = None
             if self.recovered_bytes:
-                os.ftruncate(self._fd, valid)
-                os.fsync(self._fd)
+                self.torn_file = _move_aside(self._fd, self.path, valid, size)
         except BaseException:
             os.close(self._fd)
             raise
@@ -387,5 +425,7 @@ __all__ = [
     "review_fields",
     "seal_digest",
     "seal_ok",
+    "torn_aside_path",
     "verify",
+    "verify_prefix",
 ]

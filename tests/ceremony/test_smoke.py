@@ -42,7 +42,7 @@ from .chain import ADMIN_PIN, USER_PIN, Genesis, make_genesis
 
 pytestmark = pytest.mark.lab
 
-INIT_TOKEN, SEED_TOKEN = "cv-smoke-init", "cv-smoke-seed"
+INIT_TOKEN, SEED_TOKEN, POOL_TOKEN = "cv-smoke-init", "cv-smoke-seed", "cv-smoke-pool"
 SO_PIN, USER_TOKEN_PIN = "lab-so-smoke", "lab-user-smoke"  # TEST ONLY
 APPLIANCE = "vault-smoke-1"
 DAVE, ERIN, ALICE, BOB = "C0DE0004", "C0DE0005", "C0DE0001", "C0DE0002"
@@ -63,7 +63,7 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmLab]:
         pytest.skip("SoftHSM2 is not installed (Debian package softhsm2)")
     lab = SoftHsmLab(
         state_dir=tmp_path_factory.mktemp("smoke-hsm"),
-        tokens=[TokenSpec(t, SO_PIN, USER_TOKEN_PIN) for t in (INIT_TOKEN, SEED_TOKEN)],
+        tokens=[TokenSpec(t, SO_PIN, USER_TOKEN_PIN) for t in (INIT_TOKEN, SEED_TOKEN, POOL_TOKEN)],
     ).setup()
     yield lab
     lab.destroy()
@@ -198,12 +198,12 @@ def test_generate_seed(hsm: SoftHsmLab, tmp_path: Path) -> None:
 
 
 def test_provision(hsm: SoftHsmLab, tmp_path: Path) -> None:
-    child = spawn(args(tmp_path, "provision", "--token", SEED_TOKEN, "--template", "bip84",
+    child = spawn(args(tmp_path, "provision", "--token", POOL_TOKEN, "--template", "bip84",
                        "--pool-size", "2", "--account", "7", "--export-dir", str(tmp_path / "e"),
                        "--expect-fingerprint", FINGERPRINT, "--json"),
                   hsm.env, tmp_path / "pexpect.log")  # fmt: skip
     answer(child, [
-        (f"HSM user PIN for token {SEED_TOKEN} .*: ", USER_TOKEN_PIN),
+        (f"HSM user PIN for token {POOL_TOKEN} .*: ", USER_TOKEN_PIN),
         ("SLIP-39 share 1: ", SHARES[1]),
         ("SLIP-39 share 2: ", SHARES[0]),
         (f"Is {FINGERPRINT} the fingerprint recorded at seed generation\\? Type yes to "
@@ -244,14 +244,14 @@ def test_enrol_cards(pcsc_lab: Any, tmp_path: Path) -> None:
 
 
 def test_extend_pool(hsm: SoftHsmLab, genesis: Genesis, slot: Slot, tmp_path: Path) -> None:
-    child = spawn(args(tmp_path, "extend-pool", "--token", SEED_TOKEN, "--template", "bip84",
+    child = spawn(args(tmp_path, "extend-pool", "--token", POOL_TOKEN, "--template", "bip84",
                        "--pool-size", "1", "--account", "9", "--roster", str(genesis.path),
                        "--expect-fingerprint", FINGERPRINT, "--export-dir", str(tmp_path / "e"),
                        "--yes"),
                   hsm.env, tmp_path / "pexpect.log")  # fmt: skip
     admins_sign(child, slot)
     answer(child, [
-        (f"HSM user PIN for token {SEED_TOKEN} .*: ", USER_TOKEN_PIN),
+        (f"HSM user PIN for token {POOL_TOKEN} .*: ", USER_TOKEN_PIN),
         ("SLIP-39 share 1: ", SHARES[2]),
         ("SLIP-39 share 2: ", SHARES[1]),
         (r"(\d+) keys imported, (\d+) already present", None),

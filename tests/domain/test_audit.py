@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.records import audit
-from coldvault.records.audit import AuditLog, entry_hash, verify
+from coldvault.records.audit import AuditLog, entry_hash, verify, verify_prefix
 from coldvault.records.errors import (
     AuditChainBroken,
     AuditHashMismatch,
@@ -246,8 +246,12 @@ def test_torn_last_line(tmp_path: Path) -> None:
     assert info.value.index == 11 and info.value.reason == "incomplete last line"
     with pytest.raises(AuditMalformed):
         AuditLog(path)
+    cut = data[:-20]
+    torn = cut[cut.rindex(b"\n") + 1 :]
+    assert verify_prefix(path, PUB)[0].entries == 11 and verify_prefix(path, PUB)[1] == len(torn)
     with AuditLog(path, recover_torn_tail=True) as log:
-        assert log.recovered_bytes > 0 and log.next_seq == 11
+        assert log.recovered_bytes == len(torn) and log.next_seq == 11
+        assert log.torn_file is not None and log.torn_file.read_bytes() == torn  # moved aside
         log.append("startup", {"recovered_torn_bytes": log.recovered_bytes})
     assert verify(path, PUB).entries == 12
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from pkcs11 import Attribute, ObjectClass
 
-from coldvault.backends.pkcs11.errors import translated
-from coldvault.backends.pkcs11.keystore import _LOCK, Pkcs11Keystore
+from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.records.anchor import AnchorCorrupt
 
 __all__ = ["ANCHOR_APPLICATION", "ANCHOR_LABEL", "MAX_ANCHOR_BYTES", "TokenAnchorStore"]
@@ -33,11 +32,14 @@ class TokenAnchorStore:
     def __init__(self, keystore: Pkcs11Keystore) -> None:
         self._keystore = keystore
 
-    def _objects(self) -> list[tuple[int, Any]]:
-        session = self._keystore._live()
+    @staticmethod
+    def _objects(session: Any) -> list[tuple[int, Any]]:
         found = session.get_objects(
-            {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: ANCHOR_LABEL,
-             Attribute.PRIVATE: True}
+            {
+                Attribute.CLASS: ObjectClass.DATA,
+                Attribute.LABEL: ANCHOR_LABEL,
+                Attribute.PRIVATE: True,
+            }
         )
         return sorted(
             ((int.from_bytes(bytes(obj[Attribute.OBJECT_ID] or b""), "big"), obj)
@@ -45,9 +47,8 @@ class TokenAnchorStore:
         )  # fmt: skip
 
     def load(self) -> bytes | None:
-        label = self._keystore.token_info.label
-        with _LOCK, translated(label, purpose="read the state anchor"):
-            objects = self._objects()
+        with self._keystore.raw_session("read the state anchor") as session:
+            objects = self._objects(session)
             if not objects:
                 return None
             data = bytes(objects[-1][1][Attribute.VALUE])
@@ -58,11 +59,10 @@ class TokenAnchorStore:
     def save(self, data: bytes) -> None:
         if len(data) > MAX_ANCHOR_BYTES:
             raise ValueError("the anchor is too large")
-        label = self._keystore.token_info.label
-        with _LOCK, translated(label, purpose="update the state anchor"):
-            objects = self._objects()
+        with self._keystore.raw_session("update the state anchor") as session:
+            objects = self._objects(session)
             generation = objects[-1][0] + 1 if objects else 1
-            self._keystore._live().create_object(
+            session.create_object(
                 {
                     Attribute.CLASS: ObjectClass.DATA,
                     Attribute.TOKEN: True,
@@ -78,7 +78,6 @@ class TokenAnchorStore:
 
     def destroy(self) -> None:
         """Remove the anchor (the admin-approved lost-state recovery, and tests)."""
-        label = self._keystore.token_info.label
-        with _LOCK, translated(label, purpose="remove the state anchor"):
-            for _, old in self._objects():
+        with self._keystore.raw_session("remove the state anchor") as session:
+            for _, old in self._objects(session):
                 old.destroy()

@@ -518,6 +518,14 @@ class Pkcs11Keystore:
                 name = f"CKM 0x{int(mechanism):08x}"
             raise MechanismUnsupported(self._info.label, name, purpose)
 
+    @contextmanager
+    def raw_session(self, purpose: str) -> Iterator[Any]:
+        """The logged-in python-pkcs11 session, for a backend module of this package that
+        keeps its own objects on the token (the state anchor): held under the keystore's
+        lock, with PKCS#11 errors translated as failing to ``purpose``."""
+        with _LOCK, translated(self._info.label, purpose=purpose):
+            yield self._live()
+
     # -- internals
     def _live(self) -> Any:
         if self._session is None:
@@ -760,19 +768,26 @@ class Pkcs11Keystore:
                 created = session.create_object(private_template)
                 try:
                     public = session.create_object(public_template)
-                except p11.PKCS11Error:
+                except BaseException:  # an error or Ctrl-C: never leave half a pair
+                    for orphan in self._objects(ObjectClass.PUBLIC_KEY, key_id):
+                        orphan.destroy()  # made just before a Ctrl-C took effect
                     created.destroy()
                     raise
             return self._created(key_id, created, public)
 
     def delete_key(self, key_id: bytes) -> None:
         """Destroy the private and public objects with this ``CKA_ID`` (key-pool ceremonies)."""
+        label = self._info.label
         with _LOCK:
-            self._load(key_id)
-            with translated(self._info.label, key_id=key_id, purpose="delete a key"):
-                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
-                    for obj in self._objects(cls, key_id):
-                        obj.destroy()
+            with translated(label, key_id=key_id, purpose="delete a key"):
+                private = self._objects(ObjectClass.PRIVATE_KEY, key_id)
+                public = self._objects(ObjectClass.PUBLIC_KEY, key_id)
+                if not private and public:  # see _load: never delete half of a hidden pair
+                    raise PrivateKeyHidden(label, key_id)
+                if not private:
+                    raise KeyNotFound(label, key_id)
+                for obj in private + public:  # also half a pair an interrupt left behind
+                    obj.destroy()
             self._cache.pop(key_id, None)
             self._indexed().pop(key_id, None)
             self._token_ids.discard(key_id)
