@@ -5,9 +5,12 @@ signing a challenge message with it. This module checks such a proof, offline:
 
 * Bitcoin: BIP-137 compact signatures (65 bytes, base64; the "Signed Message" format of
   Bitcoin Core, Electrum, Trezor, Coldcard) for P2PKH, P2SH-P2WPKH and P2WPKH, and BIP-322
-  "simple" signatures (a base64 witness stack) for P2WPKH.
-* Ethereum: EIP-191 ``personal_sign`` (65 bytes ``r || s || v``, hex), address checked
-  against the recovered key; a mixed-case address must carry a valid EIP-55 checksum.
+  "simple" and "full" signatures (:mod:`coldvault.policy.bip322`) for every standard
+  address type: P2PKH, P2SH (multisig), P2WPKH, P2SH-P2WPKH, P2WSH (multisig, time locks),
+  P2SH-P2WSH and P2TR (key path and tapscript).
+* Ethereum: EIP-191 ``personal_sign`` of text, or EIP-712 ``eth_signTypedData_v4`` when the
+  message is typed-data JSON (65 bytes ``r || s || v``, hex), address checked against the
+  recovered key; a mixed-case address must carry a valid EIP-55 checksum.
 * Solana: Ed25519 over the UTF-8 message, base58 address (the public key); the signature
   as base58, base64, hex or raw bytes.
 
@@ -27,17 +30,18 @@ import nacl.exceptions
 import nacl.signing
 from embit import base58, bech32
 
-from coldvault.crypto.hashes import hash160, keccak256, sha256, sha256d
+from coldvault.crypto.hashes import hash160, keccak256, sha256d
 from coldvault.crypto.secp256k1 import LOW_S_MAX, is_scalar
-from coldvault.errors import AuthError
+from coldvault.errors import AuthError, ColdvaultError
+from coldvault.policy.bip322 import decode_base64, split_prefix, verify_bip322
 from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin.tx import compact_size
+from coldvault.requests.ethereum.eip712 import parse_typed_data
 from coldvault.requests.ethereum.tx import checksum_address, eth_address
 
 MAX_MESSAGE = 4096
-MAX_SIGNATURE = 1024
+MAX_SIGNATURE = 8192
 BITCOIN_MAGIC = b"Bitcoin Signed Message:\n"
-BIP322_TAG = b"BIP0322-signed-message"
 SEGWIT_HRPS = ("bc", "tb", "bcrt")
 _ETH_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 
@@ -100,14 +104,13 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
         ver, prog = bech32.decode(hrp, address)
         if ver is None or prog is None:
             raise fail("malformed-address", "The Bitcoin address has a bad bech32 checksum.")
-        if ver != 0:
-            raise fail(
-                "unsupported",
-                f"Ownership proofs for segwit v{ver} (taproot) addresses are not supported yet.",
-            )
-        if len(prog) not in (20, 32):
+        if ver == 0 and len(prog) not in (20, 32):
             raise fail("malformed-address", "The segwit v0 program has an invalid length.")
-        return bytes([0, len(prog), *prog])
+        if ver != 0 and (ver != 1 or len(prog) != 32):
+            raise fail(
+                "unsupported", f"Segwit v{ver} addresses of {len(prog)} bytes cannot be proven."
+            )
+        return bytes([0 if ver == 0 else 0x50 + ver, len(prog), *prog])
     try:
         data = base58.decode_check(address)
     except ValueError as exc:
@@ -121,22 +124,19 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
     raise fail("malformed-address", "The Bitcoin address has an unknown version byte.")
 
 
-def _decode_b64(signature: str | bytes, fail: _Fail) -> bytes:
-    if isinstance(signature, bytes):
-        return signature
-    try:
-        return base64.b64decode(signature.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise fail("malformed-signature", "The signature is not valid base64.") from exc
-
-
 def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
     spk = _script_pubkey(address, fail)
-    raw = _decode_b64(signature, fail)
-    if len(raw) == 65:
+    if isinstance(signature, bytes):
+        variant, raw = None, signature
+    else:
+        variant, body = split_prefix(signature.strip())
+        raw = decode_base64(body, fail)
+    if not raw:
+        raise fail("malformed-signature", "The signature is empty.")
+    if variant is None and len(raw) == 65 and 27 <= raw[0] <= 42:
         _verify_bip137(spk, message, raw, fail)
     else:
-        _verify_bip322_simple(spk, message, raw, fail)
+        verify_bip322(spk, message, variant, raw, fail)
 
 
 def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
@@ -176,82 +176,6 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
         )
 
 
-def _tagged_hash(tag: bytes, data: bytes) -> bytes:
-    t = sha256(tag)
-    return sha256(t + t + data)
-
-
-def _witness_stack(raw: bytes, fail: _Fail) -> list[bytes]:
-    def read_varint(pos: int) -> tuple[int, int]:
-        if pos >= len(raw):
-            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
-        first = raw[pos]
-        if first < 0xFD:
-            return first, pos + 1
-        raise fail("malformed-signature", "The BIP-322 witness has an oversized item.")
-
-    count, pos = read_varint(0)
-    if not 0 < count <= 16:
-        raise fail("malformed-signature", "The BIP-322 witness has an invalid item count.")
-    items = []
-    for _ in range(count):
-        size, pos = read_varint(pos)
-        if pos + size > len(raw):
-            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
-        items.append(raw[pos : pos + size])
-        pos += size
-    if pos != len(raw):
-        raise fail("malformed-signature", "The BIP-322 witness has trailing bytes.")
-    return items
-
-
-def bip322_to_spend_txid(spk: bytes, message: bytes) -> bytes:
-    """txid (internal byte order) of BIP-322's virtual ``to_spend`` transaction."""
-    script_sig = b"\x00\x20" + _tagged_hash(BIP322_TAG, message)
-    tx = (
-        (0).to_bytes(4, "little")
-        + b"\x01" + bytes(32) + b"\xff\xff\xff\xff"
-        + compact_size(len(script_sig)) + script_sig + (0).to_bytes(4, "little")
-        + b"\x01" + (0).to_bytes(8, "little") + compact_size(len(spk)) + spk
-        + (0).to_bytes(4, "little")
-    )  # fmt: skip
-    return sha256d(tx)
-
-
-def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
-    if not (len(spk) == 22 and spk[:2] == b"\x00\x14"):
-        raise fail(
-            "unsupported",
-            "BIP-322 simple signatures are supported for P2WPKH addresses only; use BIP-137.",
-        )
-    items = _witness_stack(raw, fail)
-    if len(items) != 2 or len(items[1]) != 33 or items[1][0] not in (2, 3):
-        raise fail("malformed-signature", "A P2WPKH witness must be [signature, compressed key].")
-    sig, pubkey = items
-    if hash160(pubkey) != spk[2:]:
-        raise fail("address-mismatch", "The witness public key does not control the address.")
-    if len(sig) < 9 or sig[-1] != 0x01:
-        raise fail("malformed-signature", "The witness signature must be DER with SIGHASH_ALL.")
-    txid = bip322_to_spend_txid(spk, message)
-    outpoint = txid + (0).to_bytes(4, "little")
-    sequence = (0).to_bytes(4, "little")
-    op_return = b"\x6a"
-    preimage = (
-        (0).to_bytes(4, "little")
-        + sha256d(outpoint) + sha256d(sequence) + outpoint
-        + b"\x19\x76\xa9\x14" + spk[2:] + b"\x88\xac"
-        + (0).to_bytes(8, "little") + sequence
-        + sha256d((0).to_bytes(8, "little") + compact_size(len(op_return)) + op_return)
-        + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
-    )  # fmt: skip
-    try:
-        ok = coincurve.PublicKey(pubkey).verify(sig[:-1], sha256d(preimage), hasher=None)
-    except ValueError as exc:
-        raise fail("malformed-signature", "The witness signature is not valid DER.") from exc
-    if not ok:
-        raise fail("bad-signature", "The BIP-322 signature does not verify for this message.")
-
-
 # --- Ethereum -----------------------------------------------------------------------------
 
 
@@ -279,7 +203,7 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
     s = int.from_bytes(raw[32:64], "big")
     if not (is_scalar(s) and s <= LOW_S_MAX and is_scalar(int.from_bytes(raw[:32], "big"))):
         raise fail("malformed-signature", "The signature's r or s is out of range (or high-S).")
-    digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
+    digest = _eth_digest(message, fail)
     try:
         pub = coincurve.PublicKey.from_signature_and_message(
             raw[:64] + bytes([recid]), digest, hasher=None
@@ -288,6 +212,17 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
         raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
     if eth_address(pub.format()) != wanted:
         raise fail("address-mismatch", "The signature was made by a different address.")
+
+
+def _eth_digest(message: bytes, fail: _Fail) -> bytes:
+    """EIP-712 typed data (a JSON object) is signed by its digest; text by EIP-191."""
+    if message.lstrip().startswith(b"{"):
+        try:
+            return parse_typed_data(message).digest
+        except ColdvaultError as exc:
+            detail = exc.message
+            raise fail("malformed-message", f"The EIP-712 message is invalid: {detail}") from exc
+    return keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
 
 
 # --- Solana -------------------------------------------------------------------------------
