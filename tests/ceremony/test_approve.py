@@ -98,7 +98,7 @@ def test_policy_approved_refusals_counted_once(
     sha = hashlib.sha256(policy.read_bytes()).hexdigest()
     assert f"SHA-256 {sha}" in op.said("info")
     rows = op.table_rows("Policy for wallet acme-btc (amounts in base units)")
-    assert rows[f"destination {dest.label}"] == dest.address
+    assert rows[f"destination {dest.label}"] == f"{dest.address}  [proven by an ownership proof]"
     assert rows["limit BTC"] == "100000000 per transaction, 300000000 per day"
     errors = op.said("error")
     assert len(errors) == 2
