@@ -14,8 +14,11 @@ signing a challenge message with it. This module checks such a proof, offline:
 * Solana: Ed25519 over the UTF-8 message, base58 address (the public key); the signature
   as base58, base64, hex or raw bytes.
 
-:func:`verify_ownership` returns ``None`` when the proof holds and raises
-:class:`OwnershipProofInvalid` (with ``reason``) otherwise.
+:func:`verify_ownership` returns the proof's format when the proof holds and raises
+:class:`OwnershipProofInvalid` (with ``reason``) otherwise. :func:`check_address_proof`
+is the operator's check (``coldvault whitelist verify``): the address decides the chain,
+and a proof that does not hold is a :class:`ProofNotValid` refusal. :func:`challenge_message`
+is the text a client is asked to sign.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import coincurve
 import nacl.exceptions
@@ -32,8 +36,8 @@ from embit import base58, bech32
 
 from coldvault.crypto.hashes import hash160, keccak256, sha256d
 from coldvault.crypto.secp256k1 import LOW_S_MAX, is_scalar
-from coldvault.errors import AuthError, ColdvaultError
-from coldvault.policy.bip322 import decode_base64, split_prefix, verify_bip322
+from coldvault.errors import AuthError, ColdvaultError, InputError, Refused
+from coldvault.policy.bip322 import FULL, decode_base64, split_prefix, verify_bip322
 from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin.tx import compact_size
 from coldvault.requests.ethereum.eip712 import parse_typed_data
@@ -64,11 +68,107 @@ class OwnershipProofInvalid(AuthError):
 
 _Fail = Callable[[str, str], OwnershipProofInvalid]
 
+#: Reasons that mean the proof itself fails (the address and message were understood).
+PROOF_REASONS = frozenset({"malformed-signature", "unsupported", "address-mismatch",
+                           "bad-signature"})  # fmt: skip
 
-def verify_ownership(
-    chain: Chain | str, address: str, message: str, signature: str | bytes
-) -> None:
-    """Raise :class:`OwnershipProofInvalid` unless ``signature`` proves control of ``address``."""
+
+class ProofNotValid(Refused):
+    """A client's proof does not prove control of the address (``reason`` says why)."""
+
+    code = "ownership-proof-not-valid"
+
+    def __init__(self, cause: OwnershipProofInvalid) -> None:
+        super().__init__(
+            f"The proof does not prove control of {cause.address} ({cause.reason}): {cause.message}"
+        )
+        self.chain = cause.chain
+        self.address = cause.address
+        self.reason = cause.reason
+        self.valid = False
+
+
+class ChallengeInvalid(InputError):
+    """The challenge's fields do not make one line of text a wallet can sign."""
+
+    code = "ownership-challenge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The challenge fields must be single-line text, {limit} bytes in all at most."
+        )
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """A proof that holds: which chain the address is on and the proof's format."""
+
+    chain: Chain
+    address: str
+    proof_format: str
+
+
+def chain_of_address(address: str) -> Chain:
+    """The chain an address belongs to, from its form alone; ``OwnershipProofInvalid``
+    (``malformed-address``) when no chain recognises it."""
+    text = address.strip()
+    if _ETH_ADDRESS.match(text):
+        return Chain.ETHEREUM
+    lower = text.lower()
+    hrp = lower.rsplit("1", 1)[0] if "1" in lower else ""
+    if hrp in SEGWIT_HRPS and bech32.decode(hrp, text)[0] is not None:
+        return Chain.BITCOIN
+    try:
+        raw = base58.decode(text) if 25 <= len(text) <= 44 else b""
+    except ValueError:
+        raw = b""
+    if len(raw) == 25 and sha256d(raw[:21])[:4] == raw[21:]:
+        return Chain.BITCOIN
+    if len(raw) == 32:
+        return Chain.SOLANA
+    if hrp in SEGWIT_HRPS:
+        return Chain.BITCOIN  # a bech32 address with a bad checksum: verify_ownership says so
+    raise OwnershipProofInvalid(
+        "The address is not a Bitcoin, Ethereum or Solana address.",
+        chain="", address=text[:100], reason="malformed-address",
+    )  # fmt: skip
+
+
+def check_address_proof(address: str, message: str, signature: str) -> ProofCheck:
+    """The operator's check of a client's proof; the address decides the chain and format.
+
+    Raises :class:`ProofNotValid` (a refusal) when the proof does not hold, and
+    :class:`OwnershipProofInvalid` when the address or message cannot be read at all."""
+    address = address.strip()
+    chain = chain_of_address(address)
+    try:
+        proof_format = verify_ownership(chain, address, message, signature)
+    except OwnershipProofInvalid as exc:
+        if exc.reason in PROOF_REASONS:
+            raise ProofNotValid(exc) from exc
+        raise
+    return ProofCheck(chain, address, proof_format)
+
+
+def challenge_message(*, client: str, wallet: str, address: str, nonce: str, issued: str) -> str:
+    """The one-line text a client signs to prove control of an address.
+
+    ``nonce`` (random, from the caller) makes it fresh; ``issued`` is the UTC time in ISO
+    form. Empty fields are left out."""
+    parts = [("client", client), ("wallet", wallet), ("address", address),
+             ("nonce", nonce), ("issued", issued)]  # fmt: skip
+    fields = ", ".join(f"{name} {value.strip()}" for name, value in parts if value.strip())
+    text = f"coldvault ownership proof: {fields}"
+    if len(text.encode()) > MAX_MESSAGE or any(ord(ch) < 0x20 for ch in text):
+        raise ChallengeInvalid(MAX_MESSAGE)
+    return text
+
+
+def verify_ownership(chain: Chain | str, address: str, message: str, signature: str | bytes) -> str:
+    """Raise :class:`OwnershipProofInvalid` unless ``signature`` proves control of ``address``.
+
+    Returns the proof's format: ``bip137``, ``bip322-simple``, ``bip322-full``, ``eip191``,
+    ``eip712`` or ``ed25519``."""
     chain = Chain(chain)
     shown = address if len(address) <= 100 else address[:100] + "..."
 
@@ -84,11 +184,11 @@ def verify_ownership(
     if len(signature) > MAX_SIGNATURE:
         raise fail("malformed-signature", "The signature is too long.")
     if chain is Chain.BITCOIN:
-        _verify_bitcoin(address, data, signature, fail)
-    elif chain is Chain.ETHEREUM:
-        _verify_ethereum(address, data, signature, fail)
-    else:
-        _verify_solana(address, data, signature, fail)
+        return _verify_bitcoin(address, data, signature, fail)
+    if chain is Chain.ETHEREUM:
+        return _verify_ethereum(address, data, signature, fail)
+    _verify_solana(address, data, signature, fail)
+    return "ed25519"
 
 
 # --- Bitcoin ------------------------------------------------------------------------------
@@ -124,7 +224,7 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
     raise fail("malformed-address", "The Bitcoin address has an unknown version byte.")
 
 
-def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
     spk = _script_pubkey(address, fail)
     if isinstance(signature, bytes):
         variant, raw = None, signature
@@ -135,8 +235,9 @@ def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: 
         raise fail("malformed-signature", "The signature is empty.")
     if variant is None and len(raw) == 65 and 27 <= raw[0] <= 42:
         _verify_bip137(spk, message, raw, fail)
-    else:
-        verify_bip322(spk, message, variant, raw, fail)
+        return "bip137"
+    verify_bip322(spk, message, variant, raw, fail)
+    return "bip322-full" if variant == FULL else "bip322-simple"
 
 
 def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
@@ -179,7 +280,7 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
 # --- Ethereum -----------------------------------------------------------------------------
 
 
-def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
     if not _ETH_ADDRESS.match(address):
         raise fail("malformed-address", "An Ethereum address is 0x followed by 40 hex digits.")
     body = address[2:]
@@ -212,11 +313,16 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
         raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
     if eth_address(pub.format()) != wanted:
         raise fail("address-mismatch", "The signature was made by a different address.")
+    return "eip712" if _is_typed_data(message) else "eip191"
+
+
+def _is_typed_data(message: bytes) -> bool:
+    return message.lstrip().startswith(b"{")
 
 
 def _eth_digest(message: bytes, fail: _Fail) -> bytes:
     """EIP-712 typed data (a JSON object) is signed by its digest; text by EIP-191."""
-    if message.lstrip().startswith(b"{"):
+    if _is_typed_data(message):
         try:
             return parse_typed_data(message).digest
         except ColdvaultError as exc:
