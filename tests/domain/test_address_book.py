@@ -174,8 +174,9 @@ def test_an_entry_added_after_the_admins_approved_does_not_load(tmp_path: Path, 
     assert DEPOSIT not in path.read_text()
     load_policy(path, roster=roster, ownership_verifier=fake_ownership)
     path.write_text(with_attested(allow_attested="true"))  # edited after the approval
-    with pytest.raises(ColdvaultError):
+    with pytest.raises(ColdvaultError) as info:
         load_policy(path, roster=roster, ownership_verifier=fake_ownership)
+    assert type(info.value).__name__ == "DocumentHashMismatch"
 
 
 def test_writer_round_trips_attested_entries() -> None:
