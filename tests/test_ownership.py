@@ -264,3 +264,24 @@ def test_arbitrary_proofs_fail_cleanly(chain: Chain, address: str, signature: st
         verify_ownership(chain, address, "challenge", signature)
     except OwnershipProofInvalid:
         pass
+
+
+def test_the_address_decides_the_chain() -> None:
+    from coldvault.policy.ownership import chain_of_address
+
+    taproot = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
+    for address in (
+        P2PKH,
+        P2WPKH,
+        P2SH_P2WPKH,
+        taproot,
+        "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
+        P2WPKH[:-1] + "m",
+    ):  # a bad bech32 checksum is still a Bitcoin address
+        assert chain_of_address(address) is Chain.BITCOIN
+    assert chain_of_address(ETH_ACCOUNT.address) is Chain.ETHEREUM
+    assert chain_of_address(str(SOL.pubkey())) is Chain.SOLANA
+    for bad in ("", "0x1234", "hello", P2PKH[:-1] + "x"):
+        with pytest.raises(OwnershipProofInvalid) as info:
+            chain_of_address(bad)
+        assert info.value.reason == "malformed-address"

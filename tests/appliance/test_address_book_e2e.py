@@ -25,7 +25,8 @@ from coldvault.policy import AssetLimits, Evidence, policy_toml
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
 from hardware_emulators.lab import Lab
-from hardware_emulators.trust_setup import LabTrust, setup_trust
+from hardware_emulators.trust_setup import LabTrust
+from tests.appliance.lab_world import appliance_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -84,35 +85,11 @@ class World:
 def world(
     tmp_path_factory: pytest.TempPathFactory, softhsm_lab, pcsc_lab, lab_config
 ) -> Iterator[World]:
-    """This module's own card states and trust material on the session's SoftHSM and pcscd;
-    its appliance state starts empty, and keys it adds are deleted afterwards."""
-    from coldvault.backends.pkcs11.anchor import TokenAnchorStore
-    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
-
     out = tmp_path_factory.mktemp("address-book")
-    lab = Lab(lab_config, out / "lab")
-    lab.softhsm, lab.pcsc = softhsm_lab, pcsc_lab
-    token = lab_config.appliance_token()
-
-    def open_keystore() -> Pkcs11Keystore:
-        return Pkcs11Keystore.open(
-            softhsm_lab.module_path, token.label, token.user_pin, allow_emulated=True
-        )
-
-    with open_keystore() as ks:
-        before = {k.key_id for k in ks.list_keys()}
-        TokenAnchorStore(ks).destroy()
-    try:
-        trust = setup_trust(lab, out / "trust", policy_text=address_book_policy)
+    with appliance_lab(out, lab_config, softhsm_lab, pcsc_lab, address_book_policy) as (
+        lab, trust,
+    ):  # fmt: skip
         yield World(out, lab, trust)
-    finally:
-        for reader in range(lab_config.readers):
-            lab.remove(reader)
-        with open_keystore() as ks:
-            for key in ks.list_keys():
-                if key.key_id not in before:
-                    ks.delete_key(key.key_id)
-            TokenAnchorStore(ks).destroy()
 
 
 def test_psbt_to_a_bip322_proven_taproot_address(world: World) -> None:
