@@ -18,7 +18,8 @@ from typing import Any
 from coldvault import jsonsafe
 from coldvault.ceremonies.params import ParameterError
 from coldvault.errors import Refused
-from coldvault.policy import DestinationKind, WalletPolicy, parse_policy
+from coldvault.policy import DestinationKind, Policy, WalletPolicy, parse_policy
+from coldvault.policy.model import normalise_address
 from coldvault.quorum.documents import (
     MAX_DOCUMENT_BYTES,
     ConfigVersion,
@@ -147,6 +148,32 @@ def _attested_rule(w: WalletPolicy) -> str:
     return "; ".join(parts)
 
 
+def address_book_changes(current: Policy, new: Policy) -> _Rows:
+    """Every address-book entry ``new`` adds, removes or changes against ``current``, with
+    its full address, label, kind and evidence (rows keyed by wallet)."""
+    rows: _Rows = []
+    for name in sorted(set(current.wallets) | set(new.wallets)):
+        old_w, new_w = current.wallets.get(name), new.wallets.get(name)
+        old = {normalise_address(d.chain, d.address): d for d in (old_w.destinations if old_w
+                                                                   else ())}  # fmt: skip
+        now = {normalise_address(d.chain, d.address): d for d in (new_w.destinations if new_w
+                                                                   else ())}  # fmt: skip
+        for key, d in now.items():
+            before = old.get(key)
+            entry = f"{d.address} {d.label!r} [{d.describe()}]"
+            if before is None:
+                rows.append((name, f"ADDED: {entry}"))
+            elif before != d:
+                rows.append((name, f"CHANGED: {entry}, was {before.label!r} "
+                                   f"[{before.describe()}]"))  # fmt: skip
+        rows += [
+            (name, f"REMOVED: {d.address} {d.label!r} [{d.describe()}]")
+            for key, d in old.items()
+            if key not in now
+        ]
+    return rows or [("address book", "no entry added, removed or changed")]
+
+
 def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal:
     if version is None:
         raise ValueError("a wallet registry needs an explicit version")
@@ -250,6 +277,7 @@ __all__ = [
     "DocumentKind",
     "DocumentRefused",
     "Proposal",
+    "address_book_changes",
     "build_proposal",
     "genesis_hex",
     "load_chain",

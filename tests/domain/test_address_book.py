@@ -217,3 +217,31 @@ def test_admins_are_shown_full_address_label_kind_and_evidence(cards) -> None:
     assert rows["attested destinations"] == "allowed"
     assert rows["attested cap BTC"] == "5000000 per transaction"
     assert proposal.facts["attested_destinations"] == 1
+
+
+def test_the_admins_see_what_a_new_version_adds_removes_and_changes() -> None:
+    from coldvault.ceremonies.proposals import address_book_changes
+
+    old = parse_policy(with_attested(), ownership_verifier=fake_ownership)
+    changed = with_attested(ATTESTED.replace("BS-2291-77", "BS-2291-78")).replace(
+        'address = "0x1111111111111111111111111111111111111111"',
+        'address = "0x2222222222222222222222222222222222222222"',
+    ).replace("globex-eth 0x1111111111111111111111111111111111111111",
+              "globex-eth 0x2222222222222222222222222222222222222222").replace(
+        "proof:0x1111111111111111111111111111111111111111",
+        "proof:0x2222222222222222222222222222222222222222")  # fmt: skip
+    new = parse_policy(changed, ownership_verifier=fake_ownership)
+    rows = address_book_changes(old, new)
+    assert rows == [
+        ("acme-btc-cold", f"CHANGED: {DEPOSIT} 'Bitstamp deposit' [attested: test transaction "
+         f"{TXID}, beneficiary Acme Treasury Ltd, VASP Bitstamp Ltd, reference BS-2291-78], was "
+         f"'Bitstamp deposit' [attested: test transaction {TXID}, beneficiary Acme Treasury Ltd, "
+         "VASP Bitstamp Ltd, reference BS-2291-77]"),
+        ("globex-eth", "ADDED: 0x2222222222222222222222222222222222222222 'Globex settlement' "
+         "[proven by an ownership proof]"),
+        ("globex-eth", "REMOVED: 0x1111111111111111111111111111111111111111 'Globex settlement' "
+         "[proven by an ownership proof]"),
+    ]  # fmt: skip
+    assert address_book_changes(old, old) == [
+        ("address book", "no entry added, removed or changed")
+    ]
