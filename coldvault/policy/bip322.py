@@ -310,6 +310,8 @@ class _Verifier:
             raise self.fail("bad-signature", "BIP-322 signatures must use SIGHASH_ALL.")
         if frame.sigversion == SEGWIT_V0 and (len(pub) != 33 or pub[0] not in (2, 3)):
             raise self.fail("bad-signature", "Segwit keys must be compressed.")
+        if not ((len(pub) == 33 and pub[0] in (2, 3)) or (len(pub) == 65 and pub[0] == 4)):
+            raise self.fail("bad-signature", "A public key is not strictly encoded.")
         if frame.sigversion == LEGACY:
             digest = self.tx.sighash_legacy(0, Script(frame.script_code), SIGHASH_ALL)
         else:
@@ -416,6 +418,8 @@ class _Verifier:
             conds[-1] = not conds[-1]
         elif op == 0x68 and conds:  # ENDIF
             conds.pop()
+        elif op in (0x67, 0x68):
+            raise self.fail("bad-signature", "The script has an unbalanced ELSE or ENDIF.")
         else:
             raise self.fail("unsupported", f"Opcode {op:#04x} is not supported in a proof.")
 
