@@ -184,7 +184,21 @@ def _destination(d: Mapping[str, Any]) -> Destination:
         )
     else:
         message = signature = ""
+        _attested_address(chain, address)
     return Destination(address, chain, str(d["label"]), message, signature, kind, evidence)
+
+
+def _attested_address(chain: Chain, address: str) -> None:
+    """An attested entry has no proof to vouch for its address: check its form here."""
+    from coldvault.policy.ownership import check_address
+
+    try:
+        check_address(chain, address)
+    except ColdvaultError as exc:
+        raise PolicyInvalid(
+            f"attested destination {address} is not a valid {chain} address "
+            f"({exc.message.rstrip('.')})"
+        ) from exc
 
 
 _TXID = {

@@ -108,6 +108,22 @@ class ProofCheck:
     proof_format: str
 
 
+def check_address(chain: Chain | str, address: str) -> None:
+    """Raise :class:`OwnershipProofInvalid` (``malformed-address``) unless ``address`` is a
+    well-formed address of ``chain`` (checksum, length, version, EIP-55 case)."""
+    chain = Chain(chain)
+
+    def fail(reason: str, text: str) -> OwnershipProofInvalid:
+        return OwnershipProofInvalid(text, chain=chain.value, address=address[:100], reason=reason)
+
+    if chain is Chain.BITCOIN:
+        _script_pubkey(address, fail)
+    elif chain is Chain.ETHEREUM:
+        _eth_address(address, fail)
+    else:
+        _solana_key(address, fail)
+
+
 def chain_of_address(address: str) -> Chain:
     """The chain an address belongs to, from its form alone; ``OwnershipProofInvalid``
     (``malformed-address``) when no chain recognises it."""
@@ -280,13 +296,18 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
 # --- Ethereum -----------------------------------------------------------------------------
 
 
-def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
+def _eth_address(address: str, fail: _Fail) -> bytes:
     if not _ETH_ADDRESS.match(address):
         raise fail("malformed-address", "An Ethereum address is 0x followed by 40 hex digits.")
     body = address[2:]
     wanted = bytes.fromhex(body)
     if body != body.lower() and body != body.upper() and checksum_address(wanted) != "0x" + body:
         raise fail("malformed-address", "The Ethereum address has an invalid EIP-55 checksum.")
+    return wanted
+
+
+def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
+    wanted = _eth_address(address, fail)
     if isinstance(signature, str):
         text = signature.strip().removeprefix("0x").removeprefix("0X")
         try:
@@ -334,13 +355,18 @@ def _eth_digest(message: bytes, fail: _Fail) -> bytes:
 # --- Solana -------------------------------------------------------------------------------
 
 
-def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _solana_key(address: str, fail: _Fail) -> bytes:
     try:
         pub = base58.decode(address) if 32 <= len(address) <= 44 else b""
     except ValueError:
         pub = b""
     if len(pub) != 32 or base58.encode(pub) != address:
         raise fail("malformed-address", "A Solana address is a base58 32-byte public key.")
+    return bytes(pub)
+
+
+def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+    pub = _solana_key(address, fail)
     raw = _solana_signature(signature)
     if raw is None:
         raise fail("malformed-signature", "A Solana signature is 64 bytes (base58, base64, hex).")

@@ -26,7 +26,7 @@ from coldvault.requests.base import Chain, Movement, MovementKind
 from .conftest import make_review
 from .test_policy import EXAMPLE, fake_ownership
 
-DEPOSIT = "bc1qexchangedeposit"
+DEPOSIT = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"  # BIP-173's P2WPKH example
 TXID = "ab" * 32
 ATTESTED = f'''
 [[wallet.destination]]
@@ -129,6 +129,7 @@ def test_attested_allowed_per_tier_and_capped_lower() -> None:
         ('kind = "attested"', 'kind = "trusted"', "proven or attested"),
         ('kind = "attested"', 'kind = "attested"\nsignature = "x"', "carries a proof"),
         ('beneficiary = "Acme Treasury Ltd"', f'beneficiary = "{"x" * 201}"', "at most 200"),
+        (f'address = "{DEPOSIT}"', f'address = "{DEPOSIT[:-1]}5"', "not a valid bitcoin address"),
     ],
 )
 def test_attested_entries_without_evidence_do_not_load(
