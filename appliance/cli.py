@@ -490,6 +490,51 @@ def qr_decode(images: tuple[Path, ...], text_file: Path | None, out: Path | None
          + (f" written to {out}" if out else ""))
 
 
+# ------------------------------------------------------------------------- whitelist
+@main.group(epilog=EXIT_STATUS_HELP)
+def whitelist() -> None:
+    """Ownership proofs for the address book: issue a challenge, check a client's proof."""
+
+
+@whitelist.command("challenge")
+@click.option("--client", default="", help="The client the address will be whitelisted for.")
+@click.option("--wallet", default="", help="The wallet whose address book it joins.")
+@click.option("--address", default="", help="The address to be proven (recommended).")
+@json_option
+def whitelist_challenge(client: str, wallet: str, address: str) -> None:
+    """Print a fresh challenge message for the client to sign with the address's key."""
+    import datetime
+    import secrets
+
+    from coldvault.policy.ownership import challenge_message
+
+    issued = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    nonce = secrets.token_hex(16)
+    message = challenge_message(
+        client=client, wallet=wallet, address=address, nonce=nonce, issued=issued
+    )
+    done({"message": message, "nonce": nonce, "issued": issued}, message)
+
+
+@whitelist.command("verify")
+@click.option("--address", required=True, help="The address whose control is claimed.")
+@click.option("--message", required=True, help="The exact message that was signed.")
+@click.option("--signature", required=True,
+              help="BIP-322 (smp/ful, base64), BIP-137 (base64), EIP-191/712 (hex) or "
+              "Ed25519 (base58/base64); the address decides which.")
+@json_option
+def whitelist_verify(address: str, message: str, signature: str) -> None:
+    """Check a client's ownership proof: exit 0 if it proves control of ADDRESS, 1 if not
+    (with the reason), 2 if the address or message cannot be read."""
+    from coldvault.policy.ownership import check_address_proof
+
+    result = check_address_proof(address, message, signature)
+    done({"valid": True, "chain": str(result.chain), "address": result.address,
+          "format": result.proof_format},
+         f"valid: the {result.proof_format} proof shows control of {result.address} "
+         f"({result.chain})")  # fmt: skip
+
+
 # ------------------------------------------------------------------------- ceremonies
 main.add_command(ceremony, "ceremony")
 main.add_command(transcript, "transcript")

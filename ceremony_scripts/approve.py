@@ -28,20 +28,23 @@ from coldvault.ceremonies.proposals import DocumentKind
     help="Appliance the document is for (default and must be: the roster's).",
 )
 @roster_chain_options
+@click.option("--current", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Policy only: the approved policy FILE replaces; the "
+              "address-book entries added, removed or changed are shown.")  # fmt: skip
 @click.option("--allow-emulated", is_flag=True, help="Accept virtual (test) cards: lab only.")
 @json_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def approve_document_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, kind: str,
     version: int | None, appliance_id: str | None, roster_paths: tuple[Path, ...],
-    genesis_sha256: str, allow_emulated: bool, file: Path,
+    genesis_sha256: str, current: Path | None, allow_emulated: bool, file: Path,
 ) -> None:  # fmt: skip
     """Admins approve a policy, wallet registry or roster successor with their cards;
     writes FILE.approvals.json."""
     params = ApproveDocument(
         actor=operator_name, transcript=transcript_path, kind=DocumentKind(kind), file=file,
         rosters=roster_paths, version=version, appliance_id=appliance_id,
-        genesis_sha256=genesis_sha256,
+        genesis_sha256=genesis_sha256, current=current,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     emit(approve_document(op, params, ReaderCards(op, allow_emulated=allow_emulated)))

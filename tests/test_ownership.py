@@ -18,7 +18,8 @@ from eth_account.messages import encode_defunct
 from solders.keypair import Keypair
 
 from coldvault.errors import AuthError
-from coldvault.policy.ownership import OwnershipProofInvalid, bip322_to_spend_txid, verify_ownership
+from coldvault.policy.bip322 import to_spend_txid
+from coldvault.policy.ownership import OwnershipProofInvalid, verify_ownership
 from coldvault.requests.base import Chain
 
 WIF = "L3VFeEujGtevx9w18HD1fhRbCH67Az2dpCymeRE1SoPK6XQtaN2k"
@@ -68,10 +69,10 @@ def with_header(sig_b64: str, header: int) -> str:
 
 def test_bip322_message_hash_and_to_spend_vectors() -> None:
     spk = bytes.fromhex("00142b05d564e6a7a33c087f16e0f730d1440123799d")
-    assert bip322_to_spend_txid(spk, b"")[::-1].hex() == (
+    assert to_spend_txid(spk, b"")[::-1].hex() == (
         "c5680aa69bb8d860bf82d4e9cd3504b55dde018de765a91bb566283c545a99a7"
     )
-    assert bip322_to_spend_txid(spk, b"Hello World")[::-1].hex() == (
+    assert to_spend_txid(spk, b"Hello World")[::-1].hex() == (
         "b79d196740ad5217771c1098fc4a4b51e0535c32236c71f1ea4d61a2d603352b"
     )
 
@@ -96,7 +97,8 @@ def test_bip322_negatives() -> None:
     )
     assert reason(Chain.BITCOIN, P2WPKH, "Hello World", bytes(raw[:-3])) == "malformed-signature"
     assert reason(Chain.BITCOIN, P2WPKH, "Hello World", "not base64!") == "malformed-signature"
-    assert reason(Chain.BITCOIN, P2SH_P2WPKH, "Hello World", sig) == "unsupported"
+    # the same key's P2SH-P2WPKH address has another to_spend: the signature does not carry over
+    assert reason(Chain.BITCOIN, P2SH_P2WPKH, "Hello World", sig) == "bad-signature"
 
 
 def test_bip137_core_signatures_verify_for_single_key_addresses() -> None:
@@ -133,7 +135,10 @@ def test_bip137_negatives() -> None:
     assert reason(Chain.BITCOIN, P2PKH + "x", "Hello World", sig) == "malformed-address"
     assert reason(Chain.BITCOIN, P2WPKH[:-1] + "m", "Hello World", sig) == "malformed-address"
     taproot = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
-    assert reason(Chain.BITCOIN, taproot, "Hello World", sig) == "unsupported"
+    # a BIP-137 key can never hash to a taproot output
+    assert reason(Chain.BITCOIN, taproot, "Hello World", sig) == "address-mismatch"
+    segwit_v2 = "bc1zw508d6qejxtdg4y5r3zarvaryvaxxpcs"
+    assert reason(Chain.BITCOIN, segwit_v2, "Hello World", sig) == "unsupported"
 
 
 # --- Ethereum -----------------------------------------------------------------------------
@@ -174,6 +179,37 @@ def test_eth_negatives() -> None:
     assert bad_case[2:] not in (bad_case[2:].lower(), bad_case[2:].upper())  # still mixed case
     assert reason(Chain.ETHEREUM, bad_case, CHALLENGE, sig) == "malformed-address"
     assert reason(Chain.ETHEREUM, "0x1234", CHALLENGE, sig) == "malformed-address"
+
+
+TYPED = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+        ],
+        "Ownership": [{"name": "address", "type": "address"}, {"name": "nonce", "type": "string"}],
+    },
+    "primaryType": "Ownership",
+    "domain": {"name": "coldvault whitelist", "chainId": 1},
+    "message": {"address": ETH_ACCOUNT.address, "nonce": "7f3a"},
+}
+
+
+def test_eth_eip712_typed_data_verifies_against_eth_account() -> None:
+    import json
+
+    from eth_account.messages import encode_typed_data
+
+    signed = Account.sign_message(encode_typed_data(full_message=TYPED), ETH_KEY)
+    text = json.dumps(TYPED)
+    verify_ownership(Chain.ETHEREUM, ETH_ACCOUNT.address, text, signed.signature.hex())
+    other = json.dumps({**TYPED, "message": {**TYPED["message"], "nonce": "7f3b"}})
+    assert reason(Chain.ETHEREUM, ETH_ACCOUNT.address, other, signed.signature.hex()) == (
+        "address-mismatch"
+    )
+    assert reason(Chain.ETHEREUM, ETH_ACCOUNT.address, "{not json", signed.signature.hex()) == (
+        "malformed-message"
+    )
 
 
 # --- Solana -------------------------------------------------------------------------------
@@ -228,3 +264,24 @@ def test_arbitrary_proofs_fail_cleanly(chain: Chain, address: str, signature: st
         verify_ownership(chain, address, "challenge", signature)
     except OwnershipProofInvalid:
         pass
+
+
+def test_the_address_decides_the_chain() -> None:
+    from coldvault.policy.ownership import chain_of_address
+
+    taproot = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
+    for address in (
+        P2PKH,
+        P2WPKH,
+        P2SH_P2WPKH,
+        taproot,
+        "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
+        P2WPKH[:-1] + "m",
+    ):  # a bad bech32 checksum is still a Bitcoin address
+        assert chain_of_address(address) is Chain.BITCOIN
+    assert chain_of_address(ETH_ACCOUNT.address) is Chain.ETHEREUM
+    assert chain_of_address(str(SOL.pubkey())) is Chain.SOLANA
+    for bad in ("", "0x1234", "hello", P2PKH[:-1] + "x"):
+        with pytest.raises(OwnershipProofInvalid) as info:
+            chain_of_address(bad)
+        assert info.value.reason == "malformed-address"

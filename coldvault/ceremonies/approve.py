@@ -26,13 +26,15 @@ from coldvault.ceremonies.params import CeremonyParams, ParameterError, check_in
 from coldvault.ceremonies.proposals import (
     Chain,
     DocumentKind,
+    Proposal,
+    address_book_changes,
     build_proposal,
     genesis_hex,
     load_chain,
     previous_approval,
 )
 from coldvault.ceremonies.run import CeremonyRun, Closed
-from coldvault.policy import load_policy
+from coldvault.policy import load_policy, parse_policy
 from coldvault.quorum.approvals import Approval
 from coldvault.quorum.documents import (
     accept_roster,
@@ -44,7 +46,7 @@ from coldvault.quorum.documents import (
     verify_roster_chain,
     write_signed_document,
 )
-from coldvault.quorum.roster import Role
+from coldvault.quorum.roster import Role, Roster
 from coldvault.requests.wallets import parse_wallets
 
 MAX_VERSION = 2**31 - 1
@@ -75,6 +77,7 @@ class ApproveDocument(CeremonyParams):
     version: int | None = None
     appliance_id: str | None = None
     genesis_sha256: str = ""
+    current: Path | None = None  # policy only: the approved policy it replaces
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,6 +90,10 @@ class ApproveDocument(CeremonyParams):
             check_type("appliance_id", self.appliance_id, str)
         check_type("genesis_sha256", self.genesis_sha256, str)
         object.__setattr__(self, "genesis_sha256", genesis_hex(self.genesis_sha256))
+        if self.current is not None:
+            check_type("current", self.current, Path)
+            if self.kind is not DocumentKind.POLICY:
+                raise ParameterError("current", "--current compares policies only.")
         if self.kind is DocumentKind.WALLETS and self.version is None:
             raise ParameterError(
                 "version", "A wallet registry carries no version: give --version N."
@@ -100,6 +107,7 @@ class ApproveDocument(CeremonyParams):
             "appliance_id": self.appliance_id,
             "rosters": [str(p) for p in self.rosters],
             "genesis_sha256": self.genesis_sha256,
+            "current": None if self.current is None else str(self.current),
         }
 
 
@@ -172,6 +180,20 @@ def _read_back(kind: DocumentKind, path: Path, chain: Chain) -> None:
         verify_roster_chain([*docs, load_signed_document(path, "roster")], docs[0].sha256)
 
 
+def _address_book_step(
+    op: Operator, params: ApproveDocument, proposal: Proposal, roster: Roster
+) -> list[str] | None:
+    """With ``--current``: the address-book entries the new policy adds, removes or changes
+    against the approved one it replaces (itself checked: admin quorum, proofs)."""
+    if params.current is None:
+        return None
+    current = load_policy(params.current, roster=roster)
+    new = parse_policy(proposal.doc.content)
+    rows = address_book_changes(current, new)
+    op.table(f"Address book changes from policy version {current.version}", rows)
+    return [f"{wallet}: {change}" for wallet, change in rows]
+
+
 def approve_document(op: Operator, params: ApproveDocument, cards: Cards) -> DocumentApproved:
     """Run ``approve-document``."""
     kind, path = params.kind, params.file
@@ -201,12 +223,14 @@ def approve_document(op: Operator, params: ApproveDocument, cards: Cards) -> Doc
         ])  # fmt: skip
         for title, rows in proposal.tables:
             op.table(title, rows)
+        changes = _address_book_step(op, params, proposal, roster)
         op.info(f"SHA-256 {doc.sha256.hex()}")  # one line, never wrapped: read it aloud
         run.record("document-reviewed", {
             "kind": str(kind), "version": doc.version, "appliance_id": doc.appliance_id,
             "file": str(path), "sha256": doc.sha256.hex(), "size": len(doc.content),
             "replaces_version": previous.version if previous else None,
             "token_sha256": hashlib.sha256(doc.token).hexdigest(), **proposal.facts,
+            **({"address_book_changes": changes} if changes is not None else {}),
         })  # fmt: skip
         confirm_or_cancel(op, f"Is this the {kind} document the admins are to approve?")
 

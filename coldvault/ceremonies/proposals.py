@@ -18,7 +18,8 @@ from typing import Any
 from coldvault import jsonsafe
 from coldvault.ceremonies.params import ParameterError
 from coldvault.errors import Refused
-from coldvault.policy import parse_policy
+from coldvault.policy import DestinationKind, Policy, WalletPolicy, parse_policy
+from coldvault.policy.model import normalise_address
 from coldvault.quorum.documents import (
     MAX_DOCUMENT_BYTES,
     ConfigVersion,
@@ -109,17 +110,68 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
             for asset, lim in w.limits.items()
         ]
         rows.append(("max fee", "none" if w.max_fee is None else str(w.max_fee)))
+        rows += [
+            (f"attested cap {asset}", f"{lim.attested_per_transaction} per transaction")
+            for asset, lim in w.limits.items()
+            if lim.attested_per_transaction is not None
+        ]
         if w.max_fee_rate is not None:
             rows.append(("max fee rate", f"{w.max_fee_rate} sat/vB"))
-        rows += [(f"destination {d.label}", d.address) for d in w.destinations]
+        if w.allow_attested or any(t.allow_attested for t in w.tiers):
+            rows.append(("attested destinations", _attested_rule(w)))
+        rows += [(f"destination {d.label}", f"{d.address}  [{d.describe()}]")
+                 for d in w.destinations]  # fmt: skip
         rows += [(f"contract {label}", address) for address, label in w.contracts]
         tables.append((f"Policy for wallet {w.name} (amounts in base units)", rows))
     facts = {
         "wallets": sorted(policy.wallets),
         "destinations": sum(len(w.destinations) for w in policy.wallets.values()),
+        "attested_destinations": sum(
+            d.kind is DestinationKind.ATTESTED
+            for w in policy.wallets.values()
+            for d in w.destinations
+        ),
     }
     doc = SignedDocument("policy", policy.version, policy.appliance_id, content)
     return policy.version, policy.appliance_id, Proposal(doc, tuple(tables), facts)
+
+
+def _attested_rule(w: WalletPolicy) -> str:
+    """Where the wallet lets attested destinations be paid, in the admins' words."""
+    parts = ["allowed" if w.allow_attested else "not allowed"]
+    parts += [
+        f"{t.asset} {'up to ' + str(t.up_to) if t.up_to is not None else 'above'}: "
+        f"{'allowed' if t.allow_attested else 'not allowed'}"
+        for t in w.tiers
+        if t.allow_attested is not None
+    ]
+    return "; ".join(parts)
+
+
+def address_book_changes(current: Policy, new: Policy) -> _Rows:
+    """Every address-book entry ``new`` adds, removes or changes against ``current``, with
+    its full address, label, kind and evidence (rows keyed by wallet)."""
+    rows: _Rows = []
+    for name in sorted(set(current.wallets) | set(new.wallets)):
+        old_w, new_w = current.wallets.get(name), new.wallets.get(name)
+        old = {normalise_address(d.chain, d.address): d for d in (old_w.destinations if old_w
+                                                                   else ())}  # fmt: skip
+        now = {normalise_address(d.chain, d.address): d for d in (new_w.destinations if new_w
+                                                                   else ())}  # fmt: skip
+        for key, d in now.items():
+            before = old.get(key)
+            entry = f"{d.address} {d.label!r} [{d.describe()}]"
+            if before is None:
+                rows.append((name, f"ADDED: {entry}"))
+            elif before != d:
+                rows.append((name, f"CHANGED: {entry}, was {before.label!r} "
+                                   f"[{before.describe()}]"))  # fmt: skip
+        rows += [
+            (name, f"REMOVED: {d.address} {d.label!r} [{d.describe()}]")
+            for key, d in old.items()
+            if key not in now
+        ]
+    return rows or [("address book", "no entry added, removed or changed")]
 
 
 def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal:
@@ -225,6 +277,7 @@ __all__ = [
     "DocumentKind",
     "DocumentRefused",
     "Proposal",
+    "address_book_changes",
     "build_proposal",
     "genesis_hex",
     "load_chain",

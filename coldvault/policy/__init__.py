@@ -6,9 +6,11 @@ request is judged against its one wallet. :meth:`Policy.evaluate` returns a
 :class:`Decision` naming every rule it checked and the values that decided it;
 :meth:`Decision.enforce` raises the specific :class:`PolicyRuleFailed` subclass.
 
-Every whitelisted destination carries an ownership proof, verified at load time with
-``coldvault.policy.ownership.verify_ownership`` (injectable); a policy with an unproven entry does
-not load.
+Each wallet has an address book. A *proven* entry carries an ownership proof, verified at
+load time with ``coldvault.policy.ownership.verify_ownership`` (injectable; BIP-322 in
+:mod:`coldvault.policy.bip322`); a policy with an unproven entry does not load. An *attested*
+entry carries :class:`Evidence` instead (a test transaction, travel-rule data); it loads only
+with sufficient evidence and is paid only where the wallet or the amount's tier allows it.
 
 The parts: :mod:`coldvault.policy.errors`, :mod:`coldvault.policy.model`
 (values, :class:`Decision`), :mod:`coldvault.policy.rules` (:class:`Policy`, evaluation)
@@ -27,6 +29,8 @@ from coldvault.policy.model import (
     AssetLimits,
     Decision,
     Destination,
+    DestinationKind,
+    Evidence,
     RuleResult,
     Tier,
     WalletPolicy,
@@ -38,6 +42,8 @@ __all__ = [
     "AssetLimits",
     "Decision",
     "Destination",
+    "DestinationKind",
+    "Evidence",
     "OwnershipVerifier",
     "Policy",
     "PolicyInvalid",

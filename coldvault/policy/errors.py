@@ -70,6 +70,21 @@ class DestinationNotWhitelisted(PolicyRuleFailed):
     code = "policy-destination-whitelisted"
 
 
+class AttestedNotAllowed(PolicyRuleFailed):
+    """An attested destination would be paid where the wallet (or the amount's tier) requires
+    proven destinations."""
+
+    rule = "attested-allowed"
+    code = "policy-attested-allowed"
+
+
+class AttestedCapExceeded(PolicyRuleFailed):
+    """The amount paid to attested destinations exceeds their lower per-transaction cap."""
+
+    rule = "attested-cap"
+    code = "policy-attested-cap"
+
+
 class AssetNotAllowed(PolicyRuleFailed):
     """An asset with no configured limits would move."""
 
@@ -109,8 +124,8 @@ RULE_ERRORS: dict[str, type[PolicyRuleFailed]] = {
     c.rule: c
     for c in (
         UnknownWallet, ClientMismatch, ChainNotAllowed, NetworkNotAllowed, KindNotAllowed,
-        DestinationNotWhitelisted, AssetNotAllowed, PerTransactionLimitExceeded,
-        DailyLimitExceeded, FeeCapExceeded, FeeRateCapExceeded,
+        DestinationNotWhitelisted, AttestedNotAllowed, AttestedCapExceeded, AssetNotAllowed,
+        PerTransactionLimitExceeded, DailyLimitExceeded, FeeCapExceeded, FeeRateCapExceeded,
     )
 }  # fmt: skip
 

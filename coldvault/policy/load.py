@@ -1,8 +1,10 @@
-"""Loading a policy: TOML parsing and checks, ownership proofs, admin quorum, no rollback."""
+"""Loading a policy: TOML parsing and checks, ownership proofs of proven address-book entries,
+evidence of attested ones, admin quorum, no rollback."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,15 @@ from typing import Any
 from coldvault import schema
 from coldvault.errors import ColdvaultError
 from coldvault.policy.errors import PolicyInvalid, PolicyRollback, UnprovenDestination
-from coldvault.policy.model import AssetLimits, Destination, Tier, WalletPolicy, tier_key
+from coldvault.policy.model import (
+    AssetLimits,
+    Destination,
+    DestinationKind,
+    Evidence,
+    Tier,
+    WalletPolicy,
+    tier_key,
+)
 from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
 from coldvault.quorum.documents import ConfigVersion, load_signed_document, verify_admin_quorum
 from coldvault.quorum.roster import Role, Roster
@@ -44,9 +54,14 @@ POLICY_SCHEMA = schema.Table(
                     "min_approvals": schema.Number(integer=True, positive=True, maximum=1000),
                     "max_fee": _AMOUNT,
                     "max_fee_rate": schema.Number(),
+                    "allow_attested": schema.Flag(),
                     "limits": schema.Entries(
                         schema.Table(
-                            {"per_transaction": _AMOUNT, "per_day": _AMOUNT},
+                            {
+                                "per_transaction": _AMOUNT,
+                                "per_day": _AMOUNT,
+                                "attested_per_transaction": _AMOUNT,
+                            },
                             required=frozenset({"per_transaction", "per_day"}),
                         ),
                         max_items=64,
@@ -59,6 +74,7 @@ POLICY_SCHEMA = schema.Table(
                                 "approvals": schema.Number(
                                     integer=True, positive=True, maximum=1000
                                 ),
+                                "allow_attested": schema.Flag(),
                             },
                             required=frozenset({"asset"}),
                         ),
@@ -70,12 +86,15 @@ POLICY_SCHEMA = schema.Table(
                                 "address": _TEXT,
                                 "chain": _CHAIN,
                                 "label": _TEXT,
+                                "kind": schema.Text(choices=("proven", "attested")),
                                 "message": schema.Text(),
                                 "signature": schema.Text(),
+                                "test_txid": _TEXT,
+                                "beneficiary": _TEXT,
+                                "vasp": _TEXT,
+                                "reference": _TEXT,
                             },
-                            required=frozenset(
-                                {"address", "chain", "label", "message", "signature"}
-                            ),
+                            required=frozenset({"address", "chain", "label"}),
                         ),
                         max_items=MAX_ENTRIES,
                     ),
@@ -145,6 +164,8 @@ def parse_policy(
     verifier = ownership_verifier
     for w in policy.wallets.values():
         for d in w.destinations:
+            if d.kind is not DestinationKind.PROVEN:
+                continue  # attested: admitted by the admin quorum's approval, with evidence
             verifier = verifier or _default_verifier()
             try:
                 ok = verifier(str(d.chain), d.address, d.message, d.signature) is not False
@@ -207,22 +228,93 @@ def _opt_num(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def _opt_bool(obj: Mapping[str, Any], key: str) -> bool | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise PolicyInvalid(f"{key} must be true or false")
+    return value
+
+
+_MAX_TEXT = 200
+
+
+def _text(d: Mapping[str, Any], key: str) -> str:
+    value = d.get(key, "")
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise PolicyInvalid(f"{key} must be text of at most {_MAX_TEXT} characters")
+    return value.strip()
+
+
+def _destination(d: Mapping[str, Any]) -> Destination:
+    """One address-book entry: proven (message + signature) or attested (evidence)."""
+    address = str(d["address"])
+    try:
+        kind = DestinationKind(d.get("kind", "proven"))
+    except ValueError as exc:
+        raise PolicyInvalid(f"destination {address}: kind must be proven or attested") from exc
+    chain = Chain(d["chain"])
+    evidence = Evidence(
+        test_txid=_txid(chain, _text(d, "test_txid"), address),
+        beneficiary=_text(d, "beneficiary"),
+        vasp=_text(d, "vasp"),
+        reference=_text(d, "reference"),
+    )
+    if kind is DestinationKind.PROVEN:
+        message, signature = str(d["message"]), str(d["signature"])
+    elif "message" in d or "signature" in d:
+        raise PolicyInvalid(
+            f"attested destination {address} carries a proof; a proven entry is kind proven"
+        )
+    else:
+        message = signature = ""
+        _attested_address(chain, address)
+    return Destination(address, chain, str(d["label"]), message, signature, kind, evidence)
+
+
+def _attested_address(chain: Chain, address: str) -> None:
+    """An attested entry has no proof to vouch for its address: check its form here."""
+    from coldvault.policy.ownership import check_address
+
+    try:
+        check_address(chain, address)
+    except ColdvaultError as exc:
+        raise PolicyInvalid(
+            f"attested destination {address} is not a valid {chain} address "
+            f"({exc.message.rstrip('.')})"
+        ) from exc
+
+
+_TXID = {
+    Chain.BITCOIN: re.compile(r"[0-9a-fA-F]{64}"),
+    Chain.ETHEREUM: re.compile(r"0x[0-9a-fA-F]{64}"),
+    Chain.SOLANA: re.compile(r"[1-9A-HJ-NP-Za-km-z]{64,88}"),
+}
+
+
+def _txid(chain: Chain, value: str, address: str) -> str:
+    if value and not _TXID[chain].fullmatch(value):
+        shape = {Chain.BITCOIN: "64 hex digits", Chain.ETHEREUM: "0x and 64 hex digits",
+                 Chain.SOLANA: "a base58 transaction signature"}[chain]  # fmt: skip
+        raise PolicyInvalid(f"test_txid of destination {address} must be {shape}")
+    return value
+
+
 def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
     try:
         chain = Chain(e["chain"])
         limits = {}
         for asset, lim in dict(e.get("limits", {})).items():
-            limits[str(asset)] = AssetLimits(_int(lim, "per_transaction"), _int(lim, "per_day"))
+            attested_cap = lim.get("attested_per_transaction")
+            limits[str(asset)] = AssetLimits(
+                _int(lim, "per_transaction"), _int(lim, "per_day"),
+                None if attested_cap is None else _int(lim, "attested_per_transaction"),
+            )  # fmt: skip
         tiers = tuple(
             Tier(str(t["asset"]), None if t.get("up_to") is None else _int(t, "up_to"),
-                 _int(t, "approvals", 1))
+                 _int(t, "approvals", 1), _opt_bool(t, "allow_attested"))
             for t in _list(e, "tier")
         )  # fmt: skip
-        dests = tuple(
-            Destination(str(d["address"]), Chain(d["chain"]), str(d["label"]),
-                        str(d["message"]), str(d["signature"]))
-            for d in _list(e, "destination")
-        )  # fmt: skip
+        dests = tuple(_destination(d) for d in _list(e, "destination"))
         contracts = tuple((str(c["address"]), str(c["label"])) for c in _list(e, "contract"))
         wp = WalletPolicy(
             name=str(e["name"]),
@@ -237,6 +329,7 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
             contracts=contracts,
             max_fee=None if e.get("max_fee") is None else _int(e, "max_fee"),
             max_fee_rate=_opt_num(e, "max_fee_rate"),
+            allow_attested=bool(_opt_bool(e, "allow_attested")),
         )
     except PolicyInvalid as exc:
         raise PolicyInvalid(exc.reason, where=where) from exc
@@ -245,6 +338,20 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
     for d in wp.destinations:
         if d.chain != wp.chain:
             raise PolicyInvalid(f"destination {d.address} is for chain {d.chain}", where=where)
+        if not d.admitted:
+            raise PolicyInvalid(
+                f"attested destination {d.address} has no evidence: give test_txid, or "
+                "beneficiary, vasp and reference",
+                where=where,
+            )
+    for asset, lim in wp.limits.items():
+        cap = lim.attested_per_transaction
+        if cap is not None and cap > lim.per_transaction:
+            raise PolicyInvalid(
+                f"attested_per_transaction of {asset} ({cap}) is above its per_transaction "
+                f"limit ({lim.per_transaction}); the attested cap is the lower one",
+                where=where,
+            )
     for asset in {t.asset for t in wp.tiers}:
         ordered = sorted((t for t in wp.tiers if t.asset == asset), key=tier_key)
         if asset not in wp.limits:

@@ -1,27 +1,88 @@
-"""Policy value types: a wallet's rules (limits, tiers, whitelist) and the :class:`Decision`."""
+"""Policy value types: a wallet's rules (limits, tiers, address book) and the :class:`Decision`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from coldvault.policy.errors import RULE_ERRORS
 from coldvault.requests.base import Chain
 
 
+class DestinationKind(StrEnum):
+    """How an address-book entry earned its place.
+
+    ``proven``: it carries an ownership proof the appliance verifies (BIP-322, BIP-137,
+    EIP-191/712, Ed25519). ``attested``: no proof is possible (an exchange deposit address, a
+    contract, a custodial counterparty); it carries evidence instead, and the admin quorum's
+    approval of the policy document is what admits it."""
+
+    PROVEN = "proven"
+    ATTESTED = "attested"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why an attested entry is believed: a test transaction the counterparty confirmed,
+    and/or the travel-rule data of its beneficiary (name, VASP, the VASP's reference)."""
+
+    test_txid: str = ""
+    beneficiary: str = ""
+    vasp: str = ""
+    reference: str = ""
+
+    def sufficient(self) -> bool:
+        """A test transaction, or the complete travel-rule triple."""
+        return bool(self.test_txid) or all((self.beneficiary, self.vasp, self.reference))
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (
+                ("test transaction", self.test_txid),
+                ("beneficiary", self.beneficiary),
+                ("VASP", self.vasp),
+                ("reference", self.reference),
+            )
+            if value
+        ]
+        return ", ".join(parts) or "no evidence"
+
+
 @dataclass(frozen=True)
 class Destination:
+    """An address-book entry of one wallet: where the wallet may pay, and why."""
+
     address: str
     chain: Chain
     label: str
-    message: str = field(repr=False)
-    signature: str = field(repr=False)
+    message: str = field(default="", repr=False)
+    signature: str = field(default="", repr=False)
+    kind: DestinationKind = DestinationKind.PROVEN
+    evidence: Evidence = Evidence()
+
+    @property
+    def admitted(self) -> bool:
+        """Proven entries are checked at load; an attested one needs sufficient evidence."""
+        return self.kind is DestinationKind.PROVEN or self.evidence.sufficient()
+
+    def describe(self) -> str:
+        """Kind and evidence, as the review and the admins' proposal show them."""
+        if self.kind is DestinationKind.PROVEN:
+            text = "proven by an ownership proof"
+            if self.evidence != Evidence():
+                text += f"; {self.evidence.describe()}"
+            return text
+        return f"attested: {self.evidence.describe()}"
 
 
 @dataclass(frozen=True)
 class AssetLimits:
     per_transaction: int
     per_day: int
+    #: lower cap on what one request may pay to attested destinations (None: no own cap)
+    attested_per_transaction: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +90,7 @@ class Tier:
     asset: str
     up_to: int | None  # inclusive; None = no upper bound
     approvals: int
+    allow_attested: bool | None = None  # None: the wallet's allow_attested decides
 
 
 @dataclass(frozen=True)
@@ -45,6 +107,14 @@ class WalletPolicy:
     contracts: tuple[tuple[str, str], ...] = ()  # (address, label) callable without ownership
     max_fee: int | None = None  # base units of the chain's native asset (ETH: gas x max fee)
     max_fee_rate: float | None = None  # sat/vB (Bitcoin)
+    allow_attested: bool = False  # False: only proven destinations receive payments
+
+    def attested_allowed(self, asset: str, amount: int) -> bool:
+        """Whether attested destinations may be paid when ``amount`` of ``asset`` moves."""
+        _, tier = self.required_for(asset, amount)
+        if tier is not None and tier.allow_attested is not None:
+            return tier.allow_attested
+        return self.allow_attested
 
     def find_destination(self, address: str) -> Destination | None:
         key = normalise_address(self.chain, address)

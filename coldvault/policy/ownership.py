@@ -5,14 +5,20 @@ signing a challenge message with it. This module checks such a proof, offline:
 
 * Bitcoin: BIP-137 compact signatures (65 bytes, base64; the "Signed Message" format of
   Bitcoin Core, Electrum, Trezor, Coldcard) for P2PKH, P2SH-P2WPKH and P2WPKH, and BIP-322
-  "simple" signatures (a base64 witness stack) for P2WPKH.
-* Ethereum: EIP-191 ``personal_sign`` (65 bytes ``r || s || v``, hex), address checked
-  against the recovered key; a mixed-case address must carry a valid EIP-55 checksum.
+  "simple" and "full" signatures (:mod:`coldvault.policy.bip322`) for every standard
+  address type: P2PKH, P2SH (multisig), P2WPKH, P2SH-P2WPKH, P2WSH (multisig, time locks),
+  P2SH-P2WSH and P2TR (key path and tapscript).
+* Ethereum: EIP-191 ``personal_sign`` of text, or EIP-712 ``eth_signTypedData_v4`` when the
+  message is typed-data JSON (65 bytes ``r || s || v``, hex), address checked against the
+  recovered key; a mixed-case address must carry a valid EIP-55 checksum.
 * Solana: Ed25519 over the UTF-8 message, base58 address (the public key); the signature
   as base58, base64, hex or raw bytes.
 
-:func:`verify_ownership` returns ``None`` when the proof holds and raises
-:class:`OwnershipProofInvalid` (with ``reason``) otherwise.
+:func:`verify_ownership` returns the proof's format when the proof holds and raises
+:class:`OwnershipProofInvalid` (with ``reason``) otherwise. :func:`check_address_proof`
+is the operator's check (``coldvault whitelist verify``): the address decides the chain,
+and a proof that does not hold is a :class:`ProofNotValid` refusal. :func:`challenge_message`
+is the text a client is asked to sign.
 """
 
 from __future__ import annotations
@@ -21,23 +27,25 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import coincurve
 import nacl.exceptions
 import nacl.signing
 from embit import base58, bech32
 
-from coldvault.crypto.hashes import hash160, keccak256, sha256, sha256d
+from coldvault.crypto.hashes import hash160, keccak256, sha256d
 from coldvault.crypto.secp256k1 import LOW_S_MAX, is_scalar
-from coldvault.errors import AuthError
+from coldvault.errors import AuthError, ColdvaultError, InputError, Refused
+from coldvault.policy.bip322 import FULL, decode_base64, split_prefix, verify_bip322
 from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin.tx import compact_size
+from coldvault.requests.ethereum.eip712 import parse_typed_data
 from coldvault.requests.ethereum.tx import checksum_address, eth_address
 
 MAX_MESSAGE = 4096
-MAX_SIGNATURE = 1024
+MAX_SIGNATURE = 8192
 BITCOIN_MAGIC = b"Bitcoin Signed Message:\n"
-BIP322_TAG = b"BIP0322-signed-message"
 SEGWIT_HRPS = ("bc", "tb", "bcrt")
 _ETH_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 
@@ -60,11 +68,123 @@ class OwnershipProofInvalid(AuthError):
 
 _Fail = Callable[[str, str], OwnershipProofInvalid]
 
+#: Reasons that mean the proof itself fails (the address and message were understood).
+PROOF_REASONS = frozenset({"malformed-signature", "unsupported", "address-mismatch",
+                           "bad-signature"})  # fmt: skip
 
-def verify_ownership(
-    chain: Chain | str, address: str, message: str, signature: str | bytes
-) -> None:
-    """Raise :class:`OwnershipProofInvalid` unless ``signature`` proves control of ``address``."""
+
+class ProofNotValid(Refused):
+    """A client's proof does not prove control of the address (``reason`` says why)."""
+
+    code = "ownership-proof-not-valid"
+
+    def __init__(self, cause: OwnershipProofInvalid) -> None:
+        super().__init__(
+            f"The proof does not prove control of {cause.address} ({cause.reason}): {cause.message}"
+        )
+        self.chain = cause.chain
+        self.address = cause.address
+        self.reason = cause.reason
+        self.valid = False
+
+
+class ChallengeInvalid(InputError):
+    """The challenge's fields do not make one line of text a wallet can sign."""
+
+    code = "ownership-challenge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The challenge fields must be single-line text, {limit} bytes in all at most."
+        )
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """A proof that holds: which chain the address is on and the proof's format."""
+
+    chain: Chain
+    address: str
+    proof_format: str
+
+
+def check_address(chain: Chain | str, address: str) -> None:
+    """Raise :class:`OwnershipProofInvalid` (``malformed-address``) unless ``address`` is a
+    well-formed address of ``chain`` (checksum, length, version, EIP-55 case)."""
+    chain = Chain(chain)
+
+    def fail(reason: str, text: str) -> OwnershipProofInvalid:
+        return OwnershipProofInvalid(text, chain=chain.value, address=address[:100], reason=reason)
+
+    if chain is Chain.BITCOIN:
+        _script_pubkey(address, fail)
+    elif chain is Chain.ETHEREUM:
+        _eth_address(address, fail)
+    else:
+        _solana_key(address, fail)
+
+
+def chain_of_address(address: str) -> Chain:
+    """The chain an address belongs to, from its form alone; ``OwnershipProofInvalid``
+    (``malformed-address``) when no chain recognises it."""
+    text = address.strip()
+    if _ETH_ADDRESS.match(text):
+        return Chain.ETHEREUM
+    lower = text.lower()
+    hrp = lower.rsplit("1", 1)[0] if "1" in lower else ""
+    if hrp in SEGWIT_HRPS and bech32.decode(hrp, text)[0] is not None:
+        return Chain.BITCOIN
+    try:
+        raw = base58.decode(text) if 25 <= len(text) <= 44 else b""
+    except ValueError:
+        raw = b""
+    if len(raw) == 25 and sha256d(raw[:21])[:4] == raw[21:]:
+        return Chain.BITCOIN
+    if len(raw) == 32:
+        return Chain.SOLANA
+    if hrp in SEGWIT_HRPS:
+        return Chain.BITCOIN  # a bech32 address with a bad checksum: verify_ownership says so
+    raise OwnershipProofInvalid(
+        "The address is not a Bitcoin, Ethereum or Solana address.",
+        chain="", address=text[:100], reason="malformed-address",
+    )  # fmt: skip
+
+
+def check_address_proof(address: str, message: str, signature: str) -> ProofCheck:
+    """The operator's check of a client's proof; the address decides the chain and format.
+
+    Raises :class:`ProofNotValid` (a refusal) when the proof does not hold, and
+    :class:`OwnershipProofInvalid` when the address or message cannot be read at all."""
+    address = address.strip()
+    chain = chain_of_address(address)
+    try:
+        proof_format = verify_ownership(chain, address, message, signature)
+    except OwnershipProofInvalid as exc:
+        if exc.reason in PROOF_REASONS:
+            raise ProofNotValid(exc) from exc
+        raise
+    return ProofCheck(chain, address, proof_format)
+
+
+def challenge_message(*, client: str, wallet: str, address: str, nonce: str, issued: str) -> str:
+    """The one-line text a client signs to prove control of an address.
+
+    ``nonce`` (random, from the caller) makes it fresh; ``issued`` is the UTC time in ISO
+    form. Empty fields are left out."""
+    parts = [("client", client), ("wallet", wallet), ("address", address),
+             ("nonce", nonce), ("issued", issued)]  # fmt: skip
+    fields = ", ".join(f"{name} {value.strip()}" for name, value in parts if value.strip())
+    text = f"coldvault ownership proof: {fields}"
+    if len(text.encode()) > MAX_MESSAGE or any(ord(ch) < 0x20 for ch in text):
+        raise ChallengeInvalid(MAX_MESSAGE)
+    return text
+
+
+def verify_ownership(chain: Chain | str, address: str, message: str, signature: str | bytes) -> str:
+    """Raise :class:`OwnershipProofInvalid` unless ``signature`` proves control of ``address``.
+
+    Returns the proof's format: ``bip137``, ``bip322-simple``, ``bip322-full``, ``eip191``,
+    ``eip712`` or ``ed25519``."""
     chain = Chain(chain)
     shown = address if len(address) <= 100 else address[:100] + "..."
 
@@ -80,11 +200,11 @@ def verify_ownership(
     if len(signature) > MAX_SIGNATURE:
         raise fail("malformed-signature", "The signature is too long.")
     if chain is Chain.BITCOIN:
-        _verify_bitcoin(address, data, signature, fail)
-    elif chain is Chain.ETHEREUM:
-        _verify_ethereum(address, data, signature, fail)
-    else:
-        _verify_solana(address, data, signature, fail)
+        return _verify_bitcoin(address, data, signature, fail)
+    if chain is Chain.ETHEREUM:
+        return _verify_ethereum(address, data, signature, fail)
+    _verify_solana(address, data, signature, fail)
+    return "ed25519"
 
 
 # --- Bitcoin ------------------------------------------------------------------------------
@@ -100,14 +220,13 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
         ver, prog = bech32.decode(hrp, address)
         if ver is None or prog is None:
             raise fail("malformed-address", "The Bitcoin address has a bad bech32 checksum.")
-        if ver != 0:
-            raise fail(
-                "unsupported",
-                f"Ownership proofs for segwit v{ver} (taproot) addresses are not supported yet.",
-            )
-        if len(prog) not in (20, 32):
+        if ver == 0 and len(prog) not in (20, 32):
             raise fail("malformed-address", "The segwit v0 program has an invalid length.")
-        return bytes([0, len(prog), *prog])
+        if ver != 0 and (ver != 1 or len(prog) != 32):
+            raise fail(
+                "unsupported", f"Segwit v{ver} addresses of {len(prog)} bytes cannot be proven."
+            )
+        return bytes([0 if ver == 0 else 0x50 + ver, len(prog), *prog])
     try:
         data = base58.decode_check(address)
     except ValueError as exc:
@@ -121,22 +240,20 @@ def _script_pubkey(address: str, fail: _Fail) -> bytes:
     raise fail("malformed-address", "The Bitcoin address has an unknown version byte.")
 
 
-def _decode_b64(signature: str | bytes, fail: _Fail) -> bytes:
-    if isinstance(signature, bytes):
-        return signature
-    try:
-        return base64.b64decode(signature.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise fail("malformed-signature", "The signature is not valid base64.") from exc
-
-
-def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _verify_bitcoin(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
     spk = _script_pubkey(address, fail)
-    raw = _decode_b64(signature, fail)
-    if len(raw) == 65:
-        _verify_bip137(spk, message, raw, fail)
+    if isinstance(signature, bytes):
+        variant, raw = None, signature
     else:
-        _verify_bip322_simple(spk, message, raw, fail)
+        variant, body = split_prefix(signature.strip())
+        raw = decode_base64(body, fail)
+    if not raw:
+        raise fail("malformed-signature", "The signature is empty.")
+    if variant is None and len(raw) == 65 and 27 <= raw[0] <= 42:
+        _verify_bip137(spk, message, raw, fail)
+        return "bip137"
+    verify_bip322(spk, message, variant, raw, fail)
+    return "bip322-full" if variant == FULL else "bip322-simple"
 
 
 def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
@@ -176,92 +293,21 @@ def _verify_bip137(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
         )
 
 
-def _tagged_hash(tag: bytes, data: bytes) -> bytes:
-    t = sha256(tag)
-    return sha256(t + t + data)
-
-
-def _witness_stack(raw: bytes, fail: _Fail) -> list[bytes]:
-    def read_varint(pos: int) -> tuple[int, int]:
-        if pos >= len(raw):
-            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
-        first = raw[pos]
-        if first < 0xFD:
-            return first, pos + 1
-        raise fail("malformed-signature", "The BIP-322 witness has an oversized item.")
-
-    count, pos = read_varint(0)
-    if not 0 < count <= 16:
-        raise fail("malformed-signature", "The BIP-322 witness has an invalid item count.")
-    items = []
-    for _ in range(count):
-        size, pos = read_varint(pos)
-        if pos + size > len(raw):
-            raise fail("malformed-signature", "The BIP-322 witness is truncated.")
-        items.append(raw[pos : pos + size])
-        pos += size
-    if pos != len(raw):
-        raise fail("malformed-signature", "The BIP-322 witness has trailing bytes.")
-    return items
-
-
-def bip322_to_spend_txid(spk: bytes, message: bytes) -> bytes:
-    """txid (internal byte order) of BIP-322's virtual ``to_spend`` transaction."""
-    script_sig = b"\x00\x20" + _tagged_hash(BIP322_TAG, message)
-    tx = (
-        (0).to_bytes(4, "little")
-        + b"\x01" + bytes(32) + b"\xff\xff\xff\xff"
-        + compact_size(len(script_sig)) + script_sig + (0).to_bytes(4, "little")
-        + b"\x01" + (0).to_bytes(8, "little") + compact_size(len(spk)) + spk
-        + (0).to_bytes(4, "little")
-    )  # fmt: skip
-    return sha256d(tx)
-
-
-def _verify_bip322_simple(spk: bytes, message: bytes, raw: bytes, fail: _Fail) -> None:
-    if not (len(spk) == 22 and spk[:2] == b"\x00\x14"):
-        raise fail(
-            "unsupported",
-            "BIP-322 simple signatures are supported for P2WPKH addresses only; use BIP-137.",
-        )
-    items = _witness_stack(raw, fail)
-    if len(items) != 2 or len(items[1]) != 33 or items[1][0] not in (2, 3):
-        raise fail("malformed-signature", "A P2WPKH witness must be [signature, compressed key].")
-    sig, pubkey = items
-    if hash160(pubkey) != spk[2:]:
-        raise fail("address-mismatch", "The witness public key does not control the address.")
-    if len(sig) < 9 or sig[-1] != 0x01:
-        raise fail("malformed-signature", "The witness signature must be DER with SIGHASH_ALL.")
-    txid = bip322_to_spend_txid(spk, message)
-    outpoint = txid + (0).to_bytes(4, "little")
-    sequence = (0).to_bytes(4, "little")
-    op_return = b"\x6a"
-    preimage = (
-        (0).to_bytes(4, "little")
-        + sha256d(outpoint) + sha256d(sequence) + outpoint
-        + b"\x19\x76\xa9\x14" + spk[2:] + b"\x88\xac"
-        + (0).to_bytes(8, "little") + sequence
-        + sha256d((0).to_bytes(8, "little") + compact_size(len(op_return)) + op_return)
-        + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
-    )  # fmt: skip
-    try:
-        ok = coincurve.PublicKey(pubkey).verify(sig[:-1], sha256d(preimage), hasher=None)
-    except ValueError as exc:
-        raise fail("malformed-signature", "The witness signature is not valid DER.") from exc
-    if not ok:
-        raise fail("bad-signature", "The BIP-322 signature does not verify for this message.")
-
-
 # --- Ethereum -----------------------------------------------------------------------------
 
 
-def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _eth_address(address: str, fail: _Fail) -> bytes:
     if not _ETH_ADDRESS.match(address):
         raise fail("malformed-address", "An Ethereum address is 0x followed by 40 hex digits.")
     body = address[2:]
     wanted = bytes.fromhex(body)
     if body != body.lower() and body != body.upper() and checksum_address(wanted) != "0x" + body:
         raise fail("malformed-address", "The Ethereum address has an invalid EIP-55 checksum.")
+    return wanted
+
+
+def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> str:
+    wanted = _eth_address(address, fail)
     if isinstance(signature, str):
         text = signature.strip().removeprefix("0x").removeprefix("0X")
         try:
@@ -279,7 +325,7 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
     s = int.from_bytes(raw[32:64], "big")
     if not (is_scalar(s) and s <= LOW_S_MAX and is_scalar(int.from_bytes(raw[:32], "big"))):
         raise fail("malformed-signature", "The signature's r or s is out of range (or high-S).")
-    digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
+    digest = _eth_digest(message, fail)
     try:
         pub = coincurve.PublicKey.from_signature_and_message(
             raw[:64] + bytes([recid]), digest, hasher=None
@@ -288,18 +334,39 @@ def _verify_ethereum(address: str, message: bytes, signature: str | bytes, fail:
         raise fail("bad-signature", "No public key can be recovered from the signature.") from exc
     if eth_address(pub.format()) != wanted:
         raise fail("address-mismatch", "The signature was made by a different address.")
+    return "eip712" if _is_typed_data(message) else "eip191"
+
+
+def _is_typed_data(message: bytes) -> bool:
+    return message.lstrip().startswith(b"{")
+
+
+def _eth_digest(message: bytes, fail: _Fail) -> bytes:
+    """EIP-712 typed data (a JSON object) is signed by its digest; text by EIP-191."""
+    if _is_typed_data(message):
+        try:
+            return parse_typed_data(message).digest
+        except ColdvaultError as exc:
+            detail = exc.message
+            raise fail("malformed-message", f"The EIP-712 message is invalid: {detail}") from exc
+    return keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
 
 
 # --- Solana -------------------------------------------------------------------------------
 
 
-def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+def _solana_key(address: str, fail: _Fail) -> bytes:
     try:
         pub = base58.decode(address) if 32 <= len(address) <= 44 else b""
     except ValueError:
         pub = b""
     if len(pub) != 32 or base58.encode(pub) != address:
         raise fail("malformed-address", "A Solana address is a base58 32-byte public key.")
+    return bytes(pub)
+
+
+def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _Fail) -> None:
+    pub = _solana_key(address, fail)
     raw = _solana_signature(signature)
     if raw is None:
         raise fail("malformed-signature", "A Solana signature is 64 bytes (base58, base64, hex).")

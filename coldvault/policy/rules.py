@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from coldvault.policy.model import Decision, RuleResult, WalletPolicy
+from coldvault.policy.model import Decision, DestinationKind, RuleResult, WalletPolicy
 from coldvault.quorum.documents import ConfigVersion
 from coldvault.requests.base import Chain, MovementKind, Review
 
@@ -56,7 +56,8 @@ class Policy:
             policy_version=self.version,
         )
         self._check_scope(w, review, check)
-        totals = self._check_destinations(w, review, check)
+        totals, attested = self._check_destinations(w, review, check)
+        self._check_attested(w, totals, attested, check)
         required = self._check_amounts(w, totals, _day_totals(day_total, totals), check)
         self._check_fees(w, review, check)
         allowed = all(r.passed for r in results)
@@ -100,18 +101,39 @@ class Policy:
         )
 
     @staticmethod
-    def _check_destinations(w: WalletPolicy, review: Review, check: _Check) -> dict[str, int]:
+    def _check_destinations(
+        w: WalletPolicy, review: Review, check: _Check
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Every external movement's destination is in the wallet's address book (or a
+        callable contract). Returns the totals per asset, and those paid to attested
+        entries."""
         totals: dict[str, int] = {}
+        attested: dict[str, int] = {}
         for i, m in enumerate(review.external):
             totals[m.asset] = totals.get(m.asset, 0) + m.amount
             dest = w.find_destination(m.destination)
             label = dest.label if dest else None
+            kind, evidence = "", ""
             if dest is None and m.kind is MovementKind.CONTRACT_CALL:
                 label = w.find_contract(m.destination)
+                kind = "contract" if label is not None else ""
             if label is None:
                 message = f"Destination {m.destination} is not on wallet {w.name}'s whitelist."
+            elif dest is not None and not dest.admitted:
+                label = None
+                message = (
+                    f"Destination {m.destination} is attested without evidence, so it may not "
+                    "be paid."
+                )
+            elif dest is not None:
+                kind, evidence = str(dest.kind), dest.evidence.describe()
+                message = f"Destination {m.destination} is whitelisted as {dest.label!r}, " + (
+                    f"{dest.describe()}."
+                )
+                if dest.kind is DestinationKind.ATTESTED:
+                    attested[m.asset] = attested.get(m.asset, 0) + m.amount
             else:
-                message = f"Destination {m.destination} is whitelisted as {label!r}."
+                message = f"Destination {m.destination} is the callable contract {label!r}."
             check(
                 "destination-whitelisted",
                 label is not None,
@@ -122,8 +144,42 @@ class Policy:
                 asset=m.asset,
                 amount=m.amount,
                 label=label or "",
+                destination_kind=kind,
+                evidence=evidence,
             )
-        return totals
+        return totals, attested
+
+    @staticmethod
+    def _check_attested(
+        w: WalletPolicy, totals: Mapping[str, int], attested: Mapping[str, int], check: _Check
+    ) -> None:
+        """Attested destinations only where the wallet or the amount's tier allows them, and
+        within their own lower cap."""
+        for asset, amount in sorted(attested.items()):
+            ok = w.attested_allowed(asset, totals[asset])
+            check(
+                "attested-allowed",
+                ok,
+                f"Wallet {w.name} {'allows' if ok else 'does not allow'} attested destinations "
+                f"when {totals[asset]} base units of {asset} move"
+                + ("." if ok else "; it requires proven destinations."),
+                asset=asset,
+                amount=totals[asset],
+                attested_amount=amount,
+            )
+            lim = w.limits.get(asset)
+            cap = None if lim is None else lim.attested_per_transaction
+            if cap is not None:
+                ok = amount <= cap
+                check(
+                    "attested-cap",
+                    ok,
+                    f"{amount} base units of {asset} to attested destinations "
+                    f"{'is within' if ok else 'exceeds'} their cap of {cap}.",
+                    asset=asset,
+                    attested_amount=amount,
+                    cap=cap,
+                )
 
     @staticmethod
     def _check_amounts(

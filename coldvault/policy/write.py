@@ -3,7 +3,7 @@
 :func:`policy_toml` is the one writer of policy documents; :func:`parse_policy` reads its
 output back to an equal value (the writer checks that before returning). Amounts are
 written as exact integers, fee rates with the shortest exact float text, and strings
-(addresses, labels, proof messages and signatures) whole, with TOML escapes only.
+(addresses, labels, proof messages, signatures and evidence) whole, with TOML escapes only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from coldvault.policy.errors import PolicyInvalid
 from coldvault.policy.load import FORMAT, parse_policy
-from coldvault.policy.model import WalletPolicy
+from coldvault.policy.model import DestinationKind, WalletPolicy
 from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -69,6 +69,8 @@ def _wallet(w: WalletPolicy) -> list[str]:
         lines.append(f"max_fee = {_integer(w.max_fee)}")
     if w.max_fee_rate is not None:
         lines.append(f"max_fee_rate = {_number(w.max_fee_rate)}")
+    if w.allow_attested:
+        lines.append("allow_attested = true")
     for asset, limits in w.limits.items():
         lines += [
             "",
@@ -76,11 +78,15 @@ def _wallet(w: WalletPolicy) -> list[str]:
             f"per_transaction = {_integer(limits.per_transaction)}",
             f"per_day = {_integer(limits.per_day)}",
         ]
+        if limits.attested_per_transaction is not None:
+            lines.append(f"attested_per_transaction = {_integer(limits.attested_per_transaction)}")
     for tier in w.tiers:
         lines += ["", "[[wallet.tier]]", f"asset = {_string(tier.asset)}"]
         if tier.up_to is not None:
             lines.append(f"up_to = {_integer(tier.up_to)}")
         lines.append(f"approvals = {_integer(tier.approvals)}")
+        if tier.allow_attested is not None:
+            lines.append(f"allow_attested = {'true' if tier.allow_attested else 'false'}")
     for d in w.destinations:
         lines += [
             "",
@@ -88,8 +94,15 @@ def _wallet(w: WalletPolicy) -> list[str]:
             f"address = {_string(d.address)}",
             f"chain = {_string(str(d.chain))}",
             f"label = {_string(d.label)}",
-            f"message = {_string(d.message)}",
-            f"signature = {_string(d.signature)}",
+        ]
+        if d.kind is DestinationKind.PROVEN:
+            lines += [f"message = {_string(d.message)}", f"signature = {_string(d.signature)}"]
+        else:
+            lines.append(f"kind = {_string(str(d.kind))}")
+        lines += [
+            f"{name} = {_string(value)}"
+            for name, value in dataclasses.asdict(d.evidence).items()
+            if value
         ]
     for address, label in w.contracts:
         lines += [

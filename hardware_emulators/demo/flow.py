@@ -33,6 +33,7 @@ import subprocess  # noqa: S404
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pexpect
 from rich.console import Console
@@ -58,6 +59,13 @@ OUT = ROOT / "demo-out"
 APPROVERS = ("C0DE0001", "C0DE0002", "C0DE0003")
 
 console = Console(highlight=False)
+
+
+class Payee(Protocol):
+    """Where a flow pays: a counterparty's proof or an address-book entry."""
+
+    @property
+    def address(self) -> str: ...
 
 
 def step(title: str) -> None:
@@ -234,20 +242,24 @@ def wallet(trust: LabTrust, template: Template) -> dict[str, object]:
     raise KeyError(str(template))
 
 
-def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
-                 pins: Pins | None = None) -> str:
+def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: Payee, *,
+                 pins: Pins | None = None, name: str = "bitcoin",
+                 expect_rule: str | None = None) -> str:
     step("3. Bitcoin: PSBT from embit -> animated UR -> virtual camera (25 % drops) -> 2-of-3")
     account = wallet(trust, Template.BIP84)
     psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=dest.address,
                                 amount=1_250_000, fee=2_000)
-    work = out / "bitcoin"
+    work = out / name
     work.mkdir()
     (work / "request.psbt").write_bytes(psbt)
     qr("encode", str(work / "request.psbt"), "--type", "crypto-psbt", "--fragment-len", "120",
        "--out", str(work / "request"))
-    config = _config(out, lab, trust, "bitcoin", drop=0.25, blur=0.1)
+    config = _config(out, lab, trust, name, drop=0.25, blur=0.1)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log", pins=pins)
+                           approvers=() if expect_rule else APPROVERS, log=work / "console.log",
+                           pins=pins)
+    if expect_rule is not None:
+        return _refused(result, expect_rule)
     if not result.get("ok"):
         raise RuntimeError(f"bitcoin request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signed.psbt"))
@@ -257,21 +269,25 @@ def bitcoin_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
             f"approvals {result['approvals']}")
 
 
-def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
-                  pins: Pins | None = None) -> str:
+def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: Payee, *,
+                  pins: Pins | None = None, name: str = "ethereum",
+                  expect_rule: str | None = None) -> str:
     step("4. Ethereum: EIP-1559 eth-sign-request -> appliance -> eth-signature")
     from hardware_emulators.demo.chains import eth_request, eth_verify
 
-    work = out / "ethereum"
+    work = out / name
     work.mkdir()
     account = wallet(trust, Template.ETH)
     cbor, tx = eth_request(account, to=dest.address, value=10**17)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "eth-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
-    config = _config(out, lab, trust, "ethereum", drop=0.1, blur=0.0)
+    config = _config(out, lab, trust, name, drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log", pins=pins)
+                           approvers=() if expect_rule else APPROVERS, log=work / "console.log",
+                           pins=pins)
+    if expect_rule is not None:
+        return _refused(result, expect_rule)
     if not result.get("ok"):
         raise RuntimeError(f"ethereum request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signature.cbor"))
@@ -282,21 +298,25 @@ def ethereum_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
     return f"Ethereum: eth-account recovers sender {sender} = our address for m/44h/60h/0h/0/0"
 
 
-def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
-                pins: Pins | None = None) -> str:
+def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: Payee, *,
+                pins: Pins | None = None, name: str = "solana",
+                expect_rule: str | None = None) -> str:
     step("5. Solana: system transfer sol-sign-request -> appliance (Ed25519 in SoftHSM)")
     from hardware_emulators.demo.chains import sol_request, sol_verify
 
-    work = out / "solana"
+    work = out / name
     work.mkdir()
     account = wallet(trust, Template.SOL)
     cbor, message, signer = sol_request(account, to=dest.address, lamports=250_000_000)
     (work / "request.cbor").write_bytes(cbor)
     qr("encode", str(work / "request.cbor"), "--type", "sol-sign-request", "--cbor",
        "--fragment-len", "100", "--out", str(work / "request"))
-    config = _config(out, lab, trust, "solana", drop=0.1, blur=0.0)
+    config = _config(out, lab, trust, name, drop=0.1, blur=0.0)
     result = run_appliance(lab, config, work / "request", work / "response",
-                           approvers=APPROVERS, log=work / "console.log", pins=pins)
+                           approvers=() if expect_rule else APPROVERS, log=work / "console.log",
+                           pins=pins)
+    if expect_rule is not None:
+        return _refused(result, expect_rule)
     if not result.get("ok"):
         raise RuntimeError(f"solana request failed: {result}")
     qr("decode", str(work / "response"), "--out", str(work / "signature.cbor"))
@@ -306,21 +326,16 @@ def solana_flow(out: Path, lab: Lab, trust: LabTrust, dest: parties.Proof, *,
     return f"Solana: solders verifies the transfer signature of {signer}"
 
 
+def _refused(result: dict[str, object], rule: str) -> str:
+    """The refusal an ``expect_rule`` flow expects: not signed, refused by ``rule``."""
+    if result.get("ok") or result.get("rule") != rule:
+        raise RuntimeError(f"the request was not refused by rule {rule}: {result}")
+    return f"Refused: {result['message']}"
+
+
 def refusal_flow(out: Path, lab: Lab, trust: LabTrust, *, pins: Pins | None = None) -> str:
     step("6. Policy: a payment to a destination that is not whitelisted is refused")
-    account = wallet(trust, Template.BIP84)
     stranger = parties.bitcoin_counterparty("unknown-party")
-    psbt = parties.bitcoin_psbt(str(account["descriptor"]), pay_to=stranger.address,
-                                amount=500_000, fee=2_000, seed=99)
-    work = out / "refused"
-    work.mkdir()
-    (work / "request.psbt").write_bytes(psbt)
-    qr("encode", str(work / "request.psbt"), "--fragment-len", "200",
-       "--out", str(work / "request"))
-    config = _config(out, lab, trust, "refused", drop=0.0, blur=0.0)
-    result = run_appliance(lab, config, work / "request", work / "response", approvers=(),
-                           log=work / "console.log", pins=pins)
-    if result.get("ok") or result.get("rule") != "destination-whitelisted":
-        raise RuntimeError(f"the non-whitelisted payment was not refused as expected: {result}")
-    return f"Refused: {result['message']}"
+    return bitcoin_flow(out, lab, trust, stranger, pins=pins, name="refused",
+                        expect_rule="destination-whitelisted")
 

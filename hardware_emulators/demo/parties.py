@@ -12,17 +12,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nacl.signing
 from coincurve import PrivateKey
 from embit import bip32
+from embit import ec as embit_ec
 from embit.descriptor import Descriptor
 from embit.psbt import PSBT, DerivationPath
-from embit.script import Script, p2wpkh
+from embit.script import Script, p2tr, p2wpkh, p2wsh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from coldvault.policy import Destination
+from coldvault.policy import Destination, DestinationKind, Evidence
 from coldvault.requests.base import Chain
 
 WHITELIST_MESSAGE = "coldvault whitelist proof: {label} controls {address}"
@@ -48,8 +50,9 @@ class Proof:
 
     def destination(self) -> Destination:
         """The policy's whitelist entry for this address, with its ownership proof."""
-        return Destination(self.address, Chain(self.chain), self.label, self.message,
-                           self.signature)
+        return Destination(
+            self.address, Chain(self.chain), self.label, self.message, self.signature
+        )
 
 
 def bitcoin_counterparty(label: str, network: str = "main") -> Proof:
@@ -98,10 +101,81 @@ def solana_counterparty(label: str) -> Proof:
     return Proof("solana", address, label, message, signature)
 
 
+def _bip322_simple(spk: Script, message: str, sign: Callable[[Transaction], list[bytes]]) -> str:
+    """A BIP-322 "simple" proof built with embit: the virtual ``to_spend`` paying ``spk``, the
+    ``to_sign`` spending it, and ``sign``'s witness stack, prefixed ``smp`` and base64."""
+    tag = hashlib.sha256(b"BIP0322-signed-message").digest()
+    message_hash = hashlib.sha256(tag + tag + message.encode()).digest()
+    to_spend = Transaction(
+        version=0,
+        vin=[TransactionInput(bytes(32), 0xFFFFFFFF, Script(b"\x00\x20" + message_hash), 0)],
+        vout=[TransactionOutput(0, spk)],
+        locktime=0,
+    )
+    to_sign = Transaction(
+        version=0, vin=[TransactionInput(to_spend.txid(), 0, Script(b""), 0)],
+        vout=[TransactionOutput(0, Script(b"\x6a"))], locktime=0,
+    )  # fmt: skip
+    stack = sign(to_sign)
+    witness = _varint(len(stack)) + b"".join(_varint(len(item)) + item for item in stack)
+    return "smp" + base64.b64encode(witness).decode()
+
+
+def taproot_counterparty(label: str) -> Proof:
+    """A P2TR (key path) address with a BIP-322 simple ownership proof (embit, Schnorr)."""
+    key = embit_ec.PrivateKey(_demo_key(label))
+    spk = p2tr(key.get_public_key())
+    address = spk.address()
+    message = WHITELIST_MESSAGE.format(label=label, address=address)
+
+    def sign(tx: Transaction) -> list[bytes]:
+        digest = tx.sighash_taproot(0, [spk], [0])
+        return [key.taproot_tweak(b"").schnorr_sign(digest).serialize()]
+
+    return Proof("bitcoin", address, label, message, _bip322_simple(spk, message, sign))
+
+
+def multisig_counterparty(label: str) -> Proof:
+    """A P2WSH 2-of-2 multisig address with a BIP-322 simple ownership proof (embit): both
+    cosigners sign the virtual spend."""
+    keys = [embit_ec.PrivateKey(_demo_key(f"{label}/{i}")) for i in range(2)]
+    script = Script(b"\x52" + b"".join(b"\x21" + k.get_public_key().sec() for k in keys)
+                    + b"\x52\xae")  # fmt: skip
+    spk = p2wsh(script)
+    address = spk.address()
+    message = WHITELIST_MESSAGE.format(label=label, address=address)
+
+    def sign(tx: Transaction) -> list[bytes]:
+        digest = tx.sighash_segwit(0, script, 0)
+        return [b"", *(k.sign(digest).serialize() + b"\x01" for k in keys), script.data]
+
+    return Proof("bitcoin", address, label, message, _bip322_simple(spk, message, sign))
+
+
+def attested_destination(chain: str, label: str, evidence: Evidence) -> Destination:
+    """An address that cannot sign (an exchange deposit address): an attested address-book
+    entry carrying ``evidence``. The address is a fresh demo address of ``chain``."""
+    if chain == "bitcoin":
+        address = bitcoin_counterparty(label).address
+    elif chain == "ethereum":
+        address = ethereum_counterparty(label).address
+    else:
+        address = solana_counterparty(label).address
+    return Destination(address, Chain(chain), label, kind=DestinationKind.ATTESTED,
+                       evidence=evidence)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- coordinator
 def bitcoin_psbt(
-    descriptor: str, *, pay_to: str, amount: int, fee: int, funding: int = 2_000_000,
-    receive_index: int = 0, change_index: int = 0, seed: int = 7,
+    descriptor: str,
+    *,
+    pay_to: str,
+    amount: int,
+    fee: int,
+    funding: int = 2_000_000,
+    receive_index: int = 0,
+    change_index: int = 0,
+    seed: int = 7,
 ) -> bytes:
     """A PSBT as an online coordinator (here: embit) would build it for a watch-only
     ``wpkh([fp/84h/0h/0h]xpub/<0;1>/*)`` wallet: one input from a funding transaction

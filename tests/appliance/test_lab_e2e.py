@@ -24,7 +24,8 @@ from coldvault.records.errors import AuditTampered
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
 from hardware_emulators.lab import Lab
-from hardware_emulators.trust_setup import LabTrust, setup_trust
+from hardware_emulators.trust_setup import LabTrust
+from tests.appliance.lab_world import appliance_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -46,43 +47,15 @@ class World:
 def world(
     tmp_path_factory: pytest.TempPathFactory, softhsm_lab, pcsc_lab, lab_config
 ) -> Iterator[World]:
-    """The session's SoftHSM and pcscd (one of each per process: libpcsclite and the
-    PKCS#11 module are bound once per process), this module's own card states, and the
-    trust material made on them. Keys added to the appliance token are deleted afterwards."""
-    from coldvault.backends.pkcs11.anchor import TokenAnchorStore
-    from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
-
     out = tmp_path_factory.mktemp("e2e")
-    lab = Lab(lab_config, out / "lab")
-    lab.softhsm, lab.pcsc = softhsm_lab, pcsc_lab
-    token = lab_config.appliance_token()
-
-    def open_keystore() -> Pkcs11Keystore:
-        return Pkcs11Keystore.open(softhsm_lab.module_path, token.label, token.user_pin,
-                                   allow_emulated=True)
-
-    with open_keystore() as ks:
-        before = {k.key_id for k in ks.list_keys()}
-        TokenAnchorStore(ks).destroy()  # this module's appliance state starts empty
-    try:
-        dests = {
-            "btc": parties.bitcoin_counterparty("acme-treasury"),
-            "eth": parties.ethereum_counterparty("globex-exchange"),
-            "sol": parties.solana_counterparty("initech-payroll"),
-        }
-        trust = setup_trust(
-            lab, out / "trust", policy_text=demo.policy_for(dests["btc"], dests["eth"],
-                                                            dests["sol"])
-        )
+    dests = {
+        "btc": parties.bitcoin_counterparty("acme-treasury"),
+        "eth": parties.ethereum_counterparty("globex-exchange"),
+        "sol": parties.solana_counterparty("initech-payroll"),
+    }
+    policy = demo.policy_for(dests["btc"], dests["eth"], dests["sol"])
+    with appliance_lab(out, lab_config, softhsm_lab, pcsc_lab, policy) as (lab, trust):
         yield World(out, lab, trust, dests)
-    finally:
-        for reader in range(lab_config.readers):
-            lab.remove(reader)
-        with open_keystore() as ks:
-            for key in ks.list_keys():
-                if key.key_id not in before:
-                    ks.delete_key(key.key_id)
-            TokenAnchorStore(ks).destroy()
 
 
 def test_bitcoin_psbt_signed_with_two_card_approvals(world: World) -> None:

@@ -98,7 +98,7 @@ def test_policy_approved_refusals_counted_once(
     sha = hashlib.sha256(policy.read_bytes()).hexdigest()
     assert f"SHA-256 {sha}" in op.said("info")
     rows = op.table_rows("Policy for wallet acme-btc (amounts in base units)")
-    assert rows[f"destination {dest.label}"] == dest.address
+    assert rows[f"destination {dest.label}"] == f"{dest.address}  [proven by an ownership proof]"
     assert rows["limit BTC"] == "100000000 per transaction, 300000000 per day"
     errors = op.said("error")
     assert len(errors) == 2
@@ -193,3 +193,44 @@ def test_wallets_and_roster_successor(chain: Genesis, slot: CardSlot, tmp_path: 
     with pytest.raises(DocumentRefused, match="is for appliance vault-9"):
         approve_document(op, params(chain, "other", DocumentKind.POLICY, other), ReaderCards(op))
     assert not op.asked and not approvals_path(other).exists()
+
+
+def test_policy_successor_shows_its_address_book_changes(
+    chain: Genesis, slot: CardSlot, tmp_path: Path
+) -> None:
+    """``current``: the approved policy being replaced; the admins see every entry the new
+    version adds (full address, label, kind, evidence), and the transcript records it."""
+    dest = parties.bitcoin_counterparty("acme-treasury")
+    current = tmp_path / "current" / "policy.toml"
+    current.parent.mkdir()
+    chain.signed_policy(current, policy_text(APPLIANCE, dest), (DAVE, ERIN))
+
+    taproot = parties.taproot_counterparty("acme-cold-taproot")
+    new = tmp_path / "policy.toml"
+    new.write_text(
+        policy_text(APPLIANCE, dest).replace("version = 3", "version = 4")
+        + f'''
+[[wallet.destination]]
+address = "{taproot.address}"
+chain = "bitcoin"
+label = "Acme cold (taproot)"
+message = "{taproot.message}"
+signature = "{taproot.signature}"
+'''
+    )
+    op = ScriptedOperator(
+        ("^Is this the policy document the admins are to approve\\?$", True),
+        pin(chain, DAVE, "Dave Admin"),
+        pin(chain, ERIN, "Erin Admin"),
+        on_info=slot,
+    )
+    slot.expect(INSERT.format(n=1), chain.cards[DAVE])
+    slot.expect(INSERT.format(n=2), chain.cards[ERIN])
+    p = params(chain, "v4", DocumentKind.POLICY, new, current=current)
+    approve_document(op, p, ReaderCards(op, allow_emulated=True))
+    assert slot.done() and not op.script
+    added = f"ADDED: {taproot.address} 'Acme cold (taproot)' [proven by an ownership proof]"
+    assert op.table_rows("Address book changes from policy version 3") == {"acme-btc": added}
+    reviewed = [e for e in read_entries(tmp_path / "transcripts" / "v4.jsonl")
+                if e["step"] == "document-reviewed"][0]  # fmt: skip
+    assert reviewed["data"]["address_book_changes"] == [f"acme-btc: {added}"]
