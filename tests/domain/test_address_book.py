@@ -126,7 +126,7 @@ def test_attested_allowed_per_tier_and_capped_lower() -> None:
             "no evidence",
         ),
         (f'test_txid = "{TXID}"', 'test_txid = "0x1234"', "64 hex digits"),
-        ('kind = "attested"', 'kind = "trusted"', "proven or attested"),
+        ('kind = "attested"', 'kind = "trusted"', "one of proven, attested"),
         ('kind = "attested"', 'kind = "attested"\nsignature = "x"', "carries a proof"),
         ('beneficiary = "Acme Treasury Ltd"', f'beneficiary = "{"x" * 201}"', "at most 200"),
         (f'address = "{DEPOSIT}"', f'address = "{DEPOSIT[:-1]}5"', "not a valid bitcoin address"),
