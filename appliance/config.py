@@ -81,11 +81,16 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
 def load_config(path: Path) -> ApplianceConfig:
     """Read and validate the appliance TOML file. Relative paths are relative to the file."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (byte {exc.start} is not valid)"
+        ) from exc
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ConfigError(f"configuration file {path} is not valid TOML: {detail}") from exc
     base = path.resolve().parent
 
     def rel(p: str) -> Path:

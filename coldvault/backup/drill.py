@@ -101,7 +101,7 @@ def parse_scenario(content: bytes) -> DrillScenario:
         raise ScenarioInvalid("the file is too large")
     try:
         data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ScenarioInvalid(f"it is not valid TOML ({type(exc).__name__})") from None
     unknown = set(data) - {"name", "lost_sites", "lost_custodians"}
     if unknown:

@@ -429,6 +429,8 @@ def parse_plan(content: bytes | str, *, where: str = "document") -> Plan:
         raise PlanInvalid(where, "document", "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise PlanInvalid(where, "document", f"is not valid TOML ({exc})") from None
+    except RecursionError:
+        raise PlanInvalid(where, "document", "is not valid TOML (it nests too deeply)") from None
     f = _Fields(where, data, "", {"format", "id", "description", "sites", "scheme"})
     if f.text("format") != FORMAT:
         raise f.fail("format", f"must be {FORMAT!r}")

@@ -65,8 +65,9 @@ def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str
     path = where
     try:
         data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"wallet registry {path} is not valid TOML: {exc}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ConfigError(f"wallet registry {path} is not valid TOML: {detail}") from exc
     entries = data.get("wallet", [])
     if not isinstance(entries, list) or len(entries) > MAX_WALLETS:
         raise ConfigError(f"wallet registry {path}: expected [[wallet]] tables")
