@@ -42,7 +42,13 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
-from coldvault.records.anchor import Anchor, StateRollback, check_configs, check_trail
+from coldvault.records.anchor import (
+    Anchor,
+    StateRollback,
+    check_configs,
+    check_roster_chain,
+    check_trail,
+)
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
@@ -172,6 +178,10 @@ class Appliance:
 
         docs = [load_signed_document(p, "roster") for p in cfg.roster_files]
         roster = verify_roster_chain(docs, bytes.fromhex(cfg.genesis_roster_sha256))
+        chain = tuple(
+            ConfigVersion("roster", r.version, r.sha256)
+            for r in (Roster.from_bytes(d.content) for d in docs)
+        )
         if roster.appliance_id != cfg.appliance_id:
             raise ConfigMismatch(
                 f"The roster is for appliance {roster.appliance_id}, "
@@ -203,6 +213,7 @@ class Appliance:
                     sealed_through=report.sealed_through if report else None,
                 )
                 check_configs(anchor, configs)
+                check_roster_chain(anchor, chain)
             # a configuration older than the one last in force is a rollback: refused
             for active in configs:
                 ledger.set_active_config(active)
