@@ -5,11 +5,11 @@ See docs/appliance.md for the file format. Secrets (PINs) are never read from th
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coldvault import tomlsafe
 from coldvault.errors import ConfigError
 from coldvault.transport.frames import registered_frame_sources
 
@@ -81,16 +81,11 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
 def load_config(path: Path) -> ApplianceConfig:
     """Read and validate the appliance TOML file. Relative paths are relative to the file."""
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = tomlsafe.loads(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"configuration file {path} is not UTF-8 text (byte {exc.start} is not valid)"
-        ) from exc
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ConfigError(f"configuration file {path} is not valid TOML: {detail}") from exc
+    except tomlsafe.TomlRejected as exc:
+        raise ConfigError(f"configuration file {path} {exc}") from None
     base = path.resolve().parent
 
     def rel(p: str) -> Path:

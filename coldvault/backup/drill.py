@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import secrets
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coldvault import tomlsafe
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_plan
 from coldvault.backup.envelope import KeyAgreement
 from coldvault.backup.errors import (
@@ -100,9 +100,9 @@ def parse_scenario(content: bytes) -> DrillScenario:
     if len(content) > MAX_SCENARIO_BYTES:
         raise ScenarioInvalid("the file is too large")
     try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise ScenarioInvalid(f"it is not valid TOML ({type(exc).__name__})") from None
+        data = tomlsafe.loads(content)
+    except tomlsafe.TomlRejected as exc:
+        raise ScenarioInvalid(f"it {exc}") from None
     unknown = set(data) - {"name", "lost_sites", "lost_custodians"}
     if unknown:
         raise ScenarioInvalid(f"{sorted(unknown)[0]!r} is not a known field")

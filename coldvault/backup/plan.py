@@ -22,13 +22,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import tomli_w
 
+from coldvault import tomlsafe
 from coldvault.backup.errors import PlanInvalid
 
 FORMAT = "coldvault-backup-plan/1"
@@ -424,13 +424,9 @@ def parse_plan(content: bytes | str, *, where: str = "document") -> Plan:
     if len(raw) > MAX_PLAN_BYTES:
         raise PlanInvalid(where, "document", f"is larger than {MAX_PLAN_BYTES} bytes")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PlanInvalid(where, "document", "is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanInvalid(where, "document", f"is not valid TOML ({exc})") from None
-    except RecursionError:
-        raise PlanInvalid(where, "document", "is not valid TOML (it nests too deeply)") from None
+        data = tomlsafe.loads(raw)
+    except tomlsafe.TomlRejected as exc:
+        raise PlanInvalid(where, "document", str(exc)) from None
     f = _Fields(where, data, "", {"format", "id", "description", "sites", "scheme"})
     if f.text("format") != FORMAT:
         raise f.fail("format", f"must be {FORMAT!r}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from coldvault import tomlsafe
 from coldvault.errors import ColdvaultError
 from coldvault.policy.errors import PolicyInvalid, PolicyRollback, UnprovenDestination
 from coldvault.policy.model import AssetLimits, Destination, Tier, WalletPolicy, tier_key
@@ -38,9 +38,9 @@ def parse_policy(
     """Parse and check a policy document (no signature check: see :func:`load_policy`)."""
     raw = data.encode() if isinstance(data, str) else data
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise PolicyInvalid(f"it is not valid UTF-8 TOML ({exc})") from exc
+        doc = tomlsafe.loads(raw)
+    except tomlsafe.TomlRejected as exc:
+        raise PolicyInvalid(f"it {exc}") from None
     if doc.get("format") != FORMAT:
         raise PolicyInvalid(f"format must be {FORMAT!r}")
     try:

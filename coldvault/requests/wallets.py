@@ -6,10 +6,10 @@ quorum. Each client's wallets are separate: a request may touch exactly one wall
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldvault import tomlsafe
 from coldvault.crypto.paths import InvalidPath, parse_path
 from coldvault.errors import ConfigError
 from coldvault.requests.base import Chain
@@ -64,10 +64,9 @@ def parse_wallets(content: bytes, *, where: str = "wallet registry") -> dict[str
     """Parse wallet registry TOML bytes (e.g. a signed document's content)."""
     path = where
     try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ConfigError(f"wallet registry {path} is not valid TOML: {detail}") from exc
+        data = tomlsafe.loads(content)
+    except tomlsafe.TomlRejected as exc:
+        raise ConfigError(f"wallet registry {path} {exc}") from None
     entries = data.get("wallet", [])
     if not isinstance(entries, list) or len(entries) > MAX_WALLETS:
         raise ConfigError(f"wallet registry {path}: expected [[wallet]] tables")

@@ -28,21 +28,55 @@ def test_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
 def test_config_nested_too_deeply(tmp_path: Path) -> None:
     path = tmp_path / "appliance.toml"
     path.write_bytes(DEEP)
-    with pytest.raises(ConfigError, match="is not valid TOML"):
+    with pytest.raises(ConfigError) as info:
         load_config(path)
+    assert str(info.value) == (
+        f"configuration file {path} is not valid TOML: it nests deeper than 32 levels"
+    )
 
 
 def test_wallet_registry_nested_too_deeply() -> None:
-    with pytest.raises(ConfigError, match="wallet registry x is not valid TOML"):
+    with pytest.raises(ConfigError) as info:
         parse_wallets(DEEP, where="x")
+    assert str(info.value) == "wallet registry x is not valid TOML: it nests deeper than 32 levels"
 
 
 def test_backup_plan_nested_too_deeply() -> None:
-    with pytest.raises(PlanInvalid, match="is not valid TOML"):
+    with pytest.raises(PlanInvalid, match="is not valid TOML: it nests deeper than 32 levels"):
         parse_plan(DEEP)
 
 
 def test_drill_scenario_nested_too_deeply() -> None:
     deep = b"a = " + b"[" * (MAX_SCENARIO_BYTES - 10)  # as deep as the size cap allows
-    with pytest.raises(InputError, match="not valid TOML"):
+    with pytest.raises(InputError, match="is not valid TOML: it nests deeper than 32 levels"):
         parse_scenario(deep)
+
+
+def test_policy_nested_too_deeply() -> None:
+    from coldvault.policy.errors import PolicyInvalid
+    from coldvault.policy.load import parse_policy
+
+    with pytest.raises(PolicyInvalid, match="is not valid TOML: it nests deeper than 32 levels"):
+        parse_policy(DEEP)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ('[a]\nb = [[1], {c = [2]}]\n', 3),
+        ('[[wallet]]\nname = "[[[[[["\n', 2),  # brackets in strings do not count
+        ("# [[[[[[[[\nx = 'a[[[['\n", 0),  # nor in comments and literal strings
+        ('x = """\n[[[[ " ]]\n"""\ny = [[[0]]]\n', 3),  # multi-line strings
+        ('x = "a\\"[[["\n', 0),  # an escaped quote does not end the string
+    ],
+)
+def test_toml_depth_counts_only_structure(text: str, depth: int) -> None:
+    from coldvault.tomlsafe import toml_depth
+
+    assert toml_depth(text) == depth
+
+
+def test_valid_toml_at_the_depth_bound_still_loads() -> None:
+    from coldvault import tomlsafe
+
+    assert tomlsafe.loads("a = " + "[" * 31 + "1" + "]" * 31)["a"]
