@@ -23,9 +23,10 @@ class TomlRejected(ValueError):
     error; the message starts with "is", to follow the document's name)."""
 
 
-def toml_depth(text: str) -> int:
+def toml_depth(text: str, *, stop_above: int | None = None) -> int:
     """Deepest nesting of brackets and braces outside strings and comments (a linear scan,
-    no recursion; table headers count as the one or two levels they open)."""
+    no recursion; table headers count as the one or two levels they open). With
+    ``stop_above``, the scan ends as soon as the depth exceeds it."""
     depth = deepest = i = 0
     n = len(text)
     while i < n:
@@ -42,6 +43,8 @@ def toml_depth(text: str) -> int:
         elif ch in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                return deepest
         elif ch in "]}":
             depth = max(0, depth - 1)
         i += 1
@@ -56,7 +59,9 @@ def loads(data: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str,
     except UnicodeDecodeError as exc:
         raise TomlRejected(f"is not UTF-8 text (byte {exc.start} is not valid)") from None
     # every nesting level opens a bracket or brace, so few of them bound the depth unscanned
-    if text.count("[") + text.count("{") > max_depth and toml_depth(text) > max_depth:
+    if text.count("[") + text.count("{") > max_depth and (
+        toml_depth(text, stop_above=max_depth) > max_depth
+    ):
         raise TomlRejected(f"is not valid TOML: it nests deeper than {max_depth} levels")
     try:
         return tomllib.loads(text)
