@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 BENCH_JSON ?= build/bench.json
 
-.PHONY: setup demo test test-fast crash-test lint bench lab-up lab-down clean
+.PHONY: setup demo test test-fast crash-test fuzz fuzz-seed lint bench lab-up lab-down clean
 
 setup:
 	@./scripts/setup.sh
@@ -25,6 +25,15 @@ test-fast: setup
 
 crash-test: setup
 	CRASH_SESSIONS=$${CRASH_SESSIONS:-200} $(PY) -m pytest -s --timeout=0 -m crash tests/integrity/test_crash.py $(PYTEST_ARGS)
+
+# every parser of untrusted input, FUZZ_SECONDS per target (make test runs a bounded subset:
+# tests/fuzz/test_fuzz.py); prints executions per target and writes build/fuzz.json
+fuzz: setup
+	$(PY) -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-60} --json build/fuzz.json $(FUZZ_TARGETS)
+
+# rewrite the seed corpus (tests/fuzz/corpus/*/seed-*) from the vectors and test generators
+fuzz-seed: setup
+	$(PY) -m tests.fuzz.seed_corpus
 
 lint: setup
 	$(VENV)/bin/ruff check coldvault appliance ceremony_scripts hardware_emulators benchmarks tests

@@ -86,12 +86,15 @@ class OperatorConsole:
         moves = Table(title="What moves", expand=True)
         moves.add_column("kind")
         moves.add_column("amount", justify="right")
-        moves.add_column("to")
+        # addresses are never cut: the column is as wide as the longest one, a note goes on
+        # its own line, and a screen too narrow for an address folds it rather than cut it
+        widest = max((len(m.destination) for m in review.movements), default=0)
+        moves.add_column("to", width=widest or None, overflow="fold")
         for m in review.movements:
             style = "dim" if m.kind is MovementKind.CHANGE else "bold"
             moves.add_row(
-                str(m.kind), format_amount(m.asset, m.amount), m.destination + (
-                    f"  ({m.note})" if m.note else ""), style=style,
+                str(m.kind), format_amount(m.asset, m.amount),
+                m.destination + (f"\n({m.note})" if m.note else ""), style=style,
             )
         rules = Table(title=f"Policy v{decision.policy_version}", expand=True)
         rules.add_column("rule")

@@ -44,7 +44,7 @@ from coldvault.quorum.documents import (
 )
 from coldvault.quorum.roster import Roster
 from coldvault.records import audit as auditmod
-from coldvault.records.anchor import Anchor, check_configs, check_trail
+from coldvault.records.anchor import Anchor, check_configs, check_roster_chain, check_trail
 from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
@@ -107,6 +107,8 @@ class Trust:
     policy: Policy
     wallets_doc: SignedDocument
     wallets: dict[str, Wallet]
+    #: every roster from the pinned genesis on, as the HSM anchor names one of them
+    roster_chain: tuple[ConfigVersion, ...] = ()
 
     @property
     def configs(self) -> tuple[ConfigVersion, ...]:
@@ -132,7 +134,11 @@ def load_trust(cfg: ApplianceConfig) -> Trust:
     wallets_doc = load_signed_document(cfg.wallets_file, "wallets")
     verify_admin_quorum(wallets_doc, roster)
     wallets = parse_wallets(wallets_doc.content, where=str(cfg.wallets_file))
-    return Trust(roster, policy, wallets_doc, wallets)
+    chain = tuple(
+        ConfigVersion("roster", r.version, r.sha256)
+        for r in (Roster.from_bytes(d.content) for d in docs)
+    )
+    return Trust(roster, policy, wallets_doc, wallets, chain)
 
 
 def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) -> Anchor | None:
@@ -237,6 +243,7 @@ class Appliance:
             )
             if anchor is not None:
                 check_configs(anchor, configs)
+                check_roster_chain(anchor, trust.roster_chain)
             # a configuration older than the one last in force is a rollback: refused
             for active in configs:
                 ledger.set_active_config(active)

@@ -55,7 +55,7 @@ from coldvault.quorum.approvals import Tally
 from coldvault.quorum.errors import ThresholdNotMet
 from coldvault.quorum.roster import Role
 from coldvault.records import audit as auditmod
-from coldvault.records.anchor import Anchor, check_configs, check_trail
+from coldvault.records.anchor import Anchor, check_configs, check_roster_chain, check_trail
 from coldvault.records.errors import AuditTruncated
 from coldvault.records.ledger import Ledger
 
@@ -242,6 +242,7 @@ def reset_state(
         roster, configs = trust.roster, trust.configs
         if anchor is not None:
             check_configs(anchor, configs)
+            check_roster_chain(anchor, trust.roster_chain)
         previous = anchor or Anchor()
         parameters: dict[str, Any] = {
             "appliance_id": cfg.appliance_id,

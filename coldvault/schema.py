@@ -265,8 +265,39 @@ def _text(raw: bytes | str) -> str:
         ) from None
 
 
+def toml_depth(text: str, *, stop_above: int | None = None) -> int:
+    """Deepest nesting of brackets and braces outside strings and comments (a linear scan,
+    no recursion; table headers count as the one or two levels they open). With
+    ``stop_above``, the scan ends as soon as the depth exceeds it."""
+    depth = deepest = i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch in "\"'":
+            delim = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(delim)
+            while i < n and not text.startswith(delim, i):
+                i += 2 if ch == '"' and text[i] == "\\" else 1
+            i += len(delim) - 1
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                return deepest
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return deepest
+
+
 def _depth_guard(text: str, max_depth: int) -> None:
-    if text.count("[") + text.count("{") > max_depth and jsonsafe.json_depth(text) > max_depth:
+    # every nesting level opens a bracket or brace, so few of them bound the depth unscanned
+    if text.count("[") + text.count("{") > max_depth and (
+        toml_depth(text, stop_above=max_depth) > max_depth
+    ):
         raise SchemaViolation("", f"the document is nested deeper than {max_depth} levels")
 
 

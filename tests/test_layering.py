@@ -101,10 +101,9 @@ def test_packages_import_only_lower_layers() -> None:
             target = _package(module)
             if target is None or target == own:
                 continue
-            if module in {"coldvault.errors", "coldvault.jsonsafe"} or target in {
-                "errors",
-                "jsonsafe",
-            }:
+            if module in {"coldvault.errors", "coldvault.jsonsafe"} or (
+                target in {"errors", "jsonsafe"}
+            ):
                 target_layer = 0
             elif target == BESIDE:
                 offenders.append(f"{rel}:{line} imports coldvault.{target} (hardware is handed in)")

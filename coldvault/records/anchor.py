@@ -18,6 +18,7 @@ anchored one is refused with :class:`StateRollback` / :class:`ConfigRollback`. A
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +36,7 @@ __all__ = [
     "AnchorStore",
     "StateRollback",
     "check_configs",
+    "check_roster_chain",
     "check_trail",
 ]
 
@@ -128,6 +130,21 @@ def check_configs(anchor: Anchor, offered: tuple[ConfigVersion, ...]) -> None:
     (:class:`coldvault.quorum.errors.ConfigRollback`)."""
     for version in offered:
         check_not_rolled_back(version, anchor.config(version.kind))
+
+
+def check_roster_chain(anchor: Anchor, chain: Sequence[ConfigVersion]) -> None:
+    """Refuse a roster chain (each roster's version and hash, genesis first) that does not
+    contain the roster the HSM anchors: the pinned genesis or the roster files were replaced,
+    so even a chain with higher versions is not the one whose admins were trusted."""
+    anchored = anchor.config("roster")
+    if anchored is None or anchored in chain:
+        return
+    raise StateRollback(
+        "roster chain",
+        f"it does not contain roster version {anchored.version} (sha256"
+        f" {anchored.sha256.hex()[:16]}...), the roster in force when the HSM last anchored"
+        " the state; the pinned genesis or the roster files were replaced",
+    )
 
 
 def check_trail(

@@ -21,6 +21,7 @@ from coldvault.requests.solana.request import prepare_sol_request
 from coldvault.requests.wallets import Wallet
 from coldvault.transport.formats import PSBT_TYPES, Received
 from coldvault.transport.registry import EthSignRequest, SolSignRequest, decode_registry
+from coldvault.transport.registry.bitcoin import PSBT
 from coldvault.transport.ur import UR
 
 SIGNABLE_TYPES = PSBT_TYPES | {"eth-sign-request", "sol-sign-request"}
@@ -39,6 +40,17 @@ class UnsupportedRequest(Refused):
         self.ur_type = ur_type
 
 
+def _psbt_bytes(received: Received) -> bytes:
+    """The PSBT a PSBT request carries. A UR's CBOR is decoded as CBOR first, so malformed
+    CBOR is reported as such (never as "not a PSBT")."""
+    if not received.is_cbor:
+        return received.payload
+    value = decode_registry(UR(received.ur_type, received.cbor))
+    if not isinstance(value, PSBT):
+        raise UnsupportedRequest(received.ur_type)
+    return value.data
+
+
 def prepare_request(
     received: Received,
     *,
@@ -53,7 +65,7 @@ def prepare_request(
     ur_type = received.ur_type
     if ur_type in PSBT_TYPES:
         return prepare_psbt(
-            received.content, wallets=wallets, lookup_key=lookup_key,
+            _psbt_bytes(received), wallets=wallets, lookup_key=lookup_key,
             request_digest=request_digest,
         )
     if ur_type not in SIGNABLE_TYPES:

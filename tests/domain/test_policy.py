@@ -438,7 +438,9 @@ def _wallets(draw: st.DrawFn, name: str) -> WalletPolicy:
             _texts, _texts, _texts), max_size=2))),
         contracts=tuple(draw(st.lists(st.tuples(_texts, _texts), max_size=2))),
         max_fee=draw(st.none() | _amounts),
-        max_fee_rate=draw(st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False) | _amounts),
+        max_fee_rate=draw(
+            st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False) | _amounts
+        ),
     )  # fmt: skip
 
 

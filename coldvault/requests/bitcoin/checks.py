@@ -36,7 +36,7 @@ from coldvault.requests.bitcoin.maps import (
     IN_WITNESS_SCRIPT,
     IN_WITNESS_UTXO,
 )
-from coldvault.requests.bitcoin.tx import Tx, TxOut, parse_output, parse_tx
+from coldvault.requests.bitcoin.tx import Tx, TxOut, compact_size, parse_output, parse_tx
 from coldvault.requests.bitcoin.wallet import ScriptType, TaprootRefused
 
 SIGHASH_ALL = 1
@@ -127,12 +127,24 @@ def _utxo(psbt: pp.Psbt, i: int, txs: dict[bytes, Tx]) -> tuple[TxOut, bool]:
         )
     out = prev.outputs[txin.vout]
     if wu is not None and wu != out:
-        raise UtxoDisagrees(
-            f"input {i}'s witness UTXO ({wu.amount} sat) differs from the previous transaction's"
-            f" output ({out.amount} sat): refusing (the 2020 segwit fee attack)",
-            input_index=i,
-        )
+        raise UtxoDisagrees(_utxo_difference(i, wu, out), input_index=i)
     return out, True
+
+
+def _utxo_difference(i: int, wu: TxOut, out: TxOut) -> str:
+    """The refusal for a witness UTXO that is not the previous transaction's output."""
+    if wu.amount != out.amount:
+        what = (
+            f"amount ({wu.amount} sat) differs from the previous transaction's output"
+            f" ({out.amount} sat): refusing (the 2020 segwit fee attack)"
+        )
+    else:
+        what = (
+            f"script ({wu.script.hex()}) differs from the previous transaction's output script"
+            f" ({out.script.hex()}); the amounts agree ({out.amount} sat): refusing, the"
+            " coordinator describes a coin this input does not spend"
+        )
+    return f"input {i}'s witness UTXO {what}"
 
 
 def _spend(psbt: pp.Psbt, i: int, txs: dict[bytes, Tx]) -> InputSpend:
@@ -144,7 +156,7 @@ def _spend(psbt: pp.Psbt, i: int, txs: dict[bytes, Tx]) -> InputSpend:
         kind = int.from_bytes(sighash, "little")
         raise SighashRefused(
             f"input {i} asks for sighash type {kind:#x} ({_sighash_name(kind)}); only SIGHASH_ALL"
-            " is signed",
+            " (0x1) is signed",
             input_index=i,
         )
     if m.has(IN_FINAL_SCRIPTSIG) or m.has(IN_FINAL_SCRIPTWITNESS):
@@ -192,9 +204,45 @@ def _spend(psbt: pp.Psbt, i: int, txs: dict[bytes, Tx]) -> InputSpend:
     return InputSpend(i, kind_, spk, out.amount, redeem, witness, has_prev)
 
 
+#: The sighash types Bitcoin defines for ECDSA (BIP-143 and legacy); 0x00 only in taproot.
+_SIGHASH_NAMES = {
+    0x00: "SIGHASH_DEFAULT, defined for taproot only",
+    0x01: "SIGHASH_ALL",
+    0x02: "SIGHASH_NONE",
+    0x03: "SIGHASH_SINGLE",
+    0x81: "SIGHASH_ALL|ANYONECANPAY",
+    0x82: "SIGHASH_NONE|ANYONECANPAY",
+    0x83: "SIGHASH_SINGLE|ANYONECANPAY",
+}
+
+
 def _sighash_name(kind: int) -> str:
-    base = {1: "ALL", 2: "NONE", 3: "SINGLE"}.get(kind & 0x1F, "unknown")
-    return "SIGHASH_" + base + ("|ANYONECANPAY" if kind & 0x80 else "")
+    """What a sighash type means; an undefined value is said to be undefined, never rounded
+    to the defined type its low bits resemble (0x41 is not SIGHASH_ALL)."""
+    name = _SIGHASH_NAMES.get(kind)
+    if name is not None:
+        return name
+    if kind & 0x40 and kind & ~0xC0 in (1, 2, 3):
+        return "not a Bitcoin sighash type: the 0x40 bit is SIGHASH_FORKID of Bitcoin Cash"
+    return "not a defined Bitcoin sighash type"
+
+
+# --------------------------------------------------------------------------- dust
+
+#: Bitcoin Core's default dust relay fee, sat per 1000 vbytes (policy.h DUST_RELAY_TX_FEE).
+DUST_RELAY_FEE = 3000
+
+
+def dust_threshold(script: bytes) -> int:
+    """Smallest amount Bitcoin Core relays for an output paying ``script`` (policy.cpp
+    ``GetDustThreshold``): the output plus the input that would spend it, at the dust relay
+    fee. 0 for an unspendable (OP_RETURN) output."""
+    if script[:1] == b"\x6a":
+        return 0
+    size = 8 + len(compact_size(len(script))) + len(script)
+    # spending input: outpoint 36 + script length 1 + sequence 4 + scriptSig or witness
+    size += 32 + 4 + 1 + 4 + (107 // 4 if _is_witness_program(script) else 107)
+    return size * DUST_RELAY_FEE // 1000
 
 
 def signer_checks(psbt: pp.Psbt) -> tuple[InputSpend, ...]:

@@ -17,6 +17,7 @@ Only ``SIGHASH_ALL`` is ever signed. The parts: :mod:`~coldvault.requests.bitcoi
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from coldvault.requests.base import (
     SignJob,
 )
 from coldvault.requests.bitcoin import parse as pp
-from coldvault.requests.bitcoin.checks import address, signer_checks
+from coldvault.requests.bitcoin.checks import address, dust_threshold, signer_checks
 from coldvault.requests.bitcoin.errors import (
     AlreadySigned,
     BadHsmSignature,
@@ -43,7 +44,7 @@ from coldvault.requests.bitcoin.errors import (
     NothingToSign,
     UtxoMissing,
 )
-from coldvault.requests.bitcoin.locktime import determine_locktime
+from coldvault.requests.bitcoin.locktime import determine_locktime, timelock_warnings
 from coldvault.requests.bitcoin.maps import (
     DEFAULT_LIMITS,
     G_TX_MODIFIABLE,
@@ -106,8 +107,12 @@ def prepare_psbt(
     lookup_key: KeyLookup,
     request_digest: bytes | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    now: float | None = None,
 ) -> PreparedRequest:
-    """Parse, check and plan a PSBT signing request (see docs/psbt.md for every check)."""
+    """Parse, check and plan a PSBT signing request (see docs/psbt.md for every check).
+
+    ``now`` (unix time, default the host clock) is what "far-future locktime" is measured
+    against."""
     raw_request = data.encode() if isinstance(data, str) else bytes(data)
     psbt = pp.parse_psbt(data, limits=limits)
     if not psbt.inputs:
@@ -149,6 +154,12 @@ def prepare_psbt(
     for i, (out, m) in enumerate(zip(psbt.tx_outputs, psbt.outputs, strict=True)):
         derived = classify_output(i, out, m, ws)
         dest = address(out.script, wallet.network)
+        dust = dust_threshold(out.script)
+        if out.amount < dust:
+            warnings.append(
+                f"output {i} pays {out.amount} sat to {dest}, below the {dust} sat dust limit"
+                " for its script: Bitcoin nodes will not relay the transaction"
+            )
         if derived is None:
             movements.append(
                 Movement(MovementKind.EXTERNAL, "BTC", out.amount, dest, f"output {i}")
@@ -178,6 +189,9 @@ def prepare_psbt(
     ]
     if not psbt.tx_outputs:
         warnings.append("the transaction has no outputs: the whole input total goes to the fee")
+    warnings += timelock_warnings(
+        psbt, locktime, wallet.network, time.time() if now is None else now
+    )
     modifiable = psbt.globals.get(G_TX_MODIFIABLE)
     if modifiable and modifiable[0]:
         warnings.append("the PSBT marks its inputs/outputs as modifiable; SIGHASH_ALL fixes them")
