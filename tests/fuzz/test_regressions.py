@@ -23,7 +23,9 @@ def test_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
     path.write_bytes(b'\x80[appliance]\nid = "vault-01"\n')
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"configuration file {path} is not UTF-8 text (byte 0 is not valid)"
+    assert str(info.value) == (
+        f"configuration file {path}: the file is not UTF-8 text (invalid byte at offset 0)."
+    )
 
 
 def test_config_nested_too_deeply(tmp_path: Path) -> None:
@@ -32,24 +34,24 @@ def test_config_nested_too_deeply(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == (
-        f"configuration file {path} is not valid TOML: it nests deeper than 32 levels"
+        f"configuration file {path}: the document is nested deeper than 32 levels."
     )
 
 
 def test_wallet_registry_nested_too_deeply() -> None:
     with pytest.raises(ConfigError) as info:
         parse_wallets(DEEP, where="x")
-    assert str(info.value) == "wallet registry x is not valid TOML: it nests deeper than 32 levels"
+    assert str(info.value) == "wallet registry x: the document is nested deeper than 32 levels."
 
 
 def test_backup_plan_nested_too_deeply() -> None:
-    with pytest.raises(PlanInvalid, match="is not valid TOML: it nests deeper than 32 levels"):
+    with pytest.raises(PlanInvalid, match="the document is nested deeper than 32 levels"):
         parse_plan(DEEP)
 
 
 def test_drill_scenario_nested_too_deeply() -> None:
     deep = b"a = " + b"[" * (MAX_SCENARIO_BYTES - 10)  # as deep as the size cap allows
-    with pytest.raises(InputError, match="is not valid TOML: it nests deeper than 32 levels"):
+    with pytest.raises(InputError, match="the document is nested deeper than 32 levels"):
         parse_scenario(deep)
 
 
@@ -57,7 +59,7 @@ def test_policy_nested_too_deeply() -> None:
     from coldvault.policy.errors import PolicyInvalid
     from coldvault.policy.load import parse_policy
 
-    with pytest.raises(PolicyInvalid, match="is not valid TOML: it nests deeper than 32 levels"):
+    with pytest.raises(PolicyInvalid, match="the document is nested deeper than 32 levels"):
         parse_policy(DEEP)
 
 
