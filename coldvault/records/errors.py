@@ -11,7 +11,7 @@ same ``reason`` (a :class:`~coldvault.records.chain.Defect`) at the same index i
 
 from __future__ import annotations
 
-from coldvault.errors import ConfigError, HardwareError, IntegrityError, Refused
+from coldvault.errors import ConfigError, HardwareError, InputError, IntegrityError, Refused
 
 
 class AuditTampered(IntegrityError):
@@ -201,3 +201,13 @@ class TranscriptClosed(Refused):
 
     def __init__(self) -> None:
         super().__init__("The transcript is closed; only witness signatures may be added.")
+
+
+class PrintoutExists(InputError):
+    """A printable record (PDF or HTML) is never written over an existing file."""
+
+    code = "printout-exists"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} already exists; a record is never overwritten: name a new file.")
+        self.path = path
