@@ -17,8 +17,8 @@ Dialogue answers are ``[prompt regex, action]`` pairs, in order. An action is te
 through ``coldvault-lab``), ``@words TITLE|LABEL`` (read the words shown under TITLE, press
 Enter, answer the word checks for LABEL, keep the words in memory as ``${words:TITLE}``),
 ``@wait`` (just wait for the prompt). Substitutions: ``${lab:token_user}``,
-``${lab:token_so}``, ``${card:SERIAL:pin}``, ``${card:SERIAL:admin_pin}`` (the lab file's
-test PINs), ``${new:NAME}`` (a random value made on first use, the same afterwards), ``${dice:NAME}``
+``${lab:token_so}``, ``${card:SERIAL:pin}``, ``${card:SERIAL:admin_pin}``, ``${token:LABEL:user_pin}`` (the
+lab file's test PINs), ``${new:NAME}`` (a random value made on first use, the same afterwards), ``${dice:NAME}``
 (random dice rolls that pass the dice checks),
 ``${words:TITLE}``. Typed text never reaches the log, and the log is paused while words are on
 the screen.
@@ -31,6 +31,7 @@ import re
 import secrets
 import shlex
 import subprocess
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ BIN = ROOT / ".venv" / "bin"
 MARKER = re.compile(r"^#\s*runbook:\s*(?P<kind>step=(?P<name>[\w.-]+)|env)(?P<rest>.*)$")
 NEEDS = re.compile(r'needs="(?P<cmd>[^"]+)"')
 FENCE = re.compile(r"^```sh\n(?P<body>.*?)^```", re.M | re.S)
-SUBST = re.compile(r"\$\{(?P<kind>lab|card|new|dice|words):(?P<key>[^}]+)\}")
+SUBST = re.compile(r"\$\{(?P<kind>lab|card|token|new|dice|words):(?P<key>[^}]+)\}")
 PROMPT_TIMEOUT = 180
 
 
@@ -121,6 +122,10 @@ class Dialogue:
             if kind == "lab":
                 token = self.lab.appliance_token()
                 return {"token_user": token.user_pin, "token_so": token.so_pin}[key]
+            if kind == "token":
+                label, which = key.split(":")
+                spec = next(t.spec for t in self.lab.tokens if t.spec.label == label)
+                return str(getattr(spec, which))
             if kind == "card":
                 serial, which = key.split(":")
                 return str(getattr(self.lab.card(serial), which))
@@ -168,6 +173,7 @@ class Runner:
             dimensions=(50, 240),
         )  # fmt: skip
         with self.log.open("a") as log:
+            started = time.monotonic()
             log.write(f"\n===== {block.runbook} block {block.number} {block.name}\n")
             log.flush()
             child.logfile_read = log
@@ -182,6 +188,7 @@ class Runner:
             finally:
                 child.close()
                 self.lab_cli("remove", "0", check=False)
+                log.write(f"\n===== {time.monotonic() - started:.1f} s\n")
         if child.exitstatus != 0:
             raise BlockFailed(f"{block.runbook} block {block.number} ({block.name or 'env'}) "
                               f"exited with {child.exitstatus}; see {self.log}")
