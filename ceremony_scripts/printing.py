@@ -27,9 +27,9 @@ from reportlab.platypus import (
     Paragraph,
     SimpleDocTemplate,
     Spacer,
+    TableStyle,
 )
 from reportlab.platypus import Table as PdfTable
-from reportlab.platypus import TableStyle
 
 from coldvault.records.printable import Participant, PrintableRecord, Table
 from coldvault.transport.render import Ecc, RenderOptions, render_png

@@ -225,7 +225,8 @@ def _custodians(entries: list[dict[str, Any]]) -> Table | None:
         )
         if step == "target-enrolled":
             if data.get("kind") == "hsm":
-                row["medium"] = f"HSM token {_text(data.get('label'))} ({_text(data.get('serial'))})"
+                label, serial = _text(data.get("label")), _text(data.get("serial"))
+                row["medium"] = f"HSM token {label} ({serial})"
             else:
                 row["medium"] = f"card {_text(data.get('card'))}"
         elif step == "share-written":

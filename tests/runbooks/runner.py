@@ -17,11 +17,11 @@ Dialogue answers are ``[prompt regex, action]`` pairs, in order. An action is te
 through ``coldvault-lab``), ``@words TITLE|LABEL`` (read the words shown under TITLE, press
 Enter, answer the word checks for LABEL, keep the words in memory as ``${words:TITLE}``),
 ``@wait`` (just wait for the prompt). Substitutions: ``${lab:token_user}``,
-``${lab:token_so}``, ``${card:SERIAL:pin}``, ``${card:SERIAL:admin_pin}``, ``${token:LABEL:user_pin}`` (the
-lab file's test PINs), ``${new:NAME}`` (a random value made on first use, the same afterwards), ``${dice:NAME}``
-(random dice rolls that pass the dice checks),
-``${words:TITLE}``. Typed text never reaches the log, and the log is paused while words are on
-the screen.
+``${lab:token_so}``, ``${card:SERIAL:pin}``, ``${card:SERIAL:admin_pin}``,
+``${token:LABEL:user_pin}`` (the lab file's test PINs), ``${new:NAME}`` (a random value made on
+first use, the same afterwards), ``${dice:NAME}`` (random dice rolls that pass the dice
+checks), ``${words:TITLE}``. Typed text never reaches the log, and the log is paused while
+words are on the screen.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import shlex
 import subprocess
 import time
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,12 +68,18 @@ class Block:
 
 def blocks(runbook: Path) -> list[Block]:
     """The runnable blocks of ``runbook``, in order."""
+    return [b for b in all_blocks(runbook) if b.name != "-"]
+
+
+def all_blocks(runbook: Path) -> list[Block]:
+    """Every sh block of ``runbook``; a block without a marker has the name ``-``."""
     found: list[Block] = []
     for number, match in enumerate(FENCE.finditer(runbook.read_text()), start=1):
         body = match.group("body")
         first = body.splitlines()[0] if body else ""
         marker = MARKER.match(first)
         if marker is None:
+            found.append(Block(runbook.stem, number, "-", body))
             continue
         needs = NEEDS.search(marker.group("rest"))
         found.append(Block(runbook.stem, number, marker.group("name") or "", body,
@@ -80,11 +87,13 @@ def blocks(runbook: Path) -> list[Block]:
     return found
 
 
-def command_lines(runbook: Path) -> list[list[str]]:
-    """Every ``coldvault``/``coldvault-lab`` command in any sh block, as words (continuation
-    lines joined, ``$VAR`` words kept)."""
+def command_lines(runbook: Path, *, skip_blocks: Collection[int] = ()) -> list[list[str]]:
+    """Every ``coldvault``/``coldvault-lab`` command in the sh blocks (but the numbers in
+    ``skip_blocks``), as words (continuation lines joined, ``$VAR`` words kept)."""
     commands = []
-    for match in FENCE.finditer(runbook.read_text()):
+    for number, match in enumerate(FENCE.finditer(runbook.read_text()), start=1):
+        if number in skip_blocks:
+            continue
         text = match.group("body").replace("\\\n", " ")
         for line in text.splitlines():
             line = line.strip()
