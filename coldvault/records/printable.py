@@ -294,9 +294,17 @@ def _summary(ceremony: str, status: str, entries: list[dict[str, Any]]) -> list[
             "Do not rely on this record; check the original file."
         )
     for entry in entries:
+        data = entry["data"]
         if entry["step"] == "report-written":
-            verdict = "PASSED" if entry["data"].get("passed") else "FAILED"
+            verdict = "PASSED" if data.get("passed") else "FAILED"
             lines.append(f"The drill {verdict}.")
+        elif entry["step"] == "document-reviewed":
+            kind = _text(data.get("kind")) or "document"
+            lines.append(f"The {kind} document reviewed: {_text(data.get('file'))}, "
+                         f"SHA-256 {_text(data.get('sha256'))}.")
+            changes = data.get("changes")
+            if isinstance(changes, list):
+                lines += [f"Change: {_text(c)}" for c in changes]
     return lines
 
 

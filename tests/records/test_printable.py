@@ -197,3 +197,25 @@ def test_html_record(tmp_path: Path, args: tuple[str, ...]) -> None:
     page = out.read_text()
     assert writer.ceremony_id in page and final in page and html.escape(DESCRIPTOR) in page
     assert page.count("data:image/png;base64,") == 7 and ABORTED_MARK not in page
+
+
+def test_policy_approval_record_names_the_admins_and_the_document(tmp_path: Path) -> None:
+    path = tmp_path / "approve.jsonl"
+    digest = "ab" * 32
+    w = TranscriptWriter.create(path, "approve-document", actor="Olga Operator")
+    w.append("document-reviewed", actor="Olga Operator",
+             data={"kind": "policy", "file": "policy.toml", "sha256": digest,
+                   "changes": ["acme-bip84-main-0: destination bc1qtreasury added"]})
+    for serial, holder in (("FFFFC0DE0004", "Dave Admin"), ("FFFFC0DE0005", "Erin Admin")):
+        w.append("admin-approval", actor="Olga Operator", devices=[Device("card", serial)],
+                 data={"card_serial": serial, "holder": holder, "site": "site-a"})
+    w.close(actor="Olga Operator", data={"kind": "policy", "sha256": digest, "version": 3})
+    record = transcript_record(path)
+    assert record.complete and record.status == "completed"
+    assert [(p.name, p.role) for p in record.participants] == [
+        ("Olga Operator", "operator"), ("Dave Admin", "admin approver"),
+        ("Erin Admin", "admin approver"),
+    ]  # fmt: skip
+    assert ("policy SHA-256", digest) in [(q.label, q.value) for q in record.qr_values]
+    assert "Change: acme-bip84-main-0: destination bc1qtreasury added" in record.summary
+    assert ("version", "3") in record.facts
