@@ -19,8 +19,8 @@ from rich.console import Console
 
 from ceremony_scripts.options import load_roster
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
-from coldvault.ceremonies.outputs import write_new
-from coldvault.records.transcript import VerifyResult, render_html, verify
+from coldvault.ceremonies.outputs import refuse_existing, write_new
+from coldvault.records.transcript import VerifyResult, verify
 
 
 @click.group(cls=CeremonyGroup)
@@ -71,18 +71,50 @@ def transcript_verify(path: Path, roster_path: Path | None, min_witnesses: int) 
 
 @transcript.command("render")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the printable record as PDF here (never overwrites).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the printable record as HTML here (never overwrites).")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output HTML file (default: PATH with .html).")  # fmt: skip
+              help="Same as --html. Without any of these: PATH with .html.")
+@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
+              help="Require witnesses to be active cards of this signed roster.")
 @json_option
-def transcript_render(path: Path, out_path: Path | None) -> None:
-    """Write a standalone printable HTML page (with QR codes) of a transcript; an existing
-    file is never overwritten."""
-    target = out_path or path.with_suffix(".html")
-    write_new(target, render_html(path).encode(), "choose another file with -o/--out.")
+def transcript_render(path: Path, pdf_path: Path | None, html_path: Path | None,
+                      out_path: Path | None, roster_path: Path | None) -> None:
+    """Write the printable record of a ceremony transcript: PDF and/or HTML.
+
+    The record shows the ceremony id and page numbers on every page, participants with
+    signature lines, equipment serials, tamper-evident bags, the custodian table of a backup,
+    a summary, QR codes of every public value, the verification result, and a diagonal mark
+    on aborted, unfinished or unverifiable ceremonies (docs/transcripts.md)."""
+    from ceremony_scripts import printing
+    from coldvault.records.printable import transcript_record
+
+    if html_path is not None and out_path is not None:
+        raise click.UsageError("give --html or -o/--out, not both")
+    html_target = html_path or out_path
+    if pdf_path is None and html_target is None:
+        html_target = path.with_suffix(".html")
+    record = transcript_record(path, roster=load_roster(roster_path))
+    outputs: list[tuple[Path, bytes]] = []
+    if pdf_path is not None:
+        outputs.append((pdf_path, printing.render_pdf(record)))
+    if html_target is not None:
+        outputs.append((html_target, printing.render_html(record).encode()))
+    instead = "name a new file with --pdf/--html."
+    refuse_existing([target for target, _ in outputs], instead)
+    for target, data in outputs:
+        write_new(target, data, instead)
+    files = [str(t) for t, _ in outputs]
     if json_mode():
-        click.echo(json.dumps({"ok": True, "file": str(target)}, sort_keys=True))
+        click.echo(json.dumps({"ok": True, "files": files, "file": files[0],
+                               "ceremony_id": record.ceremony_id, "status": record.status,
+                               "mark": record.mark}, sort_keys=True))
     else:
-        click.echo(f"Wrote {target}")
+        for name in files:
+            click.echo(f"Wrote {name}" + (f" (marked {record.mark})" if record.mark else ""))
+
 
 
 def _register() -> None:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from ceremony_scripts import quorum_cards
+from ceremony_scripts.ui import ASK_BAGS
 from coldvault.ceremonies.params import PoolParams
 from coldvault.keys.pool import Template
 from coldvault.quorum.roster import Roster
@@ -25,14 +26,22 @@ def stack(func: F, options: list[Callable[[F], F]]) -> F:
     return func
 
 
+def _ask_bags(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[ASK_BAGS] = True
+
+
 def common_options(func: F) -> F:
-    """``--operator``, ``--transcript``, ``--yes``."""
+    """``--operator``, ``--transcript``, ``--yes``, ``--tamper-bags``."""
     return stack(func, [
         click.option("--operator", "operator_name", required=True, help="Operator's name."),
         click.option("--transcript", "transcript_path",
                      type=click.Path(dir_okay=False, path_type=Path),
                      help="Transcript file (default: ./transcripts/<ceremony>-<time>-<id>.jsonl)."),
         click.option("--yes", "assume_yes", is_flag=True, help="Skip yes/no confirmations."),
+        click.option("--tamper-bags", is_flag=True, expose_value=False, callback=_ask_bags,
+                     help="At the close, ask for the numbers of the tamper-evident bags sealed "
+                     "in this ceremony and record them in the transcript."),
     ])  # fmt: skip
 
 

@@ -21,16 +21,30 @@ from rich.text import Text
 
 from coldvault.ceremonies.operator import Rows
 from coldvault.errors import Cancelled
+from coldvault.records.printable import parse_bags
+
+#: ``click`` context key set by the ceremonies' ``--tamper-bags`` flag
+ASK_BAGS = "coldvault.ask_tamper_bags"
+BAGS_PROMPT = "Tamper-evident bag numbers sealed in this ceremony (separate with commas; none)"
 
 
 class ConsoleOperator:
     """The person at the console (implements :class:`coldvault.ceremonies.Operator`).
 
-    ``assume_yes`` answers every confirmation with yes (``--yes``, scripted lab runs)."""
+    ``assume_yes`` answers every confirmation with yes (``--yes``, scripted lab runs).
+    ``ask_bags`` asks for the tamper-evident bag numbers at the close; by default it is the
+    running command's ``--tamper-bags`` flag (:data:`ASK_BAGS`)."""
 
-    def __init__(self, *, console: Console | None = None, assume_yes: bool = False) -> None:
+    def __init__(
+        self, *, console: Console | None = None, assume_yes: bool = False,
+        ask_bags: bool | None = None,
+    ) -> None:  # fmt: skip
         self.console = console or Console(stderr=True, highlight=False)
         self.assume_yes = assume_yes
+        if ask_bags is None:
+            context = click.get_current_context(silent=True)
+            ask_bags = bool(context is not None and context.meta.get(ASK_BAGS))
+        self.ask_bags = ask_bags
         self._step = 0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -107,6 +121,13 @@ class ConsoleOperator:
     def pause(self, text: str) -> None:
         self._prompt(f"{text} Press Enter", default="")
 
+    def tamper_bags(self) -> Sequence[str] | None:
+        if not self.ask_bags:
+            return None
+        bags = parse_bags(self.ask(BAGS_PROMPT))
+        self.info(f"Tamper-evident bags: {', '.join(bags) if bags else 'none'}")
+        return bags
+
     @staticmethod
     def _prompt(
         question: str, *, default: str | None, show_default: bool = False, hidden: bool = False
@@ -124,4 +145,4 @@ class ConsoleOperator:
         return str(answer)
 
 
-__all__ = ["ConsoleOperator"]
+__all__ = ["ASK_BAGS", "BAGS_PROMPT", "ConsoleOperator"]

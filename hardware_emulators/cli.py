@@ -180,6 +180,53 @@ def env(obj: _Ctx) -> None:
         click.echo(f"export {key}={shlex.quote(values[key])}")
 
 
+# ------------------------------------------------------------------------- the outside world
+# Lab stand-ins for parties outside the air gap, used by the runbooks on the lab: a client's
+# counterparty proving it owns a whitelisted address, and the online coordinator that builds
+# the unsigned transaction. In production these come from the client and the coordinator.
+@main.command()
+@click.argument("label")
+@click.option("--chain", type=click.Choice(["bitcoin", "ethereum", "solana"]), default="bitcoin",
+              show_default=True)
+@click.option("--network", default="main", show_default=True, help="Bitcoin network.")
+def counterparty(label: str, chain: str, network: str) -> None:
+    """Print a [[wallet.destination]] table for a lab counterparty called LABEL: its address
+    and its signed ownership proof (append it under the wallet in policy.toml)."""
+    import tomli_w
+
+    from hardware_emulators.demo import parties
+
+    if chain == "bitcoin":
+        proof = parties.bitcoin_counterparty(label, network)
+    elif chain == "ethereum":
+        proof = parties.ethereum_counterparty(label)
+    else:
+        proof = parties.solana_counterparty(label)
+    entry = {"address": proof.address, "chain": proof.chain, "label": proof.label,
+             "message": proof.message, "signature": proof.signature}
+    click.echo("\n[[wallet.destination]]\n" + tomli_w.dumps(entry), nl=False)
+
+
+@main.command()
+@click.option("--descriptor", required=True,
+              help="The wallet's descriptor, wpkh([fp/84h/0h/0h]xpub/<0;1>/*), as exported.")
+@click.option("--to", "pay_to", required=True, help="Destination address.")
+@click.option("--amount", type=click.IntRange(1), required=True, help="Satoshis to send.")
+@click.option("--fee", type=click.IntRange(1), default=2_000, show_default=True,
+              help="Fee in satoshis.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the unsigned PSBT (binary).")
+def psbt(descriptor: str, pay_to: str, amount: int, fee: int, out: Path) -> None:
+    """Build an unsigned PSBT as an online coordinator would (one funding input of the
+    wallet's first receive address, the payment and change): the lab's coordinator."""
+    from hardware_emulators.demo import parties
+
+    data = parties.bitcoin_psbt(descriptor.strip(), pay_to=pay_to, amount=amount, fee=fee)
+    with out.open("xb") as f:
+        f.write(data)
+    click.echo(f"wrote {out} ({len(data)} bytes): pay {amount} sat to {pay_to}, fee {fee} sat")
+
+
 @main.command(hidden=True)
 @pass_ctx
 def serve(obj: _Ctx) -> None:

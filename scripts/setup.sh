@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   softhsm2 opensc pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools
   gnupg scdaemon swig libzbar0 make gcc python3-dev python3-venv
+  poppler-utils
 )
 
 missing=()

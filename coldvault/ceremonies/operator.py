@@ -82,6 +82,11 @@ class Operator(Protocol):
         """Wait until the operator presses Enter."""
         ...
 
+    def tamper_bags(self) -> Sequence[str] | None:
+        """The numbers of the tamper-evident bags sealed in this ceremony, asked at its
+        close; ``None`` when this console does not ask (an empty list: none were sealed)."""
+        ...
+
 
 def confirm_or_cancel(op: Operator, question: str) -> None:
     """Ask ``question``; anything but an explicit yes cancels the ceremony."""

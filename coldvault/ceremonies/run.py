@@ -30,6 +30,7 @@ from coldvault.ceremonies.outputs import refuse_existing, write_new
 from coldvault.ceremonies.params import CeremonyParams
 from coldvault.crypto import wipe
 from coldvault.errors import Cancelled, ColdvaultError
+from coldvault.records.printable import BAGS_STEP
 from coldvault.records.transcript import Device, Signer, TranscriptWriter, render_html, verify
 
 #: The reason an operator's "no" or Ctrl-C leaves in the transcript.
@@ -150,8 +151,12 @@ class CeremonyRun:
         self.log.append(step, actor=self.actor, devices=devices, data=data or {})
 
     def finish(self, data: dict[str, Any] | None = None, signers: Iterable[Signer] = ()) -> Closed:
-        """Close the transcript as completed, collect witness signatures, verify it and
-        write the printable ``.html`` copy beside it."""
+        """Record the tamper-evident bags the operator names (if the console asks), close the
+        transcript as completed, collect witness signatures, verify it and write the
+        printable ``.html`` copy beside it."""
+        bags = self.operator.tamper_bags()
+        if bags is not None:
+            self.record(BAGS_STEP, {"bags": list(bags)})
         final_hash = self.log.close("completed", actor=self.actor, data=data or {})
         self.operator.info(f"Final transcript hash: {final_hash}")
         for signer in signers:

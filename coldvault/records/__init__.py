@@ -6,6 +6,8 @@
 * :mod:`coldvault.records.transcript` -- ceremony transcripts (:class:`TranscriptWriter`),
   closed with the outcome and signed by witnesses' cards; :func:`verify_transcript` and a
   printable page (:func:`render_html`). docs/transcripts.md.
+* :mod:`coldvault.records.printable` -- the printable record of any ceremony transcript
+  (:func:`transcript_record` -> :class:`PrintableRecord`), drawn as PDF/HTML by the front end.
 * :mod:`coldvault.records.ledger` -- the SQLite request ledger (:class:`Ledger`): request
   life cycle, single-use approvals, daily totals; :mod:`coldvault.records.export` builds its
   reconciliation export (CSV or JSON).
@@ -26,6 +28,7 @@ from coldvault.records.audit import AuditLog, AuditReport, review_fields
 from coldvault.records.audit import verify as verify_audit
 from coldvault.records.errors import AuditTampered, TranscriptError
 from coldvault.records.ledger import Ledger
+from coldvault.records.printable import PrintableRecord, transcript_record
 from coldvault.records.transcript import (
     Device,
     Signer,
@@ -41,11 +44,13 @@ __all__ = [
     "AuditTampered",
     "Device",
     "Ledger",
+    "PrintableRecord",
     "Signer",
     "TranscriptError",
     "TranscriptWriter",
     "WitnessSignature",
     "render_html",
+    "transcript_record",
     "review_fields",
     "verify_audit",
     "verify_transcript",

@@ -38,6 +38,7 @@ class ScriptedOperator:
         self.words: dict[str, list[str]] = {}
         self.asked: list[tuple[str, str]] = []  # (kind, question) of every prompt
         self.clears = 0
+        self.bags: Sequence[str] | None = None  # None: this console does not ask
 
     # -- script -------------------------------------------------------------------------
     def then(self, *script: tuple[str, Answer]) -> ScriptedOperator:
@@ -104,6 +105,10 @@ class ScriptedOperator:
 
     def pause(self, text: str) -> None:
         self._answer("pause", text)
+
+    def tamper_bags(self) -> Sequence[str] | None:
+        return self.bags
+
 
     # -- reading what was shown -----------------------------------------------------------
     def said(self, kind: str | None = None) -> list[str]:
