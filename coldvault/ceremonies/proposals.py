@@ -27,7 +27,7 @@ from coldvault.quorum.documents import (
     load_signed_document,
     verify_roster_chain,
 )
-from coldvault.quorum.roster import Role, Roster, RosterRollback
+from coldvault.quorum.roster import Roster, RosterRollback
 from coldvault.requests.wallets import parse_wallets
 
 _Rows = list[tuple[str, str]]
@@ -82,13 +82,9 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
     policy = parse_policy(content)  # every whitelist ownership proof is checked here
     if version is not None and version != policy.version:
         raise DocumentRefused("policy", f"it is version {policy.version}, not {version}")
-    approvers = roster.distinct_holders(Role.APPROVER)
-    if policy.max_required_approvals() > approvers:
-        raise DocumentRefused(
-            "policy",
-            f"it requires {policy.max_required_approvals()} approvals but roster version "
-            f"{roster.version} has only {approvers} active approvers",
-        )
+    unreachable = policy.unreachable_with(roster)
+    if unreachable:
+        raise DocumentRefused("policy", unreachable)
     tables: list[tuple[str, _Rows]] = [
         ("Policy", [("chains", ", ".join(sorted(str(c) for c in policy.chains)))])
     ]

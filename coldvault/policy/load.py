@@ -13,7 +13,8 @@ from coldvault.policy.errors import PolicyInvalid, PolicyRollback, UnprovenDesti
 from coldvault.policy.model import AssetLimits, Destination, Tier, WalletPolicy, tier_key
 from coldvault.policy.rules import Policy
 from coldvault.quorum.documents import ConfigVersion, load_signed_document, verify_admin_quorum
-from coldvault.quorum.roster import Role, Roster
+from coldvault.quorum.groups import GroupRequirement
+from coldvault.quorum.roster import Roster
 from coldvault.requests.base import Chain
 
 FORMAT = "coldvault-policy/1"
@@ -96,12 +97,9 @@ def load_policy(
         or (policy.version == current.version and policy.sha256 != current.sha256)
     ):
         raise PolicyRollback(current.version, policy.version)
-    approvers = roster.distinct_holders(Role.APPROVER)
-    if policy.max_required_approvals() > approvers:
-        raise PolicyInvalid(
-            f"it requires {policy.max_required_approvals()} approvals but roster version "
-            f"{roster.version} has only {approvers} active approvers"
-        )
+    unreachable = policy.unreachable_with(roster)
+    if unreachable:
+        raise PolicyInvalid(unreachable)
     return policy
 
 
@@ -128,6 +126,22 @@ def _opt_num(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def _groups(obj: Mapping[str, Any]) -> GroupRequirement:
+    """``groups = { compliance = 1, treasury = 2 }``: distinct approvers per named group."""
+    value = obj.get("groups", {})
+    if not isinstance(value, Mapping):
+        raise PolicyInvalid("groups must be a table of group name = count")
+    counts: dict[str, int] = {}
+    for group, count in value.items():
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise PolicyInvalid(f"groups.{group} must be an integer")
+        counts[str(group)] = count
+    try:
+        return GroupRequirement.of(counts)
+    except ValueError as exc:
+        raise PolicyInvalid(str(exc)) from exc
+
+
 def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
     try:
         chain = Chain(e["chain"])
@@ -136,7 +150,7 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
             limits[str(asset)] = AssetLimits(_int(lim, "per_transaction"), _int(lim, "per_day"))
         tiers = tuple(
             Tier(str(t["asset"]), None if t.get("up_to") is None else _int(t, "up_to"),
-                 _int(t, "approvals", 1))
+                 _int(t, "approvals", 1), _groups(t))
             for t in _list(e, "tier")
         )  # fmt: skip
         dests = tuple(
@@ -158,6 +172,7 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
             contracts=contracts,
             max_fee=None if e.get("max_fee") is None else _int(e, "max_fee"),
             max_fee_rate=_opt_num(e, "max_fee_rate"),
+            groups=_groups(e),
         )
     except PolicyInvalid as exc:
         raise PolicyInvalid(exc.reason, where=where) from exc

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from coldvault.policy.errors import RULE_ERRORS
+from coldvault.quorum.groups import GroupRequirement
 from coldvault.requests.base import Chain
 
 
@@ -29,6 +30,8 @@ class Tier:
     asset: str
     up_to: int | None  # inclusive; None = no upper bound
     approvals: int
+    #: approvals this tier requires from named approver groups ("1 of compliance AND ...")
+    groups: GroupRequirement = GroupRequirement()
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class WalletPolicy:
     contracts: tuple[tuple[str, str], ...] = ()  # (address, label) callable without ownership
     max_fee: int | None = None  # base units of the chain's native asset (ETH: gas x max fee)
     max_fee_rate: float | None = None  # sat/vB (Bitcoin)
+    #: approvals every request of the wallet requires from named approver groups
+    groups: GroupRequirement = GroupRequirement()
 
     def find_destination(self, address: str) -> Destination | None:
         key = normalise_address(self.chain, address)
@@ -65,6 +70,10 @@ class WalletPolicy:
             if tier.up_to is None or amount <= tier.up_to:
                 return max(tier.approvals, self.min_approvals), tier
         return self.min_approvals, None
+
+    def groups_for(self, tier: Tier | None) -> GroupRequirement:
+        """The wallet's group requirement merged with ``tier``'s (the higher count wins)."""
+        return GroupRequirement.strictest([self.groups, tier.groups if tier else self.groups])
 
 
 def tier_key(t: Tier) -> tuple[bool, int]:
@@ -94,6 +103,8 @@ class Decision:
     required_approvals: int
     reasons: tuple[RuleResult, ...]
     policy_version: int
+    #: approvals required from named approver groups (part of ``required_approvals``)
+    required_groups: GroupRequirement = GroupRequirement()
 
     @property
     def failures(self) -> tuple[RuleResult, ...]:
@@ -104,6 +115,7 @@ class Decision:
         return {
             "allowed": self.allowed,
             "required_approvals": self.required_approvals,
+            "required_groups": self.required_groups.as_dict(),
             "policy_version": self.policy_version,
             "rules": [
                 {"rule": r.rule, "passed": r.passed, "values": dict(r.values), "message": r.message}

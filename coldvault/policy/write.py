@@ -16,6 +16,7 @@ from coldvault.policy.errors import PolicyInvalid
 from coldvault.policy.load import FORMAT, parse_policy
 from coldvault.policy.model import WalletPolicy
 from coldvault.policy.rules import Policy
+from coldvault.quorum.groups import GroupRequirement
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
@@ -55,6 +56,10 @@ def _strings(values: Iterable[str]) -> str:
     return "[" + ", ".join(_string(str(v)) for v in values) + "]"
 
 
+def _groups(groups: GroupRequirement) -> str:
+    return "{ " + ", ".join(f"{_key(g)} = {_integer(n)}" for g, n in groups.counts) + " }"
+
+
 def _wallet(w: WalletPolicy) -> list[str]:
     lines = [
         "[[wallet]]",
@@ -69,6 +74,8 @@ def _wallet(w: WalletPolicy) -> list[str]:
         lines.append(f"max_fee = {_integer(w.max_fee)}")
     if w.max_fee_rate is not None:
         lines.append(f"max_fee_rate = {_number(w.max_fee_rate)}")
+    if w.groups:
+        lines.append(f"groups = {_groups(w.groups)}")
     for asset, limits in w.limits.items():
         lines += [
             "",
@@ -81,6 +88,8 @@ def _wallet(w: WalletPolicy) -> list[str]:
         if tier.up_to is not None:
             lines.append(f"up_to = {_integer(tier.up_to)}")
         lines.append(f"approvals = {_integer(tier.approvals)}")
+        if tier.groups:
+            lines.append(f"groups = {_groups(tier.groups)}")
     for d in w.destinations:
         lines += [
             "",
