@@ -28,6 +28,7 @@ from coldvault.quorum.documents import (
     verify_roster_chain,
 )
 from coldvault.quorum.roster import Roster, RosterRollback
+from coldvault.requests.bitcoin.coordinator import CoordinatorWalletInvalid, from_descriptor
 from coldvault.requests.wallets import parse_wallets
 
 _Rows = list[tuple[str, str]]
@@ -118,6 +119,17 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
     return policy.version, policy.appliance_id, Proposal(doc, tuple(tables), facts)
 
 
+def _multisig_rows(descriptor: str | None) -> _Rows:
+    """A multisig wallet's policy, every cosigner's fingerprint, path and xpub, and its
+    first addresses, so the admins check them against the coordinator's screen."""
+    if not descriptor or not descriptor.startswith("wsh(sortedmulti("):
+        return []
+    try:
+        return from_descriptor(descriptor).rows()
+    except CoordinatorWalletInvalid as exc:
+        raise DocumentRefused("wallets", exc.reason) from exc
+
+
 def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal:
     if version is None:
         raise ValueError("a wallet registry needs an explicit version")
@@ -132,6 +144,7 @@ def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal
             ("account path", w.account_path),
             ("descriptor", w.descriptor or "-"),
             ("highest index", str(w.max_index)),
+            *_multisig_rows(w.descriptor),
         ]))  # fmt: skip
     doc = SignedDocument("wallets", version, appliance_id, content)
     return Proposal(doc, tuple(tables), {"wallets": sorted(wallets)})
