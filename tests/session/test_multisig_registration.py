@@ -27,9 +27,9 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from ceremony_scripts.hardware import ReaderCards
+from ceremony_scripts.hardware import Pkcs11Token, ReaderCards
 from coldvault.backends.qr_decode import default_decoder
-from coldvault.ceremonies import ApproveDocument, approve_document
+from coldvault.ceremonies import ApproveDocument, RegisterWallet, approve_document, register_wallet
 from coldvault.ceremonies.proposals import DocumentKind
 from coldvault.keys.keystore import held_key
 from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template
@@ -38,14 +38,10 @@ from coldvault.requests.base import Chain
 from coldvault.requests.bitcoin.coordinator import (
     CosignerKeyMismatch,
     NotACosigner,
-    Source,
     check_own_key,
     read_multisig,
-    registry_with,
 )
 from coldvault.transport import render as qr_render
-from coldvault.transport.assemble import Assembler
-from coldvault.transport.frames import frame_texts
 from coldvault.transport.registry.bitcoin import MultiKey, Output
 from coldvault.transport.registry.cbor import ScriptKind
 from coldvault.transport.registry.keys import HDKey, Keypath
@@ -53,7 +49,6 @@ from coldvault.transport.ur import encode_single
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
 from hardware_emulators.trust_setup import DEFAULT_SPECS, open_appliance_keystore
-from hardware_emulators.virtual_camera import VirtualCamera
 from tests.ceremony.support import INSERT, ScriptedOperator
 from tests.session.console_lab import ConsoleLab, console_lab
 
@@ -142,29 +137,27 @@ def crypto_output_frames(descriptor: str, directory: Path) -> Path:
     return directory
 
 
-def read_qr(frames: Path) -> Any:
-    camera = VirtualCamera(sorted(frames.glob("*.png")), loop=True, realtime=False)
-    assembler = Assembler()
-    for text in frame_texts(camera.frames(), default_decoder()):
-        if assembler.feed(text).complete:
-            return assembler.result()
-    raise AssertionError("the QR never assembled")
-
-
-def register(console: ConsoleLab, setup: Any, name: str, version: int) -> ScriptedOperator:
-    """The own-key check against the HSM, the new registry, the admins' approval."""
-    record = console.trust.record
-    with open_appliance_keystore(console.lab) as ks:
-        mine = check_own_key(setup, master_fingerprint=record.master_fingerprint,
-                             lookup_key=lambda key_id: held_key(ks, key_id),
-                             account=VAULTS[name])
-    assert mine.fingerprint == record.master_fingerprint
-    path = console.trust.wallets_path
-    path.write_bytes(registry_with(path.read_bytes(), setup, name=name, client="acme",
-                                   master_fingerprint=record.master_fingerprint,
-                                   account=VAULTS[name], max_index=record.pool_size - 1))
+def register(console: ConsoleLab, source: Path, name: str, version: int
+             ) -> tuple[ScriptedOperator, Any]:
+    """``register-wallet`` (the HSM proves our cosigner key), then ``approve-document`` of
+    the proposed registry by the admin cards; the appliance then uses that registry."""
+    lab, trust = console.lab, console.trust
+    out = console.root / f"wallets-{version}.toml"
+    pin = lab.config.cards[0].pin
+    token = lab.config.appliance_token()
+    op = ScriptedOperator(("^HSM user PIN", token.user_pin),
+                          ("^Do the policy, every cosigner", True))
+    proposed = register_wallet(
+        op, RegisterWallet(actor="Olga Operator", transcript_dir=console.root / "transcripts",
+                           source=source, registry=trust.wallets_path, out=out, name=name,
+                           client="acme", account=VAULTS[name],
+                           max_index=trust.record.pool_size - 1),
+        Pkcs11Token(lab.softhsm.module_path, token.label, allow_emulated=True),
+        default_decoder(),
+    )
+    assert proposed.version == version and proposed.out == out
+    assert any("is this appliance's key" in line for line in op.said("ok"))
     admins = list(ADMINS)
-    lab = console.lab
 
     def cards(text: str) -> None:
         if INSERT.search(text):
@@ -172,16 +165,16 @@ def register(console: ConsoleLab, setup: Any, name: str, version: int) -> Script
         elif text == "Remove the card.":
             lab.remove(0)
 
-    pin = lab.config.cards[0].pin
-    op = ScriptedOperator(("^Is this the wallets document", True), ("PIN", pin), ("PIN", pin),
-                          on_info=cards)
+    approver = ScriptedOperator(("^Is this the wallets document", True), ("PIN", pin),
+                                ("PIN", pin), on_info=cards)
     params = ApproveDocument(actor="Olga Operator", transcript_dir=console.root / "transcripts",
-                             kind=DocumentKind.WALLETS, file=path,
-                             rosters=(console.trust.roster_path,), version=version,
-                             genesis_sha256=console.trust.roster.sha256.hex())
-    approved = approve_document(op, params, ReaderCards(op, allow_emulated=True))
+                             kind=DocumentKind.WALLETS, file=out,
+                             rosters=(trust.roster_path,), version=version,
+                             genesis_sha256=trust.roster.sha256.hex())
+    approved = approve_document(approver, params, ReaderCards(approver, allow_emulated=True))
     assert approved.version == version and not admins
-    return op
+    trust.wallets_path = out  # the appliance's configuration now names the approved registry
+    return approver, op
 
 
 def multisig_psbt(descriptor: str, *, amount: int, seed: int) -> bytes:
@@ -233,9 +226,10 @@ def sign_and_finalize(console: ConsoleLab, descriptor: str, other: bip32.HDKey,
 
 def test_bsms_record_registers_and_signs(console: ConsoleLab) -> None:
     descriptor, others = descriptor_text(console, "acme-vault")
-    setup = read_multisig(bsms_record(descriptor).encode())
-    assert setup.source is Source.BSMS and setup.policy == "2 of 3"
-    op = register(console, setup, "acme-vault", version=2)
+    record = console.root / "coordinator.bsms"
+    record.write_text(bsms_record(descriptor))
+    op, registrar = register(console, record, "acme-vault", version=2)
+    assert "Wallet acme-vault (bsms)" in [title for title, _ in registrar.tables]
     rows = op.table_rows("Wallet acme-vault")
     shown = " ".join(rows.values())
     for root in others:  # every cosigner's fingerprint and xpub is shown to the admins
@@ -248,12 +242,10 @@ def test_bsms_record_registers_and_signs(console: ConsoleLab) -> None:
 
 def test_descriptor_qr_registers_and_signs(console: ConsoleLab) -> None:
     descriptor, others = descriptor_text(console, "acme-vault-qr")
-    received = read_qr(crypto_output_frames(descriptor, console.root / "coordinator-qr"))
-    assert received.ur_type == "crypto-output"
-    setup = read_multisig(received.cbor, ur_type=received.ur_type)
-    assert setup.source is Source.CRYPTO_OUTPUT
-    assert setup.descriptor.split("#")[0] == descriptor.split("#")[0]
-    register(console, setup, "acme-vault-qr", version=3)
+    frames = crypto_output_frames(descriptor, console.root / "coordinator-qr")
+    _, registrar = register(console, frames, "acme-vault-qr", version=3)
+    assert "Wallet acme-vault-qr (crypto-output)" in [title for title, _ in registrar.tables]
+    assert f"Descriptor: {descriptor}" in registrar.said("info")
     sign_and_finalize(console, descriptor, others[1], seed=2)
 
 
