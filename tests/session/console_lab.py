@@ -119,6 +119,7 @@ def console_lab(root: Path, lab_config: LabConfig, softhsm_lab: Any, pcsc_lab: A
                 **trust: Any) -> Iterator[ConsoleLab]:
     """Trust material (``setup_trust(**trust)``) on the session's SoftHSM and pcscd; keys it
     adds to the appliance token are deleted and its cards removed afterwards."""
+    from coldvault.backends.pkcs11.anchor import TokenAnchorStore
     from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 
     lab = Lab(lab_config, root / "lab", softhsm=softhsm_lab, pcsc=pcsc_lab)
@@ -130,11 +131,13 @@ def console_lab(root: Path, lab_config: LabConfig, softhsm_lab: Any, pcsc_lab: A
 
     with keystore() as ks:
         before = {k.key_id for k in ks.list_keys()}
+        TokenAnchorStore(ks).destroy()  # this world's appliance state starts empty
     try:
         yield ConsoleLab(root, lab, setup_trust(lab, root / "trust", **trust))
     finally:
         lab.down()
         with keystore() as ks:
+            TokenAnchorStore(ks).destroy()  # leave no appliance state to the next world
             for key in ks.list_keys():
                 if key.key_id not in before:
                     ks.delete_key(key.key_id)
