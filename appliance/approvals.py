@@ -37,24 +37,29 @@ class _ConsolePrompts:
     def __init__(
         self,
         ui: CardUi,
-        fingerprint: str,
+        approvals: ApprovalSession,
         reader: str | None,
         on_approved: Callable[[str, str], None],
         on_refused: Callable[[str, ColdvaultError], None],
     ) -> None:
-        self.ui, self.fingerprint, self.reader = ui, fingerprint, reader
+        self.ui, self.approvals, self.reader = ui, approvals, reader
+        self.fingerprint = approvals.token.request_fingerprint
         self.on_approved, self.on_refused = on_approved, on_refused
 
     def ask_for_card(self, number: int, threshold: int) -> None:
         where = f" into {self.reader}" if self.reader else ""
+        needed = self.approvals.still_needed
+        groups = f" (still needed from groups: {needed})" if needed else ""
         self.ui.info(
-            f"Approval {number} of {threshold} for request {self.fingerprint}: "
+            f"Approval {number} of {threshold} for request {self.fingerprint}{groups}: "
             f"insert an approver card{where}."
         )
 
     def show_card(self, who: Signatory, *, emulated: bool) -> None:
+        groups = getattr(who, "groups", ())
+        member = f", group {', '.join(groups)}" if groups else ""
         self.ui.info(
-            f"Card {who.serial}: {who.holder} ({who.role}, site {who.site}). "
+            f"Card {who.serial}: {who.holder} ({who.role}{member}, site {who.site}). "
             f"You are approving request {self.fingerprint}."
         )
 
@@ -99,7 +104,7 @@ class CardApprovalCollector:
         fingerprint = approvals.token.request_fingerprint
         collect_signatures(
             approvals,
-            _ConsolePrompts(self.ui, fingerprint, self.reader, on_approved, on_refused),
+            _ConsolePrompts(self.ui, approvals, self.reader, on_approved, on_refused),
             PcscCardAccess(self.reader, timeout=self.insert_timeout),
             what=f"the approvals for request {fingerprint}",
             allow_emulated=self.allow_emulated,

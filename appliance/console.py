@@ -108,9 +108,11 @@ class OperatorConsole:
             self.warn(w)
         self.console.print(rules)
         if decision.allowed:
+            groups = decision.required_groups
             self.console.print(
-                f"Approvals required: [bold]{decision.required_approvals}[/] "
-                f"(request {review.fingerprint})"
+                f"Approvals required: [bold]{decision.required_approvals}[/]"
+                + (f", of them [bold]{groups}[/]" if groups else "")
+                + f" (request {review.fingerprint})"
             )
 
     # -- input -----------------------------------------------------------------------

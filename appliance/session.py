@@ -216,8 +216,10 @@ class SigningSession:
             self.audit.append("decision", decision.to_dict())
             self.ui.show_review(review, decision)
             decision.enforce()
+            groups = decision.required_groups
+            of_groups = f" ({groups})" if groups else ""
             if not self.ui.confirm(
-                f"Collect {decision.required_approvals} approvals for request "
+                f"Collect {decision.required_approvals} approvals{of_groups} for request "
                 f"{review.fingerprint}?"
             ):
                 raise Cancelled("The operator declined the request at review; nothing was signed.")
@@ -228,13 +230,16 @@ class SigningSession:
                 policy_version=self.policy.version,
                 roster=self.roster,
                 required_approvals=decision.required_approvals,
+                required_groups=decision.required_groups,
                 ttl=self.approval_ttl,
             )
             approvals = ApprovalSession(self.roster, token, guard=self.guard)
             self.audit.append(
                 "approval-token",
                 {"fingerprint": review.fingerprint, "token_id": token.token_id.hex(),
-                 "required": decision.required_approvals, "expires_at": token.expires_at,
+                 "required": decision.required_approvals,
+                 "required_groups": decision.required_groups.as_dict(),
+                 "expires_at": token.expires_at,
                  "roster_version": self.roster.version, "policy_version": self.policy.version},
             )
 

@@ -122,13 +122,15 @@ def _register() -> None:
     from ceremony_scripts.approve import approve_document_cmd
     from ceremony_scripts.enrol import enrol_cards_cmd
     from ceremony_scripts.plans import backup
+    from ceremony_scripts.register import register_wallet_cmd
     from ceremony_scripts.revoke import replace_card_cmd, revoke_card_cmd
     from ceremony_scripts.seed import extend_pool_cmd, generate_seed_cmd, provision_cmd
     from ceremony_scripts.sharding import backup_cmd, reshare_cmd
 
     for command in (
         init_appliance_cmd, enrol_cards_cmd, generate_seed_cmd, provision_cmd, extend_pool_cmd,
-        approve_document_cmd, revoke_card_cmd, replace_card_cmd, backup_cmd,
+        approve_document_cmd, register_wallet_cmd, revoke_card_cmd, replace_card_cmd,
+        backup_cmd,
     ):  # fmt: skip
         ceremony.add_command(command)
     ceremony.add_command(transcript)

@@ -67,6 +67,12 @@ def pool_options(func: F) -> F:
         click.option("--network", default="main", show_default=True,
                      type=click.Choice(["main", "test", "regtest"]),
                      help="Bitcoin network of the bitcoin templates."),
+        click.option("--eth-chain-id", default=1, show_default=True,
+                     type=click.IntRange(1, 2**63 - 1),
+                     help="EVM chain id of the bip44-eth template (Sepolia: 11155111)."),
+        click.option("--sol-cluster", default="mainnet-beta", show_default=True,
+                     type=click.Choice(["mainnet-beta", "devnet", "testnet"]),
+                     help="Solana cluster of the sol template."),
         click.option("--client", default="house", show_default=True),
         click.option("--pool-size", default=20, show_default=True,
                      type=click.IntRange(1, 10_000),
@@ -78,11 +84,12 @@ def pool_options(func: F) -> F:
 
 def pool_params(
     templates: tuple[str, ...], account: int, network: str, client: str, pool_size: int,
-    export_dir: Path,
+    export_dir: Path, eth_chain_id: int = 1, sol_cluster: str = "mainnet-beta",
 ) -> PoolParams:  # fmt: skip
     return PoolParams(
         templates=tuple(Template(t) for t in templates), account=account, network=network,
         client=client, pool_size=pool_size, export_dir=export_dir,
+        eth_chain_id=eth_chain_id, sol_cluster=sol_cluster,
     )  # fmt: skip
 
 

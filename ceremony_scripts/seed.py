@@ -47,7 +47,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def generate_seed_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool,
     module: str, token_label: str, allow_emulated: bool,
-    templates: tuple[str, ...], account: int, network: str, client: str, pool_size: int,
+    templates: tuple[str, ...], account: int, network: str, eth_chain_id: int,
+    sol_cluster: str, client: str, pool_size: int,
     export_dir: Path, fmt: str, threshold: int, shares: int, paper_backup: bool,
     no_backup: bool, do_provision: bool, witnesses: int, roster_path: Path | None,
 ) -> None:  # fmt: skip
@@ -56,7 +57,8 @@ def generate_seed_cmd(
         actor=operator_name, transcript=transcript_path,
         backup=BackupPlan(BackupFormat(fmt), threshold, shares, paper_backup),
         no_backup=no_backup, provision=do_provision,
-        pool=pool_params(templates, account, network, client, pool_size, export_dir),
+        pool=pool_params(templates, account, network, client, pool_size, export_dir,
+                         eth_chain_id, sol_cluster),
         witnesses=witnesses, roster=load_roster(roster_path),
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
@@ -77,11 +79,13 @@ def _recovery_options(func: F) -> F:
 def _recover_params(
     operator_name: str, transcript_path: Path | None, templates: tuple[str, ...],
     account: int, network: str, client: str, pool_size: int, export_dir: Path, fmt: str,
-    expect_fingerprint: str, witnesses: int, roster_path: Path | None,
+    expect_fingerprint: str, witnesses: int, roster_path: Path | None, eth_chain_id: int,
+    sol_cluster: str,
 ) -> RecoverPool:  # fmt: skip
     return RecoverPool(
         actor=operator_name, transcript=transcript_path,
-        pool=pool_params(templates, account, network, client, pool_size, export_dir),
+        pool=pool_params(templates, account, network, client, pool_size, export_dir,
+                         eth_chain_id, sol_cluster),
         backup=BackupFormat(fmt), expect_fingerprint=expect_fingerprint,
         witnesses=witnesses, roster=load_roster(roster_path),
     )  # fmt: skip
@@ -97,14 +101,15 @@ def _recover_params(
 def provision_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool,
     module: str, token_label: str, allow_emulated: bool,
-    templates: tuple[str, ...], account: int, network: str, client: str, pool_size: int,
+    templates: tuple[str, ...], account: int, network: str, eth_chain_id: int,
+    sol_cluster: str, client: str, pool_size: int,
     export_dir: Path, fmt: str, expect_fingerprint: str, witnesses: int,
     roster_path: Path | None,
 ) -> None:  # fmt: skip
     """Rebuild the seed from its backup and import the key pool (e.g. a new appliance HSM)."""
     params = _recover_params(
         operator_name, transcript_path, templates, account, network, client, pool_size,
-        export_dir, fmt, expect_fingerprint, witnesses, roster_path,
+        export_dir, fmt, expect_fingerprint, witnesses, roster_path, eth_chain_id, sol_cluster,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     token = Pkcs11Token(module, token_label, allow_emulated)
@@ -121,13 +126,14 @@ def provision_cmd(
 def extend_pool_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool,
     module: str, token_label: str, allow_emulated: bool,
-    templates: tuple[str, ...], account: int, network: str, client: str, pool_size: int,
+    templates: tuple[str, ...], account: int, network: str, eth_chain_id: int,
+    sol_cluster: str, client: str, pool_size: int,
     export_dir: Path, fmt: str, expect_fingerprint: str, witnesses: int, roster_path: Path,
 ) -> None:  # fmt: skip
     """Grow the key pool to --pool-size (admin quorum; seed rebuilt from its shares)."""
     params = _recover_params(
         operator_name, transcript_path, templates, account, network, client, pool_size,
-        export_dir, fmt, expect_fingerprint, witnesses, roster_path,
+        export_dir, fmt, expect_fingerprint, witnesses, roster_path, eth_chain_id, sol_cluster,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     token = Pkcs11Token(module, token_label, allow_emulated)

@@ -13,7 +13,7 @@ Never used outside the lab: every PIN comes from the lab file (test-only values)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,8 +89,11 @@ def with_card(lab: Lab, serial: str, action: Callable[[OpenPgpSession], object],
         lab.remove(reader)
 
 
-def enrol(lab: Lab, serials: Sequence[str] | None = None) -> list[CardHolder]:
-    """Generate an Ed25519 signature key on each card; return the roster entries."""
+def enrol(lab: Lab, serials: Sequence[str] | None = None,
+          groups: Mapping[str, Sequence[str]] | None = None) -> list[CardHolder]:
+    """Generate an Ed25519 signature key on each card; return the roster entries
+    (``groups``: lab serial -> the approver groups of that card's holder)."""
+    groups = groups or {}
     holders = []
     for spec in lab.config.cards:
         if serials is not None and spec.serial not in serials:
@@ -103,6 +106,7 @@ def enrol(lab: Lab, serials: Sequence[str] | None = None) -> list[CardHolder]:
             return CardHolder(
                 serial=session.card_id, holder=spec.holder, role=Role(spec.role),
                 site=spec.site or "lab", algorithm="ed25519", public_key=public,
+                groups=tuple(sorted(groups.get(spec.serial, ()))),
             )
 
         holders.append(with_card(lab, spec.serial, generate))
@@ -142,15 +146,17 @@ def setup_trust(
     pool_size: int = 5,
     appliance_id: str = APPLIANCE_ID,
     admin_threshold: int = 2,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> LabTrust:
-    """Make the whole trust material for an appliance on ``lab`` into ``directory``."""
+    """Make the whole trust material for an appliance on ``lab`` into ``directory``
+    (``groups``: lab card serial -> its holder's approver groups)."""
     directory.mkdir(parents=True, exist_ok=True)
     admins = [c.serial for c in lab.config.cards if c.role == "admin"][:admin_threshold]
     keystore = open_appliance_keystore(lab)
     try:
         audit_key = ensure_key(keystore, KeyAlgorithm.SECP256K1, AUDIT_KEY_ID, "audit")
         ensure_key(keystore, KeyAlgorithm.ED25519, IDENTITY_KEY_ID, "identity")
-        holders = enrol(lab)
+        holders = enrol(lab, groups=groups)
         card_ids = {c.serial: h.serial for c, h in zip(lab.config.cards, holders, strict=True)}
         roster = Roster(version=1, appliance_id=appliance_id, holders=tuple(holders),
                         admin_threshold=admin_threshold)

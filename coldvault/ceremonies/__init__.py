@@ -11,6 +11,7 @@ ceremony                    parameters                       hardware handed in
 :func:`provision_from_backup`, :func:`extend_pool`
                             :class:`RecoverPool`             HSM token, cards
 :func:`approve_document`    :class:`ApproveDocument`         cards
+:func:`register_wallet`     :class:`RegisterWallet`          HSM token, QR decoder
 :func:`revoke_card`, :func:`replace_card`
                             :class:`CardChange`              cards
 :func:`shard_backup`        :class:`ShardBackup`             share devices, cards (witness)
@@ -30,7 +31,8 @@ for ``--json`` output.
 Modules: ``operator`` (the protocol), ``params``, ``run`` (transcript lifecycle, secret
 wiping), ``hardware`` (the seams), ``backup`` (dice, paper words and their checks,
 recovery), ``exports``, ``seed``, ``provision``, ``appliance``, ``enrol``, ``proposals``
-(what admins are shown), ``approve``, ``revoke``, ``devices`` (backup tokens and custodian
+(what admins are shown), ``approve``, ``register`` (multisig wallets from coordinators),
+``revoke``, ``devices`` (backup tokens and custodian
 cards as share targets, their PIN prompts), ``sharding`` (``ceremony backup``), ``drill``
 (``drill run``).
 """
@@ -42,6 +44,7 @@ from coldvault.ceremonies.enrol import EnrolCards, enrol_cards
 from coldvault.ceremonies.operator import Operator
 from coldvault.ceremonies.params import ParameterError
 from coldvault.ceremonies.provision import RecoverPool, extend_pool, provision_from_backup
+from coldvault.ceremonies.register import RegisterWallet, register_wallet
 from coldvault.ceremonies.revoke import CardChange, replace_card, revoke_card
 from coldvault.ceremonies.seed import GenerateSeed, generate_seed
 from coldvault.ceremonies.sharding import ShardBackup, shard_backup
@@ -55,6 +58,7 @@ __all__ = [
     "Operator",
     "ParameterError",
     "RecoverPool",
+    "RegisterWallet",
     "RestoreDrill",
     "ShardBackup",
     "approve_document",
@@ -63,6 +67,7 @@ __all__ = [
     "generate_seed",
     "init_appliance",
     "provision_from_backup",
+    "register_wallet",
     "replace_card",
     "restore_drill",
     "revoke_card",

@@ -9,6 +9,8 @@ Per account ``<name>``:
 * ``<name>.descriptor.png`` QR of the descriptor
 
 For the whole run: ``crypto-account.ur.txt``/``.png`` (all Bitcoin accounts),
+``crypto-multi-accounts.ur.txt``/``.png`` (Keystone-style: the Ethereum account xpubs and the
+Solana keys, each with its derivation path, for Ethereum and Solana coordinators),
 ``provisioning.json`` (every pool key: path, CKA_ID, label, public key) and
 ``wallets.proposed.toml`` (``[[wallet]]`` entries; they become active only when the admin
 quorum signs the registry).  Every file is written atomically and fsynced, then hashed
@@ -24,7 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coldvault.ceremonies.outputs import refuse_existing, write_new
-from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template, ur_account, ur_output
+from coldvault.keys.pool import (
+    AccountSpec,
+    ProvisioningRecord,
+    Template,
+    ur_account,
+    ur_multi_accounts,
+    ur_output,
+)
 from coldvault.records.chain import fsync_dir
 from coldvault.transport.render import render_png
 
@@ -32,8 +41,9 @@ from coldvault.transport.render import render_png
 EXPORTS_INSTEAD = "choose a new or empty --export-dir (the files there are from an earlier run)."
 _ACCOUNT_FILES = (".account.json", ".descriptor.txt", ".descriptor.png", ".cosigner.json",
                   ".ur.txt", ".ur.png")  # fmt: skip
-_RUN_FILES = ("crypto-account.ur.txt", "crypto-account.ur.png", "provisioning.json",
-              "wallets.proposed.toml")  # fmt: skip
+_RUN_FILES = ("crypto-account.ur.txt", "crypto-account.ur.png",
+              "crypto-multi-accounts.ur.txt", "crypto-multi-accounts.ur.png",
+              "provisioning.json", "wallets.proposed.toml")  # fmt: skip
 
 
 def export_paths(specs: Sequence[AccountSpec], directory: Path) -> list[Path]:
@@ -73,10 +83,13 @@ def write_exports(record: ProvisioningRecord, directory: Path) -> dict[str, str]
         if ur:
             written.append(_write(directory / f"{name}.ur.txt", (ur + "\n").encode()))
             written.append(_write(directory / f"{name}.ur.png", render_png(ur.upper())))
-    account_ur = ur_account(record.accounts)
-    if account_ur:
-        written.append(_write(directory / "crypto-account.ur.txt", (account_ur + "\n").encode()))
-        written.append(_write(directory / "crypto-account.ur.png", render_png(account_ur.upper())))
+    for kind, ur_text in (
+        ("crypto-account", ur_account(record.accounts)),
+        ("crypto-multi-accounts", ur_multi_accounts(record.accounts)),
+    ):
+        if ur_text:
+            written.append(_write(directory / f"{kind}.ur.txt", (ur_text + "\n").encode()))
+            written.append(_write(directory / f"{kind}.ur.png", render_png(ur_text.upper())))
     written.append(_write(directory / "provisioning.json", _json(record.to_dict())))
     written.append(
         _write(directory / "wallets.proposed.toml", record.wallet_registry_toml().encode())

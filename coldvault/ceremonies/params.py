@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from coldvault.errors import InputError
-from coldvault.keys.pool import MAX_POOL_SIZE, AccountSpec, Template
+from coldvault.keys.pool import MAX_CHAIN_ID, MAX_POOL_SIZE, AccountSpec, Template
 
+#: Solana clusters the ``sol`` template accepts.
+SOL_CLUSTERS = ("mainnet-beta", "devnet", "testnet")
 #: Bitcoin networks the pool templates accept.
 NETWORKS = ("main", "test", "regtest")
 MAX_ACCOUNT = 0x7FFF_FFFF
@@ -71,11 +73,14 @@ class CeremonyParams:
 class PoolParams:
     """Which key pool to derive and import, and where its public exports go.
 
-    ``templates`` empty means all four; ``network`` applies to the Bitcoin templates."""
+    ``templates`` empty means all four; ``network`` applies to the Bitcoin templates,
+    ``eth_chain_id`` to ``bip44-eth`` (Sepolia: 11155111) and ``sol_cluster`` to ``sol``."""
 
     templates: tuple[Template, ...] = ()
     account: int = 0
     network: str = "main"
+    eth_chain_id: int = 1
+    sol_cluster: str = "mainnet-beta"
     client: str = "house"
     pool_size: int = 20
     export_dir: Path = Path("exports")
@@ -94,6 +99,13 @@ class PoolParams:
             raise ParameterError(
                 "network", f"--network must be one of {', '.join(NETWORKS)}, not {self.network}."
             )
+        check_int("eth-chain-id", self.eth_chain_id, 1, MAX_CHAIN_ID)
+        check_type("sol_cluster", self.sol_cluster, str)
+        if self.sol_cluster not in SOL_CLUSTERS:
+            raise ParameterError(
+                "sol-cluster",
+                f"--sol-cluster must be one of {', '.join(SOL_CLUSTERS)}, not {self.sol_cluster}.",
+            )
         if not self.client.strip():
             raise ParameterError("client", "--client must not be empty.")
         chosen = self.templates or tuple(Template)
@@ -101,12 +113,17 @@ class PoolParams:
             AccountSpec(
                 t,
                 account=self.account,
-                network=self.network if t.chain == "bitcoin" else "",
+                network=self._network(t),
                 client=self.client,
             )
             for t in chosen
         )
         object.__setattr__(self, "_specs", specs)
+
+    def _network(self, template: Template) -> str:
+        return {"bitcoin": self.network, "ethereum": str(self.eth_chain_id)}.get(
+            template.chain, self.sol_cluster
+        )
 
     @property
     def specs(self) -> tuple[AccountSpec, ...]:
@@ -122,6 +139,8 @@ class PoolParams:
         return {
             "templates": [str(s.template) for s in self._specs],
             "network": self.network,
+            "eth_chain_id": self.eth_chain_id,
+            "sol_cluster": self.sol_cluster,
             "account": self.account,
             "pool_size": self.pool_size,
         }
@@ -130,6 +149,7 @@ class PoolParams:
 __all__ = [
     "MAX_WITNESSES",
     "NETWORKS",
+    "SOL_CLUSTERS",
     "CeremonyParams",
     "ParameterError",
     "PoolParams",

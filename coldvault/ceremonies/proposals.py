@@ -28,7 +28,8 @@ from coldvault.quorum.documents import (
     load_signed_document,
     verify_roster_chain,
 )
-from coldvault.quorum.roster import Role, Roster, RosterRollback
+from coldvault.quorum.roster import Roster, RosterRollback
+from coldvault.requests.bitcoin.coordinator import CoordinatorWalletInvalid, from_descriptor
 from coldvault.requests.wallets import parse_wallets
 
 _Rows = list[tuple[str, str]]
@@ -83,13 +84,9 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
     policy = parse_policy(content)  # every whitelist ownership proof is checked here
     if version is not None and version != policy.version:
         raise DocumentRefused("policy", f"it is version {policy.version}, not {version}")
-    approvers = roster.distinct_holders(Role.APPROVER)
-    if policy.max_required_approvals() > approvers:
-        raise DocumentRefused(
-            "policy",
-            f"it requires {policy.max_required_approvals()} approvals but roster version "
-            f"{roster.version} has only {approvers} active approvers",
-        )
+    unreachable = policy.unreachable_with(roster)
+    if unreachable:
+        raise DocumentRefused("policy", unreachable)
     tables: list[tuple[str, _Rows]] = [
         ("Policy", [("chains", ", ".join(sorted(str(c) for c in policy.chains)))])
     ]
@@ -174,6 +171,17 @@ def address_book_changes(current: Policy, new: Policy) -> _Rows:
     return rows or [("address book", "no entry added, removed or changed")]
 
 
+def _multisig_rows(descriptor: str | None) -> _Rows:
+    """A multisig wallet's policy, every cosigner's fingerprint, path and xpub, and its
+    first addresses, so the admins check them against the coordinator's screen."""
+    if not descriptor or not descriptor.startswith("wsh(sortedmulti("):
+        return []
+    try:
+        return from_descriptor(descriptor).rows()
+    except CoordinatorWalletInvalid as exc:
+        raise DocumentRefused("wallets", exc.reason) from exc
+
+
 def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal:
     if version is None:
         raise ValueError("a wallet registry needs an explicit version")
@@ -188,6 +196,7 @@ def _wallets(content: bytes, appliance_id: str, version: int | None) -> Proposal
             ("account path", w.account_path),
             ("descriptor", w.descriptor or "-"),
             ("highest index", str(w.max_index)),
+            *_multisig_rows(w.descriptor),
         ]))  # fmt: skip
     doc = SignedDocument("wallets", version, appliance_id, content)
     return Proposal(doc, tuple(tables), {"wallets": sorted(wallets)})

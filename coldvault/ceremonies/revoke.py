@@ -127,7 +127,11 @@ def check_successor(
         raise RevocationRefused(
             card, f"it would leave {approvers} distinct active approver(s); {why} {need}"
         )
-    return roster.successor(holders)
+    successor = roster.successor(holders)
+    short = policy.unreachable_with(successor) if policy is not None else ""
+    if approvers_needed and short:
+        raise RevocationRefused(card, f"the policy would be unreachable: {short}")
+    return successor
 
 
 def _check_policy_still_valid(policy_path: Path, new: Roster, card: str) -> None:

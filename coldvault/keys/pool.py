@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import tomli_w
 from bip_utils import Base58Decoder, Base58Encoder, EthAddrEncoder, SolAddrEncoder
@@ -49,11 +49,16 @@ from coldvault.transport import registry as ur_registry
 from coldvault.transport.registry import bitcoin as ur_bitcoin
 from coldvault.transport.registry import cbor as ur_cbor
 from coldvault.transport.registry import keys as ur_keys
+from coldvault.transport.registry import keystone as ur_keystone
 from coldvault.transport.ur import encode_single
 
 H = HARDENED
 MAX_POOL_SIZE = 10_000
 PREVIEW_ADDRESSES = 3
+#: the largest EIP-155 chain id whose ``v`` still fits 64 bits
+MAX_CHAIN_ID = (2**64 - 1) // 2 - 36
+#: Solana clusters an account may be provisioned for
+SOL_CLUSTERS = ("mainnet-beta", "devnet", "testnet")
 
 
 class Template(enum.StrEnum):
@@ -104,6 +109,13 @@ class AccountSpec:
             object.__setattr__(self, "network", self.template.default_network)
         if self.template.chain == "bitcoin":
             Network(self.network)  # ValueError for a bad network name (config mistake)
+        elif self.template is Template.ETH and not (
+            self.network.isdecimal() and 0 < int(self.network) <= MAX_CHAIN_ID
+            and str(int(self.network)) == self.network
+        ):
+            raise ValueError(f"an Ethereum network is a chain id, not {self.network!r}")
+        elif self.template is Template.SOL and self.network not in SOL_CLUSTERS:
+            raise ValueError(f"a Solana network is one of {', '.join(SOL_CLUSTERS)}")
         if not 0 <= self.account < H:
             raise ValueError("account number out of range")
         if not self.name:
@@ -178,6 +190,10 @@ class AccountExport:
     #: ``wpkh(...)`` for bip84; None otherwise (multisig needs the other cosigners)
     descriptor: str | None
     first_addresses: tuple[str, ...] = ()
+    #: the derivation path of each of ``first_addresses``
+    address_paths: tuple[str, ...] = ()
+    #: the public keys of the first receive keys (Solana's multi-account export lists them)
+    preview_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def account_path(self) -> str:
@@ -197,6 +213,10 @@ class AccountExport:
             "key_origin": str(self.key_origin) if self.key_origin else None,
             "descriptor": self.descriptor,
             "first_addresses": list(self.first_addresses),
+            "addresses": [
+                {"address": a, "path": p}
+                for a, p in zip(self.first_addresses, self.address_paths, strict=True)
+            ],
             "pool_size": self.pool_size,
         }
 
@@ -266,9 +286,14 @@ def wallet_registry_toml(accounts: Sequence[AccountExport]) -> str:
 
 
 # -- derivation -----------------------------------------------------------------------------
-def _addresses(spec: AccountSpec, keys: Sequence[PoolKey]) -> list[str]:
+def _preview(spec: AccountSpec, keys: Sequence[PoolKey]) -> list[PoolKey]:
+    """The first receive keys, whose addresses the exports show."""
     receive = [k for k in keys if spec.template is Template.SOL or k.path[-2] == 0]
-    receive = receive[:PREVIEW_ADDRESSES]
+    return receive[:PREVIEW_ADDRESSES]
+
+
+def _addresses(spec: AccountSpec, keys: Sequence[PoolKey]) -> list[str]:
+    receive = _preview(spec, keys)
     match spec.template:
         case Template.BIP84:
             net = NETWORKS[spec.network]
@@ -318,13 +343,16 @@ def _export(
         origin = KeyOrigin(fp, spec.account_path, _serialise_xpub(account, net))
         if spec.template is Template.BIP84:
             descriptor = wpkh_descriptor(origin)
+    addresses = tuple(_addresses(spec, keys))
     return AccountExport(
         spec=spec,
         master_fingerprint=fp,
         pool_size=pool_size,
         key_origin=origin,
         descriptor=descriptor,
-        first_addresses=tuple(_addresses(spec, keys)),
+        first_addresses=addresses,
+        address_paths=tuple(path_to_str(k.path) for k in _preview(spec, keys))[: len(addresses)],
+        preview_keys=tuple(k.public_key for k in _preview(spec, keys)),
     )
 
 
@@ -490,6 +518,32 @@ def ur_account(exports: Sequence[AccountExport]) -> str | None:
     return encode_single(ur_registry.encode_account(fp, tuple(outputs)))
 
 
+def _ur_account_keys(export: AccountExport) -> list[ur_keys.HDKey]:
+    fp = int.from_bytes(export.master_fingerprint, "big")
+    match export.spec.template:
+        case Template.ETH if export.key_origin is not None:
+            origin = ur_keys.Keypath.from_path(export.account_path, fp)
+            key = ur_keys.HDKey.from_base58(export.key_origin.xpub, origin=origin)
+            return [replace(key, note="account.standard")]
+        case Template.SOL:
+            return [
+                ur_keys.HDKey(key_data=public, origin=ur_keys.Keypath.from_path(path, fp))
+                for public, path in zip(export.preview_keys, export.address_paths, strict=True)
+            ]
+    return []
+
+
+def ur_multi_accounts(exports: Sequence[AccountExport]) -> str | None:
+    """Keystone's ``ur:crypto-multi-accounts/...`` with the Ethereum account keys (BIP-44
+    account xpub, note ``account.standard``) and Solana keys (Ed25519, one per exported
+    address, each with its derivation path) of one seed (None if it has neither)."""
+    keys = [k for e in exports for k in _ur_account_keys(e)]
+    if not keys:
+        return None
+    fp = int.from_bytes(exports[0].master_fingerprint, "big")
+    return encode_single(ur_keystone.MultiAccounts(fp, tuple(keys), "coldvault").to_ur())
+
+
 def verify_pool(keystore: KeyAdmin, keys: Sequence[PoolKey]) -> list[str]:
     """Labels of pool keys missing from the HSM or with another public key ([] = all fine)."""
     have = {k.key_id: k for k in keystore.list_keys()}
@@ -510,6 +564,7 @@ __all__ = [
     "provision",
     "roll_back",
     "ur_account",
+    "ur_multi_accounts",
     "ur_output",
     "verify_pool",
     "wallet_registry_toml",

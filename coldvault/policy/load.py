@@ -23,7 +23,8 @@ from coldvault.policy.model import (
 )
 from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
 from coldvault.quorum.documents import ConfigVersion, load_signed_document, verify_admin_quorum
-from coldvault.quorum.roster import Role, Roster
+from coldvault.quorum.groups import GroupRequirement
+from coldvault.quorum.roster import Roster
 from coldvault.requests.base import Chain
 
 FORMAT = "coldvault-policy/1"
@@ -33,6 +34,8 @@ MAX_ENTRIES = 10_000
 _AMOUNT = schema.Number(integer=True)
 _TEXT = schema.Text()
 _CHAIN = schema.Text(choices=tuple(str(c) for c in Chain))
+#: ``groups = { compliance = 1, treasury = 2 }``: approvals per named approver group
+_GROUPS = schema.Entries(schema.Number(integer=True, positive=True, maximum=64), max_items=16)
 
 #: The policy document's declared shape (docs/policy.md). A section added to the policy
 #: model is declared here too; anything not declared is refused, naming the nearest key.
@@ -55,6 +58,7 @@ POLICY_SCHEMA = schema.Table(
                     "max_fee": _AMOUNT,
                     "max_fee_rate": schema.Number(),
                     "allow_attested": schema.Flag(),
+                    "groups": _GROUPS,
                     "limits": schema.Entries(
                         schema.Table(
                             {
@@ -75,6 +79,7 @@ POLICY_SCHEMA = schema.Table(
                                     integer=True, positive=True, maximum=1000
                                 ),
                                 "allow_attested": schema.Flag(),
+                                "groups": _GROUPS,
                             },
                             required=frozenset({"asset"}),
                         ),
@@ -196,12 +201,9 @@ def load_policy(
         or (policy.version == current.version and policy.sha256 != current.sha256)
     ):
         raise PolicyRollback(current.version, policy.version)
-    approvers = roster.distinct_holders(Role.APPROVER)
-    if policy.max_required_approvals() > approvers:
-        raise PolicyInvalid(
-            f"it requires {policy.max_required_approvals()} approvals but roster version "
-            f"{roster.version} has only {approvers} active approvers"
-        )
+    unreachable = policy.unreachable_with(roster)
+    if unreachable:
+        raise PolicyInvalid(unreachable)
     return policy
 
 
@@ -299,6 +301,22 @@ def _txid(chain: Chain, value: str, address: str) -> str:
     return value
 
 
+def _groups(obj: Mapping[str, Any]) -> GroupRequirement:
+    """``groups = { compliance = 1, treasury = 2 }``: distinct approvers per named group."""
+    value = obj.get("groups", {})
+    if not isinstance(value, Mapping):
+        raise PolicyInvalid("groups must be a table of group name = count")
+    counts: dict[str, int] = {}
+    for group, count in value.items():
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise PolicyInvalid(f"groups.{group} must be an integer")
+        counts[str(group)] = count
+    try:
+        return GroupRequirement.of(counts)
+    except ValueError as exc:
+        raise PolicyInvalid(str(exc)) from exc
+
+
 def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
     try:
         chain = Chain(e["chain"])
@@ -311,7 +329,7 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
             )  # fmt: skip
         tiers = tuple(
             Tier(str(t["asset"]), None if t.get("up_to") is None else _int(t, "up_to"),
-                 _int(t, "approvals", 1), _opt_bool(t, "allow_attested"))
+                 _int(t, "approvals", 1), _opt_bool(t, "allow_attested"), _groups(t))
             for t in _list(e, "tier")
         )  # fmt: skip
         dests = tuple(_destination(d) for d in _list(e, "destination"))
@@ -330,6 +348,7 @@ def _wallet(e: Mapping[str, Any], where: str) -> WalletPolicy:
             max_fee=None if e.get("max_fee") is None else _int(e, "max_fee"),
             max_fee_rate=_opt_num(e, "max_fee_rate"),
             allow_attested=bool(_opt_bool(e, "allow_attested")),
+            groups=_groups(e),
         )
     except PolicyInvalid as exc:
         raise PolicyInvalid(exc.reason, where=where) from exc

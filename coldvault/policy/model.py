@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from coldvault.policy.errors import RULE_ERRORS
+from coldvault.quorum.groups import GroupRequirement
 from coldvault.requests.base import Chain
 
 
@@ -91,6 +92,8 @@ class Tier:
     up_to: int | None  # inclusive; None = no upper bound
     approvals: int
     allow_attested: bool | None = None  # None: the wallet's allow_attested decides
+    #: approvals this tier requires from named approver groups ("1 of compliance AND ...")
+    groups: GroupRequirement = GroupRequirement()
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ class WalletPolicy:
     max_fee: int | None = None  # base units of the chain's native asset (ETH: gas x max fee)
     max_fee_rate: float | None = None  # sat/vB (Bitcoin)
     allow_attested: bool = False  # False: only proven destinations receive payments
+
+    #: approvals every request of the wallet requires from named approver groups
+    groups: GroupRequirement = GroupRequirement()
 
     def attested_allowed(self, asset: str, amount: int) -> bool:
         """Whether attested destinations may be paid when ``amount`` of ``asset`` moves."""
@@ -135,6 +141,10 @@ class WalletPolicy:
             if tier.up_to is None or amount <= tier.up_to:
                 return max(tier.approvals, self.min_approvals), tier
         return self.min_approvals, None
+
+    def groups_for(self, tier: Tier | None) -> GroupRequirement:
+        """The wallet's group requirement merged with ``tier``'s (the higher count wins)."""
+        return GroupRequirement.strictest([self.groups, tier.groups if tier else self.groups])
 
 
 def tier_key(t: Tier) -> tuple[bool, int]:
@@ -164,6 +174,8 @@ class Decision:
     required_approvals: int
     reasons: tuple[RuleResult, ...]
     policy_version: int
+    #: approvals required from named approver groups (part of ``required_approvals``)
+    required_groups: GroupRequirement = GroupRequirement()
 
     @property
     def failures(self) -> tuple[RuleResult, ...]:
@@ -174,6 +186,7 @@ class Decision:
         return {
             "allowed": self.allowed,
             "required_approvals": self.required_approvals,
+            "required_groups": self.required_groups.as_dict(),
             "policy_version": self.policy_version,
             "rules": [
                 {"rule": r.rule, "passed": r.passed, "values": dict(r.values), "message": r.message}

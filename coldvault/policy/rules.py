@@ -8,6 +8,8 @@ from typing import Protocol
 
 from coldvault.policy.model import Decision, DestinationKind, RuleResult, WalletPolicy
 from coldvault.quorum.documents import ConfigVersion
+from coldvault.quorum.groups import GroupRequirement
+from coldvault.quorum.roster import Role, Roster
 from coldvault.requests.base import Chain, MovementKind, Review
 
 
@@ -58,10 +60,10 @@ class Policy:
         self._check_scope(w, review, check)
         totals, attested = self._check_destinations(w, review, check)
         self._check_attested(w, totals, attested, check)
-        required = self._check_amounts(w, totals, _day_totals(day_total, totals), check)
+        required, groups = self._check_amounts(w, totals, _day_totals(day_total, totals), check)
         self._check_fees(w, review, check)
         allowed = all(r.passed for r in results)
-        return Decision(allowed, required, tuple(results), self.version)
+        return Decision(allowed, max(required, groups.total), tuple(results), self.version, groups)
 
     def _check_scope(self, w: WalletPolicy, review: Review, check: _Check) -> None:
         neg = {True: "", False: "not "}
@@ -184,9 +186,10 @@ class Policy:
     @staticmethod
     def _check_amounts(
         w: WalletPolicy, totals: Mapping[str, int], days: Mapping[str, int], check: _Check
-    ) -> int:
+    ) -> tuple[int, GroupRequirement]:
         within = {True: "is within", False: "exceeds"}
         required = w.min_approvals
+        groups = [w.groups]
         for asset, amount in sorted(totals.items()):
             lim = w.limits.get(asset)
             if lim is None:
@@ -224,15 +227,20 @@ class Policy:
             )
             need, tier = w.required_for(asset, amount)
             required = max(required, need)
+            tier_groups = w.groups_for(tier)
+            groups.append(tier_groups)
             bound = "unbounded" if tier is None or tier.up_to is None else tier.up_to
+            of_groups = f", {tier_groups}" if tier_groups else ""
             check(
                 "approval-tier",
                 True,
-                f"{amount} base units of {asset} need {need} approvals (tier up to {bound}).",
+                f"{amount} base units of {asset} need {need} approvals{of_groups} "
+                f"(tier up to {bound}).",
                 asset=asset,
                 amount=amount,
                 approvals=need,
                 tier_up_to=bound,
+                **({"groups": tier_groups.as_dict()} if tier_groups else {}),
             )
         if not totals:
             check(
@@ -241,7 +249,7 @@ class Policy:
                 f"No value moves; the wallet minimum of {w.min_approvals} approvals applies.",
                 approvals=w.min_approvals,
             )
-        return required
+        return required, GroupRequirement.strictest(groups)
 
     @staticmethod
     def _check_fees(w: WalletPolicy, review: Review, check: _Check) -> None:
@@ -277,10 +285,39 @@ class Policy:
     def config_version(self) -> ConfigVersion:
         return ConfigVersion("policy", self.version, self.sha256)
 
+    def unreachable_with(self, roster: Roster) -> str:
+        """Why ``roster``'s active approvers cannot meet some threshold or group count of
+        this policy (``""``: every one is reachable)."""
+        approvers = roster.distinct_holders(Role.APPROVER)
+        if self.max_required_approvals() > approvers:
+            return (
+                f"it requires {self.max_required_approvals()} approvals but roster version "
+                f"{roster.version} has only {approvers} active approvers"
+            )
+        for group, count in self.required_groups().counts:
+            members = roster.distinct_in_group(group)
+            if count > members:
+                return (
+                    f"it requires {count} approvals from group {group} but roster version "
+                    f"{roster.version} has only {members} active approvers in that group"
+                )
+        return ""
+
+    def required_groups(self) -> GroupRequirement:
+        """For each approver group, the most approvals any wallet or tier asks of it."""
+        return GroupRequirement.strictest(
+            [w.groups for w in self.wallets.values()]
+            + [t.groups for w in self.wallets.values() for t in w.tiers]
+        )
+
     def max_required_approvals(self) -> int:
         return max(
-            [w.min_approvals for w in self.wallets.values()]
-            + [t.approvals for w in self.wallets.values() for t in w.tiers]
+            [max(w.min_approvals, w.groups.total) for w in self.wallets.values()]
+            + [
+                max(t.approvals, w.groups_for(t).total)
+                for w in self.wallets.values()
+                for t in w.tiers
+            ]
             + [0]
         )
 

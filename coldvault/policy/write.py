@@ -16,6 +16,7 @@ from coldvault.policy.errors import PolicyInvalid
 from coldvault.policy.load import FORMAT, parse_policy
 from coldvault.policy.model import DestinationKind, WalletPolicy
 from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS, Policy
+from coldvault.quorum.groups import GroupRequirement
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
@@ -55,6 +56,10 @@ def _strings(values: Iterable[str]) -> str:
     return "[" + ", ".join(_string(str(v)) for v in values) + "]"
 
 
+def _groups(groups: GroupRequirement) -> str:
+    return "{ " + ", ".join(f"{_key(g)} = {_integer(n)}" for g, n in groups.counts) + " }"
+
+
 def _wallet(w: WalletPolicy) -> list[str]:
     lines = [
         "[[wallet]]",
@@ -71,6 +76,8 @@ def _wallet(w: WalletPolicy) -> list[str]:
         lines.append(f"max_fee_rate = {_number(w.max_fee_rate)}")
     if w.allow_attested:
         lines.append("allow_attested = true")
+    if w.groups:
+        lines.append(f"groups = {_groups(w.groups)}")
     for asset, limits in w.limits.items():
         lines += [
             "",
@@ -87,6 +94,8 @@ def _wallet(w: WalletPolicy) -> list[str]:
         lines.append(f"approvals = {_integer(tier.approvals)}")
         if tier.allow_attested is not None:
             lines.append(f"allow_attested = {'true' if tier.allow_attested else 'false'}")
+        if tier.groups:
+            lines.append(f"groups = {_groups(tier.groups)}")
     for d in w.destinations:
         lines += [
             "",

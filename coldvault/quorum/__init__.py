@@ -12,6 +12,8 @@ Modules:
 * :mod:`~coldvault.quorum.collect` -- the one card-approval loop
   (:func:`collect_signatures`, :func:`collect_witness`) behind :class:`ApprovalUi` and a
   :class:`~coldvault.cards.access.CardAccess`.
+* :mod:`~coldvault.quorum.groups` -- approver groups: "1 of compliance AND 2 of treasury"
+  (:class:`GroupRequirement`), one slot per approval (:class:`GroupQuota`).
 * :mod:`~coldvault.quorum.errors` -- why a card does not count or a quorum is not met.
 
 Card signatures are checked by :func:`coldvault.cards.signatures.verify_card_signature`
@@ -30,6 +32,7 @@ from coldvault.quorum.approvals import (
 )
 from coldvault.quorum.collect import ApprovalUi, collect_signatures, collect_witness
 from coldvault.quorum.documents import SignedDocument, accept_roster, verify_admin_quorum
+from coldvault.quorum.groups import GroupQuota, GroupRequirement
 from coldvault.quorum.roster import CardHolder, Role, Roster
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "ApprovalToken",
     "ApprovalUi",
     "CardHolder",
+    "GroupQuota",
+    "GroupRequirement",
     "MemoryReplayGuard",
     "ReplayGuard",
     "Role",

@@ -44,11 +44,14 @@ from coldvault.quorum.errors import (
     BadApprovalSignature,
     CardRevoked,
     DuplicateHolder,
+    GroupNotNeeded,
+    GroupsNotMet,
     MalformedToken,
     ThresholdNotMet,
     UnknownCard,
     WrongRole,
 )
+from coldvault.quorum.groups import NO_GROUPS, GroupQuota, GroupRequirement, describe
 from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.requests.base import Review
 
@@ -95,6 +98,8 @@ class ApprovalToken:
     issued_at: int  # unix seconds, UTC
     expires_at: int
     required_approvals: int
+    #: approvals required from named approver groups (written only when there are any)
+    required_groups: GroupRequirement = GroupRequirement()
 
     @classmethod
     def for_review(
@@ -104,6 +109,7 @@ class ApprovalToken:
         policy_version: int,
         roster: Roster,
         required_approvals: int,
+        required_groups: GroupRequirement = NO_GROUPS,
         now: int | None = None,
         ttl: int = DEFAULT_TTL_SECONDS,
         nonce: bytes | None = None,
@@ -123,10 +129,13 @@ class ApprovalToken:
             issued_at=issued,
             expires_at=issued + ttl,
             required_approvals=required_approvals,
+            required_groups=required_groups,
         )
 
     def _map(self) -> dict[str, Any]:
+        groups = {"g": self.required_groups.as_dict()} if self.required_groups else {}
         return {
+            **groups,
             "v": 1,
             "digest": self.request_digest,
             "fpr": self.request_fingerprint,
@@ -168,7 +177,7 @@ class ApprovalToken:
             "v": int, "digest": bytes, "fpr": str, "wallet": str, "client": str, "policy": int,
             "roster": int, "appliance": str, "nonce": bytes, "iat": int, "exp": int, "m": int,
         }  # fmt: skip
-        if not isinstance(obj, dict) or set(obj) != set(expect) or obj["v"] != 1:
+        if not isinstance(obj, dict) or set(obj) - {"g"} != set(expect) or obj["v"] != 1:
             raise MalformedToken("unexpected fields or version")
         for key, typ in expect.items():
             if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
@@ -176,10 +185,22 @@ class ApprovalToken:
         token = cls(
             obj["digest"], obj["fpr"], obj["wallet"], obj["client"], obj["policy"], obj["roster"],
             obj["appliance"], obj["nonce"], obj["iat"], obj["exp"], obj["m"],
+            _token_groups(obj.get("g", {})),
         )  # fmt: skip
         if token.to_bytes() != data:
             raise MalformedToken("not in canonical form")
         return token
+
+
+def _token_groups(value: object) -> GroupRequirement:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) for k, v in value.items()
+    ):
+        raise MalformedToken("field g is not a map of group names to counts")
+    try:
+        return GroupRequirement.of(value)
+    except ValueError as exc:
+        raise MalformedToken(f"field g: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- counting
@@ -279,6 +300,11 @@ class Tally:
         return len(self._by_holder)
 
     @property
+    def still_needed(self) -> str:
+        """Approver groups still short (a plain tally has none)."""
+        return ""
+
+    @property
     def satisfied(self) -> bool:
         return self.count >= self.threshold
 
@@ -328,9 +354,13 @@ class ApprovalSession:
         need = token.required_approvals if threshold is None else threshold
         if need < token.required_approvals:
             raise ValueError("threshold is below what the token states")
+        need = max(need, token.required_groups.total)
         self.roster, self.token, self.guard, self._now = roster, token, guard, now
         self.token_bytes = token.to_bytes()
-        self._tally = Tally(roster, Role.APPROVER, self.token_bytes, need)
+        self.groups = GroupQuota(token.required_groups, need)
+        self._tally = Tally(
+            roster, Role.APPROVER, self.token_bytes, need, exclude=self._check_group
+        )
         self._recent = tuple(t for t in recent_tokens if t != self.token_bytes)
         self._consumed = False
 
@@ -349,7 +379,23 @@ class ApprovalSession:
 
     @property
     def satisfied(self) -> bool:
-        return self._tally.satisfied and not self.expired
+        return self._tally.satisfied and not self.still_needed and not self.expired
+
+    def _counted(self) -> list[CardHolder]:
+        holders = (self.roster.holder(a.card_serial) for a in self._tally.approvals)
+        return [h for h in holders if h is not None]
+
+    @property
+    def still_needed(self) -> str:
+        """The approver groups still short, e.g. ``1 from compliance`` (``""``: none)."""
+        return describe(self.groups.still_needed(self._counted()))
+
+    def _check_group(self, holder: CardHolder) -> None:
+        counted = self._counted()
+        if any(h.holder_id == holder.holder_id for h in counted):
+            return  # the duplicate-holder check names this case
+        if not self.groups.can_count(counted, holder):
+            raise GroupNotNeeded(holder.serial, holder.holder, holder.groups, self.still_needed)
 
     @property
     def expired(self) -> bool:
@@ -414,6 +460,8 @@ class ApprovalSession:
             raise ThresholdNotMet(
                 f"Request {self.token.request_fingerprint}", self._tally.count, self.threshold
             )
+        if self.still_needed:
+            raise GroupsNotMet(f"Request {self.token.request_fingerprint}", self.still_needed)
         return self.approvals
 
     def consume(self) -> tuple[Approval, ...]:

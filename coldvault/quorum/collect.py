@@ -113,6 +113,11 @@ class Quorum(Protocol):
     @property
     def satisfied(self) -> bool: ...
 
+    @property
+    def still_needed(self) -> str:
+        """Approver groups still short, in words (``""``: none or not applicable)."""
+        ...
+
     def precheck(self, card_serial: str, card: OpenPgpSession) -> Signatory:
         """Raise the exact error, before any PIN, for a card that could not count."""
         ...
@@ -168,7 +173,10 @@ def collect_signatures(
     try:
         while not quorum.satisfied:
             if attempts >= max_attempts:
-                raise CardAttemptsExhausted(what, have=len(quorum.approvals), need=quorum.threshold)
+                raise CardAttemptsExhausted(
+                    what, have=len(quorum.approvals), need=quorum.threshold,
+                    missing=quorum.still_needed,
+                )  # fmt: skip
             attempts += 1
             ui.ask_for_card(len(quorum.approvals) + 1, quorum.threshold)
             reader = cards.wait_for_card()
@@ -274,6 +282,10 @@ class UnlistedCards:
     @property
     def satisfied(self) -> bool:
         return len(self._approvals) >= self.threshold
+
+    @property
+    def still_needed(self) -> str:
+        return ""
 
 
 def collect_witness(

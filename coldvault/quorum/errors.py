@@ -129,16 +129,20 @@ class CardAttemptsExhausted(QuorumError):
 
     code = "card-attempts"
 
-    def __init__(self, what: str, *, have: int | None = None, need: int | None = None) -> None:
+    def __init__(
+        self, what: str, *, have: int | None = None, need: int | None = None, missing: str = ""
+    ) -> None:
         counts = (
             f" {have} of the {need} required signatures were collected."
             if have is not None and need is not None
             else ""
         )
-        super().__init__(f"Too many failed card attempts while collecting {what}.{counts}")
+        groups = f" Still needed: {missing}." if missing else ""
+        super().__init__(f"Too many failed card attempts while collecting {what}.{counts}{groups}")
         self.what = what
         self.have = have
         self.need = need
+        self.missing = missing
 
 
 class CardKeyUnusable(QuorumError):
@@ -152,3 +156,35 @@ class CardKeyUnusable(QuorumError):
             "it cannot sign here."
         )
         self.card_serial = card_serial
+
+
+class GroupNotNeeded(QuorumError):
+    """The card's holder is in no approver group whose approvals are still needed."""
+
+    code = "group-not-needed"
+
+    def __init__(
+        self, card_serial: str, holder: str, groups: tuple[str, ...], still_needed: str
+    ) -> None:
+        member = f"group {', '.join(groups)}" if groups else "no approver group"
+        needed = f"still needed: {still_needed}" if still_needed else "no group is short"
+        super().__init__(
+            f"Card {card_serial} of {holder} ({member}) does not count: no more approvals are "
+            f"needed from {', '.join(groups) if groups else 'outside the required groups'}; "
+            f"{needed}."
+        )
+        self.card_serial = card_serial
+        self.holder = holder
+        self.groups = groups
+        self.still_needed = still_needed
+
+
+class GroupsNotMet(QuorumError):
+    """The approvals do not include enough holders of every required group."""
+
+    code = "groups-not-met"
+
+    def __init__(self, what: str, missing: str) -> None:
+        super().__init__(f"{what} lacks approvals from required groups: still needed {missing}.")
+        self.what = what
+        self.missing = missing

@@ -9,6 +9,10 @@ roster, and :meth:`Roster.from_bytes` refuses any other spelling.
 
 Revoking or replacing a card is a new roster version (same appliance id, version + 1),
 signed by the admins of the roster it replaces.
+
+An approver may belong to named *approver groups* ("treasury", "compliance"): the policy can
+require approvals from each of them (:mod:`coldvault.quorum.groups`).  A holder's ``groups``
+are written sorted, and only when there are any, so a roster without groups keeps its bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from coldvault.errors import ConfigError, IntegrityError
 
 FORMAT = "coldvault-roster/1"
 MAX_HOLDERS = 256
+MAX_GROUPS = 16
 MAX_ROSTER_BYTES = 256 * 1024
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9:._-]{1,64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -55,16 +60,19 @@ ROSTER_SCHEMA = schema.Table(
         "holders": schema.Items(
             schema.Table(
                 {
-                    k: _HOLDER_TEXT
-                    for k in (
-                        "serial",
-                        "holder",
-                        "role",
-                        "site",
-                        "algorithm",
-                        "public_key",
-                        "status",
-                    )
+                    **{
+                        k: _HOLDER_TEXT
+                        for k in (
+                            "serial",
+                            "holder",
+                            "role",
+                            "site",
+                            "algorithm",
+                            "public_key",
+                            "status",
+                        )
+                    },
+                    "groups": schema.Items(schema.Text(max_len=64), max_items=16),
                 },
                 required=frozenset(
                     {"serial", "holder", "role", "site", "algorithm", "public_key", "status"}
@@ -128,6 +136,7 @@ class CardHolder:
     algorithm: str  # one of coldvault.cards.signatures.CARD_ALGORITHMS
     public_key: bytes = b""  # the card's signature-key public point
     status: CardStatus = CardStatus.ACTIVE
+    groups: tuple[str, ...] = ()  # approver groups, e.g. ("compliance",); sorted, unique
 
     @property
     def active(self) -> bool:
@@ -138,7 +147,7 @@ class CardHolder:
         return normalise_holder(self.holder)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "serial": self.serial,
             "holder": self.holder,
             "role": self.role.value,
@@ -147,6 +156,9 @@ class CardHolder:
             "public_key": self.public_key.hex(),
             "status": self.status.value,
         }
+        if self.groups:
+            obj["groups"] = list(self.groups)
+        return obj
 
     @classmethod
     def from_json(cls, obj: object, field: str = "card") -> CardHolder:
@@ -176,6 +188,10 @@ class Roster:
 
     def distinct_holders(self, role: Role) -> int:
         return len({h.holder_id for h in self.active(role)})
+
+    def distinct_in_group(self, group: str) -> int:
+        """Distinct active approvers who belong to ``group``."""
+        return len({h.holder_id for h in self.active(Role.APPROVER) if group in h.groups})
 
     # -- bytes ----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -279,9 +295,17 @@ def _holder_from_json(field: str, obj: object) -> CardHolder:
             algorithm=_str(obj, "algorithm"),
             public_key=bytes.fromhex(_str(obj, "public_key")),
             status=CardStatus(_str(obj, "status")),
+            groups=_groups(obj),
         )
     except (ValueError, TypeError) as exc:
         raise RosterInvalid(f"{exc}", field=field) from exc
+
+
+def _groups(obj: dict[str, Any]) -> tuple[str, ...]:
+    value = obj.get("groups", [])
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise TypeError("groups must be a list of group names")
+    return tuple(value)
 
 
 def _str(obj: dict[str, Any], key: str) -> str:
@@ -318,6 +342,14 @@ def _validate(r: Roster) -> None:
             )
         if not public_key_length_ok(h.algorithm, h.public_key):
             raise RosterInvalid(f"public key is not a valid {h.algorithm} key", field=field)
+        if not isinstance(h.groups, tuple) or len(h.groups) > MAX_GROUPS:
+            raise RosterInvalid(f"groups must be a tuple of at most {MAX_GROUPS}", field=field)
+        if any(not isinstance(g, str) or not _ID_RE.match(g) for g in h.groups):
+            raise RosterInvalid("group names must be 1-64 of [A-Za-z0-9._-]", field=field)
+        if list(h.groups) != sorted(set(h.groups)):
+            raise RosterInvalid("groups must be sorted and unique", field=field)
+        if h.groups and h.role is not Role.APPROVER:
+            raise RosterInvalid("only approver cards belong to approver groups", field=field)
         if h.serial in serials:
             raise RosterInvalid(f"card serial {h.serial} appears twice", field=field)
         if h.public_key in keys:

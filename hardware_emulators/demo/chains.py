@@ -23,17 +23,18 @@ def _fingerprint(account: dict[str, object]) -> int:
     return int(str(account["master_fingerprint"]), 16)
 
 
-def eth_request(account: dict[str, object], *, to: str, value: int) -> tuple[bytes, list[object]]:
+def eth_request(account: dict[str, object], *, to: str, value: int, chain_id: int = CHAIN_ID
+                ) -> tuple[bytes, list[object]]:
     """An EIP-1559 transfer from the account's first address, as eth-sign-request CBOR."""
     fields: list[object] = [
-        CHAIN_ID, 7, 2 * 10**9, 30 * 10**9, 21_000, bytes.fromhex(to[2:]), value, b"", [],
+        chain_id, 7, 2 * 10**9, 30 * 10**9, 21_000, bytes.fromhex(to[2:]), value, b"", [],
     ]
     unsigned = b"\x02" + rlp.encode(fields)
     request = EthSignRequest(
         sign_data=unsigned,
         data_type=EthDataType.TYPED_TRANSACTION,
         derivation_path=Keypath.from_path("m/44'/60'/0'/0/0", _fingerprint(account)),
-        chain_id=CHAIN_ID,
+        chain_id=chain_id,
         request_id=uuid.UUID(int=0x0C01D0A17),
         address=bytes.fromhex(str(account["first_addresses"][0])[2:]),  # type: ignore[index]
         origin="coldvault demo coordinator",

@@ -41,7 +41,9 @@ def _wallet_scripts(psbt: pp.Psbt, wallets: Mapping[str, Wallet]) -> list[Wallet
     fps = {f.value[:4].hex() for m in psbt.inputs for f in m.all(IN_BIP32_DERIVATION)}
     out = []
     for w in wallets.values():
-        if w.chain is Chain.BITCOIN and w.master_fingerprint.lower() in fps:
+        # a multisig account provisioned but not yet registered with its cosigners has no
+        # descriptor: it signs nothing until the admins register the wallet
+        if w.chain is Chain.BITCOIN and w.descriptor and w.master_fingerprint.lower() in fps:
             out.append(WalletScripts(w))
     return out
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import cbor2
 
 from coldvault.transport.registry.cbor import Fields, Tag, cbor_map
-from coldvault.transport.registry.keys import Keypath
+from coldvault.transport.registry.keys import HDKey, Keypath
 from coldvault.transport.ur import UR
 
 T = TypeVar("T")
@@ -191,3 +191,18 @@ class SolSignature:
 def decode_sol_signature(obj: Any, ur: UR) -> SolSignature:
     f = Fields(obj, ur.type, "sol-signature", {1: "request-id", 2: "signature", AUDIT_KEY: "audit"})
     return SolSignature(f.bytes_(2, True, (64,)), _request_id(f), _audit(f))
+
+
+@dataclass(frozen=True)
+class MultiAccounts:
+    """Keystone ``crypto-multi-accounts``: one seed's account keys for Ethereum and Solana
+    coordinators ({1: master fingerprint, 2: [#6.303(crypto-hdkey)], 3: device})."""
+
+    master_fingerprint: int
+    keys: tuple[HDKey, ...]
+    device: str | None = None
+
+    def to_ur(self) -> UR:
+        keys = [cbor2.CBORTag(Tag.HDKEY, k.to_cbor_value(v2=False)) for k in self.keys]
+        value = cbor_map((1, self.master_fingerprint), (2, keys), (3, self.device))
+        return UR("crypto-multi-accounts", cbor2.dumps(value))
