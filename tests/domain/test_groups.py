@@ -123,5 +123,5 @@ def test_unreachable_group_is_named() -> None:
 
 
 def test_bad_groups_table_is_refused() -> None:
-    with pytest.raises(PolicyInvalid, match="groups.treasury must be an integer"):
+    with pytest.raises(PolicyInvalid, match=r"wallet\[0\]\.groups: treasury must be an integer"):
         parse_policy(POLICY.replace("groups = { treasury = 1 }", 'groups = { treasury = "1" }'))
