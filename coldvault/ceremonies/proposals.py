@@ -28,6 +28,7 @@ from coldvault.quorum.documents import (
     verify_roster_chain,
 )
 from coldvault.quorum.roster import Role, Roster, RosterRollback
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.wallets import parse_wallets
 
 _Rows = list[tuple[str, str]]
@@ -94,8 +95,9 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
     ]
     for w in policy.wallets.values():
         approvals = [f"at least {w.min_approvals}"] + [
-            f"{t.asset} {'up to ' + str(t.up_to) if t.up_to is not None else 'above'}: "
-            f"{t.approvals}"
+            f"{t.asset} "
+            f"{'up to ' + format_amount(t.asset, t.up_to) if t.up_to is not None else 'above'}"
+            f": {t.approvals}"
             for t in w.tiers
         ]
         rows: _Rows = [
@@ -105,15 +107,17 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
             ("approvals", "; ".join(approvals)),
         ]
         rows += [
-            (f"limit {asset}", f"{lim.per_transaction} per transaction, {lim.per_day} per day")
+            (f"limit {asset}", f"{format_amount(asset, lim.per_transaction)} per transaction, "
+             f"{format_amount(asset, lim.per_day)} per day")
             for asset, lim in w.limits.items()
-        ]
-        rows.append(("max fee", "none" if w.max_fee is None else str(w.max_fee)))
+        ]  # fmt: skip
+        fee_asset = NATIVE[w.chain].symbol
+        rows.append(("max fee", "none" if w.max_fee is None else format_amount(fee_asset, w.max_fee)))
         if w.max_fee_rate is not None:
             rows.append(("max fee rate", f"{w.max_fee_rate} sat/vB"))
         rows += [(f"destination {d.label}", d.address) for d in w.destinations]
         rows += [(f"contract {label}", address) for address, label in w.contracts]
-        tables.append((f"Policy for wallet {w.name} (amounts in base units)", rows))
+        tables.append((f"Policy for wallet {w.name}", rows))
     facts = {
         "wallets": sorted(policy.wallets),
         "destinations": sum(len(w.destinations) for w in policy.wallets.values()),

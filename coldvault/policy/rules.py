@@ -8,6 +8,7 @@ from typing import Protocol
 
 from coldvault.policy.model import Decision, RuleResult, WalletPolicy
 from coldvault.quorum.documents import ConfigVersion
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.base import Chain, MovementKind, Review
 
 
@@ -142,8 +143,8 @@ class Policy:
             check(
                 "per-transaction-limit",
                 ok,
-                f"{amount} base units of {asset} {within[ok]} the per-transaction limit "
-                f"{lim.per_transaction}.",
+                f"{format_amount(asset, amount)} {within[ok]} the per-transaction limit of "
+                f"{format_amount(asset, lim.per_transaction)}.",
                 asset=asset,
                 amount=amount,
                 limit=lim.per_transaction,
@@ -153,8 +154,8 @@ class Policy:
             check(
                 "per-day-limit",
                 ok,
-                f"{today} base units of {asset} signed today plus {amount} {within[ok]} the daily "
-                f"limit {lim.per_day}.",
+                f"{format_amount(asset, today)} signed today plus {format_amount(asset, amount)} "
+                f"{within[ok]} the daily limit of {format_amount(asset, lim.per_day)}.",
                 asset=asset,
                 amount=amount,
                 day_total=today,
@@ -163,10 +164,11 @@ class Policy:
             need, tier = w.required_for(asset, amount)
             required = max(required, need)
             bound = "unbounded" if tier is None or tier.up_to is None else tier.up_to
+            shown = "no upper bound" if isinstance(bound, str) else format_amount(asset, bound)
             check(
                 "approval-tier",
                 True,
-                f"{amount} base units of {asset} need {need} approvals (tier up to {bound}).",
+                f"{format_amount(asset, amount)} needs {need} approvals (tier up to {shown}).",
                 asset=asset,
                 amount=amount,
                 approvals=need,
@@ -188,10 +190,12 @@ class Policy:
         if w.max_fee is not None:
             ok = review.fee <= w.max_fee
             verdict = "is within" if ok else "exceeds"
+            fee_asset = NATIVE[review.chain].symbol
             check(
                 "fee-cap",
                 ok,
-                f"The fee of {review.fee} base units {verdict} the cap of {w.max_fee}.",
+                f"The fee of {format_amount(fee_asset, review.fee)} {verdict} the cap of "
+                f"{format_amount(fee_asset, w.max_fee)}.",
                 fee=review.fee,
                 cap=w.max_fee,
             )
