@@ -22,6 +22,7 @@ from appliance.errors_out import (
     json_option,
     wants_json,
 )
+from ceremony_scripts.card_tools import card
 from ceremony_scripts.cli import ceremony, transcript
 from ceremony_scripts.drills import drill
 from ceremony_scripts.plans import backup
@@ -390,6 +391,9 @@ main.add_command(ceremony, "ceremony")
 main.add_command(transcript, "transcript")
 main.add_command(backup, "backup")
 main.add_command(drill, "drill")
+
+# ------------------------------------------------------------------------- card PIN tools
+main.add_command(card, "card")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ wiping), ``hardware`` (the seams), ``backup`` (dice, paper words and their check
 recovery), ``exports``, ``seed``, ``provision``, ``appliance``, ``enrol``, ``proposals``
 (what admins are shown), ``approve``, ``revoke``, ``devices`` (backup tokens and custodian
 cards as share targets, their PIN prompts), ``sharding`` (``ceremony backup``), ``drill``
-(``drill run``).
+(``drill run``), ``card_pins`` (a holder's ``coldvault card status|unblock|change-pin``).
 """
 
 from coldvault.ceremonies.appliance import InitAppliance, init_appliance

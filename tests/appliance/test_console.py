@@ -121,3 +121,18 @@ def test_receiving_progress_counts_fragments_and_percent() -> None:
     assert last.endswith("100 % decoded"), last
     percents = [int(m) for m in re.findall(r"(\d+) % decoded", text)]
     assert percents == sorted(percents) and percents[0] < 100
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_ceremony_console_never_cuts_either(width: int) -> None:
+    from ceremony_scripts.ui import ConsoleOperator
+
+    rich = Console(file=io.StringIO(), width=width, record=True, highlight=False)
+    op = ConsoleOperator(console=rich)
+    descriptor = "wsh(sortedmulti(2,[d34db33f/48h/0h/0h/2h]" + "xpub6E" * 18 + "/0/*))"
+    op.table("Wallet acme-btc", [("descriptor", descriptor), ("address", LONG_ADDRESS)])
+    op.error(REFUSAL)
+    op.info(f"genesis {'ab' * 32}")
+    text = rich.export_text()
+    for whole in (descriptor, LONG_ADDRESS, REFUSAL, "ab" * 32, "ERROR"):
+        assert whole in text, whole
