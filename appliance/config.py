@@ -46,7 +46,7 @@ class ApplianceConfig:
     input_drop_rate: float = 0.0
     input_blur_rate: float = 0.0
     input_seed: int = 0
-    output_sink: str = "png-dir"
+    output_sink: str = "terminal"
     output_path: Path = Path("response")
     #: message bytes per response frame; None: the density the request came in
     fragment_len: int | None = None
@@ -117,7 +117,7 @@ def load_config(path: Path) -> ApplianceConfig:
                 "source); production refuses it. A lab run needs allow_emulated_hardware = true "
                 "in [appliance] and the --allow-emulated flag."
             )
-    sink = _get(out, "sink", str, "output", "png-dir")
+    sink = _get(out, "sink", str, "output", "terminal")
     if sink not in OUTPUT_SINKS:
         raise ConfigError(f"configuration: [output] sink must be one of {', '.join(OUTPUT_SINKS)}")
     fragment_len = _get(out, "fragment_len", int, "output", None)

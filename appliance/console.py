@@ -74,6 +74,7 @@ class OperatorConsole:
         #: seconds a prompt waits for the operator before the request is abandoned
         self.timeout = timeout
         self._progress_open = False
+        self._frame_lines = 0  # height of the frame on screen, to redraw it in place
 
     # -- output ----------------------------------------------------------------------
     def _line(self, text: str, style: str = "") -> None:
@@ -123,6 +124,32 @@ class OperatorConsole:
         if self._progress_open:
             self._stream.write("\n")
             self._progress_open = False
+
+    # -- the response on screen (appliance.display.FrameScreen) ------------------------
+    @property
+    def interactive(self) -> bool:
+        """An operator at a terminal can end a looping display with Enter."""
+        return sys.stdin.isatty() and self.console.is_terminal
+
+    def show_frame(self, picture: str, caption: str) -> None:
+        """Draw one response frame; on a terminal it replaces the previous one in place."""
+        self._end_progress()
+        if self.console.is_terminal and self._frame_lines:
+            self._stream.write(f"\x1b[{self._frame_lines}F\x1b[J")
+        self._stream.write(f"{picture}\n{caption}\n")
+        self._stream.flush()
+        self._frame_lines = picture.count("\n") + 2
+
+    def stop_requested(self, seconds: float) -> bool:
+        """Between frames: True once the operator pressed Enter (never without one)."""
+        if not self.interactive:
+            return False
+        ready, _, _ = select.select([sys.stdin], [], [], seconds)
+        if ready:
+            sys.stdin.readline()
+            self._frame_lines = 0
+            return True
+        return False
 
     def show_review(self, review: Review, decision: Decision) -> None:
         head = [

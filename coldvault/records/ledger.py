@@ -121,6 +121,19 @@ class LedgerNotFound(ConfigError):
         self.path = path
 
 
+class LedgerUnreadable(ConfigError):
+    """The ledger file is not a SQLite database (damaged, or another file)."""
+
+    code = "ledger-unreadable"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"The ledger {path} cannot be read as a SQLite database ({detail}); nothing in it "
+            "was changed."
+        )
+        self.path = path
+
+
 class UnknownClient(InputError):
     """An export names a client the ledger has never seen (a typo must not look like a
     quiet day: an empty export with exit 0)."""
@@ -173,6 +186,12 @@ class Ledger:
         readers in while the appliance writes); it never creates or migrates."""
         self.path = Path(path)
         self._now = now or (lambda: datetime.now(UTC))
+        try:
+            self._open(read_only)
+        except sqlite3.DatabaseError as exc:  # a file that is not a SQLite database
+            raise LedgerUnreadable(str(self.path), str(exc)) from None
+
+    def _open(self, read_only: bool) -> None:
         if read_only:
             if not self.path.exists():
                 raise LedgerNotFound(str(self.path))

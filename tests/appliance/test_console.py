@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import re
+import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -136,3 +138,29 @@ def test_the_ceremony_console_never_cuts_either(width: int) -> None:
     text = rich.export_text()
     for whole in (descriptor, LONG_ADDRESS, REFUSAL, "ab" * 32, "ERROR"):
         assert whole in text, whole
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_no_color_flag_on_a_real_terminal(tmp_path: Path, flag: bool) -> None:
+    """On a pty, ``coldvault --no-color`` prints no colour; without it the same error is red
+    (so the check can fail)."""
+    import os
+    import shutil
+
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env["TERM"] = "xterm-256color"
+    bad = tmp_path / "ledger.sqlite3"
+    bad.write_bytes(b"not a database" * 100)
+    argv = [*(["--no-color"] if flag else []), "ledger", "export", "--db", str(bad),
+            "--client", "acme"]  # fmt: skip
+    exe = shutil.which("coldvault", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    child = pexpect.spawn(exe, argv, env=env, encoding="utf-8", timeout=60)
+    out = child.read()
+    child.close()
+    assert child.exitstatus == 2, out
+    assert "error:" in out  # the meaning is a word either way
+    coloured = bool(re.search(r"\x1b\[(3\d|9\d|38;)", out))
+    assert coloured is not flag, out
