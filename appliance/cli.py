@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from appliance.config import OUTPUT_SINKS
 from appliance.errors_out import (
     EXIT_STATUS_HELP,
     ReportingGroup,
@@ -23,7 +24,6 @@ from appliance.errors_out import (
     json_option,
     wants_json,
 )
-from appliance.config import OUTPUT_SINKS
 from ceremony_scripts.card_tools import card
 from ceremony_scripts.cli import ceremony, transcript
 from ceremony_scripts.drills import drill

@@ -70,7 +70,7 @@ class OperatorConsole:
         self.console = console or Console(
             file=out, width=width, highlight=False, soft_wrap=True, no_color=no_color or None
         )
-        self._stream = self.console.file
+        self._stream: TextIO = self.console.file  # type: ignore[assignment]
         #: seconds a prompt waits for the operator before the request is abandoned
         self.timeout = timeout
         self._progress_open = False

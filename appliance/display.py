@@ -60,8 +60,9 @@ def show_on_screen(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Show ``frames`` one at a time, rendering each just before it is shown; returns how
-    many were shown.  ``render`` draws one frame (default: a text QR code).  Ends after ``limit`` frames (None: no limit), when the operator asks,
-    or after ``timeout`` seconds."""
+    many were shown.  ``render`` draws one frame (default: a text QR code).  Ends after
+    ``limit`` frames (None: no limit), when the operator asks, or after ``timeout``
+    seconds."""
     if fps <= 0:
         raise ValueError("fps must be positive")
     render = render or _terminal_frame

@@ -260,10 +260,10 @@ class Bench:
         self.display = Appliance(
             ApplianceConfig(
                 appliance_id="bench", state_dir=state, hsm_module=Path("unused"),
-                hsm_token_label="unused", roster_files=(), policy_file=Path("unused"),
+                hsm_token_label="unused", roster_files=(), policy_file=Path("unused"),  # noqa: S106 - not a secret
                 wallets_file=Path("unused"), genesis_roster_sha256="", output_sink="terminal",
             ),
-            ui=self.screen, collector=None, hsm_pin="",  # type: ignore[arg-type]
+            ui=self.screen, collector=None, hsm_pin="",  # type: ignore[arg-type]  # noqa: S106
         )  # fmt: skip
         self.session = SigningSession(
             keystore=_Timed(keystore, self.timeline, {"sign_ecdsa": "hsm"}),

@@ -5,8 +5,8 @@ only machine output (``--json``).  Prompt texts are the library's, followed by `
 (the pexpect smoke tests and the demo match them).  Secrets (PINs, dice, words) are read
 with hidden input and never echoed.  Nothing is cropped at any width (values are soft-wrapped
 lines, never table cells), and every meaning is a word (``OK``, ``CHECK``, ``WARNING``,
-``ERROR``), so a monochrome console (``NO_COLOR``, ``coldvault --no-color``) loses nothing.  Ctrl-C or end of input at a prompt raises
-:class:`coldvault.errors.Cancelled`.
+``ERROR``), so a monochrome console (``NO_COLOR``, ``coldvault --no-color``) loses nothing.
+Ctrl-C or end of input at a prompt raises :class:`coldvault.errors.Cancelled`.
 """
 
 from __future__ import annotations

@@ -100,8 +100,10 @@ def unblock_user_pin(op: Operator, cards: Cards) -> CardPinStatus:
     """Verify the admin PIN, set a new user PIN (which unblocks it); show the new counters."""
     with cards.in_reader(INSERT_PROMPT) as (session, serial):
         before = read_status(session, serial)
-        op.info(f"Card {serial} ({before.holder or 'no name'}): user PIN "
-                f"{_tries(before.user_pin_tries)}, admin PIN {_tries(before.admin_pin_tries)}.")  # fmt: skip
+        op.info(
+            f"Card {serial} ({before.holder or 'no name'}): user PIN "
+            f"{_tries(before.user_pin_tries)}, admin PIN {_tries(before.admin_pin_tries)}."
+        )
         admin = op.secret(f"Admin PIN for card {serial}")
         try:
             session.verify_pin(admin, Pw.ADMIN)

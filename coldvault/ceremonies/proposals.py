@@ -111,8 +111,8 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
              f"{format_amount(asset, lim.per_day)} per day")
             for asset, lim in w.limits.items()
         ]  # fmt: skip
-        fee_asset = NATIVE[w.chain].symbol
-        rows.append(("max fee", "none" if w.max_fee is None else format_amount(fee_asset, w.max_fee)))
+        fee = NATIVE[w.chain].symbol
+        rows.append(("max fee", "none" if w.max_fee is None else format_amount(fee, w.max_fee)))
         if w.max_fee_rate is not None:
             rows.append(("max fee rate", f"{w.max_fee_rate} sat/vB"))
         rows += [(f"destination {d.label}", d.address) for d in w.destinations]
