@@ -61,12 +61,12 @@ class ConsoleOperator:
         self.console.rule(style="red")
 
     def table(self, title: str, rows: Rows) -> None:
-        """A titled list of ``field  value`` lines: values (keys, addresses, descriptors)
+        """A titled list of ``field │ value`` lines: values (keys, addresses, descriptors)
         are never cut or folded; the terminal wraps a line longer than it is wide."""
         self.console.print(Text(title, style="bold"), soft_wrap=True)
         width = max((len(key) for key, _ in rows), default=0)
         for key, value in rows:
-            self.console.print(Text(f"  {key:<{width}}  {value}"), soft_wrap=True)
+            self.console.print(Text(f"  {key:<{width}} │ {value}"), soft_wrap=True)
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is None:
