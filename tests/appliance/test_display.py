@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from appliance.config import ApplianceConfig
 from appliance.console import OperatorConsole
@@ -21,12 +20,12 @@ from coldvault.transport.assemble import Assembler
 from coldvault.transport.formats import TransportFormat
 from coldvault.transport.reply import FrameStream, encode_reply
 
+from .terminal_qr import rasterise
+
 #: a response the size of a signed 500-input PSBT (about 136 KB), deterministic
 BIG_RESPONSE = b"psbt\xff" + b"".join(
     hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4_260)
 )
-HALF_BLOCKS = {" ": (False, False), "\u2580": (True, False), "\u2584": (False, True),
-               "\u2588": (True, True)}  # fmt: skip
 
 
 class RecordingScreen:
@@ -122,23 +121,6 @@ def test_a_script_sees_one_cycle_and_the_sink_option_overrides(
     assert screen.rendered_when_shown == list(range(1, cycle + 1))
 
 
-def _rasterise(picture: str, scale: int = 6, quiet: int = 4) -> Image.Image:
-    """The text QR back to pixels: each character is two modules, one above the other."""
-    rows: list[list[bool]] = []
-    for line in picture.split("\n"):
-        cells = [HALF_BLOCKS[ch] for ch in line]
-        rows += [[top for top, _ in cells], [bottom for _, bottom in cells]]
-    width = max(len(r) for r in rows) + 2 * quiet
-    height = len(rows) + 2 * quiet
-    image = Image.new("L", (width, height), 255)
-    image.putdata([
-        0 if quiet <= y < len(rows) + quiet and quiet <= x < len(rows[y - quiet]) + quiet
-        and rows[y - quiet][x - quiet] else 255
-        for y in range(height) for x in range(width)
-    ])  # fmt: skip
-    return image.resize((width * scale, height * scale), Image.Resampling.NEAREST)
-
-
 @pytest.mark.parametrize("decoder", available_decoders(), ids=lambda d: d.name)
 def test_the_terminal_frames_decode_back_to_the_response(
     tmp_path: Path, decoder: object
@@ -158,7 +140,7 @@ def test_the_terminal_frames_decode_back_to_the_response(
     for block in pictures[:-1]:
         picture = block.split("\n", 1)[-1] if block[:1].isdigit() else block
         picture = picture.rstrip("\n")
-        texts = decoder.decode(_rasterise(picture))  # type: ignore[attr-defined]
+        texts = decoder.decode(rasterise(picture))  # type: ignore[attr-defined]
         assert len(texts) == 1, "every frame drawn on the console is a readable QR code"
         if assembler.feed(texts[0]).complete:
             break
