@@ -35,7 +35,7 @@ from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.base import MovementKind, Review
 from coldvault.transport.assemble import Progress
 
-#: the colour (never the only sign) of each movement kind and rule result
+#: the style (never the only sign: the kind is written out) of each movement kind
 _KIND_STYLE = {MovementKind.CHANGE: "dim", MovementKind.EXTERNAL: "bold"}
 
 
@@ -121,6 +121,9 @@ class OperatorConsole:
             self._line(text)
 
     def _end_progress(self) -> None:
+        """Before other output: end an open progress line, and leave the frame drawn last
+        on screen (the next frame must not overwrite what is printed after it)."""
+        self._frame_lines = 0
         if self._progress_open:
             self._stream.write("\n")
             self._progress_open = False
@@ -133,9 +136,10 @@ class OperatorConsole:
 
     def show_frame(self, picture: str, caption: str) -> None:
         """Draw one response frame; on a terminal it replaces the previous one in place."""
+        drawn, self._frame_lines = self._frame_lines, 0
         self._end_progress()
-        if self.console.is_terminal and self._frame_lines:
-            self._stream.write(f"\x1b[{self._frame_lines}F\x1b[J")
+        if self.console.is_terminal and drawn:
+            self._stream.write(f"\x1b[{drawn}F\x1b[J")
         self._stream.write(f"{picture}\n{caption}\n")
         self._stream.flush()
         self._frame_lines = picture.count("\n") + 2

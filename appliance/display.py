@@ -28,8 +28,10 @@ from coldvault.transport import render as qr_render
 class FrameScreen(Protocol):
     """Where the terminal sink draws (:class:`appliance.console.OperatorConsole`)."""
 
-    #: True when an operator can press Enter to end the display (a terminal)
-    interactive: bool
+    @property
+    def interactive(self) -> bool:
+        """True when an operator can press Enter to end the display (a terminal)."""
+        ...
 
     def show_frame(self, picture: str, caption: str) -> None:
         """Replace the frame on screen by ``picture`` (text) with ``caption`` under it."""

@@ -149,3 +149,16 @@ def test_the_terminal_frames_decode_back_to_the_response(
     from coldvault.transport.formats import unwrap_cbor_bytes
 
     assert unwrap_cbor_bytes(received.payload) == payload
+
+
+def test_on_a_terminal_each_frame_replaces_the_last_and_nothing_else() -> None:
+    out = io.StringIO()
+    console = OperatorConsole(stream=out, width=120)
+    console.console._force_terminal = True  # as on the appliance's screen
+    console.show_frame("AB\nCD", "response frame 1")
+    console.show_frame("EF\nGH", "response frame 2")
+    assert out.getvalue().endswith("\x1b[3F\x1b[JEF\nGH\nresponse frame 2\n")
+    console.info("Response for request 0000-0000-0000 shown.")
+    mark = len(out.getvalue())
+    console.show_frame("IJ\nKL", "response frame 1")  # the next response: the line stays
+    assert "\x1b[" not in out.getvalue()[mark:]
