@@ -94,7 +94,7 @@ def test_block_unblock_and_change_pins(
         return Run(tmp_path, pcsc_lab, card, *argv)
 
     # status, no PIN asked
-    status, doc = run("status").result_then_remove(r"user PIN\s+3 tries left")
+    status, doc = run("status").result_then_remove(r"user PIN\s+│\s+3 tries left")
     assert status == EXIT_DONE
     assert doc["card_serial"] == CARD and doc["user_pin_tries"] == 3
     assert doc["admin_pin_tries"] == 3 and not doc["user_pin_blocked"]
@@ -114,7 +114,7 @@ def test_block_unblock_and_change_pins(
     assert status == EXIT_BAD_INPUT and doc["error"] == "pin-blocked"
     assert "coldvault card unblock" in doc["message"]
 
-    status, doc = run("status").result_then_remove(r"user PIN\s+BLOCKED \(0 tries left\)")
+    status, doc = run("status").result_then_remove(r"user PIN\s+│\s+BLOCKED \(0 tries left\)")
     assert doc["user_pin_blocked"] and doc["user_pin_tries"] == 0
 
     # a wrong admin PIN is refused with its tries left; nothing changes
