@@ -6,6 +6,7 @@ output only in :mod:`appliance.errors_out` (through the root :class:`ReportingGr
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from appliance.config import OUTPUT_SINKS
 from appliance.errors_out import (
     EXIT_STATUS_HELP,
     ReportingGroup,
@@ -22,6 +24,7 @@ from appliance.errors_out import (
     json_option,
     wants_json,
 )
+from ceremony_scripts.card_tools import card
 from ceremony_scripts.cli import ceremony, transcript
 from ceremony_scripts.drills import drill
 from ceremony_scripts.plans import backup
@@ -33,8 +36,16 @@ if TYPE_CHECKING:
     from appliance.daemon import Appliance
 
 
+def _no_color(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:  # every console made from here on (rich reads NO_COLOR) is monochrome
+        os.environ["NO_COLOR"] = "1"
+    return value
+
+
 @click.group(cls=ReportingGroup, epilog=EXIT_STATUS_HELP)
 @click.version_option(package_name="coldvault")
+@click.option("--no-color", is_flag=True, is_eager=True, expose_value=False, callback=_no_color,
+              help="No colour on the console (as NO_COLOR=1); every meaning is also a word.")
 def main() -> None:
     """coldvault: air-gapped signing appliance and key-ceremony toolkit."""
 
@@ -156,8 +167,11 @@ def appliance_check(config: Path, allow_emulated: bool, dev_allow_network: bool)
               help="Override the input path (PNG directory or GIF) for file/virtual-camera input.")
 @click.option("--once", is_flag=True, help="Handle one request, show the response and exit.")
 @click.option("--out", type=click.Path(path_type=Path), help="Override the response output path.")
+@click.option("--sink", type=click.Choice(OUTPUT_SINKS), default=None,
+              help="Show the response on this sink instead of the configured one: 'terminal' "
+              "draws its frames as text QR codes on this console, nothing written to disk.")
 def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
-                  frames: Path | None, once: bool, out: Path | None) -> None:
+                  frames: Path | None, once: bool, out: Path | None, sink: str | None) -> None:
     """Run the signing appliance: receive, review, approve, sign, show the response.
 
     With --once the command's outcome is the request's: exit 0 when it was signed, else the
@@ -187,14 +201,17 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
                 ui.error(err.message)
                 continue
             try:
-                written = app.show(result.frames, out=out)
+                written = app.show(result.frames, out=out, sink=sink)
             except SignedNotShown as err:
                 if once:
                     raise  # exit 3: signed and stored, not shown; the message says re-present
                 ui.error(err.message)  # the appliance stays up: presenting it re-shows it
                 continue
-            ui.info(f"Response for request {result.review.fingerprint} written: "
-                    f"{len(written)} file(s) in {(out or app.config.output_path)}")
+            if written:
+                ui.info(f"Response for request {result.review.fingerprint} written: "
+                        f"{len(written)} file(s) in {(out or app.config.output_path)}")
+            else:
+                ui.info(f"Response for request {result.review.fingerprint} shown.")
             if once:
                 summary = {
                     "ok": True,
@@ -540,6 +557,9 @@ main.add_command(ceremony, "ceremony")
 main.add_command(transcript, "transcript")
 main.add_command(backup, "backup")
 main.add_command(drill, "drill")
+
+# ------------------------------------------------------------------------- card PIN tools
+main.add_command(card, "card")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,7 +46,7 @@ class ApplianceConfig:
     input_drop_rate: float = 0.0
     input_blur_rate: float = 0.0
     input_seed: int = 0
-    output_sink: str = "png-dir"
+    output_sink: str = "terminal"
     output_path: Path = Path("response")
     #: message bytes per response frame; None: the density the request came in
     fragment_len: int | None = None
@@ -161,7 +161,7 @@ def load_config(path: Path) -> ApplianceConfig:
                 "frame source); production refuses it. A lab run needs "
                 "allow_emulated_hardware = true in [appliance] and the --allow-emulated flag."
             )
-    sink = _get(out, "sink", "png-dir")
+    sink = _get(out, "sink", "terminal")
     fragment_len = _get(out, "fragment_len", None)
     if not _get(trust, "rosters"):
         raise ConfigError(

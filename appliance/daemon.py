@@ -14,12 +14,14 @@ interrupted requests; :mod:`coldvault.records.responses`), each settlement audit
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from appliance.config import ApplianceConfig
+from appliance.display import FrameScreen, show_on_screen, write_gif, write_png_dir
 from appliance.netcheck import live_network_interfaces
 from appliance.session import (
     ApprovalCollector,
@@ -50,7 +52,6 @@ from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
 from coldvault.records.responses import ResponseStore
 from coldvault.requests.wallets import Wallet, parse_wallets
-from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler, Progress
 from coldvault.transport.formats import Received
 from coldvault.transport.reply import FrameStream
@@ -426,14 +427,16 @@ class Appliance:
         self._last_fingerprint = result.review.fingerprint
         return result
 
-    def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None
-             ) -> list[Path]:
-        """Write the response frames to the configured sink; returns the files written.
+    def show(self, frames: FrameStream, *, out: Path | None = None, limit: int | None = None,
+             sink: str | None = None) -> list[Path]:
+        """Show the response frames on the configured sink (or ``sink``); returns the files
+        written (none for the terminal).  Frames are rendered as they are shown
+        (:mod:`appliance.display`).
 
         The request is already signed: a failing sink is :class:`SignedNotShown` (audited),
         never "nothing was signed"."""
         try:
-            written = self._write_frames(frames, out=out, limit=limit)
+            written = self._write_frames(frames, out=out, limit=limit, sink=sink)
         except Exception as exc:
             kind = exc.code if isinstance(exc, ColdvaultError) else type(exc).__name__
             if self.audit is not None:
@@ -445,31 +448,21 @@ class Appliance:
             self.session.done()
         return written
 
-    def _write_frames(self, frames: FrameStream, *, out: Path | None, limit: int | None
-                      ) -> list[Path]:
+    def _write_frames(self, frames: FrameStream, *, out: Path | None, limit: int | None,
+                      sink: str | None) -> list[Path]:
         cfg = self.config
         target = out or cfg.output_path
         count = frames.frame_count or limit or max(2 * frames.parts_needed, 10)
-        texts = frames.frames(count)
-        written: list[Path] = []
-        if cfg.output_sink == "terminal":
-            for text in texts:
-                self.ui.info(qr_render.render_terminal(text))
-        elif cfg.output_sink == "gif":
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(
-                qr_render.render_gif(texts, frame_duration_ms=int(1000 / cfg.output_fps))
-            )
-            written.append(target)
-        else:
-            target.mkdir(parents=True, exist_ok=True)
-            for old in target.glob("frame-*.png"):
-                old.unlink()
-            for i, text in enumerate(texts):
-                path = target / f"frame-{i:04d}.png"
-                path.write_bytes(qr_render.render_png(text))
-                written.append(path)
-            (target / "frames.txt").write_text("\n".join(texts) + "\n")
-            written.append(target / "frames.txt")
-        return written
-
+        sink = sink or cfg.output_sink
+        if sink == "terminal":
+            if not isinstance(self.ui, FrameScreen):
+                raise TypeError("the terminal sink needs a console that can show frames")
+            # an operator ends a looping display with Enter; a script sees one cycle
+            cap = limit if limit is not None or self.ui.interactive else count
+            show_on_screen(frames.cycle(), self.ui, fps=cfg.output_fps, limit=cap,
+                           timeout=cfg.timeouts.response)  # fmt: skip
+            return []
+        texts = itertools.islice(frames.cycle(), count)
+        if sink == "gif":
+            return write_gif(texts, target, fps=cfg.output_fps)
+        return write_png_dir(texts, target)

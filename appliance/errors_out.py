@@ -184,7 +184,8 @@ class ReportingGroup(click.Group):
             line = outcome.line
             if self.error_label is not None and isinstance(exc, ColdvaultError):
                 line = f"{self.error_label}: {exc.message}"
-            click.secho(line, fg="red", err=True)
+            # the family word ("refused:", "error:") carries the meaning; red only adds to it
+            click.secho(line, fg=None if os.environ.get("NO_COLOR") else "red", err=True)
         if wants_json(ctx):
             emit_json(outcome.document)
         raise SystemExit(outcome.status)

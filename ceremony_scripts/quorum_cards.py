@@ -79,6 +79,10 @@ def card_in_reader(
                     raise EmulatedCardRefused(serial)
                 op.warn(f"Card {serial} is an EMULATED card (lab only).")
             yield session, serial
+    except ColdvaultError as err:
+        # the holder learns what happened (wrong PIN, tries left) while the card is in
+        op.error(err.message)
+        raise
     finally:
         op.info("Remove the card.")
         cards.wait_for_removal(found)
@@ -89,7 +93,6 @@ class _OperatorPrompts:
 
     def __init__(self, op: Operator, what: str) -> None:
         self.op, self.what = op, what
-        self._confirmation = ""
 
     def show_card(self, who: Signatory, *, emulated: bool) -> None:
         if emulated:
@@ -109,14 +112,11 @@ class _OperatorPrompts:
         self.op.error(error.message)
 
     def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
-        # ceremonies confirm a counted card once it has been asked out of the reader
-        self._confirmation = f"Approved by {approval.holder} ({count} of {threshold})."
+        # the result first, while the card is still in the reader; then "Remove the card."
+        self.op.ok(f"Approved by {approval.holder} ({count} of {threshold}).")
 
     def ask_to_remove_card(self) -> None:
         self.op.info("Remove the card.")
-        if self._confirmation:
-            self.op.ok(self._confirmation)
-            self._confirmation = ""
 
 
 class _AdminPrompts(_OperatorPrompts):

@@ -1,10 +1,12 @@
 """The ceremony console: :class:`ConsoleOperator`, the library's Operator on a terminal.
 
-Numbered steps, check lists, tables and hidden prompts, all on **stderr**: stdout carries
+Numbered steps, check lists, labelled values and hidden prompts, all on **stderr**: stdout carries
 only machine output (``--json``).  Prompt texts are the library's, followed by ``": "``
 (the pexpect smoke tests and the demo match them).  Secrets (PINs, dice, words) are read
-with hidden input and never echoed.  Ctrl-C or end of input at a prompt raises
-:class:`coldvault.errors.Cancelled`.
+with hidden input and never echoed.  Nothing is cropped at any width (values are soft-wrapped
+lines, never table cells), and every meaning is a word (``OK``, ``CHECK``, ``WARNING``,
+``ERROR``), so a monochrome console (``NO_COLOR``, ``coldvault --no-color``) loses nothing.
+Ctrl-C or end of input at a prompt raises :class:`coldvault.errors.Cancelled`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from collections.abc import Sequence
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress import Progress, TaskID
-from rich.table import Table
 from rich.text import Text
 
 from coldvault.ceremonies.operator import Rows
@@ -40,6 +40,7 @@ class ConsoleOperator:
         ask_bags: bool | None = None,
     ) -> None:  # fmt: skip
         self.console = console or Console(stderr=True, highlight=False)
+        self.console.soft_wrap = True  # the terminal wraps; nothing is ever cropped
         self.assume_yes = assume_yes
         if ask_bags is None:
             context = click.get_current_context(silent=True)
@@ -69,15 +70,17 @@ class ConsoleOperator:
         self.console.print(f"  [bold red]WARNING[/] {escape(text)}")
 
     def error(self, text: str) -> None:
-        self.console.print(Panel(Text(text), title="ERROR", border_style="red"))
+        self.console.rule("[bold red]ERROR[/]", style="red", align="left")
+        self.console.print(Text(text), soft_wrap=True)
+        self.console.rule(style="red")
 
     def table(self, title: str, rows: Rows) -> None:
-        table = Table(title=escape(title), show_header=False)
-        table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
+        """A titled list of ``field │ value`` lines: values (keys, addresses, descriptors)
+        are never cut or folded; the terminal wraps a line longer than it is wide."""
+        self.console.print(Text(title, style="bold"), soft_wrap=True)
+        width = max((len(key) for key, _ in rows), default=0)
         for key, value in rows:
-            table.add_row(Text(key), Text(value))
-        self.console.print(table)
+            self.console.print(Text(f"  {key:<{width}} │ {value}"), soft_wrap=True)
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is None:

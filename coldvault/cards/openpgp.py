@@ -94,7 +94,7 @@ class PinBlocked(AuthError):
         hint = (
             "the card must be reset by an administrator"
             if pw is Pw.ADMIN
-            else "unblock it with the admin PIN"
+            else "unblock it with the admin PIN (coldvault card unblock)"
         )
         super().__init__(f"The card's {pw.label} is blocked; {hint}.")
         self.pw = pw

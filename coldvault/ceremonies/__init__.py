@@ -34,7 +34,7 @@ recovery), ``exports``, ``seed``, ``provision``, ``appliance``, ``enrol``, ``pro
 (what admins are shown), ``approve``, ``register`` (multisig wallets from coordinators),
 ``revoke``, ``devices`` (backup tokens and custodian
 cards as share targets, their PIN prompts), ``sharding`` (``ceremony backup``), ``drill``
-(``drill run``).
+(``drill run``), ``card_pins`` (a holder's ``coldvault card status|unblock|change-pin``).
 """
 
 from coldvault.ceremonies.appliance import InitAppliance, init_appliance

@@ -29,6 +29,7 @@ from coldvault.quorum.documents import (
     verify_roster_chain,
 )
 from coldvault.quorum.roster import Roster, RosterRollback
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.bitcoin.coordinator import CoordinatorWalletInvalid, from_descriptor
 from coldvault.requests.wallets import parse_wallets
 
@@ -92,8 +93,9 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
     ]
     for w in policy.wallets.values():
         approvals = [f"at least {w.min_approvals}"] + [
-            f"{t.asset} {'up to ' + str(t.up_to) if t.up_to is not None else 'above'}: "
-            f"{t.approvals}"
+            f"{t.asset} "
+            f"{'up to ' + format_amount(t.asset, t.up_to) if t.up_to is not None else 'above'}"
+            f": {t.approvals}"
             for t in w.tiers
         ]
         rows: _Rows = [
@@ -103,15 +105,18 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
             ("approvals", "; ".join(approvals)),
         ]
         rows += [
-            (f"limit {asset}", f"{lim.per_transaction} per transaction, {lim.per_day} per day")
+            (f"limit {asset}", f"{format_amount(asset, lim.per_transaction)} per transaction, "
+             f"{format_amount(asset, lim.per_day)} per day")
             for asset, lim in w.limits.items()
-        ]
-        rows.append(("max fee", "none" if w.max_fee is None else str(w.max_fee)))
+        ]  # fmt: skip
+        fee = NATIVE[w.chain].symbol
+        rows.append(("max fee", "none" if w.max_fee is None else format_amount(fee, w.max_fee)))
         rows += [
-            (f"attested cap {asset}", f"{lim.attested_per_transaction} per transaction")
+            (f"attested cap {asset}",
+             f"{format_amount(asset, lim.attested_per_transaction)} per transaction")
             for asset, lim in w.limits.items()
             if lim.attested_per_transaction is not None
-        ]
+        ]  # fmt: skip
         if w.max_fee_rate is not None:
             rows.append(("max fee rate", f"{w.max_fee_rate} sat/vB"))
         if w.allow_attested or any(t.allow_attested for t in w.tiers):
@@ -119,7 +124,7 @@ def _policy(content: bytes, roster: Roster, version: int | None) -> tuple[int, s
         rows += [(f"destination {d.label}", f"{d.address}  [{d.describe()}]")
                  for d in w.destinations]  # fmt: skip
         rows += [(f"contract {label}", address) for address, label in w.contracts]
-        tables.append((f"Policy for wallet {w.name} (amounts in base units)", rows))
+        tables.append((f"Policy for wallet {w.name}", rows))
     facts = {
         "wallets": sorted(policy.wallets),
         "destinations": sum(len(w.destinations) for w in policy.wallets.values()),

@@ -24,6 +24,8 @@ the threshold is refused up front.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,10 +57,22 @@ class RevocationRefused(Refused):
 
     code = "revocation-refused"
 
-    def __init__(self, card: str, reason: str) -> None:
-        super().__init__(f"Card {card} cannot be revoked or replaced: {reason}.")
+    def __init__(self, card: str, reason: str, change: str = "changed in the roster") -> None:
+        super().__init__(f"Card {card} cannot be {change}: {reason}.")
         self.card = card
         self.reason = reason
+        self.change = change
+
+
+@contextmanager
+def _worded(verb: str) -> Iterator[None]:
+    """A refusal of this ceremony names its one change ("revoked" or "replaced")."""
+    try:
+        yield
+    except RevocationRefused as err:
+        if err.change == verb:
+            raise
+        raise RevocationRefused(err.card, err.reason, verb) from None
 
 
 class OwnCardChange(QuorumError):
@@ -247,7 +261,7 @@ def _change(op: Operator, params: CardChange, cards: Cards, *, replace_card: boo
     ceremony = "replace-card" if replace_card else "revoke-card"
     verb = "replaced" if replace_card else "revoked"
     out, card = params.out, params.card
-    with CeremonyRun(op, ceremony, params, parameters=params.to_dict()) as run:
+    with CeremonyRun(op, ceremony, params, parameters=params.to_dict()) as run, _worded(verb):
         chain = check_roster_step(op, run, params.rosters, params.genesis_sha256)
         roster, docs = chain
         if out.exists() or approvals_path(out).exists():

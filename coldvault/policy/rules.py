@@ -10,6 +10,7 @@ from coldvault.policy.model import Decision, DestinationKind, RuleResult, Wallet
 from coldvault.quorum.documents import ConfigVersion
 from coldvault.quorum.groups import GroupRequirement
 from coldvault.quorum.roster import Role, Roster
+from coldvault.requests.amounts import NATIVE, format_amount
 from coldvault.requests.base import Chain, MovementKind, Review
 
 
@@ -207,8 +208,8 @@ class Policy:
             check(
                 "per-transaction-limit",
                 ok,
-                f"{amount} base units of {asset} {within[ok]} the per-transaction limit "
-                f"{lim.per_transaction}.",
+                f"{format_amount(asset, amount)} {within[ok]} the per-transaction limit of "
+                f"{format_amount(asset, lim.per_transaction)}.",
                 asset=asset,
                 amount=amount,
                 limit=lim.per_transaction,
@@ -218,8 +219,8 @@ class Policy:
             check(
                 "per-day-limit",
                 ok,
-                f"{today} base units of {asset} signed today plus {amount} {within[ok]} the daily "
-                f"limit {lim.per_day}.",
+                f"{format_amount(asset, today)} signed today plus {format_amount(asset, amount)} "
+                f"{within[ok]} the daily limit of {format_amount(asset, lim.per_day)}.",
                 asset=asset,
                 amount=amount,
                 day_total=today,
@@ -230,12 +231,13 @@ class Policy:
             tier_groups = w.groups_for(tier)
             groups.append(tier_groups)
             bound = "unbounded" if tier is None or tier.up_to is None else tier.up_to
+            shown = "no upper bound" if isinstance(bound, str) else format_amount(asset, bound)
             of_groups = f", {tier_groups}" if tier_groups else ""
             check(
                 "approval-tier",
                 True,
-                f"{amount} base units of {asset} need {need} approvals{of_groups} "
-                f"(tier up to {bound}).",
+                f"{format_amount(asset, amount)} needs {need} approvals{of_groups} "
+                f"(tier up to {shown}).",
                 asset=asset,
                 amount=amount,
                 approvals=need,
@@ -258,10 +260,12 @@ class Policy:
         if w.max_fee is not None:
             ok = review.fee <= w.max_fee
             verdict = "is within" if ok else "exceeds"
+            fee_asset = NATIVE[review.chain].symbol
             check(
                 "fee-cap",
                 ok,
-                f"The fee of {review.fee} base units {verdict} the cap of {w.max_fee}.",
+                f"The fee of {format_amount(fee_asset, review.fee)} {verdict} the cap of "
+                f"{format_amount(fee_asset, w.max_fee)}.",
                 fee=review.fee,
                 cap=w.max_fee,
             )

@@ -187,6 +187,12 @@ class Ledger:
         readers in while the appliance writes); it never creates or migrates."""
         self.path = Path(path)
         self._now = now or (lambda: datetime.now(UTC))
+        try:
+            self._open(read_only)
+        except sqlite3.DatabaseError as exc:  # a file that is not a SQLite database
+            raise LedgerUnreadable(str(self.path), str(exc)) from None
+
+    def _open(self, read_only: bool) -> None:
         if read_only:
             if not self.path.exists():
                 raise LedgerNotFound(str(self.path))

@@ -40,11 +40,11 @@ NATIVE: Mapping[Chain, Asset] = MappingProxyType(
 
 
 def format_amount(asset: str, amount: int, *, base_units: bool = True) -> str:
-    """Exact text of ``amount`` base units of ``asset``.
+    """Exact text of ``amount`` base units of ``asset``: whole units with every decimal
+    digit of the asset (so the scale is never misread), then the base units.
 
-    * ``format_amount("BTC", 150_000)`` -> ``"0.0015 BTC (150,000 sat)"``
-    * ``format_amount("ETH", 1234567890123456789, base_units=False)``
-      -> ``"1.234567890123456789 ETH"``
+    * ``format_amount("BTC", 1_250_000)`` -> ``"0.01250000 BTC (1,250,000 sat)"``
+    * ``format_amount("SOL", 5000, base_units=False)`` -> ``"0.000005000 SOL"``
     * an asset without known decimals (an ERC-20 token) is shown in base units:
       ``format_amount("ERC20:0x...", 5)`` -> ``"5 ERC20:0x..."``
     """
@@ -56,8 +56,9 @@ def format_amount(asset: str, amount: int, *, base_units: bool = True) -> str:
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10**known.decimals)
     text = f"{sign}{whole}"
-    if frac:
-        text += "." + f"{frac:0{known.decimals}d}".rstrip("0")
+    if known.decimals:
+        text += "." + f"{frac:0{known.decimals}d}"
     if not base_units:
         return f"{text} {asset}"
     return f"{text} {asset} ({amount:,} {known.base_unit})"
+

@@ -171,14 +171,21 @@ def render_gif(
 
 
 def render_terminal(
-    text: str, *, border: int = 2, invert: bool = False, ecc: Ecc = Ecc.L
+    text: str,
+    *,
+    border: int = 2,
+    invert: bool = False,
+    ecc: Ecc = Ecc.L,
+    mask_pattern: int | None = None,
 ) -> str:
     """The QR drawn with half-block characters, two module rows per text line.
 
     By default dark modules are drawn as blocks (for a light terminal background); pass
-    ``invert=True`` on dark terminals so the quiet zone is drawn lit.
+    ``invert=True`` on dark terminals so the quiet zone is drawn lit.  ``mask_pattern`` as
+    in :class:`RenderOptions` (a fixed one renders about 8x faster).
     """
-    matrix = qr_matrix(text, RenderOptions(ecc=ecc, box_size=1, border=border))
+    options = RenderOptions(ecc=ecc, box_size=1, border=border, mask_pattern=mask_pattern)
+    matrix = qr_matrix(text, options)
     if invert:
         matrix = [[not dark for dark in row] for row in matrix]
     if len(matrix) % 2:

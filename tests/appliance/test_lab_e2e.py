@@ -208,6 +208,51 @@ def test_replayed_request_is_reshown_not_signed_again(world: World) -> None:
     assert (work / "response" / "frames.txt").exists()
 
 
+def test_response_drawn_on_the_console_reads_back(world: World) -> None:
+    """``--sink terminal``: the stored response of the signed request is drawn on this
+    console as text QR codes until the operator presses Enter; nothing is written to disk,
+    and the frames, read off the terminal by a QR decoder, reassemble to the response."""
+    import re
+
+    from coldvault.backends.qr_decode import default_decoder
+    from coldvault.transport.assemble import Assembler
+
+    from .terminal_qr import HALF_BLOCKS, rasterise
+
+    work, config = _request(world, "terminal", 200_000, seed=21)  # signed earlier: re-shown
+    args = ["appliance", "run", "--config", str(config), "--allow-emulated",
+            "--dev-allow-network", "--once", "--json", "--frames", str(work / "request"),
+            "--sink", "terminal"]  # fmt: skip
+    child = Console(args, work / "result.json", log=work / "console.log")
+    try:
+        child.expect("HSM user PIN")
+        child.sendline(world.lab.config.appliance_token().user_pin)
+        child.expect(r"response frame 1; press Enter when the coordinator has it")
+        child.expect(r"response frame 8; press Enter")
+        drawn = child.before
+        child.sendline("")
+        result = _result(child, EXIT_DONE)
+    finally:
+        child.terminate(force=True)
+    assert result["ok"] is True and result["reshown"] is True and result["frames"] == []
+    assert not (work / "response").exists()
+    screen = re.sub(r"\x1b\[\d*F\x1b\[J", "", drawn.replace("\r\n", "\n"))
+    pictures = [
+        "\n".join(line for line in chunk.split("\n") if line and set(line) <= set(HALF_BLOCKS))
+        for chunk in re.split(r"response frame \d+[^\n]*\n", screen)
+    ]
+    pictures = [p for p in pictures if p.strip()]
+    assert len(pictures) >= 7
+    assembler, decoder = Assembler(), default_decoder()
+    for picture in pictures:
+        (text,) = decoder.decode(rasterise(picture))
+        if assembler.feed(text).complete:
+            break
+    stored = [json.loads(f.read_text())["response"]
+              for f in (world.out / "state" / "responses").glob("*.response")]  # fmt: skip
+    assert assembler.result().content.hex() in stored
+
+
 def test_operator_cancel_at_review_signs_nothing(world: World) -> None:
     work, config = _request(world, "cancel", 300_000, seed=33)
     child = _spawn(world, work, config)

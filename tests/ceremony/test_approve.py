@@ -97,14 +97,23 @@ def test_policy_approved_refusals_counted_once(
     # the review showed the hash and the summary before anything was signed
     sha = hashlib.sha256(policy.read_bytes()).hexdigest()
     assert f"SHA-256 {sha}" in op.said("info")
-    rows = op.table_rows("Policy for wallet acme-btc (amounts in base units)")
+    rows = op.table_rows("Policy for wallet acme-btc")
     assert rows[f"destination {dest.label}"] == f"{dest.address}  [proven by an ownership proof]"
-    assert rows["limit BTC"] == "100000000 per transaction, 300000000 per day"
+    assert rows["limit BTC"] == (
+        "1.00000000 BTC (100,000,000 sat) per transaction, "
+        "3.00000000 BTC (300,000,000 sat) per day"
+    )
+    assert rows["max fee"] == "0.00100000 BTC (100,000 sat)"
     errors = op.said("error")
     assert len(errors) == 2
     assert "has role approver; only admin cards" in errors[0]
     assert "Dave Admin already approved with card" in errors[1]
     assert "Approved by Dave Admin (1 of 2)." in op.said("ok")
+    # every result (refusal or approval) is shown before the holder is told to remove the card
+    shown = [t for k, t in op.lines if k in ("ok", "error", "info")]
+    for i, text in enumerate(shown):
+        if text.startswith("Approved by") or text in errors:
+            assert shown[i + 1] == "Remove the card.", shown[i : i + 2]
 
     data = result.to_dict()
     assert (

@@ -122,12 +122,12 @@ def test_revoke_approver_then_admin(chain: Genesis, slot: CardSlot, tmp_path: Pa
 
     # refused before any card: the policy needs two approvers, Bob alone would remain
     assert refused(chain, "r-policy", alice, 1, reason="lost", policy=policy) == (
-        f"Card {alice} cannot be revoked or replaced: it would leave 1 distinct active "
+        f"Card {alice} cannot be revoked: it would leave 1 distinct active "
         "approver(s); policy version 3 requires 2."
     )
     # the policy Dave approved would no longer verify once his card is revoked
     assert refused(chain, "policy-signer", dave, 1, policy=policy) == (
-        f"Card {dave} cannot be revoked or replaced: the policy {policy} would no longer be "
+        f"Card {dave} cannot be revoked: the policy {policy} would no longer be "
         f"accepted with roster version 2 (Card {dave} of Dave Admin is revoked in roster "
         "version 2); have it approved again by other admins first."
     )
@@ -199,11 +199,11 @@ def test_revoke_approver_then_admin(chain: Genesis, slot: CardSlot, tmp_path: Pa
 
     # 2. refusals on the chain 1..2, before any card is asked for
     assert refused(chain, "again", alice, 2) == (
-        f"Card {alice} cannot be revoked or replaced: it is already revoked in roster version 2 "
+        f"Card {alice} cannot be revoked: it is already revoked in roster version 2 "
         "(Alice Approver)."
     )
     assert refused(chain, "unknown", "FFFFDEADBEEF", 2) == (
-        "Card FFFFDEADBEEF cannot be revoked or replaced: it is not in roster version 2."
+        "Card FFFFDEADBEEF cannot be revoked: it is not in roster version 2."
     )
     (tmp_path / "roster-3.json").write_text("{}")
     assert "roster-3.json (or its approvals) exists" in refused(chain, "exists", dave, 2)
@@ -242,7 +242,7 @@ def test_revoke_approver_then_admin(chain: Genesis, slot: CardSlot, tmp_path: Pa
 
     # 4. revoking Erin now would leave one admin for a threshold of two
     assert refused(chain, "last-admins", erin, 3) == (
-        f"Card {erin} cannot be revoked or replaced: it would leave 1 distinct active admin(s), "
+        f"Card {erin} cannot be revoked: it would leave 1 distinct active admin(s), "
         "fewer than the admin threshold 2."
     )
 
@@ -268,6 +268,14 @@ def test_replace_card(chain: Genesis, new_card: Any, slot: CardSlot, tmp_path: P
     alice = chain.card_id(ALICE)
     new_id = f"FFFF{NEW_SERIAL}"  # manufacturer FFFF (test cards) + serial
     insert_new = "Insert the NEW blank card for Alice Approver."
+
+    # a refusal names this ceremony's one change
+    op = ScriptedOperator()
+    with pytest.raises(RevocationRefused) as unknown:
+        replace_card(op, change(chain, "replace-unknown", "FFFFDEADBEEF", 1), ReaderCards(op))
+    assert unknown.value.message == (
+        "Card FFFFDEADBEEF cannot be replaced: it is not in roster version 1."
+    )
 
     # Alice's enrolled card offered as the "new" card: refused before anything is written
     op = ScriptedOperator(("^Is this the card to be replaced\\?$", True), on_info=slot)
@@ -372,7 +380,7 @@ def test_successor_checks_without_cards() -> None:
     with pytest.raises(RevocationRefused) as refused_change:
         check_signers(roster, "A1")
     assert str(refused_change.value) == (
-        "Card A1 cannot be revoked or replaced: the admin threshold of roster version 1 is 2 "
-        "and only 1 other distinct active admin(s) could approve (the card being changed "
+        "Card A1 cannot be changed in the roster: the admin threshold of roster version 1 "
+        "is 2 and only 1 other distinct active admin(s) could approve (the card being changed "
         "cannot approve its own change)."
     )

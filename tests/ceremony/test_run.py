@@ -51,7 +51,7 @@ def test_completed_run(tmp_path: Path) -> None:
             HardwareError,
             "HardwareError: The reader went away.",
         ),
-        (RuntimeError("value 1234"), RuntimeError, "unexpected RuntimeError"),
+        (RuntimeError("value q-not-in-transcript"), RuntimeError, "unexpected RuntimeError"),
     ],
 )
 def test_abort_records_the_reason_and_wipes_secrets(
@@ -68,7 +68,7 @@ def test_abort_records_the_reason_and_wipes_secrets(
     assert op.clears == 1  # words on screen were cleared first
     last = read_entries(tmp_path / "t.jsonl")[-1]
     assert last["step"] == "close" and last["data"] == {"status": "aborted", "reason": reason}
-    assert "1234" not in (tmp_path / "t.jsonl").read_text()
+    assert "q-not-in-transcript" not in (tmp_path / "t.jsonl").read_text()
 
 
 def test_default_transcript_name_is_the_ceremony_id(tmp_path: Path) -> None:

@@ -233,3 +233,18 @@ def test_export_of_an_unknown_client_is_an_error_not_an_empty_file(tmp_path: Pat
             ledger.export_movements("acmee")
         assert err.value.client == "acmee" and exit_status(err.value) == EXIT_BAD_INPUT
         assert ledger.export_movements("acme").count("\n") == 3  # header and two movements
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_file_that_is_not_a_ledger_is_bad_input(tmp_path: Path, read_only: bool) -> None:
+    from coldvault.errors import EXIT_BAD_INPUT, exit_status
+    from coldvault.records.ledger import LedgerUnreadable
+
+    bad = tmp_path / "ledger.sqlite3"
+    content = b"not a database" * 100
+    bad.write_bytes(content)
+    with pytest.raises(LedgerUnreadable) as err:
+        Ledger(bad, read_only=read_only)
+    assert err.value.code == "ledger-unreadable" and exit_status(err.value) == EXIT_BAD_INPUT
+    assert str(bad) in err.value.message
+    assert bad.read_bytes() == content  # nothing written

@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("asset", "amount", "text"),
     [
-        ("BTC", 150_000, "0.0015 BTC (150,000 sat)"),
-        ("BTC", 0, "0 BTC (0 sat)"),
+        ("BTC", 150_000, "0.00150000 BTC (150,000 sat)"),
+        ("BTC", 0, "0.00000000 BTC (0 sat)"),
         ("BTC", 1, "0.00000001 BTC (1 sat)"),
-        ("BTC", 2_099_999_997_690_000, "20999999.9769 BTC (2,099,999,997,690,000 sat)"),
-        ("BTC", 100_000_000, "1 BTC (100,000,000 sat)"),
+        ("BTC", 2_099_999_997_690_000, "20999999.97690000 BTC (2,099,999,997,690,000 sat)"),
+        ("BTC", 100_000_000, "1.00000000 BTC (100,000,000 sat)"),
+        ("BTC", 1_250_000, "0.01250000 BTC (1,250,000 sat)"),
         (
             "ETH",
             1234567890123456789,
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
             "584,007,913,129,639,935 wei)",
         ),
         ("SOL", 1_500_000_001, "1.500000001 SOL (1,500,000,001 lamports)"),
-        ("SOL", 5000, "0.000005 SOL (5,000 lamports)"),
+        ("SOL", 5000, "0.000005000 SOL (5,000 lamports)"),
         ("ERC20:0xA0b8", 1_000_000, "1,000,000 ERC20:0xA0b8"),
     ],
 )
@@ -53,8 +54,8 @@ def test_whole_units_only() -> None:
     assert format_amount("ETH", 1234567890123456789, base_units=False) == (
         "1.234567890123456789 ETH"
     )
-    assert format_amount("SOL", 10**9, base_units=False) == "1 SOL"
-    assert format_amount("BTC", -150_000) == "-0.0015 BTC (-150,000 sat)"
+    assert format_amount("SOL", 10**9, base_units=False) == "1.000000000 SOL"
+    assert format_amount("BTC", -150_000) == "-0.00150000 BTC (-150,000 sat)"
 
 
 @given(st.sampled_from(sorted(ASSETS)), st.integers(0, 2**256))
@@ -99,7 +100,7 @@ def test_the_review_screen_shows_exact_amounts() -> None:
     OperatorConsole(stream=out, width=200).show_review(review, Decision(False, 0, (), 1))
     text = out.getvalue()
     assert "1.234567890123456789 ETH (1,234,567,890,123,456,789 wei)" in text
-    assert "0.000021000000147 ETH (21,000,000,147,000 wei)" in text
+    assert "0.000021000000147000 ETH (21,000,000,147,000 wei)" in text
     assert "1.23456789 ETH" not in text.replace("1.234567890123456789", "")
 
 

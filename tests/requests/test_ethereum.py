@@ -186,7 +186,7 @@ def test_eip1559_transfer_signature_recovers_our_address() -> None:
     assert move.amount == 1_230_000_000_000_000_000
     assert move.destination == checksum_address(bytes.fromhex(RECIPIENT[2:]))
     details = dict(review.details)
-    assert details["value"] == "1230000000000000000 wei (1.23 ETH)"
+    assert details["value"] == "1.230000000000000000 ETH (1,230,000,000,000,000,000 wei)"
     assert details["nonce"] == "7" and details["chain id"] == "1"
     assert details["access list"] == "1 addresses, 1 storage keys"
     assert details["signing address"] == our_address()
@@ -357,7 +357,7 @@ def test_keystone_avalanche_vector_reviews() -> None:
     details = dict(prepared.review.details)
     assert details["chain id"] == "43113" and details["type"] == "EIP-1559"
     assert details["to"].lower() == "0x46a836a6d5800dd3ab9a6b914c904ef8017b48c8"
-    assert details["value"] == f"{0x0DCAC353EC227A00} wei (0.993821433 ETH)"
+    assert details["value"] == "0.993821433000000000 ETH (993,821,433,000,000,000 wei)"
     assert prepared.review.fee == 0x5208 * 0x9502F900
     assert any("already carried a signature" in w for w in prepared.review.warnings)
     # we sign the 9 unsigned fields, exactly as eth-account hashes them

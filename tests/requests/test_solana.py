@@ -127,7 +127,9 @@ def test_legacy_transfer_signed_and_verified_by_solders() -> None:
     details = dict(review.details)
     assert details["fee payer"] == str(OURS.pubkey())
     assert details["recent blockhash"] == str(BLOCKHASH)
-    assert details["instruction 0"].endswith(f"1.5 SOL {OURS.pubkey()} -> {DEST}")
+    assert details["instruction 0"].endswith(
+        f"1.500000000 SOL (1,500,000,000 lamports) {OURS.pubkey()} -> {DEST}"
+    )
     assert review.warnings == ()
 
 

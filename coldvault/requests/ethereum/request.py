@@ -165,7 +165,7 @@ def prepare_eth(
             ("chain id", str(tx.chain_id)),
             ("type", "EIP-1559" if tx.tx_type == 2 else "legacy (EIP-155)"),
             ("to", checksum_address(tx.to) if tx.to else "(contract creation)"),
-            ("value", f"{tx.value} wei ({format_amount('ETH', tx.value, base_units=False)})"),
+            ("value", format_amount("ETH", tx.value)),
             ("nonce", str(tx.nonce)),
             ("gas limit", str(tx.gas_limit)),
         ]
@@ -182,8 +182,7 @@ def prepare_eth(
                 warnings.append("The priority fee exceeds the max fee; the network rejects it.")
         else:
             details.append(("gas price", f"{tx.gas_price} wei"))
-        shown_fee = format_amount("ETH", fee, base_units=False)
-        details += [("max network fee", f"{fee} wei ({shown_fee})"), *call_details]
+        details += [("max network fee", format_amount("ETH", fee)), *call_details]
         digest = keccak256(tx.signing_payload)
         review_kind, purpose = "eth-transaction", "transaction"
     elif kind is EthDataType.PERSONAL_MESSAGE:

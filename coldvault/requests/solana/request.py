@@ -145,7 +145,7 @@ def _review_instructions(
             ours_pays = src < len(msg.account_keys) and msg.account_keys[src] == ours
             note = "" if ours_pays else f"from {source} (not our key)"
             movements.append(Movement(MovementKind.EXTERNAL, "SOL", lamports, dest, note=note))
-            shown = format_amount("SOL", lamports, base_units=False)
+            shown = format_amount("SOL", lamports)
             details.append((label, f"System transfer {shown} {source} -> {dest}"))
             if note:
                 warnings.append(f"Instruction {i} transfers from {source}, which is not our key.")
@@ -276,7 +276,7 @@ def prepare_sol(
             ("fee payer", b58(msg.account_keys[0])),
             ("recent blockhash", b58(msg.recent_blockhash)),
             ("required signatures", str(msg.num_required_signatures)),
-            ("estimated fee", f"{fee} lamports ({format_amount('SOL', fee, base_units=False)})"),
+            ("estimated fee", format_amount("SOL", fee)),
             *ix_details,
         ]
         if msg.account_keys[0] != ours:
