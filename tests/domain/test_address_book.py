@@ -210,7 +210,7 @@ def test_admins_are_shown_full_address_label_kind_and_evidence(cards) -> None:
     text = re.sub(r'\[\[wallet\.destination\]\]\n(?:[^\n]+\n)*?signature = "proof:[^"]*"\n', "",
                   text)  # fmt: skip
     _, _, proposal = _policy(text.encode(), cards.roster(), None)
-    rows = dict(dict(proposal.tables)["Policy for wallet acme-btc-cold (amounts in base units)"])
+    rows = dict(dict(proposal.tables)["Policy for wallet acme-btc-cold"])
     assert rows["destination Bitstamp deposit"] == (
         f"{DEPOSIT}  [attested: test transaction {TXID}, beneficiary Acme Treasury Ltd, "
         "VASP Bitstamp Ltd, reference BS-2291-77]"

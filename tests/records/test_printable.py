@@ -20,7 +20,7 @@ from PIL import Image
 
 from ceremony_scripts.cli import ceremony
 from ceremony_scripts.ui import ConsoleOperator
-from coldvault.errors import EXIT_BAD_INPUT
+from coldvault.errors import EXIT_REFUSED
 from coldvault.records.printable import (
     ABORTED_MARK,
     BAGS_STEP,
@@ -175,7 +175,7 @@ def test_render_never_overwrites(tmp_path: Path) -> None:
     pdf = tmp_path / "record.pdf"
     pdf.write_bytes(b"the signed paper copy's scan")
     result = render(str(path), "--pdf", str(pdf))
-    assert result.exit_code == EXIT_BAD_INPUT
+    assert result.exit_code == EXIT_REFUSED
     assert "already exists" in result.output and "Traceback" not in result.output
     assert pdf.read_bytes() == b"the signed paper copy's scan"
 

@@ -35,8 +35,8 @@ def grouped_policy(btc: parties.Proof, eth: parties.Proof, sol: parties.Proof) -
         policy = demo.demo_policy(record, btc, eth, sol)
         name = next(a.spec.name for a in record.accounts if a.spec.template is Template.BIP84)
         tiers = (
-            Tier("BTC", 50_000_000, 2, GroupRequirement.of({"compliance": 1, "treasury": 1})),
-            Tier("BTC", None, 3, GroupRequirement.of({"compliance": 1, "treasury": 2})),
+            Tier("BTC", 50_000_000, 2, groups=GroupRequirement.of({"compliance": 1, "treasury": 1})),
+            Tier("BTC", None, 3, groups=GroupRequirement.of({"compliance": 1, "treasury": 2})),
         )
         wallets = dict(policy.wallets)
         wallets[name] = dataclasses.replace(wallets[name], tiers=tiers)
