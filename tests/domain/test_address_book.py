@@ -216,7 +216,7 @@ def test_admins_are_shown_full_address_label_kind_and_evidence(cards) -> None:
         "VASP Bitstamp Ltd, reference BS-2291-77]"
     )
     assert rows["attested destinations"] == "allowed"
-    assert rows["attested cap BTC"] == "5000000 per transaction"
+    assert rows["attested cap BTC"] == "0.05000000 BTC (5,000,000 sat) per transaction"
     assert proposal.facts["attested_destinations"] == 1
 
 
