@@ -11,14 +11,15 @@ the tries left and exit status 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.output import CeremonyGroup, emit, json_option
-from ceremony_scripts.ui import ConsoleOperator
-from coldvault.ceremonies.card_pins import card_status, change_card_pin, unblock_user_pin
+
+if TYPE_CHECKING:  # the card stack is imported when a command runs, not for --help
+    from ceremony_scripts.hardware import ReaderCards
+    from ceremony_scripts.ui import ConsoleOperator
 
 
 @click.group("card", cls=CeremonyGroup)
@@ -33,6 +34,9 @@ def _card_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _tools(allow_emulated: bool) -> tuple[ConsoleOperator, ReaderCards]:
+    from ceremony_scripts.hardware import ReaderCards
+    from ceremony_scripts.ui import ConsoleOperator
+
     op = ConsoleOperator()
     return op, ReaderCards(op, allow_emulated=allow_emulated)
 
@@ -41,6 +45,8 @@ def _tools(allow_emulated: bool) -> tuple[ConsoleOperator, ReaderCards]:
 @_card_options
 def status_cmd(allow_emulated: bool) -> None:
     """Show a card's serial, holder, PIN tries left and signature key (no PIN asked)."""
+    from coldvault.ceremonies.card_pins import card_status
+
     op, cards = _tools(allow_emulated)
     emit(card_status(op, cards))
 
@@ -49,6 +55,8 @@ def status_cmd(allow_emulated: bool) -> None:
 @_card_options
 def unblock_cmd(allow_emulated: bool) -> None:
     """Set a new user PIN with the admin PIN; this unblocks a blocked user PIN."""
+    from coldvault.ceremonies.card_pins import unblock_user_pin
+
     op, cards = _tools(allow_emulated)
     emit(unblock_user_pin(op, cards))
 
@@ -58,6 +66,8 @@ def unblock_cmd(allow_emulated: bool) -> None:
 @_card_options
 def change_pin_cmd(admin: bool, allow_emulated: bool) -> None:
     """Change the user PIN (or, with --admin, the admin PIN) with the current one."""
+    from coldvault.ceremonies.card_pins import change_card_pin
+
     op, cards = _tools(allow_emulated)
     emit(change_card_pin(op, cards, admin=admin))
 
