@@ -100,10 +100,15 @@ def read_dice(op: Operator, run: CeremonyRun, hsm_random: Callable[[int], bytes]
     raise DiceRejected("attempts", f"Dice input was refused {MAX_ATTEMPTS} times.")
 
 
-def show_words(op: Operator, run: CeremonyRun, title: str, words: Sequence[str]) -> None:
-    """Show ``words`` alone on a cleared screen until the operator has written them down."""
+def show_words(
+    op: Operator, run: CeremonyRun, title: str, words: Sequence[str], *, heading: str = ""
+) -> None:
+    """Show ``words`` alone on a cleared screen (under ``heading``, public facts for the
+    sheet) until the operator has written them down."""
     op.clear()
     run.secret_on_screen = True
+    if heading:
+        op.info(heading)
     op.show_words(title, words)
     op.pause(f"When {title} is written down and checked,")
     op.clear()

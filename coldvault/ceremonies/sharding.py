@@ -41,7 +41,7 @@ from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE, check_pla
 from coldvault.backup.envelope import Recipient
 from coldvault.backup.plan import Plan, Target, TargetKind
 from coldvault.backup.record import BackupRecord, open_share, seal_backup
-from coldvault.backup.shares import combine, split_for_plan
+from coldvault.backup.shares import ShareFacts, combine, share_facts, split_for_plan
 from coldvault.backup.targets import enrol_card, enrol_hsm
 from coldvault.cards.openpgp import Pw
 from coldvault.ceremonies.backup import (
@@ -322,6 +322,18 @@ def _enrol(
     return recipients
 
 
+def paper_sheet_heading(target: Target, facts: ShareFacts) -> str:
+    """The heading of a custodian's paper share sheet: whose it is, where it is kept, and
+    the share's place in the set, all public; the words follow, and nothing of any other
+    share.  The last three words are the share's RS1024 checksum."""
+    return (
+        f"Paper share sheet {target.id}, kept by {target.custodians[0]} at {target.site}: "
+        f"share set {facts.identifier}, group {facts.group + 1} of {facts.group_count} "
+        f"({facts.group_threshold} groups needed), member {facts.member + 1} "
+        f"({facts.member_threshold} of the group needed); the last 3 words are its checksum"
+    )
+
+
 def _read_back(
     op: Operator,
     run: CeremonyRun,
@@ -416,7 +428,8 @@ def write_backup(
                 try:
                     text = bytes(words).decode().split()
                     title = f"the share of {target.id} ({target.site})"
-                    show_words(op, run, title, text)
+                    heading = paper_sheet_heading(target, share_facts(words))
+                    show_words(op, run, title, text, heading=heading)
                     check_words(op, title, text)
                     text.clear()
                 finally:

@@ -14,6 +14,7 @@ import pytest
 from coldvault.backup.drill import DrillScenario
 from coldvault.backup.plan import parse_plan
 from coldvault.backup.record import load_record
+from coldvault.backup.shares import share_facts
 from coldvault.ceremonies.drill import RestoreDrill, restore_drill
 from coldvault.ceremonies.sharding import RECORD_FILE, ShardBackup, shard_backup
 from coldvault.crypto import mnemonics
@@ -64,6 +65,14 @@ def test_a_paper_sheet_is_shown_checked_never_stored_and_rebuilds_in_a_drill(
 
     sheet = op.words[PAPER_TITLE]
     assert len(sheet) in (20, 33)  # one SLIP-39 share, nothing of any other
+    facts = share_facts(" ".join(sheet))
+    heading = (
+        f"Paper share sheet c-paper, kept by FFFFC0DE0003 at site-c: share set "
+        f"{facts.identifier}, group {facts.group + 1} of {facts.group_count} "
+        f"({facts.group_threshold} groups needed), member {facts.member + 1} "
+        f"({facts.member_threshold} of the group needed); the last 3 words are its checksum"
+    )
+    assert heading in op.said("info")
     assert f"{PAPER_TITLE} confirmed." in op.said("ok")
     assert op.clears >= 2  # the screen is cleared before and after the words
     record = load_record(out / RECORD_FILE)

@@ -34,10 +34,9 @@ def grouped_policy(btc: parties.Proof, eth: parties.Proof, sol: parties.Proof) -
     def text(record: ProvisioningRecord) -> str:
         policy = demo.demo_policy(record, btc, eth, sol)
         name = next(a.spec.name for a in record.accounts if a.spec.template is Template.BIP84)
-        tiers = (
-            Tier("BTC", 50_000_000, 2, groups=GroupRequirement.of({"compliance": 1, "treasury": 1})),
-            Tier("BTC", None, 3, groups=GroupRequirement.of({"compliance": 1, "treasury": 2})),
-        )
+        small = GroupRequirement.of({"compliance": 1, "treasury": 1})
+        large = GroupRequirement.of({"compliance": 1, "treasury": 2})
+        tiers = (Tier("BTC", 50_000_000, 2, groups=small), Tier("BTC", None, 3, groups=large))
         wallets = dict(policy.wallets)
         wallets[name] = dataclasses.replace(wallets[name], tiers=tiers)
         return policy_toml(dataclasses.replace(policy, wallets=wallets))

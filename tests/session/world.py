@@ -18,6 +18,7 @@ from typing import Any
 import cbor2
 from embit.psbt import PSBT
 
+from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.records.audit import verify
 from coldvault.transport import render as qr_render
@@ -164,6 +165,7 @@ def session_world(root: Path, lab_config: LabConfig, softhsm_lab: Any, pcsc_lab:
 
     with keystore() as ks:
         before = {k.key_id for k in ks.list_keys()}
+        TokenAnchorStore(ks).destroy()  # this world's appliance state starts empty
     outsider = VirtualCard(state_file=root / "outsider.json", serial=OUTSIDER_SERIAL)
     try:
         dests = {
@@ -182,6 +184,7 @@ def session_world(root: Path, lab_config: LabConfig, softhsm_lab: Any, pcsc_lab:
             for key in ks.list_keys():
                 if key.key_id not in before:
                     ks.delete_key(key.key_id)
+            TokenAnchorStore(ks).destroy()  # nor does the next one inherit this one's
 
 
 # --------------------------------------------------------------------------- expectations
