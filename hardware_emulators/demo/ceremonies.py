@@ -374,6 +374,7 @@ def _account(data: Mapping[str, Any]) -> AccountExport:
         origin,
         str(data["descriptor"]) if data.get("descriptor") else None,
         tuple(str(a) for a in data["first_addresses"]),
+        tuple(str(a["path"]) for a in data.get("addresses", [])),
     )
 
 
