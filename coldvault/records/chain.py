@@ -411,10 +411,11 @@ def read(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -
         if fmt.max_file_bytes is not None and os.fstat(fh.fileno()).st_size > fmt.max_file_bytes:
             raise fmt.error(0, Defect.FILE_TOO_LARGE, None)
         end, index = 0, 0
-        while raw := fh.readline(fmt.max_line_bytes + 1):
-            if fmt.max_entries is not None and index >= fmt.max_entries:
+        longest, most = fmt.max_line_bytes, fmt.max_entries  # read once, not per line
+        while raw := fh.readline(longest + 1):
+            if most is not None and index >= most:
                 raise fmt.error(index, Defect.TOO_MANY_ENTRIES, None)
-            if len(raw) > fmt.max_line_bytes:
+            if len(raw) > longest:
                 raise fmt.error(index, Defect.TOO_LONG, None)
             if not raw.endswith(b"\n"):
                 if allow_torn_tail:
@@ -450,11 +451,12 @@ def walk(path: Path | str, fmt: ChainFormat, *, allow_torn_tail: bool = False) -
     """:func:`read` plus the chain: each entry's position, ``prev`` link and ``hash``."""
     prev = GENESIS
     sliceable = all(kind not in (dict, list) for key, kind in fmt.keys.items() if key > HASH_KEY)
+    index_key, prev_key = fmt.index_key, fmt.prev_key
     for line in read(path, fmt, allow_torn_tail=allow_torn_tail):
         entry, index = line.entry, line.index
-        if entry[fmt.index_key] != index:
-            raise fmt.error(index, Defect.SEQUENCE, entry[fmt.index_key])
-        if entry[fmt.prev_key] != prev:
+        if entry[index_key] != index:
+            raise fmt.error(index, Defect.SEQUENCE, entry[index_key])
+        if entry[prev_key] != prev:
             raise fmt.error(index, Defect.CHAIN_BROKEN, None)
         if entry[HASH_KEY] != _line_hash(fmt, entry, line.raw, sliceable):
             raise fmt.error(index, Defect.HASH_MISMATCH, None)
