@@ -89,6 +89,7 @@ def transcript_render(path: Path, pdf_path: Path | None, html_path: Path | None,
     a summary, QR codes of every public value, the verification result, and a diagonal mark
     on aborted, unfinished or unverifiable ceremonies (docs/transcripts.md)."""
     from ceremony_scripts import printing
+    from coldvault.records.page import render_html
     from coldvault.records.printable import transcript_record
 
     if html_path is not None and out_path is not None:
@@ -101,7 +102,7 @@ def transcript_render(path: Path, pdf_path: Path | None, html_path: Path | None,
     if pdf_path is not None:
         outputs.append((pdf_path, printing.render_pdf(record)))
     if html_target is not None:
-        outputs.append((html_target, printing.render_html(record).encode()))
+        outputs.append((html_target, render_html(record).encode()))
     instead = "name a new file with --pdf/--html."
     refuse_existing([target for target, _ in outputs], instead)
     for target, data in outputs:

@@ -30,8 +30,9 @@ from coldvault.ceremonies.outputs import refuse_existing, write_new
 from coldvault.ceremonies.params import CeremonyParams
 from coldvault.crypto import wipe
 from coldvault.errors import Cancelled, ColdvaultError
+from coldvault.records.page import render_transcript_html
 from coldvault.records.printable import BAGS_STEP
-from coldvault.records.transcript import Device, Signer, TranscriptWriter, render_html, verify
+from coldvault.records.transcript import Device, Signer, TranscriptWriter, verify
 
 #: The reason an operator's "no" or Ctrl-C leaves in the transcript.
 CANCELLED = "cancelled"
@@ -164,7 +165,7 @@ class CeremonyRun:
             self.operator.ok(f"Witness {sig.holder} (card {sig.card_serial}) signed.")
         result = verify(self.transcript_path)
         html_path = self.transcript_path.with_suffix(".html")
-        write_new(html_path, render_html(self.transcript_path).encode(), HTML_INSTEAD)
+        write_new(html_path, render_transcript_html(self.transcript_path).encode(), HTML_INSTEAD)
         self.operator.ok(
             f"Transcript verified ({result.entries} entries); printable copy: {html_path}"
         )

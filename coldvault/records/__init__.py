@@ -4,10 +4,12 @@
   (:class:`AuditLog`, one writer per file, every entry fsync'd before the appliance acts on
   it; seals signed by the HSM audit key; :func:`verify_audit`). docs/audit.md.
 * :mod:`coldvault.records.transcript` -- ceremony transcripts (:class:`TranscriptWriter`),
-  closed with the outcome and signed by witnesses' cards; :func:`verify_transcript` and a
-  printable page (:func:`render_html`). docs/transcripts.md.
+  closed with the outcome and signed by witnesses' cards; :func:`verify_transcript`.
+  docs/transcripts.md.
 * :mod:`coldvault.records.printable` -- the printable record of any ceremony transcript
-  (:func:`transcript_record` -> :class:`PrintableRecord`), drawn as PDF/HTML by the front end.
+  (:func:`transcript_record` -> :class:`PrintableRecord`); :mod:`coldvault.records.page`
+  draws it as one HTML page (:func:`render_html`, :func:`render_transcript_html`, the copy a
+  ceremony leaves beside its transcript); the PDF is drawn by the front end.
 * :mod:`coldvault.records.ledger` -- the SQLite request ledger (:class:`Ledger`): request
   life cycle, single-use approvals, daily totals; :mod:`coldvault.records.export` builds its
   reconciliation export (CSV or JSON).
@@ -28,13 +30,13 @@ from coldvault.records.audit import AuditLog, AuditReport, review_fields
 from coldvault.records.audit import verify as verify_audit
 from coldvault.records.errors import AuditTampered, TranscriptError
 from coldvault.records.ledger import Ledger
+from coldvault.records.page import render_html, render_transcript_html
 from coldvault.records.printable import PrintableRecord, transcript_record
 from coldvault.records.transcript import (
     Device,
     Signer,
     TranscriptWriter,
     WitnessSignature,
-    render_html,
 )
 from coldvault.records.transcript import verify as verify_transcript
 
@@ -50,6 +52,7 @@ __all__ = [
     "TranscriptWriter",
     "WitnessSignature",
     "render_html",
+    "render_transcript_html",
     "transcript_record",
     "review_fields",
     "verify_audit",

@@ -22,10 +22,6 @@ and a refusal is :class:`~coldvault.records.errors.SecretInTranscript`.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -355,90 +351,6 @@ def verify(path: Path, *, roster: Any = None, min_witnesses: int = 0) -> VerifyR
     )
 
 
-# -- printable HTML ---------------------------------------------------------------------------
-#: data keys whose string values get a QR code in the printable rendering
-QR_KEYS = ("descriptor", "key_origin", "ur", "ur_account", "ur_output", "cosigner_key")
-MAX_QR_CHARS = 1500
-
-
-def _qr_data_uri(text: str) -> str:
-    import qrcode  # imported lazily: only rendering needs it
-
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=3, border=2)
-    qr.add_data(text)
-    qr.make(fit=True)
-    buf = io.BytesIO()
-    qr.make_image().save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _qr_items(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    items = []
-    for key, value in data.items():
-        if key in QR_KEYS and isinstance(value, str) and 0 < len(value) <= MAX_QR_CHARS:
-            items.append((key, value))
-        elif isinstance(value, Mapping):
-            items += [(f"{key}.{k}", v) for k, v in _qr_items(value)]
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    items += [(f"{key}[{i}].{k}", v) for k, v in _qr_items(item)]
-    return items
-
-
-def render_html(path: Path, *, roster: Any = None) -> str:
-    """A standalone, printable HTML page of a transcript with its verification result and
-    QR codes (PNG data URIs) of the exported public data and of the final hash."""
-    esc = html.escape
-    result: VerifyResult | None
-    try:
-        checked = verify(path, roster=roster)
-        verdict = f"VERIFIED: {checked.entries} entries, status {checked.status}, " + (
-            f"{len(checked.witnesses)} witness signature(s)"
-        )
-        result = checked
-    except TranscriptError as exc:
-        result, verdict = None, f"NOT VERIFIED: {exc}"
-    entries = read_entries(path) if result is not None else []
-    rows = []
-    for e in entries:
-        devices = ", ".join(f"{d.get('kind')}:{d.get('serial')}" for d in e["devices"])
-        qrs = "".join(
-            f'<figure><img alt="{esc(k)}" src="{_qr_data_uri(v)}">'
-            f"<figcaption>{esc(k)}</figcaption></figure>"
-            for k, v in _qr_items(e["data"])
-        )
-        rows.append(
-            f"<tr><td>{e['index']}</td><td>{esc(e['timestamp'])}</td><td>{esc(e['step'])}</td>"
-            f"<td>{esc(e['actor'])}</td><td>{esc(devices)}</td>"
-            f"<td><pre>{esc(json.dumps(e['data'], indent=1, sort_keys=True))}</pre>{qrs}</td>"
-            f"<td class=h>{esc(e['prev_hash'][:16])}&hellip;<br>{esc(e['hash'])}</td></tr>"
-        )
-    head = result.ceremony if result else "transcript"
-    final = ""
-    if result is not None and result.final_hash:
-        final = (
-            f"<p>Final hash (signed by witnesses): <code>{result.final_hash}</code></p>"
-            f'<img alt="final hash" src="{_qr_data_uri(result.final_hash)}">'
-        )
-    return (
-        "<!DOCTYPE html><html><head><meta charset=utf-8>"
-        f"<title>coldvault {esc(head)} transcript</title><style>"
-        "body{font-family:sans-serif;font-size:10pt}table{border-collapse:collapse;width:100%}"
-        "td{border:1px solid #888;vertical-align:top;padding:3px}pre{white-space:pre-wrap;"
-        "margin:0}.h{font-family:monospace;font-size:8pt;word-break:break-all}figure{display:"
-        "inline-block;margin:4px}@media print{tr{page-break-inside:avoid}}</style></head><body>"
-        f"<h1>coldvault ceremony transcript: {esc(head)}</h1>"
-        f"<p>File: <code>{esc(str(path))}</code><br>Ceremony id: "
-        f"<code>{esc(result.ceremony_id if result else '?')}</code></p>"
-        f"<p><strong>{esc(verdict)}</strong></p>{final}"
-        "<table><tr><th>#</th><th>time (UTC)</th><th>step</th><th>actor</th><th>devices</th>"
-        "<th>public data</th><th>prev / hash</th></tr>" + "".join(rows) + "</table>"
-        "<p>Check: every hash is SHA-256 of the entry's canonical JSON without its hash; "
-        "see docs/transcripts.md.</p></body></html>\n"
-    )
-
-
 __all__ = [
     "CLOSE_PREFIX",
     "TRANSCRIPT",
@@ -450,6 +362,5 @@ __all__ = [
     "check_public",
     "close_message",
     "read_entries",
-    "render_html",
     "verify",
 ]

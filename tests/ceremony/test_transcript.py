@@ -21,12 +21,12 @@ from coldvault.records.errors import (
     TranscriptTampered,
     WitnessSignatureInvalid,
 )
+from coldvault.records.page import render_transcript_html
 from coldvault.records.transcript import (
     Device,
     TranscriptWriter,
     WitnessSignature,
     check_public,
-    render_html,
     verify,
 )
 
@@ -191,13 +191,16 @@ def test_metadata_names_allowed() -> None:
 def test_render_html(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     make(path)
-    page = render_html(path)
+    page = render_transcript_html(path)
     assert page.startswith("<!DOCTYPE html>") and "VERIFIED: 6 entries" in page
+    assert "NOT VERIFIED" not in page
     assert page.count("data:image/png;base64,") == 2  # descriptor + final hash
     raw = bytearray(path.read_bytes())
     raw[40] ^= 1
     path.write_bytes(raw)
-    assert "NOT VERIFIED" in render_html(path)
+    tampered = render_transcript_html(path)
+    assert "NOT VERIFIED: Transcript entry 0 fails verification" in tampered
+    assert '<p class="mark">NOT VERIFIED' in tampered
 
 
 def test_hostile_lines_are_decode_errors(tmp_path: Path) -> None:
