@@ -39,11 +39,21 @@ class NoWalletForRequest(Refused):
 
     code = "no-wallet"
 
-    def __init__(self, chain: Chain, fingerprint: str, path: str) -> None:
-        super().__init__(
-            f"No registered {chain} wallet uses seed {fingerprint} with an account covering "
-            f"{path}; the request is not for this appliance's keys."
-        )
+    def __init__(
+        self, chain: Chain, fingerprint: str, path: str, *, other_network: str = "",
+        requested_network: str = "",
+    ) -> None:
+        if other_network:
+            super().__init__(
+                f"The registered {chain} wallet with seed {fingerprint} and an account covering "
+                f"{path} is for network {other_network}, but the request is for network "
+                f"{requested_network}; nothing is signed for another network."
+            )
+        else:
+            super().__init__(
+                f"No registered {chain} wallet uses seed {fingerprint} with an account "
+                f"covering {path}; the request is not for this appliance's keys."
+            )
         self.chain = str(chain)
         self.fingerprint = fingerprint
         self.path = path
@@ -117,14 +127,17 @@ def find_wallet(
 
     A request can therefore never reach another client's wallet by accident."""
     fp = key.fingerprint.hex()
+    other = ""  # the network of a wallet that covers the key but not the request's network
     for wallet in wallets.values():
         if wallet.chain is not chain or wallet.master_fingerprint.lower() != fp:
             continue
-        if network is not None and wallet.network != network:
+        if key.path[: len(wallet.account)] != wallet.account:
             continue
-        if key.path[: len(wallet.account)] == wallet.account:
+        if network is None or wallet.network == network:
             return wallet
-    raise NoWalletForRequest(chain, fp, key.shown)
+        other = other or wallet.network
+    raise NoWalletForRequest(chain, fp, key.shown, other_network=other,
+                             requested_network=network or "")
 
 
 def resolve_wallet_key(

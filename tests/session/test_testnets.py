@@ -106,6 +106,7 @@ def test_mainnet_chain_id_is_refused_for_the_sepolia_account(console: ConsoleLab
     out = console.run(payload, "eth-sign-request", APPROVERS)
     assert out.error is not None and out.result is None
     assert out.error.code == "no-wallet"
+    assert "is for network 11155111, but the request is for network 1;" in out.error.message
     assert not out.operator.reviews and not out.operator.questions
 
 
