@@ -4,6 +4,7 @@ wallet as embit derives it, and every malformed file is refused with its reason.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from embit import bip32
@@ -95,3 +96,23 @@ def test_registry_gains_the_wallet_and_keeps_the_others() -> None:
     assert text.count(b"[[wallet]]") == 2 and DESCRIPTOR.encode() in text
     with pytest.raises(CoordinatorWalletInvalid, match="already registered"):
         registry_with(text, setup, name="vault", client="acme", master_fingerprint=fp)
+
+
+@pytest.mark.parametrize("text", [BSMS, COLDCARD], ids=["bsms", "coldcard"])
+def test_a_wallet_file_sent_as_bbqr_frames_reads_as_the_file(text: str, tmp_path: Path) -> None:
+    """A coordinator's BBQr animation of the wallet file (rendered, then read back through the
+    QR decoder) gives the same wallet as the file itself."""
+    from coldvault.backends.qr_decode import default_decoder
+    from coldvault.ceremonies.register import read_source
+    from coldvault.transport import render as qr_render
+    from coldvault.transport.formats import TransportFormat
+    from coldvault.transport.reply import encode_reply
+
+    stream = encode_reply(TransportFormat.BBQR, "text", text.encode(), max_fragment_len=120)
+    frames = stream.frames(None)
+    assert len(frames) > 1 and all(f.startswith("B$") for f in frames)
+    for i, frame in enumerate(frames):
+        (tmp_path / f"frame-{i:04d}.png").write_bytes(qr_render.render_png(frame))
+    from_qr = read_source(tmp_path, default_decoder())
+    assert from_qr.descriptor == read_multisig(text.encode()).descriptor
+    assert from_qr.descriptor.startswith("wsh(sortedmulti(2,")
