@@ -26,6 +26,7 @@ from coldvault.transport import bbqr
 from coldvault.transport.formats import TransportFormat
 from coldvault.transport.fountain import FountainEncoder
 from coldvault.transport.reply import encode_reply
+from tests.appliance.test_config_and_states import GOOD as GOOD_CONFIG
 from tests.backup.plans import flat_plan, lab_plan
 from tests.fuzz.harness import CORPUS
 from tests.fuzz.targets import APPROVED_CONTENT, REGISTRY_TYPES
@@ -124,31 +125,8 @@ MAIL = {  # the example of EIP-712 itself
     },
 }  # fmt: skip
 
-CONFIG = """[appliance]
-id = "vault-01"
-state_dir = "state"
-allow_emulated_hardware = true
-
-[hsm]
-module = "/usr/lib/softhsm/libsofthsm2.so"
-token_label = "coldvault-appliance"
-
-[trust]
-rosters = ["roster-1.json"]
-genesis_roster_sha256 = "%s"
-policy = "policy.toml"
-wallets = "wallets.toml"
-
-[input]
-source = "virtual-camera"
-path = "frames"
-drop_rate = 0.3
-
-[output]
-sink = "png-dir"
-path = "out"
-fragment_len = 150
-""" % ("ab" * 32)
+#: the appliance configuration the config tests start from (a valid lab file)
+CONFIG = GOOD_CONFIG.lstrip("\n") % ("ab" * 32)
 
 
 def _wallets() -> bytes:

@@ -25,10 +25,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 WAY = "cli"
 COLDVAULT = str(Path(sys.executable).parent / "coldvault")
 
-#: front-end exit statuses that still differ from the documented ones (coldvault.errors):
-#: ``coldvault appliance run --once`` exits 2 for every refusal.
-EXIT_NOT_YET_DOCUMENTED: set[str] = set()
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, lab_config, softhsm_lab, pcsc_lab
@@ -114,13 +110,7 @@ def test_scenario(world: SessionWorld, scenario: Scenario) -> None:
     assert_outcome(world, WAY, scenario, outcome, before)
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [pytest.param(s, marks=pytest.mark.xfail(
-        strict=True, reason="this front end does not report the documented exit status yet"))
-     if s.name in EXIT_NOT_YET_DOCUMENTED else s for s in SCENARIOS],
-    ids=str,
-)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 def test_exit_status(scenario: Scenario) -> None:
     if scenario.name not in _OUTCOMES:
         pytest.fail(f"test_scenario[{scenario}] did not run first in this process")

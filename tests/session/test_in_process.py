@@ -38,10 +38,6 @@ from tests.session.world import (
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 WAY = "in-process"
 
-#: front-end exit statuses that still differ from the documented ones (coldvault.errors):
-#: the appliance's own Cancelled is not coldvault.errors.Cancelled yet.
-EXIT_NOT_YET_DOCUMENTED: set[str] = set()
-
 
 class ScriptedUi:
     """The operator: records what was shown, answers the one confirmation as scripted."""
@@ -154,13 +150,7 @@ def test_scenario(world: SessionWorld, scenario: Scenario) -> None:
     assert_outcome(world, WAY, scenario, outcome, before)
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [pytest.param(s, marks=pytest.mark.xfail(
-        strict=True, reason="this front end does not report the documented exit status yet"))
-     if s.name in EXIT_NOT_YET_DOCUMENTED else s for s in SCENARIOS],
-    ids=str,
-)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 def test_exit_status(scenario: Scenario) -> None:
     if scenario.name not in _OUTCOMES:
         pytest.fail(f"test_scenario[{scenario}] did not run first in this process")
