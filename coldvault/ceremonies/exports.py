@@ -5,12 +5,16 @@ Per account ``<name>``:
 * ``<name>.account.json``   xpub with key origin, descriptor, first addresses, pool size
 * ``<name>.descriptor.txt`` the ``wpkh(...)`` descriptor (bip84)
 * ``<name>.cosigner.json``  cosigner export for a multisig coordinator (bip48)
-* ``<name>.ur.txt`` + ``<name>.ur.png``   ``ur:crypto-output`` text and its QR code
+* ``<name>.ur.txt`` + ``<name>.ur.png``   the account's UR text and its QR code:
+  ``ur:crypto-output`` (Bitcoin), ``ur:crypto-hdkey`` of the account xpub (Ethereum, as
+  MetaMask's Keystone reader takes it), ``ur:crypto-multi-accounts`` with this account's
+  keys only (Solana, as Solflare's Keystone reader takes it)
 * ``<name>.descriptor.png`` QR of the descriptor
 
 For the whole run: ``crypto-account.ur.txt``/``.png`` (all Bitcoin accounts),
 ``crypto-multi-accounts.ur.txt``/``.png`` (Keystone-style: the Ethereum account xpubs and the
-Solana keys, each with its derivation path, for Ethereum and Solana coordinators),
+Solana keys, each with its derivation path, for readers that sort keys by coin type such as
+Keystone's SDK; single-chain wallets take the per-account file),
 ``provisioning.json`` (every pool key: path, CKA_ID, label, public key) and
 ``wallets.proposed.toml`` (``[[wallet]]`` entries; they become active only when the admin
 quorum signs the registry).  Every file is written atomically and fsynced, then hashed
@@ -33,6 +37,7 @@ from coldvault.keys.pool import (
     ur_account,
     ur_multi_accounts,
     ur_output,
+    ur_wallet_account,
 )
 from coldvault.records.chain import fsync_dir
 from coldvault.transport.render import render_png
@@ -79,7 +84,7 @@ def write_exports(record: ProvisioningRecord, directory: Path) -> dict[str, str]
             written.append(_write(directory / f"{name}.descriptor.png", render_png(text)))
         if account.spec.template is Template.BIP48_WSH:
             written.append(_write(directory / f"{name}.cosigner.json", _json(account.cosigner())))
-        ur = ur_output(account)
+        ur = ur_output(account) or ur_wallet_account(account)
         if ur:
             written.append(_write(directory / f"{name}.ur.txt", (ur + "\n").encode()))
             written.append(_write(directory / f"{name}.ur.png", render_png(ur.upper())))

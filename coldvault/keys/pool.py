@@ -544,6 +544,24 @@ def ur_multi_accounts(exports: Sequence[AccountExport]) -> str | None:
     return encode_single(ur_keystone.MultiAccounts(fp, tuple(keys), "coldvault").to_ur())
 
 
+def ur_wallet_account(export: AccountExport) -> str | None:
+    """The one-account QR a wallet's Keystone reader takes (None for Bitcoin accounts):
+
+    * Ethereum: ``ur:crypto-hdkey`` of the BIP-44 account xpub, note ``account.standard``
+      (what MetaMask's Keystone keyring reads: source fingerprint, path, xpub);
+    * Solana: ``ur:crypto-multi-accounts`` with this account's keys only (Solflare's
+      Keystone keyring takes every key of a multi-accounts QR as a Solana account, so a
+      mixed Ethereum and Solana QR would show the Ethereum key as a Solana address).
+    """
+    keys = _ur_account_keys(export)
+    if not keys:
+        return None
+    if export.spec.template is Template.ETH:
+        return encode_single(keys[0].to_ur())
+    fp = int.from_bytes(export.master_fingerprint, "big")
+    return encode_single(ur_keystone.MultiAccounts(fp, tuple(keys), "coldvault").to_ur())
+
+
 def verify_pool(keystore: KeyAdmin, keys: Sequence[PoolKey]) -> list[str]:
     """Labels of pool keys missing from the HSM or with another public key ([] = all fine)."""
     have = {k.key_id: k for k in keystore.list_keys()}
@@ -566,6 +584,7 @@ __all__ = [
     "ur_account",
     "ur_multi_accounts",
     "ur_output",
+    "ur_wallet_account",
     "verify_pool",
     "wallet_registry_toml",
 ]

@@ -369,7 +369,12 @@ def _verify_solana(address: str, message: bytes, signature: str | bytes, fail: _
     pub = _solana_key(address, fail)
     raw = _solana_signature(signature)
     if raw is None:
-        raise fail("malformed-signature", "A Solana signature is 64 bytes (base58, base64, hex).")
+        seen = signature.strip()[:1] if isinstance(signature, str) else ""
+        hint = (" It looks like JSON: encode the signature's 64 bytes as base58 or base64 "
+                "instead." if seen in ("[", "{") else "")
+        raise fail("malformed-signature",
+                   "A Solana signature is 64 bytes, encoded as base58, base64 (standard "
+                   f"alphabet, padded) or hex; this one decodes as none of them.{hint}")
     try:
         nacl.signing.VerifyKey(pub).verify(message, raw)
     except nacl.exceptions.BadSignatureError as exc:

@@ -35,10 +35,12 @@ from coldvault.transport.registry.keys import (
 from coldvault.transport.registry.keystone import (
     EthSignature,
     EthSignRequest,
+    MultiAccounts,
     SolSignature,
     SolSignRequest,
     decode_eth_request,
     decode_eth_signature,
+    decode_multi_accounts,
     decode_sol_request,
     decode_sol_signature,
 )
@@ -76,7 +78,7 @@ class UnsupportedType(RegistryError):
 
 RegistryValue = Union[  # noqa: UP007
     Bytes, PSBT, Seed, HDKey, ECKey, Keypath, Address, Output, Account,
-    EthSignRequest, EthSignature, SolSignRequest, SolSignature,
+    EthSignRequest, EthSignature, SolSignRequest, SolSignature, MultiAccounts,
 ]
 
 
@@ -94,8 +96,8 @@ DECODERS: dict[str, Callable[[Any, UR], Any]] = {
     "psbt": decode_psbt,
     "crypto-seed": decode_seed,
     "seed": decode_seed,
-    "crypto-hdkey": lambda obj, ur: HDKey.from_cbor_value(obj, ur.type),
-    "hdkey": lambda obj, ur: HDKey.from_cbor_value(obj, ur.type),
+    "crypto-hdkey": lambda obj, ur: HDKey.from_cbor_value(obj, ur.type, ed25519_ok=True),
+    "hdkey": lambda obj, ur: HDKey.from_cbor_value(obj, ur.type, ed25519_ok=True),
     "crypto-eckey": lambda obj, ur: ECKey.from_cbor_value(obj, ur.type),
     "eckey": lambda obj, ur: ECKey.from_cbor_value(obj, ur.type),
     "crypto-keypath": _decode_keypath,
@@ -108,6 +110,7 @@ DECODERS: dict[str, Callable[[Any, UR], Any]] = {
     "eth-signature": decode_eth_signature,
     "sol-sign-request": decode_sol_request,
     "sol-signature": decode_sol_signature,
+    "crypto-multi-accounts": decode_multi_accounts,
 }
 
 

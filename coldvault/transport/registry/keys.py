@@ -198,6 +198,9 @@ class ECKey:
         return UR(self.ur_type, cbor2.dumps(self.to_cbor_value()))
 
 
+#: Length of a bare Ed25519 public key in ``crypto-hdkey`` key data (Keystone's Solana keys).
+ED25519_KEY_LEN = 32
+
 _XPUB_VERSIONS = {  # (private, testnet) -> version
     (False, False): 0x0488B21E,
     (True, False): 0x0488ADE4,
@@ -208,7 +211,12 @@ _XPUB_VERSIONS = {  # (private, testnet) -> version
 
 @dataclass(frozen=True)
 class HDKey:
-    """``crypto-hdkey`` (BCR-2020-007).  ``None`` fields were absent."""
+    """``crypto-hdkey`` (BCR-2020-007).  ``None`` fields were absent.
+
+    ``key_data`` is a 33-byte secp256k1 key (BCR-2020-007), or a bare 32-byte Ed25519
+    public key as Keystone writes Solana keys (no curve field exists: the 32-byte length
+    is what marks it, as Keystone's readers take it, e.g. ``bs58(key)`` for the address).
+    """
 
     key_data: bytes
     chain_code: bytes | None = None
@@ -231,6 +239,11 @@ class HDKey:
         return bool(self.is_master or self.is_private)
 
     @property
+    def ed25519(self) -> bool:
+        """A bare 32-byte Ed25519 public key (Keystone's Solana keys), not secp256k1."""
+        return len(self.key_data) == ED25519_KEY_LEN
+
+    @property
     def testnet(self) -> bool:
         return self.use_info is not None and self.use_info.network == 1
 
@@ -238,6 +251,8 @@ class HDKey:
         """The BIP-32 serialisation (``xpub``/``xprv``/``tpub``/``tprv``)."""
         if self.chain_code is None:
             raise ValueError("an hdkey without chain code has no BIP-32 serialisation")
+        if self.ed25519:
+            raise ValueError("an Ed25519 hdkey has no BIP-32 serialisation")
         depth, parent, child = 0, 0, 0
         if not self.is_master and self.origin is not None:
             depth = self.origin.effective_depth
@@ -290,7 +305,11 @@ class HDKey:
         )
 
     @classmethod
-    def from_cbor_value(cls, obj: Any, ur_type: str, what: str = "hdkey") -> HDKey:
+    def from_cbor_value(
+        cls, obj: Any, ur_type: str, what: str = "hdkey", *, ed25519_ok: bool = False
+    ) -> HDKey:
+        """Decode an hdkey map; ``ed25519_ok`` accepts a bare 32-byte Ed25519 public key
+        (a standalone hdkey or a multi-accounts entry; never inside a Bitcoin output)."""
         names = {1: "is-master", 2: "is-private", 3: "key-data", 4: "chain-code",
                  5: "use-info", 6: "origin", 7: "children", 8: "parent-fingerprint",
                  9: "name", 10: "note"}
@@ -299,7 +318,8 @@ class HDKey:
         origin = f.tagged(6, Tag.KEYPATH)
         children = f.tagged(7, Tag.KEYPATH)
         key = cls(
-            key_data=f.bytes_(3, True, (33,)), chain_code=f.bytes_(4, False, (32,)),
+            key_data=f.bytes_(3, True, (33, ED25519_KEY_LEN) if ed25519_ok else (33,)),
+            chain_code=f.bytes_(4, False, (32,)),
             is_master=f.boolean(1), is_private=f.boolean(2),
             use_info=None if use_info is None else CoinInfo.from_cbor_value(
                 use_info, ur_type, f"{what}.use-info"),
@@ -312,7 +332,10 @@ class HDKey:
         )
         if key.is_master and key.chain_code is None:
             raise f.err(4, "a master key needs a chain code")
-        if key.key_data[0] not in ((0,) if key.private else (2, 3)):
+        if key.ed25519:
+            if key.private:
+                raise f.err(3, "a 32-byte (Ed25519) key is accepted as a public key only")
+        elif key.key_data[0] not in ((0,) if key.private else (2, 3)):
             raise f.err(3, "key data prefix does not match is-private")
         return key
 

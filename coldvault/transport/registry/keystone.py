@@ -196,13 +196,38 @@ def decode_sol_signature(obj: Any, ur: UR) -> SolSignature:
 @dataclass(frozen=True)
 class MultiAccounts:
     """Keystone ``crypto-multi-accounts``: one seed's account keys for Ethereum and Solana
-    coordinators ({1: master fingerprint, 2: [#6.303(crypto-hdkey)], 3: device})."""
+    coordinators ({1: master fingerprint, 2: [#6.303(crypto-hdkey)], 3: device,
+    4: device id, 5: device version}).  Solana keys are bare 32-byte Ed25519 public keys
+    (:attr:`HDKey.ed25519`), as Keystone writes and its wallets read them."""
 
     master_fingerprint: int
     keys: tuple[HDKey, ...]
     device: str | None = None
+    device_id: str | None = None
+    version: str | None = None
 
     def to_ur(self) -> UR:
         keys = [cbor2.CBORTag(Tag.HDKEY, k.to_cbor_value(v2=False)) for k in self.keys]
-        value = cbor_map((1, self.master_fingerprint), (2, keys), (3, self.device))
+        value = cbor_map((1, self.master_fingerprint), (2, keys), (3, self.device),
+                         (4, self.device_id), (5, self.version))
         return UR("crypto-multi-accounts", cbor2.dumps(value))
+
+
+#: Most keys one ``crypto-multi-accounts`` may list.
+MAX_MULTI_ACCOUNT_KEYS = 1000
+_HDKEY_TAGS = (Tag.HDKEY, Tag.HDKEY + Tag.V2_OFFSET)
+
+
+def decode_multi_accounts(obj: Any, ur: UR) -> MultiAccounts:
+    f = Fields(obj, ur.type, "crypto-multi-accounts", {
+        1: "master-fingerprint", 2: "keys", 3: "device", 4: "device-id", 5: "version"})
+    fingerprint = f.uint(1, True, limit=0xFFFFFFFF)
+    items = f.get(2, lambda v: isinstance(v, list) and 0 < len(v) <= MAX_MULTI_ACCOUNT_KEYS,
+                  f"a list of 1..{MAX_MULTI_ACCOUNT_KEYS} keys", True)
+    keys = []
+    for i, item in enumerate(items):
+        what = f"crypto-multi-accounts.keys[{i}]"
+        if not (isinstance(item, cbor2.CBORTag) and item.tag in _HDKEY_TAGS):
+            raise f.err(2, f"key {i} is not a tagged crypto-hdkey")
+        keys.append(HDKey.from_cbor_value(item.value, ur.type, what, ed25519_ok=True))
+    return MultiAccounts(fingerprint, tuple(keys), f.text(3), f.text(4), f.text(5))  # type: ignore[arg-type]
