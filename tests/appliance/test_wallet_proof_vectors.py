@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from appliance.cli import main
-from coldvault.errors import EXIT_DONE, EXIT_REFUSED
+from coldvault.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_REFUSED
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "vectors" / "interop" / "proofs.json").read_text()
@@ -78,3 +78,17 @@ def test_solana_signature_in_another_encoding_is_refused_as_malformed(
     assert "base58, base64 (standard alphabet, padded) or hex" in doc["message"]
     if entry["encoding"].startswith("json"):
         assert "looks like JSON" in doc["message"]
+
+
+@pytest.mark.parametrize("producer", ["@metamask/eth-sig-util", "ethers"])
+def test_typed_data_without_a_domain_type_is_refused_as_ambiguous(producer: str) -> None:
+    """eth-sig-util (MetaMask) and ethers sign different digests for the same JSON when
+    ``types`` lacks EIP712Domain; such a message is unreadable input (exit 2), never a guess."""
+    entry = VECTORS["eip712_without_domain_type"][0]
+    signatures = entry["signatures"]
+    assert len(set(signatures.values())) == 2  # the libraries disagree
+    signature = next(s for p, s in signatures.items() if p.rsplit("@", 1)[0] == producer)
+    result, doc = verify(entry["address"], entry["message"], signature)
+    assert result.exit_code == EXIT_BAD_INPUT, result.stdout
+    assert doc["reason"] == "malformed-message"
+    assert "must declare EIP712Domain" in doc["message"]

@@ -3,7 +3,8 @@
 Supported (see docs/ur.md): ``crypto-psbt``/``psbt``, ``bytes``, ``crypto-seed``/``seed``,
 ``crypto-hdkey``/``hdkey``, ``crypto-eckey``/``eckey``, ``crypto-address``/``address``,
 ``crypto-keypath``/``keypath``, ``crypto-output``, ``crypto-account``, and Keystone's
-``eth-sign-request``, ``eth-signature``, ``sol-sign-request``, ``sol-signature``.
+``eth-sign-request``, ``eth-signature``, ``sol-sign-request``, ``sol-signature``,
+``crypto-multi-accounts``.
 
 Dispatch never looks at CBOR tags: Keystone's tags collide with BC's (401 is both
 ``eth-sign-request`` and the ``wsh`` script expression).  ``crypto-*`` types use the BC

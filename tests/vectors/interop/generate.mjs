@@ -150,6 +150,7 @@ const tamper = (message) => {
 };
 
 const proofs = [];
+const ambiguous = [];
 function add(entry) {
   proofs.push({ ...entry, tampered_message: tamper(entry.message) });
 }
@@ -224,6 +225,16 @@ const wallet = new ethers.Wallet("0x" + hex(ethKey));
   add({ chain: "ethereum", address, message: typedText, key_label: ethLabel, format: "eip712",
         signature: await wallet.signTypedData(typed.domain, types, typed.message),
         producer: version("ethers"), how: "Wallet.signTypedData(domain, types, message)" });
+  // Without EIP712Domain in types the two libraries sign different digests (eth-sig-util an
+  // empty domain, ethers one built from the domain's fields): refused as ambiguous.
+  const bare = { ...typed, types };
+  ambiguous.push({
+    chain: "ethereum", address, message: JSON.stringify(bare),
+    signatures: {
+      [version("@metamask/eth-sig-util")]: sigUtil.signTypedData({ privateKey: ethKey, data: bare, version: sigUtil.SignTypedDataVersion.V4 }),
+      [version("ethers")]: await wallet.signTypedData(bare.domain, types, bare.message),
+    },
+  });
 }
 
 // Solana: Phantom's signMessage returns the raw 64-byte detached Ed25519 signature over the
@@ -247,5 +258,6 @@ const rejected = [
 
 const out = (name, doc) => writeFileSync(new URL(name, here), JSON.stringify(doc, null, 2) + "\n");
 out("keystone.json", keystone);
-out("proofs.json", { producers: pkg.dependencies, node: process.version, proofs, rejected_encodings: rejected });
+out("proofs.json", { producers: pkg.dependencies, node: process.version, proofs, rejected_encodings: rejected,
+                     eip712_without_domain_type: ambiguous });
 console.log(`keystone.json; proofs.json: ${proofs.length} proofs, ${rejected.length} rejected encodings`);
