@@ -369,7 +369,9 @@ def test_size_bound() -> None:
         ("sol-signature", {1: cbor2.CBORTag(37, bytes(16))}, "sol-signature.signature"),
         ("sol-sign-request", {2: b"x", 3: cbor2.CBORTag(304, {1: []}), 6: 3},
          "sol-sign-request.type"),
-        ("crypto-hdkey", {3: b"\x02" * 32}, "hdkey.key-data"),
+        ("crypto-hdkey", {3: b"\x02" * 31}, "hdkey.key-data"),
+        # 32 bytes is Keystone's Ed25519 public key: never a private one
+        ("crypto-hdkey", {2: True, 3: b"\x02" * 32}, "hdkey.key-data"),
         ("crypto-hdkey", {1: True, 3: b"\x00" * 33}, "hdkey.chain-code"),
         ("crypto-hdkey", {2: True, 3: b"\x02" * 33}, "hdkey.key-data"),
         ("crypto-hdkey", {3: b"\x04" * 33}, "hdkey.key-data"),
