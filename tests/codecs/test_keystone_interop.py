@@ -134,3 +134,25 @@ def test_multi_accounts_field_errors_name_the_field() -> None:
         decode_registry(UR("crypto-multi-accounts", cbor2.dumps({1: 1, 2: [{3: bytes(32)}]})))
     with pytest.raises(FieldError, match="master-fingerprint"):
         decode_registry(UR("crypto-multi-accounts", cbor2.dumps({2: []})))
+
+
+def test_provisioning_writes_the_wallet_readers_files(tmp_path: Path) -> None:
+    """The per-account files a provisioning run writes are the URs checked above."""
+    from coldvault.ceremonies.exports import write_exports
+    from coldvault.keys.pool import ProvisioningRecord, derive_pool
+
+    module = runpy.run_path(str(INTEROP / "our_export.py"), run_name="vectors")
+    exports, keys = derive_pool(module["TEST_SEED"], module["SPECS"], module["POOL_SIZE"])
+    record = ProvisioningRecord(exports[0].master_fingerprint, 3, tuple(exports), tuple(keys))
+    written = write_exports(record, tmp_path)
+
+    def text(name: str) -> str:
+        assert name in written
+        return (tmp_path / name).read_text().strip()
+
+    assert text("globex-eth.ur.txt") == KEYSTONE["ours_ethereum_account"]["ur"]
+    assert text("initech-sol.ur.txt") == KEYSTONE["ours_solana_account"]["ur"]
+    assert text("crypto-multi-accounts.ur.txt") == KEYSTONE["ours"]["ur"]
+    assert text("acme-btc.ur.txt").startswith("ur:crypto-output/")
+    for name in ("globex-eth.ur.png", "initech-sol.ur.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
