@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,16 +345,10 @@ def _eth_digest(message: bytes, fail: _Fail) -> bytes:
     """EIP-712 typed data (a JSON object) is signed by its digest; text by EIP-191."""
     if _is_typed_data(message):
         try:
-            digest = parse_typed_data(message).digest
+            return parse_typed_data(message).digest
         except ColdvaultError as exc:
             detail = exc.message
             raise fail("malformed-message", f"The EIP-712 message is invalid: {detail}") from exc
-        if "EIP712Domain" not in json.loads(message)["types"]:
-            # MetaMask (eth-sig-util) then hashes an empty domain, ethers and eth-account one
-            # built from the domain's fields: the same JSON would mean two different digests.
-            raise fail("malformed-message", "The EIP-712 message must declare EIP712Domain in "
-                       "its types (wallets disagree on the domain of one that does not).")
-        return digest
     return keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
 
 

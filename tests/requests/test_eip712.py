@@ -140,10 +140,11 @@ def test_unprintable_strings_are_shown_escaped() -> None:
     assert ours.message_hash == encode_typed_data(full_message=copy.deepcopy(data)).body
 
 
-def test_domain_type_inferred_when_missing() -> None:
+def test_typed_data_without_its_domain_type_is_refused() -> None:
     data = copy.deepcopy(MAIL)
     del data["types"]["EIP712Domain"]
-    assert hash_typed_data(data).domain_separator == hash_typed_data(MAIL).domain_separator
+    with pytest.raises(Eip712Error, match="must declare EIP712Domain"):
+        hash_typed_data(data)
 
 
 def test_recursive_type_is_hashed_within_bounds() -> None:

@@ -40,13 +40,6 @@ _ARRAY = re.compile(r"^(.+)\[(\d{0,4})\]$")
 _INT = re.compile(r"^(u?)int(\d{1,3})$")
 _NUMBER = re.compile(r"^-?(0[xX][0-9a-fA-F]{1,64}|[0-9]{1,78})$")
 _BYTESN = re.compile(r"^bytes(\d{1,2})$")
-_DOMAIN_ORDER = (
-    ("name", "string"),
-    ("version", "string"),
-    ("chainId", "uint256"),
-    ("verifyingContract", "address"),
-    ("salt", "bytes32"),
-)
 
 
 class Eip712Error(InputError):
@@ -162,7 +155,13 @@ def _check_types(types: Any, domain: dict[str, Any]) -> dict[str, list[tuple[str
             members.append((fname, ftype))
         out[name] = members
     if "EIP712Domain" not in out:
-        out["EIP712Domain"] = [(k, t) for k, t in _DOMAIN_ORDER if k in domain]
+        # Wallets disagree on such a message: eth-sig-util (MetaMask) hashes an empty domain,
+        # ethers and eth-account one built from the domain's fields. One JSON, two digests.
+        raise Eip712Error(
+            "Typed data must declare EIP712Domain in its types (wallets hash the domain of one "
+            "that does not in different ways).",
+            field="types",
+        )
     for name, members in out.items():
         for fname, ftype in members:
             base = ftype
