@@ -104,7 +104,7 @@ class _OperatorPrompts:
 
     def ask_pin(self, who: Signatory) -> str:
         try:
-            return self.op.secret(f"PIN for card {who.serial} ({who.holder})")
+            return self.op.secret(f"User PIN for card {who.serial} ({who.holder})")
         except click.Abort as exc:
             raise Cancelled(f"Collecting {self.what} was cancelled; nothing was signed.") from exc
 

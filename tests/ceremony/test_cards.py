@@ -78,7 +78,7 @@ def enrol_script(serial: str, holder: str, role: str, site: str) -> list[tuple[s
 
 
 def pin(serial: str, holder: str, value: str | None = None) -> tuple[str, Answer]:
-    return (f"^PIN for card {card_id(serial)} \\({holder}\\)$", value or NEW_USER[serial])
+    return (f"^User PIN for card {card_id(serial)} \\({holder}\\)$", value or NEW_USER[serial])
 
 
 def init_script(token: LabToken, user_pin: str) -> list[tuple[str, Answer]]:
