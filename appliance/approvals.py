@@ -64,7 +64,7 @@ class _ConsolePrompts:
         )
 
     def ask_pin(self, who: Signatory) -> str:
-        return self.ui.secret(f"PIN for card {who.serial} ({who.holder})")
+        return self.ui.secret(f"User PIN for card {who.serial} ({who.holder})")
 
     def show_refusal(self, card_serial: str, error: ColdvaultError) -> None:
         self.on_refused(card_serial or "?", error)

@@ -4,7 +4,7 @@ for input.
 Every prompt is a single line ending in ``: `` so a script (pexpect, tmux) can drive it:
 
 * ``Type APPROVE to collect approvals for request XXXX-XXXX-XXXX, anything else cancels: ``
-* ``PIN for card <serial> (<holder>): `` (hidden, never echoed)
+* ``User PIN for card <serial> (<holder>): `` (hidden, never echoed)
 
 Confirmation requires the exact word: a stray Enter never approves anything.
 

@@ -41,7 +41,7 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _print_report(report: PlanReport) -> None:
+def _print_report(report: PlanReport, plan_sha256: str) -> None:
     if report.ok:
         coalition = "" if report.collusion == 1 else f", no {report.collusion} custodians together"
         _say(
@@ -49,6 +49,8 @@ def _print_report(report: PlanReport) -> None:
             f"alone{coalition}, survives the loss of any {report.survive} site(s)); "
             f"{report.combinations_checked} combinations checked."
         )
+        # the hash the backup ceremony shows and binds into the admin-signed record
+        _say(f"Plan SHA-256: {plan_sha256}")
         return
     _say(f"REFUSED: backup plan {report.plan_id!r} breaks {len(report.findings)} rule(s):")
     for finding in report.findings:
@@ -92,9 +94,9 @@ def plan_check(path: Path, collusion: int, survive: int) -> None:
     plan = load_plan(path)
     report = check_plan(plan, collusion=collusion, survive=survive)
     if json_mode():
-        _json_out(report.to_dict())
+        _json_out({**report.to_dict(), "plan_sha256": plan.sha256})
     else:
-        _print_report(report)
+        _print_report(report, plan.sha256)
     sys.exit(EXIT_DONE if report.ok else EXIT_REFUSED)
 
 

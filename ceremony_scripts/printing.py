@@ -121,8 +121,9 @@ def render_pdf(record: PrintableRecord) -> bytes:
         (p.name or "name: ", p.role, p.card_serial, p.site, "\n\n________________________")
         for p in participants(record)
     ]
+    # a card serial (12 characters) fits its column whole: witnesses compare it on paper
     story.append(_pdf_table(("name", "role", "card", "site", "signature and date"), rows, body,
-                            [40 * mm, 38 * mm, 28 * mm, 20 * mm, width - 126 * mm]))
+                            [38 * mm, 34 * mm, 34 * mm, 20 * mm, width - 126 * mm]))
     story.append(Paragraph("Equipment", h2))
     story.append(_pdf_table(("kind", "serial"), record.equipment or [("", "")], mono,
                             [30 * mm, width - 30 * mm]))
@@ -155,11 +156,39 @@ def render_pdf(record: PrintableRecord) -> bytes:
     return buffer.getvalue()
 
 
+def _column_widths(table: Table, style: ParagraphStyle, width: float) -> list[float]:
+    """Column widths for ``table`` within ``width``, shared out like water: every column whose
+    longest value fits its share keeps its natural width (so short values such as serials,
+    sites and labels are never broken), and the long columns share the rest equally."""
+    char, padding = style.fontSize * 0.62, 13.0  # at least a Courier/Helvetica glyph's width
+    lines = [table.header, *table.rows]
+    natural = [
+        max(len(part) for row in lines for part in str(row[i]).split("\n")) * char + padding
+        for i in range(len(table.header))
+    ]
+    widths: list[float] = [0.0] * len(natural)
+    left, room = set(range(len(natural))), width
+    while left:
+        share = room / len(left)
+        fits = {i for i in left if natural[i] <= share}
+        if not fits:
+            for i in left:
+                widths[i] = share
+            break
+        for i in fits:
+            widths[i] = natural[i]
+        room -= sum(natural[i] for i in fits)
+        left -= fits
+    spare = width - sum(widths)  # everything fitted: the spare width goes to the last column
+    widths[-1] += max(spare, 0.0)
+    return widths
+
+
 def _pdf_section_table(
     table: Table, heading: ParagraphStyle, style: ParagraphStyle, width: float
 ) -> list[Any]:
     return [Paragraph(html.escape(table.title), heading),
-            _pdf_table(table.header, table.rows, style)]
+            _pdf_table(table.header, table.rows, style, _column_widths(table, style, width))]
 
 
 # -- HTML -------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ class _OperatorPrompts:
 
     def ask_pin(self, who: Signatory) -> str:
         try:
-            return self.op.secret(f"PIN for card {who.serial} ({who.holder})")
+            return self.op.secret(f"User PIN for card {who.serial} ({who.holder})")
         except click.Abort as exc:
             raise Cancelled(f"Collecting {self.what} was cancelled; nothing was signed.") from exc
 
@@ -161,7 +161,8 @@ class _WitnessPrompts(_OperatorPrompts):
         return f"Card {who.serial}: {who.holder}. You sign the final transcript hash."
 
     def show_approval(self, approval: Approval, count: int, threshold: int) -> None:
-        return None  # the transcript shows the witness once its signature is checked
+        # the result first, while the card is still in the reader; then "Remove the card."
+        self.op.ok(f"Witness {self.number}: {approval.holder} signed the final transcript hash.")
 
 
 def witness_signers(

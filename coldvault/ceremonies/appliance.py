@@ -101,7 +101,8 @@ def init_appliance(
     refuse_existing([out], KEYS_INSTEAD)
     parameters = {"token": label, "destroy_existing": params.destroy_existing}
     with CeremonyRun(op, "init-appliance", params, parameters=parameters) as run:
-        op.step("Check the HSM", ["the HSM serial shown matches the one on the device label"])
+        op.step("Check the HSM", ["the HSM serial, shown once the current user PIN is accepted, "
+                                 "matches the one on the device label"])
         old_user = op.secret(f"Current HSM user PIN for token {label}")
         with closing(token.login(old_user)) as session:
             existing = session.list_keys()

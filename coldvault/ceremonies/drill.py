@@ -230,6 +230,12 @@ def restore_drill(
                 op.info(line)
         for reason in report.reasons:
             op.warn(reason)
+        if report.rebuilt_fingerprint == report.expected_fingerprint:
+            op.ok(f"Rebuilt master fingerprint {report.rebuilt_fingerprint} matches the "
+                  "backup record's.")  # fmt: skip
+        elif report.rebuilt_fingerprint:
+            op.error(f"Rebuilt master fingerprint {report.rebuilt_fingerprint} differs from the "
+                     f"backup record's {report.expected_fingerprint}.")  # fmt: skip
         if report.passed:
             op.ok(f"DRILL PASSED: {scenario.name}; sites used: {', '.join(report.sites_used)}.")
         else:
@@ -252,7 +258,7 @@ def restore_drill(
             run.record("audit-appended",
                        {"trail": str(params.audit_trail), "seq": entry.seq, "hash": entry.hash})
             op.ok(f"The drill is recorded in the appliance's audit trail {params.audit_trail}.")
-        op.step("Close the transcript", ["the drill quorum checks the report before signing"])
+        op.step("Close the transcript", ["witnesses read the final hash on screen"])
         witnesses = witness_signers(cards, params.witnesses, params.roster)
         closed = run.finish({"report_sha256": digest, "passed": report.passed}, witnesses)
     op.info(f"Report: {report_path}")

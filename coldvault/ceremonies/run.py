@@ -162,7 +162,10 @@ class CeremonyRun:
         self.operator.info(f"Final transcript hash: {final_hash}")
         for signer in signers:
             sig = self.log.add_witness(signer)
-            self.operator.ok(f"Witness {sig.holder} (card {sig.card_serial}) signed.")
+            self.operator.ok(
+                f"Witness signature of {sig.holder} (card {sig.card_serial}) added to the "
+                "transcript."
+            )
         result = verify(self.transcript_path)
         html_path = self.transcript_path.with_suffix(".html")
         write_new(html_path, render_transcript_html(self.transcript_path).encode(), HTML_INSTEAD)

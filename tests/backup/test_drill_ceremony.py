@@ -85,6 +85,9 @@ def test_site_b_lost_passes_restores_and_the_report_verifies(
     assert "backup-site-b" not in devices.tokens_opened
     assert report.restore is not None and report.restore.ok
     assert any("DRILL PASSED" in line for line in op.said("ok"))
+    # the drill lead sees the rebuilt fingerprint to compare with the equipment log
+    fingerprint = report.expected_fingerprint
+    assert f"Rebuilt master fingerprint {fingerprint} matches the backup record's." in op.said("ok")
     # the card holders typed their PINs at their own prompts
     assert ("secret", "Card FFFFC0DE0001: user PIN") in op.asked
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ceremony_scripts.plans import backup
+from coldvault.backup.plan import load_plan
 from tests.backup.plans import flat_plan, lab_plan
 
 
@@ -22,11 +23,15 @@ def test_check_a_valid_plan(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout == ""
     assert "VALID: backup plan 'lab-2of3' passes every rule" in result.stderr
+    # the hash the backup ceremony shows at its first step (canonical TOML, not the file's)
+    sha256 = load_plan(path).sha256
+    assert f"\nPlan SHA-256: {sha256}\n" in result.stderr
 
     result = _run("plan", "check", str(path), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert (data["ok"], data["plan"], data["findings"]) == (True, "lab-2of3", [])
+    assert data["plan_sha256"] == sha256
     assert result.stderr == ""
 
 

@@ -52,7 +52,7 @@ def _operator(backup_tokens, slot: CardSlot, *first) -> RuleOperator:
           for s in SITES],
         (r"^Card \w+: admin PIN$", ADMIN_PIN),
         (r"^Card \w+: user PIN$", USER_PIN),
-        (r"^PIN for card \w+ \((Dave|Erin) Admin\)$", USER_PIN),
+        (r"^User PIN for card \w+ \((Dave|Erin) Admin\)$", USER_PIN),
     )  # fmt: skip
     op.on_info = slot
     return op

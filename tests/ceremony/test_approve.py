@@ -60,7 +60,7 @@ def params(chain: Genesis, name: str, kind: DocumentKind, file: Path, **kw: Any)
 
 
 def pin(chain: Genesis, serial: str, holder: str, value: str = USER_PIN) -> tuple[str, Answer]:
-    return (f"^PIN for card {chain.card_id(serial)} \\({holder}\\)$", value)
+    return (f"^User PIN for card {chain.card_id(serial)} \\({holder}\\)$", value)
 
 
 def test_policy_approved_refusals_counted_once(

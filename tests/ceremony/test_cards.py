@@ -78,7 +78,7 @@ def enrol_script(serial: str, holder: str, role: str, site: str) -> list[tuple[s
 
 
 def pin(serial: str, holder: str, value: str | None = None) -> tuple[str, Answer]:
-    return (f"^PIN for card {card_id(serial)} \\({holder}\\)$", value or NEW_USER[serial])
+    return (f"^User PIN for card {card_id(serial)} \\({holder}\\)$", value or NEW_USER[serial])
 
 
 def init_script(token: LabToken, user_pin: str) -> list[tuple[str, Answer]]:
@@ -235,6 +235,10 @@ def test_enrol_witness_extend_and_destroy_by_quorum(
     words = " ".join(op.words["the 24-word mnemonic"])
     result = verify(transcripts / "seed.jsonl", roster=roster, min_witnesses=1)
     assert [w["holder"] for w in result.witnesses] == ["Alice Approver"]
+    # the witness learns the result while the card is in, before "Remove the card."
+    said = op.said()
+    signed = said.index("Witness 1: Alice Approver signed the final transcript hash.")
+    assert said[signed + 1] == "Remove the card."
 
     # 3. extend-pool: the admin quorum first, then the typed mnemonic
     op = ScriptedOperator(

@@ -69,7 +69,7 @@ def change(chain: Genesis, name: str, card: str, versions: int, **kw: Any) -> Ca
 
 
 def pin(chain: Genesis, serial: str, holder: str, value: str = USER_PIN) -> tuple[str, Answer]:
-    return (f"^PIN for card {chain.card_id(serial)} \\({holder}\\)$", value)
+    return (f"^User PIN for card {chain.card_id(serial)} \\({holder}\\)$", value)
 
 
 def refused(chain: Genesis, name: str, card: str, versions: int, **kw: Any) -> str:

@@ -138,6 +138,10 @@ def test_completed_record_as_pdf_pages(tmp_path: Path) -> None:
                    "vault-host-7", "FFFFC0DE0001", "backup-a:5a1e0001", *BAGS, "site-a-hsm",
                    "alice-card", "VERIFIED: 11 entries", "1 checked"):
         assert needed in whole, needed
+    # a witness compares serials on paper: each stays whole, on its holder's line
+    lines = whole.splitlines()
+    assert any("Carol Witness" in line and "FFFFC0DE0003" in line for line in lines)
+    assert any("Alice Custodian" in line and "FFFFC0DE0001" in line for line in lines)
     assert qr_texts(pngs) == {DESCRIPTOR, ORIGIN, XPUB, *ADDRESSES, GENESIS, final}
     assert red_pixels(pngs[0]) < 500  # no mark on a completed record
 

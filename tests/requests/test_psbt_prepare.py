@@ -157,6 +157,8 @@ def test_sign_verify_finalize(kind: str) -> None:
     assert r.total_external == 170_000
     assert r.movements[1].destination.startswith("tb1p")
     assert ("locktime", "0 (none)") in r.details
+    # exact, in whole units and base units, like every other amount on the review screen
+    assert ("input total", "0.00200000 BTC (200,000 sat)") in r.details
     assert len(r.request_digest) == 32
     assert [j.purpose for j in req.jobs] == ["input 0", "input 1"]
     assert all(j.algorithm is KeyAlgorithm.SECP256K1 for j in req.jobs)

@@ -95,8 +95,8 @@ def test_card_from_a_group_not_needed_is_refused_naming_it(world: GroupWorld) ->
     assert f"Card {world.trust.card_ids[BOB]} of Bob Approver (group treasury)" in refusals[0]
     assert "still needed: 1 from compliance" in refusals[0]
     # Bob was refused before any PIN: PIN prompts for Alice and Carol only
-    assert [m for m in operator.messages if m.startswith("PIN for card")] == [
-        f"PIN for card {world.trust.card_ids[s]} ({h})"
+    assert [m for m in operator.messages if m.startswith("User PIN for card")] == [
+        f"User PIN for card {world.trust.card_ids[s]} ({h})"
         for s, h in ((ALICE, "Alice Approver"), (CAROL, "Carol Approver"))
     ]
     assert set(result.approvals) == {world.trust.card_ids[ALICE], world.trust.card_ids[CAROL]}
@@ -109,7 +109,7 @@ def test_missing_group_is_named_in_the_refusal(world: GroupWorld) -> None:
     assert result is None and error is not None
     assert error.code == "card-attempts"
     assert "Still needed: 1 from compliance." in error.message
-    assert not any(m.startswith(f"PIN for card {world.trust.card_ids[BOB]}")
+    assert not any(m.startswith(f"User PIN for card {world.trust.card_ids[BOB]}")
                    for m in operator.messages)
 
 

@@ -25,6 +25,7 @@ from coldvault.crypto.hashes import sha256
 from coldvault.crypto.paths import path_to_str
 from coldvault.crypto.secp256k1 import EcdsaSignature
 from coldvault.keys.keystore import KeyAlgorithm, Signature, derived_key_id
+from coldvault.requests.amounts import format_amount
 from coldvault.requests.base import (
     AuditStamp,
     Chain,
@@ -183,7 +184,7 @@ def prepare_psbt(
         ("locktime", _locktime_text(locktime)),
         ("inputs", f"{len(spends)} ({ws.script_type.value})"),
         ("outputs", str(len(psbt.tx_outputs))),
-        ("input total", f"{total_in} sat"),
+        ("input total", format_amount("BTC", total_in)),
         ("estimated vsize", f"{vsize} vB"),
         ("replaceable (BIP-125)", "yes" if rbf else "no"),
     ]
