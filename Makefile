@@ -4,8 +4,11 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # pytest-xdist workers for the test targets: each is a process with its own lab (SoftHSM
 # tokens, pcscd, vpcd ports, card states); TEST_WORKERS=0 runs serially.  More workers than
-# cores pays off: the suite mostly waits (consoles driven by pexpect, card insertions,
-# subprocess start-ups), about 2.5 CPU-minutes in 3.5 minutes with 2 workers on 2 cores.
+# cores pays off while lab tests wait (pcscd polls, consoles driven by pexpect), but the suite
+# is mostly CPU now: 2531 tests took 6.8 CPU-minutes (user+sys; 7.6 before the card timing
+# and scheduling work), so 2 cores cannot finish it in much under 3.5 minutes.  The longest
+# modules are handed out first (tests/conftest.py, LONG_MODULES); the runbooks keep one
+# worker busy for about 2 minutes.
 TEST_WORKERS ?= 4
 BENCH_JSON ?= build/bench.json
 

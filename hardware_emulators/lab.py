@@ -337,23 +337,44 @@ class Lab:
         )
 
     def insert(self, serial: str, reader: int | str) -> None:
-        index = self._reader_index(reader)
-        if index in self._inserted:
-            raise LabCommandError(
-                f"Reader {index} already holds card {self._inserted[index]}; remove it first."
-            )
-        card = self.card(serial)
-        for other, held in self._inserted.items():
-            if held == self.config.card(serial).serial:
-                raise LabCommandError(f"Card {held} is already in reader {other}.")
-        card.insert(self.pcsc.reader_ports[index])
-        self._inserted[index] = self.config.card(serial).serial
+        self.insert_many([(serial, reader)])
+
+    def insert_many(self, placements: Sequence[tuple[str, int | str]]) -> None:
+        """Insert several cards (lab serial, reader) together: every card is started first,
+        then each is waited for, so pcscd sees them all in one poll."""
+        wanted: dict[int, str] = {}
+        for serial, reader in placements:
+            index = self._reader_index(reader)
+            held_here = self._inserted.get(index, wanted.get(index))
+            if held_here is not None:
+                raise LabCommandError(
+                    f"Reader {index} already holds card {held_here}; remove it first."
+                )
+            spec = self.config.card(serial)
+            for other, held in {**self._inserted, **wanted}.items():
+                if held == spec.serial:
+                    raise LabCommandError(f"Card {held} is already in reader {other}.")
+            wanted[index] = spec.serial
+        self.pcsc.wait_removals(list(wanted))
+        started: list[tuple[int, Any, int]] = []  # reader, VirtualCard, log offset
+        try:
+            for index, serial in wanted.items():
+                card = self.card(serial)
+                started.append((index, card, card.start_insert(self.pcsc.reader_ports[index])))
+                self._inserted[index] = serial
+            for _, card, offset in started:
+                card.wait_inserted(offset)
+        except BaseException:
+            for index, _, _ in started:
+                self.remove(index)
+            raise
 
     def remove(self, reader: int | str) -> str | None:
         """Pull the card out of a reader; returns its serial (None if the reader was empty)."""
         index = self._reader_index(reader)
         serial = self._inserted.pop(index, None)
         if serial is not None:
+            self.pcsc.note_removal(index)
             self._cards[serial].remove()
         return serial
 

@@ -243,6 +243,7 @@ class PcscLab:
         self.debug = debug
         self.base_port: int | None = None
         self._proc: ManagedProcess | None = None
+        self._removals: dict[int, int] = {}  # reader -> pcscd log size when its card left
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -279,6 +280,31 @@ class PcscLab:
             entry, slot = divmod(i, SLOTS_PER_VPCD_ENTRY)
             names.append(f"{READER_PREFIX} {entry} 00 {slot:02X}")
         return names
+
+    # -- card removals ---------------------------------------------------------------------
+    def note_removal(self, reader: int) -> None:
+        """Call just before the card in ``reader`` is taken out (see :meth:`wait_removals`)."""
+        self._removals[reader] = self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def wait_removals(self, readers: Sequence[int], timeout: float = 3.0) -> None:
+        """Wait until pcscd has logged the noted removals from ``readers``.  pcscd polls a
+        vpcd reader (every 0.4 s); a card put in before the poll that notices the last one
+        leave is taken for the same card, still present, and is never powered up.  After
+        ``timeout`` (a card pcscd never saw arrive leaves no removal to log) the notes are
+        dropped and the insertion goes ahead: its own wait reports a card pcscd ignores."""
+        waiting = {r: self._removals.pop(r) for r in readers if r in self._removals}
+        names = self.reader_names()
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            log_bytes = self.log_file.read_bytes()
+            for reader, offset in list(waiting.items()):
+                if log_bytes.find(f"Card Removed From {names[reader]}".encode(), offset) >= 0:
+                    del waiting[reader]
+            if waiting:
+                time.sleep(0.02)
+        if waiting:
+            log.warning("pcscd logged no removal from %s within %g s",
+                        ", ".join(names[r] for r in waiting), timeout)
 
     @property
     def pid(self) -> int | None:

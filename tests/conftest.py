@@ -98,6 +98,42 @@ class _EnvPatch:
 _SESSION_LAB: list[Lab] = []
 
 
+#: The modules that keep one worker busy longest (ordered runbooks, module-scoped worlds,
+#: consoles driven through pexpect), longest first, from ``--durations`` of a whole run.
+#: Under pytest-xdist a free worker takes the next module in collection order
+#: (``--dist loadscope --no-loadscope-reorder``, pyproject.toml), so these are handed out
+#: first and the many short modules fill in behind them; a long module handed out late would
+#: run alone at the end.  Order only: a module missing here runs after them, as collected.
+LONG_MODULES = (
+    "tests/runbooks/test_runbooks.py",
+    "tests/appliance/test_lab_e2e.py",
+    "tests/appliance/test_address_book_e2e.py",
+    "tests/integrity/test_crash.py",
+    "tests/ceremony/test_smoke.py",
+    "tests/session/test_cli.py",
+    "tests/ceremony/test_no_clobber.py",
+    "tests/lab/test_cleanup.py",
+    "tests/backup/test_backup_smoke.py",
+    "tests/cards/test_collect.py",
+    "tests/records/test_printable.py",
+    "tests/conformance/test_frame_source.py",
+    "tests/session/test_multisig_registration.py",
+    "tests/session/test_in_process.py",
+    "tests/ceremony/test_revoke.py",
+    "tests/hsm/test_benchmarks.py",
+    "tests/lab/test_cli.py",
+    "tests/codecs/test_dense_frames.py",
+    "tests/cards/test_card_tools.py",
+    "tests/ceremony/test_approve.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The :data:`LONG_MODULES` first, longest first; every module's own order is kept."""
+    rank = {path: i for i, path in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def lab_config() -> LabConfig:
     return LabConfig.load(DEFAULT_LAB_FILE)

@@ -76,6 +76,13 @@ class VirtualCard:
 
     def insert(self, port: int, *, timeout: float = 10.0) -> None:
         """Connect the card to reader ``port`` and wait until pcscd has powered it up."""
+        self.wait_inserted(self.start_insert(port, timeout=timeout), timeout=timeout)
+
+    def start_insert(self, port: int, *, timeout: float = 10.0) -> int:
+        """Start connecting the card to reader ``port`` without waiting for pcscd; pass the
+        returned log offset to :meth:`wait_inserted`.  (Several cards started this way are
+        seen by pcscd in the same poll.  Start cards from the thread that owns the lab:
+        the card process dies with the thread that started it.)"""
         if self.inserted:
             raise ValueError(f"card {self.serial_hex} is already inserted (port {self.port})")
         argv = [
@@ -100,10 +107,12 @@ class VirtualCard:
         self._proc = ManagedProcess(argv, log_file=self.log_file)
         self._proc.start()
         self.port = port
-        self._wait_powered(offset, timeout)
+        return offset
 
-    def _wait_powered(self, offset: int, timeout: float) -> None:
-        assert self._proc is not None
+    def wait_inserted(self, offset: int, *, timeout: float = 10.0) -> None:
+        """Wait until pcscd has powered up the card started by :meth:`start_insert`."""
+        if self._proc is None:
+            raise ValueError(f"card {self.serial_hex} was not started into a reader")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with open(self.log_file, "rb") as f:

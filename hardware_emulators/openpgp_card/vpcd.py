@@ -26,9 +26,18 @@ class Control(enum.IntEnum):
     GET_ATR = 4
 
 
+#: Linux: acknowledge every segment at once.  vpcd writes a message's length and its payload
+#: in two writes, so with Nagle on its side the payload waits for our ACK of the length; a
+#: delayed ACK (about 40 ms) would then be paid on every APDU.  The flag does not stick, so it
+#: is set again before every read.
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
+        if _QUICKACK is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None

@@ -8,6 +8,7 @@ test_cards.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from coldvault.quorum.roster import CardHolder, Role, Roster
 from coldvault.requests.base import Chain
 from hardware_emulators.demo import parties
 
-from .support import on_card
+from .support import on_card, on_cards
 
 ADMIN_PIN = "12345678"  # TEST ONLY: OpenPGP factory defaults of the virtual cards
 USER_PIN = "123456"  # TEST ONLY
@@ -59,6 +60,7 @@ class Genesis:
     cards: dict[str, Any]
     port: int
     reader: str
+    lab: Any  # the PC/SC lab (its readers)
     ids: dict[str, str] = field(default_factory=dict)
     roster: Roster | None = None
 
@@ -74,20 +76,30 @@ class Genesis:
     def card_id(self, serial: str) -> str:
         return self.ids[serial]
 
-    def sign(self, serial: str, data: bytes, pin: str = USER_PIN) -> bytes:
+    def _signer(self, serial: str, data: bytes, pin: str) -> Callable[[OpenPgpSession], bytes]:
         algorithm = self.genesis.holder(self.ids[serial]).algorithm  # type: ignore[union-attr]
 
         def sign(session: OpenPgpSession) -> bytes:
             session.verify_pin(pin, Pw.SIGN)
             return session.sign(card_input(algorithm, data))
 
-        return on_card(self.cards[serial], self.port, self.reader, sign)
+        return sign
+
+    def sign(self, serial: str, data: bytes, pin: str = USER_PIN) -> bytes:
+        return on_card(self.cards[serial], self.port, self.reader, self._signer(serial, data, pin))
+
+    def approve(self, doc: SignedDocument, signers: tuple[str, ...]) -> SignedDocument:
+        """``doc`` with the approvals of ``signers``, their cards in the readers together."""
+        signatures = on_cards(
+            [(self.cards[s], self._signer(s, doc.token, USER_PIN)) for s in signers], self.lab
+        )
+        for serial, signature in zip(signers, signatures, strict=True):
+            doc = doc.with_approval(self.ids[serial], signature)
+        return doc
 
     def signed_policy(self, path: Path, text: str, signers: tuple[str, ...]) -> None:
         doc = SignedDocument("policy", 3, self.appliance, text.encode())
-        for serial in signers:
-            doc = doc.with_approval(self.ids[serial], self.sign(serial, doc.token))
-        write_signed_document(path, doc)
+        write_signed_document(path, self.approve(doc, signers))
 
 
 def make_genesis(
@@ -100,21 +112,25 @@ def make_genesis(
 ) -> Genesis:
     """Keys generated on ``cards``; roster v1 (admin threshold 2) signed by ``signers``."""
     lab = Genesis(directory, appliance, lab_cards, pcsc_lab.reader_ports[0],
-                  pcsc_lab.reader_names()[0])  # fmt: skip
-    holders = []
-    for serial, holder, role, site, algorithm in cards:
+                  pcsc_lab.reader_names()[0], pcsc_lab)  # fmt: skip
 
-        def enrol(session: OpenPgpSession, algorithm: CardAlgorithm = algorithm) -> Any:
+    def enrol(algorithm: CardAlgorithm) -> Callable[[OpenPgpSession], tuple[str, bytes]]:
+        def generate(session: OpenPgpSession) -> tuple[str, bytes]:
             session.verify_pin(ADMIN_PIN, Pw.ADMIN)
             session.set_algorithm(algorithm)
             return session.card_id, session.generate_key(algorithm)
 
-        card_id, public_key = on_card(lab_cards[serial], lab.port, lab.reader, enrol)
+        return generate
+
+    enrolled = on_cards([(lab_cards[serial], enrol(algorithm))
+                         for serial, _, _, _, algorithm in cards], pcsc_lab)  # fmt: skip
+    holders = []
+    for (serial, holder, role, site, algorithm), (card_id, public_key) in zip(
+        cards, enrolled, strict=True
+    ):
         lab.ids[serial] = card_id
         holders.append(CardHolder(card_id, holder, role, site, algorithm.value, public_key))
     lab.roster = Roster(1, appliance, tuple(holders), admin_threshold=2)
     doc = SignedDocument("roster", 1, appliance, lab.roster.to_bytes())
-    for serial in signers:
-        doc = doc.with_approval(lab.ids[serial], lab.sign(serial, doc.token))
-    write_signed_document(lab.path, doc)
+    write_signed_document(lab.path, lab.approve(doc, signers))
     return lab

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,47 @@ def on_card(card: Any, port: int, reader: str, action: Callable[[OpenPgpSession]
     finally:
         card.remove()
         pcsc.wait_for_removal(reader, timeout=10)  # before the next card goes in
+
+
+@contextmanager
+def cards_in_readers(cards: Sequence[Any], pcsc_lab: Any) -> Iterator[list[str]]:
+    """Put ``cards`` into readers 0, 1, ... together (pcscd notices them in one poll), yield
+    those readers' names, then take every card out and wait until pcscd saw it go."""
+    names = pcsc_lab.reader_names()[: len(cards)]
+    if len(names) < len(cards):
+        raise ValueError(f"{len(cards)} cards at once, but the lab has {len(names)} readers")
+    started: list[tuple[Any, int]] = []
+    try:
+        for card, port in zip(cards, pcsc_lab.reader_ports, strict=False):
+            started.append((card, card.start_insert(port)))
+        for card, offset in started:
+            card.wait_inserted(offset)
+        yield names
+    finally:
+        for card, _ in started:
+            card.remove()
+        for name in names[: len(started)]:
+            pcsc.wait_for_removal(name, timeout=10)  # before the next card goes in
+
+
+def on_cards(pairs: Sequence[tuple[Any, Callable[[OpenPgpSession], Any]]], pcsc_lab: Any
+             ) -> list[Any]:
+    """Run each ``(card, action)`` on its card, with every card in a reader of its own at
+    once (as many at a time as the lab has readers); the results in order."""
+    results: list[Any] = []
+    width = len(pcsc_lab.reader_names())
+    for start in range(0, len(pairs), width):
+        batch = pairs[start:start + width]
+        with cards_in_readers([card for card, _ in batch], pcsc_lab) as readers:
+            for (_, action), reader in zip(batch, readers, strict=True):
+                connection = PcscConnection(reader)
+                try:
+                    session = OpenPgpSession(connection)
+                    session.select()
+                    results.append(action(session))
+                finally:
+                    connection.close()
+    return results
 
 
 def files_under(root: Path, *, skip: Callable[[Path], bool] = lambda p: False) -> bytes:

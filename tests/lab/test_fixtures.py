@@ -172,3 +172,38 @@ def test_lab_fixture_inserts_lab_cards_on_the_shared_pcscd(lab, pcsc_lab, lab_co
     other = Lab(lab_config, lab.state_dir.parent / "other", pcsc=pcsc_lab)
     other.down()
     assert pcsc_lab.running()
+
+
+@pytest.mark.lab
+def test_cards_inserted_together_and_at_once_again_after_removal(lab, pcsc_lab) -> None:
+    """``Lab.insert_many`` starts the cards together and returns once pcscd has powered every
+    one; cards put into the readers right after the last ones left are powered and answer
+    too; a bad placement starts no card at all.  (Whether pcscd would have missed a removal
+    depends on timing, so this cannot show the wait for it is needed, only that it ends.)"""
+    from coldvault.backends.pcsc import PcscConnection
+    from coldvault.cards import OpenPgpSession
+    from hardware_emulators.lab import LabCommandError
+
+    def card_ids() -> list[str]:
+        ids = []
+        for name in pcsc_lab.reader_names():
+            with PcscConnection(name) as connection:
+                session = OpenPgpSession(connection)
+                session.select()
+                ids.append(session.card_id)
+        return ids
+
+    placements = [("C0DE0001", 0), ("C0DE0002", 1), ("C0DE0003", 2)]
+    with pytest.raises(LabCommandError, match="Card C0DE0001 is already in reader 0"):
+        lab.insert_many([*placements[:2], ("C0DE0001", 2)])
+    assert [r["card"] for r in lab.status()["pcsc"]["readers"]] == [None, None, None]
+    try:
+        lab.insert_many(placements)
+        assert card_ids() == ["FFFFC0DE0001", "FFFFC0DE0002", "FFFFC0DE0003"]
+        for reader in range(3):
+            lab.remove(reader)
+        lab.insert_many([("C0DE0004", 0), ("C0DE0002", 1), ("C0DE0005", 2)])
+        assert card_ids() == ["FFFFC0DE0004", "FFFFC0DE0002", "FFFFC0DE0005"]
+    finally:
+        for reader in range(3):
+            lab.remove(reader)
