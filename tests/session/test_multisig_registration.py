@@ -252,7 +252,7 @@ def test_descriptor_qr_registers_and_signs(console: ConsoleLab) -> None:
 def test_a_wallet_without_this_appliance_is_refused(console: ConsoleLab) -> None:
     roots = cosigner_roots("strangers") + cosigner_roots("more-strangers")[:1]
     keys = ",".join(key_expression(r, 0) + "/<0;1>/*" for r in roots)
-    setup = read_multisig(f"wsh(sortedmulti(2,{keys}))")
+    setup = read_multisig(add_checksum(f"wsh(sortedmulti(2,{keys}))"))
     with open_appliance_keystore(console.lab) as ks, pytest.raises(NotACosigner) as err:
         check_own_key(setup, master_fingerprint=console.trust.record.master_fingerprint,
                       lookup_key=lambda key_id: held_key(ks, key_id))
@@ -265,7 +265,7 @@ def test_our_fingerprint_with_a_foreign_xpub_is_refused(console: ConsoleLab) -> 
     forged = re.sub(r"^\[[0-9a-f]{8}", f"[{fp}", key_expression(impostor, 0))
     others = [key_expression(r, 0) for r in cosigner_roots("acme-vault")]
     keys = ",".join(k + "/<0;1>/*" for k in [*others, forged])
-    setup = read_multisig(f"wsh(sortedmulti(2,{keys}))")
+    setup = read_multisig(add_checksum(f"wsh(sortedmulti(2,{keys}))"))
     with open_appliance_keystore(console.lab) as ks, pytest.raises(CosignerKeyMismatch):
         check_own_key(setup, master_fingerprint=console.trust.record.master_fingerprint,
                       lookup_key=lambda key_id: held_key(ks, key_id))
