@@ -108,7 +108,7 @@ class Vault:
 def console(tmp_path_factory: pytest.TempPathFactory, lab_config, softhsm_lab, pcsc_lab
             ) -> Iterator[ConsoleLab]:
     with console_lab(tmp_path_factory.mktemp("multisig"), lab_config, softhsm_lab, pcsc_lab,
-                     specs=SPECS, policy_text=vault_policy) as c:
+                     specs=SPECS, policy_text=vault_policy, pool_size=2) as c:
         yield c
 
 
