@@ -340,6 +340,8 @@ def test_an_attested_entry_without_the_admins_approval_never_pays(
     assert "policy-3.toml.approvals.json does not exist" in messages[1]
     trail = twin.trail()[before:]
     assert not [e for e in trail if e["event"] in ("request-received", "signature")]
+    started = [e["fields"] for e in trail if e["event"] == "refusal"]
+    assert [(f["state"], f["error"]) for f in started] == [("startup", c) for c in codes]
     with Ledger(load_config(twin.root / "appliance.toml").ledger_db) as ledger:
         assert ledger.all_totals() == {}
         assert not [m for c in twin.clients() for m in ledger.movements(c)]
