@@ -30,10 +30,8 @@ import pytest
 from appliance.approvals import CardApprovalCollector
 from appliance.config import load_config
 from appliance.daemon import Appliance
-from ceremony_scripts.hardware import ReaderCards
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.qr_decode import default_decoder
-from coldvault.ceremonies import ApproveDocument, approve_document
 from coldvault.ceremonies.proposals import DocumentKind
 from coldvault.errors import ColdvaultError
 from coldvault.keys.pool import ProvisioningRecord
@@ -47,7 +45,7 @@ from hardware_emulators.lab import Lab
 from hardware_emulators.trust_setup import LabTrust, appliance_config, open_appliance_keystore
 from hardware_emulators.virtual_camera import VirtualCamera
 from tests.appliance.lab_world import appliance_lab
-from tests.ceremony.support import INSERT, ScriptedOperator
+from tests.ceremony.support import approve_with_admin_cards
 from tests.session.console_lab import Operator
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -172,7 +170,6 @@ SIGNED = {
     "eth-deposit": (demo.ethereum_flow, EXCHANGE_ETH),
     "sol-proven": (demo.solana_flow, SOLANA),
 }
-ADMINS = ("C0DE0004", "C0DE0005")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,28 +192,6 @@ def signed(world: World) -> list[Signed]:
         (request,) = (p for p in work.iterdir() if p.is_file() and p.stem == "request")
         requests.append(Signed(name, payee.address, work / "request", request.read_bytes()))
     return requests
-
-
-def approve_policy(world: World, path: Path, version: int) -> ScriptedOperator:
-    """``approve-document --kind policy --current <active>``: two admin cards sign ``path``."""
-    lab, pin, admins = world.lab, world.lab.config.cards[0].pin, list(ADMINS)
-
-    def cards(text: str) -> None:
-        if INSERT.search(text):
-            lab.insert(admins.pop(0), 0)
-        elif text == "Remove the card.":
-            lab.remove(0)
-
-    op = ScriptedOperator(("^Is this the policy document", True), ("PIN", pin), ("PIN", pin),
-                          on_info=cards)  # fmt: skip
-    trust = world.trust
-    approve_document(op, ApproveDocument(
-        actor="Olga Operator", transcript_dir=world.out / "transcripts",
-        kind=DocumentKind.POLICY, file=path, rosters=(trust.roster_path,), version=version,
-        genesis_sha256=trust.roster.sha256.hex(), current=trust.policy_path,
-    ), ReaderCards(op, allow_emulated=True))  # fmt: skip
-    assert not admins
-    return op
 
 
 @dataclasses.dataclass
@@ -260,7 +235,9 @@ def twin(world: World, signed: list[Signed]) -> Iterator[Twin]:
     root.mkdir()
     policy = root / "policy.toml"
     policy.write_text(address_book_policy(world.trust.record, version=2, book=False))
-    approver = approve_policy(world, policy, 2)
+    approver = approve_with_admin_cards(world.lab, world.trust, DocumentKind.POLICY, policy,
+                                        version=2, transcripts=world.out / "transcripts",
+                                        current=world.trust.policy_path)  # fmt: skip
     removed = " ".join(v for t, rows in approver.tables for _, v in rows if "REMOVED" in v)
     assert all(f"REMOVED: {s.address}" in removed for s in signed), removed
     with open_appliance_keystore(world.lab) as ks:

@@ -31,9 +31,9 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from ceremony_scripts.hardware import Pkcs11Token, ReaderCards
+from ceremony_scripts.hardware import Pkcs11Token
 from coldvault.backends.qr_decode import default_decoder
-from coldvault.ceremonies import ApproveDocument, RegisterWallet, approve_document, register_wallet
+from coldvault.ceremonies import RegisterWallet, register_wallet
 from coldvault.ceremonies.proposals import DocumentKind, previous_approval
 from coldvault.keys.keystore import held_key
 from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template
@@ -56,13 +56,12 @@ from hardware_emulators.ceremony_driver import answer, finish, json_document, sp
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
 from hardware_emulators.trust_setup import DEFAULT_SPECS, open_appliance_keystore
-from tests.ceremony.support import INSERT, ScriptedOperator
+from tests.ceremony.support import ScriptedOperator, approve_with_admin_cards
 from tests.session.console_lab import ConsoleLab, console_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 APPROVERS = ["C0DE0001", "C0DE0002"]
-ADMINS = ["C0DE0004", "C0DE0005"]
 #: coordinator formats registered through the ceremony's terminal front end
 FORMATS = ("bbqr-bsms", "bbqr-coldcard", "coldcard-file", "descriptor-file")
 VAULTS = {"acme-vault": 0, "acme-vault-qr": 1,  # wallet -> our BIP-48 account
@@ -178,25 +177,10 @@ def register(console: ConsoleLab, source: Path, name: str
 
 def approve(console: ConsoleLab, out: Path, version: int) -> ScriptedOperator:
     """The admin cards approve the proposed registry ``out``; the appliance then uses it."""
-    lab, trust = console.lab, console.trust
-    pin = lab.config.cards[0].pin
-    admins = list(ADMINS)
-
-    def cards(text: str) -> None:
-        if INSERT.search(text):
-            lab.insert(admins.pop(0), 0)
-        elif text == "Remove the card.":
-            lab.remove(0)
-
-    approver = ScriptedOperator(("^Is this the wallets document", True), ("PIN", pin),
-                                ("PIN", pin), on_info=cards)
-    params = ApproveDocument(actor="Olga Operator", transcript_dir=console.root / "transcripts",
-                             kind=DocumentKind.WALLETS, file=out,
-                             rosters=(trust.roster_path,), version=version,
-                             genesis_sha256=trust.roster.sha256.hex())
-    approved = approve_document(approver, params, ReaderCards(approver, allow_emulated=True))
-    assert approved.version == version and not admins
-    trust.wallets_path = out  # the appliance's configuration now names the approved registry
+    approver = approve_with_admin_cards(console.lab, console.trust, DocumentKind.WALLETS, out,
+                                        version=version,
+                                        transcripts=console.root / "transcripts")
+    console.trust.wallets_path = out  # the appliance's configuration now names it
     return approver
 
 
