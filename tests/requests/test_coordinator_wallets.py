@@ -56,6 +56,7 @@ def test_every_format_gives_the_same_wallet(text: str, source: Source) -> None:
 @pytest.mark.parametrize(("text", "reason"), [
     (DESCRIPTOR[:-1] + ("q" if DESCRIPTOR[-1] != "q" else "p"), "checksum is wrong"),
     (DESCRIPTOR.split("#")[0], "it has no #checksum"),
+    (DESCRIPTOR.split("#")[0] + "#", "it has no #checksum"),
     (add_checksum(DESCRIPTOR.split("#")[0].replace("sortedmulti", "multi")),
      "keeps the key order"),
     (add_checksum(f"wpkh({KEYS[0]}/<0;1>/*)"), "only P2WSH multisig"),

@@ -160,7 +160,7 @@ def read_multisig(data: bytes | str, *, ur_type: str = "") -> MultisigSetup:
     if re.match(r"^(sh|wsh|wpkh|pkh|tr|sortedmulti|multi)\(", first):
         if "\n" in text:
             raise CoordinatorWalletInvalid("descriptor", "it spans more than one line")
-        if "#" not in text:
+        if not text.partition("#")[2]:
             raise CoordinatorWalletInvalid(
                 "descriptor",
                 "it has no #checksum; export it from the coordinator with its checksum "
