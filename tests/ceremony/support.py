@@ -233,3 +233,32 @@ def on_cards(pairs: Sequence[tuple[Any, Callable[[OpenPgpSession], Any]]], pcsc_
 def files_under(root: Path, *, skip: Callable[[Path], bool] = lambda p: False) -> bytes:
     """Every byte written under ``root`` (for "no secret on disk" checks)."""
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not skip(p))
+
+
+def approve_with_admin_cards(
+    lab: Any, trust: Any, kind: Any, file: Path, *, version: int, transcripts: Path,
+    current: Path | None = None, admins: Sequence[str] = ("C0DE0004", "C0DE0005"),
+) -> ScriptedOperator:  # fmt: skip
+    """``approve-document`` of ``file`` in process: the lab's ``admins`` cards go into
+    reader 0 when asked (through pcscd) and type the lab PIN. ``lab`` is a
+    :class:`hardware_emulators.lab.Lab`, ``trust`` its :class:`LabTrust`; returns the
+    operator, which holds what the admins were shown."""
+    from ceremony_scripts.hardware import ReaderCards
+    from coldvault.ceremonies import ApproveDocument, approve_document
+
+    pin, waiting = lab.config.cards[0].pin, list(admins)
+
+    def cards(text: str) -> None:
+        if INSERT.search(text):
+            lab.insert(waiting.pop(0), 0)
+        elif text == "Remove the card.":
+            lab.remove(0)
+
+    op = ScriptedOperator((f"^Is this the {kind} document", True),
+                          *(("PIN", pin) for _ in admins), on_info=cards)  # fmt: skip
+    params = ApproveDocument(actor="Olga Operator", transcript_dir=transcripts, kind=kind,
+                             file=file, rosters=(trust.roster_path,), version=version,
+                             genesis_sha256=trust.roster.sha256.hex(), current=current)
+    approved = approve_document(op, params, ReaderCards(op, allow_emulated=True))
+    assert approved.version == version and not waiting
+    return op

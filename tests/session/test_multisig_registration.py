@@ -1,11 +1,15 @@
 """Multisig wallets registered from a coordinator, on the lab.
 
-Two 2-of-3 P2WSH wallets whose other two cosigners are made here with embit: one arrives as
-a BSMS (BIP-129) record file, one as a ``crypto-output`` QR read through the QR decoder and
-the assembler.  Each is checked against the HSM (the appliance's own cosigner key), put into
-the wallet registry and approved by the admin cards (``approve-document``, through pcscd);
-then the appliance signs a PSBT of each wallet through its card loop, a second cosigner signs
-with embit and embit's finalizer completes the transaction.
+2-of-3 P2WSH wallets whose other two cosigners are made here with embit arrive in every
+coordinator format: a BSMS (BIP-129) record file, a ``crypto-output`` QR, BBQr QR images of
+a BSMS record and of a Coldcard multisig file, a Coldcard file, a BIP-380 descriptor file.
+Each is checked against the HSM (the appliance's own cosigner key), put into the wallet
+registry and approved by the admin cards (``approve-document``, through pcscd); then the
+appliance signs a PSBT of each wallet through its card loop, a second cosigner signs with
+embit and embit's finalizer completes the transaction.  The last four formats, and the bad
+inputs (a BBQr set with a part missing, a Coldcard file without this appliance, a descriptor
+with a wrong or no checksum), go through ``coldvault ceremony register-wallet`` itself on a
+terminal (the pexpect driver): its prompts, its JSON result and its exit status.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from ceremony_scripts.hardware import Pkcs11Token, ReaderCards
+from ceremony_scripts.hardware import Pkcs11Token
 from coldvault.backends.qr_decode import default_decoder
-from coldvault.ceremonies import ApproveDocument, RegisterWallet, approve_document, register_wallet
-from coldvault.ceremonies.proposals import DocumentKind
+from coldvault.ceremonies import RegisterWallet, register_wallet
+from coldvault.ceremonies.proposals import DocumentKind, previous_approval
 from coldvault.keys.keystore import held_key
 from coldvault.keys.pool import AccountSpec, ProvisioningRecord, Template
 from coldvault.policy import AssetLimits, Policy, WalletPolicy, policy_toml
@@ -42,21 +46,26 @@ from coldvault.requests.bitcoin.coordinator import (
     read_multisig,
 )
 from coldvault.transport import render as qr_render
+from coldvault.transport.formats import TransportFormat
 from coldvault.transport.registry.bitcoin import MultiKey, Output
 from coldvault.transport.registry.cbor import ScriptKind
 from coldvault.transport.registry.keys import HDKey, Keypath
+from coldvault.transport.reply import encode_reply
 from coldvault.transport.ur import encode_single
+from hardware_emulators.ceremony_driver import answer, finish, json_document, spawn
 from hardware_emulators.demo import flow as demo
 from hardware_emulators.demo import parties
 from hardware_emulators.trust_setup import DEFAULT_SPECS, open_appliance_keystore
-from tests.ceremony.support import INSERT, ScriptedOperator
+from tests.ceremony.support import ScriptedOperator, approve_with_admin_cards
 from tests.session.console_lab import ConsoleLab, console_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 APPROVERS = ["C0DE0001", "C0DE0002"]
-ADMINS = ["C0DE0004", "C0DE0005"]
-VAULTS = {"acme-vault": 0, "acme-vault-qr": 1}  # wallet -> our BIP-48 account
+#: coordinator formats registered through the ceremony's terminal front end
+FORMATS = ("bbqr-bsms", "bbqr-coldcard", "coldcard-file", "descriptor-file")
+VAULTS = {"acme-vault": 0, "acme-vault-qr": 1,  # wallet -> our BIP-48 account
+          **{f"acme-{fmt}": account for account, fmt in enumerate(FORMATS, start=2)}}
 SPECS = (*DEFAULT_SPECS, *(AccountSpec(Template.BIP48_WSH, account=a, client="acme", name=n)
                            for n, a in VAULTS.items()))
 DEST = parties.bitcoin_counterparty("acme-treasury")
@@ -98,7 +107,7 @@ class Vault:
 def console(tmp_path_factory: pytest.TempPathFactory, lab_config, softhsm_lab, pcsc_lab
             ) -> Iterator[ConsoleLab]:
     with console_lab(tmp_path_factory.mktemp("multisig"), lab_config, softhsm_lab, pcsc_lab,
-                     specs=SPECS, policy_text=vault_policy) as c:
+                     specs=SPECS, policy_text=vault_policy, pool_size=2) as c:
         yield c
 
 
@@ -137,13 +146,19 @@ def crypto_output_frames(descriptor: str, directory: Path) -> Path:
     return directory
 
 
-def register(console: ConsoleLab, source: Path, name: str, version: int
-             ) -> tuple[ScriptedOperator, Any]:
+def next_version(console: ConsoleLab) -> int:
+    """The version the next approved registry gets (the active one's plus one)."""
+    previous = previous_approval(console.trust.wallets_path, "wallets")
+    return (previous.version if previous else 0) + 1
+
+
+def register(console: ConsoleLab, source: Path, name: str
+             ) -> tuple[ScriptedOperator, ScriptedOperator]:
     """``register-wallet`` (the HSM proves our cosigner key), then ``approve-document`` of
     the proposed registry by the admin cards; the appliance then uses that registry."""
     lab, trust = console.lab, console.trust
+    version = next_version(console)
     out = console.root / f"wallets-{version}.toml"
-    pin = lab.config.cards[0].pin
     token = lab.config.appliance_token()
     op = ScriptedOperator(("^HSM user PIN", token.user_pin),
                           ("^Do the policy, every cosigner", True))
@@ -157,24 +172,16 @@ def register(console: ConsoleLab, source: Path, name: str, version: int
     )
     assert proposed.version == version and proposed.out == out
     assert any("is this appliance's key" in line for line in op.said("ok"))
-    admins = list(ADMINS)
+    return approve(console, out, version), op
 
-    def cards(text: str) -> None:
-        if INSERT.search(text):
-            lab.insert(admins.pop(0), 0)
-        elif text == "Remove the card.":
-            lab.remove(0)
 
-    approver = ScriptedOperator(("^Is this the wallets document", True), ("PIN", pin),
-                                ("PIN", pin), on_info=cards)
-    params = ApproveDocument(actor="Olga Operator", transcript_dir=console.root / "transcripts",
-                             kind=DocumentKind.WALLETS, file=out,
-                             rosters=(trust.roster_path,), version=version,
-                             genesis_sha256=trust.roster.sha256.hex())
-    approved = approve_document(approver, params, ReaderCards(approver, allow_emulated=True))
-    assert approved.version == version and not admins
-    trust.wallets_path = out  # the appliance's configuration now names the approved registry
-    return approver, op
+def approve(console: ConsoleLab, out: Path, version: int) -> ScriptedOperator:
+    """The admin cards approve the proposed registry ``out``; the appliance then uses it."""
+    approver = approve_with_admin_cards(console.lab, console.trust, DocumentKind.WALLETS, out,
+                                        version=version,
+                                        transcripts=console.root / "transcripts")
+    console.trust.wallets_path = out  # the appliance's configuration now names it
+    return approver
 
 
 def multisig_psbt(descriptor: str, *, amount: int, seed: int) -> bytes:
@@ -228,7 +235,7 @@ def test_bsms_record_registers_and_signs(console: ConsoleLab) -> None:
     descriptor, others = descriptor_text(console, "acme-vault")
     record = console.root / "coordinator.bsms"
     record.write_text(bsms_record(descriptor))
-    op, registrar = register(console, record, "acme-vault", version=2)
+    op, registrar = register(console, record, "acme-vault")
     assert "Wallet acme-vault (bsms)" in [title for title, _ in registrar.tables]
     rows = op.table_rows("Wallet acme-vault")
     shown = " ".join(rows.values())
@@ -243,7 +250,7 @@ def test_bsms_record_registers_and_signs(console: ConsoleLab) -> None:
 def test_descriptor_qr_registers_and_signs(console: ConsoleLab) -> None:
     descriptor, others = descriptor_text(console, "acme-vault-qr")
     frames = crypto_output_frames(descriptor, console.root / "coordinator-qr")
-    _, registrar = register(console, frames, "acme-vault-qr", version=3)
+    _, registrar = register(console, frames, "acme-vault-qr")
     assert "Wallet acme-vault-qr (crypto-output)" in [title for title, _ in registrar.tables]
     assert f"Descriptor: {descriptor}" in registrar.said("info")
     sign_and_finalize(console, descriptor, others[1], seed=2)
@@ -252,7 +259,7 @@ def test_descriptor_qr_registers_and_signs(console: ConsoleLab) -> None:
 def test_a_wallet_without_this_appliance_is_refused(console: ConsoleLab) -> None:
     roots = cosigner_roots("strangers") + cosigner_roots("more-strangers")[:1]
     keys = ",".join(key_expression(r, 0) + "/<0;1>/*" for r in roots)
-    setup = read_multisig(f"wsh(sortedmulti(2,{keys}))")
+    setup = read_multisig(add_checksum(f"wsh(sortedmulti(2,{keys}))"))
     with open_appliance_keystore(console.lab) as ks, pytest.raises(NotACosigner) as err:
         check_own_key(setup, master_fingerprint=console.trust.record.master_fingerprint,
                       lookup_key=lambda key_id: held_key(ks, key_id))
@@ -265,7 +272,160 @@ def test_our_fingerprint_with_a_foreign_xpub_is_refused(console: ConsoleLab) -> 
     forged = re.sub(r"^\[[0-9a-f]{8}", f"[{fp}", key_expression(impostor, 0))
     others = [key_expression(r, 0) for r in cosigner_roots("acme-vault")]
     keys = ",".join(k + "/<0;1>/*" for k in [*others, forged])
-    setup = read_multisig(f"wsh(sortedmulti(2,{keys}))")
+    setup = read_multisig(add_checksum(f"wsh(sortedmulti(2,{keys}))"))
     with open_appliance_keystore(console.lab) as ks, pytest.raises(CosignerKeyMismatch):
         check_own_key(setup, master_fingerprint=console.trust.record.master_fingerprint,
                       lookup_key=lambda key_id: held_key(ks, key_id))
+
+
+# --------------------------------------------------------------------------- the terminal
+def coldcard_file(descriptor: str, name: str) -> str:
+    """The wallet as a Coldcard multisig setup file (a Derivation line before each key)."""
+    lines = ["# Coldcard Multisig setup file (exported by a coordinator)", f"Name: {name}",
+             "Policy: 2 of 3", "Format: P2WSH", ""]  # fmt: skip
+    for key in Descriptor.from_string(descriptor.split("#")[0]).keys:
+        path = "m" + "".join(f"/{i & 0x7FFFFFFF}{chr(39) if i & 0x80000000 else ''}"
+                             for i in key.origin.derivation)  # fmt: skip
+        lines += [f"Derivation: {path}", f"{key.origin.fingerprint.hex().upper()}: "
+                  f"{key.key.to_base58()}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def bbqr_frames(text: str, directory: Path, *, drop: int | None = None) -> Path:
+    """The coordinator's animated BBQr of a wallet text, one PNG per part (part ``drop``
+    never shown)."""
+    frames = encode_reply(TransportFormat.BBQR, "text", text.encode(),
+                          max_fragment_len=120).frames(None)  # fmt: skip
+    assert len(frames) > 2 and all(f.startswith("B$") for f in frames)
+    directory.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        if i != drop:
+            (directory / f"frame-{i:04d}.png").write_bytes(qr_render.render_png(frame))
+    return directory
+
+
+def coordinator_export(fmt: str, descriptor: str, name: str, directory: Path) -> Path:
+    """What the coordinator hands over in format ``fmt`` (see FORMATS)."""
+    match fmt:
+        case "bbqr-bsms":
+            return bbqr_frames(bsms_record(descriptor), directory)
+        case "bbqr-coldcard":
+            return bbqr_frames(coldcard_file(descriptor, name), directory)
+        case "coldcard-file":
+            path = directory.with_suffix(".txt")
+            path.write_text(coldcard_file(descriptor, name))
+            return path
+        case "descriptor-file":
+            path = directory.with_suffix(".txt")
+            path.write_text(descriptor + "\n")
+            return path
+    raise ValueError(fmt)
+
+
+@dataclasses.dataclass
+class Terminal:
+    status: int
+    result: dict[str, Any]
+    screen: str
+    out: Path
+
+
+def register_on_terminal(console: ConsoleLab, source: Path, name: str, *, hsm: bool = True,
+                         confirm: bool = True) -> Terminal:  # fmt: skip
+    """``coldvault ceremony register-wallet --json SOURCE`` on a pty: the HSM user PIN typed
+    at its prompt (when ``hsm``), ``yes`` at the confirmation (when ``confirm``)."""
+    lab, trust = console.lab, console.trust
+    token = lab.config.appliance_token()
+    work = console.root / "terminal" / source.stem  # one run per coordinator export
+    out = console.root / f"wallets-{source.stem}.toml"
+    stdout, log = work / "stdout.json", work / "console.log"
+    child = spawn([
+        "register-wallet", "--operator", "Olga Operator", "--allow-emulated",
+        "--transcript", str(work / "register-wallet.jsonl"),
+        "--module", str(lab.softhsm.module_path), "--token", token.label,
+        "--registry", str(trust.wallets_path), "--out", str(out), "--name", name,
+        "--client", "acme", "--account", str(VAULTS.get(name, 0)),
+        "--max-index", str(trust.record.pool_size - 1), "--json", str(source),
+    ], lab.softhsm.env, log, stdout=stdout)  # fmt: skip
+    if hsm:
+        answer(child, [(r"HSM user PIN for token \S+ \(check this appliance's cosigner key\)",
+                        token.user_pin)])  # fmt: skip
+    if confirm:
+        answer(child, [(r"Do the policy, every cosigner and the first addresses match the "
+                        r"coordinator\? Type yes to continue", "yes")])  # fmt: skip
+    status = finish(child)
+    return Terminal(status, json_document(stdout.read_text(), "register-wallet"),
+                    log.read_text(), out)
+
+
+SHOWN_AS = {"bbqr-bsms": "bsms", "bbqr-coldcard": "coldcard", "coldcard-file": "coldcard",
+            "descriptor-file": "descriptor"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_coordinator_format_registers_on_the_terminal_and_signs(
+    console: ConsoleLab, fmt: str
+) -> None:
+    name = f"acme-{fmt}"
+    descriptor, others = descriptor_text(console, name)
+    source = coordinator_export(fmt, descriptor, name, console.root / f"coordinator-{fmt}")
+    version = next_version(console)
+    done = register_on_terminal(console, source, name)
+    assert done.status == 0, done.screen
+    assert done.result["ok"] is True and done.result["version"] == version
+    assert done.result["descriptor"] == descriptor and len(done.result["cosigners"]) == 3
+    screen = " ".join(done.screen.split())  # table cells may wrap on the terminal
+    assert f"Wallet {name} ({SHOWN_AS[fmt]})" in screen
+    for root in others:  # every cosigner's fingerprint and xpub is on the screen
+        assert root.my_fingerprint.hex() in screen
+        assert root.derive(f"m/48h/0h/{VAULTS[name]}h/2h").to_public().to_base58() in screen
+    first = Descriptor.from_string(descriptor.split("#")[0]).derive(0, branch_index=0)
+    assert first.address(NETWORKS["main"]) in screen
+    assert "is this appliance's key" in screen
+    approve(console, done.out, version)
+    sign_and_finalize(console, descriptor, others[FORMATS.index(fmt) % 2],
+                      seed=10 + FORMATS.index(fmt))
+
+
+def bad_export(console: ConsoleLab, case: str) -> Path:
+    directory = console.root / f"bad-{case}"
+    descriptor, _ = descriptor_text(console, "acme-vault")
+    match case:
+        case "bbqr-missing-part":
+            return bbqr_frames(bsms_record(descriptor), directory, drop=1)
+        case "coldcard-not-a-cosigner":
+            roots = cosigner_roots("strangers") + cosigner_roots("more-strangers")[:1]
+            keys = ",".join(key_expression(r, 0) + "/<0;1>/*" for r in roots)
+            text = coldcard_file(add_checksum(f"wsh(sortedmulti(2,{keys}))"), "not-ours")
+        case "descriptor-wrong-checksum":
+            body, checksum = descriptor.split("#")
+            text = f"{body}#{checksum[::-1]}"
+        case "descriptor-without-checksum":
+            text = descriptor.split("#")[0]
+    path = directory.with_suffix(".txt")
+    path.write_text(text + "\n")
+    return path
+
+
+BAD = {  # case: (error code, part of the reason, whether the HSM PIN is asked first)
+    "bbqr-missing-part": ("wallet-qr-incomplete", "some parts are missing", False),
+    "coldcard-not-a-cosigner": ("not-a-cosigner", "not a cosigner of the wallet", True),
+    "descriptor-wrong-checksum": ("coordinator-wallet-invalid", "checksum is wrong", False),
+    "descriptor-without-checksum": ("coordinator-wallet-invalid", "has no #checksum", False),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_coordinator_input_is_refused_on_the_terminal_and_nothing_is_written(
+    console: ConsoleLab, case: str
+) -> None:
+    code, reason, hsm = BAD[case]
+    registry = console.trust.wallets_path
+    before = registry.read_bytes()
+    done = register_on_terminal(console, bad_export(console, case), "acme-refused", hsm=hsm,
+                                confirm=False)
+    assert done.status == 2, done.screen  # bad input
+    assert done.result["ok"] is False and done.result["error"] == code
+    assert reason in done.result["message"]
+    assert not done.out.exists() and not done.out.with_name(done.out.name + ".tmp").exists()
+    assert console.trust.wallets_path == registry and registry.read_bytes() == before

@@ -3,8 +3,10 @@ a Coldcard) hands over to register a P2WSH ``sortedmulti`` wallet, read and chec
 
 Accepted (docs/wallets.md, "Registering a multisig wallet from a coordinator"):
 
-* a BIP-380 descriptor ``wsh(sortedmulti(M,[fp/path]xpub/<0;1>/*,...))`` (``/0/*`` and
-  ``/**`` too; a ``#checksum``, when present, must be right);
+* a BIP-380 descriptor ``wsh(sortedmulti(M,[fp/path]xpub/<0;1>/*,...))#checksum`` (``/0/*``
+  and ``/**`` too); the checksum is required and must be right, as Bitcoin Core's
+  ``importdescriptors`` requires it: every coordinator exports it, and a descriptor without
+  one was typed or edited by hand, with nothing to catch a changed threshold or path;
 * a Coldcard-style multisig text file (``Name:``, ``Policy: M of N``, ``Derivation:``,
   ``Format: P2WSH``, one ``XFP: xpub`` line per cosigner, ``Derivation:`` lines may precede
   a key);
@@ -158,6 +160,12 @@ def read_multisig(data: bytes | str, *, ur_type: str = "") -> MultisigSetup:
     if re.match(r"^(sh|wsh|wpkh|pkh|tr|sortedmulti|multi)\(", first):
         if "\n" in text:
             raise CoordinatorWalletInvalid("descriptor", "it spans more than one line")
+        if not text.partition("#")[2]:
+            raise CoordinatorWalletInvalid(
+                "descriptor",
+                "it has no #checksum; export it from the coordinator with its checksum "
+                "(a descriptor typed or edited by hand is not registered)",
+            )
         return from_descriptor(text, Source.DESCRIPTOR)
     if re.search(r"(?im)^\s*(policy|format|name|derivation)\s*:", text):
         return _from_coldcard(text)
