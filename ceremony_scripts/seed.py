@@ -37,6 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--threshold", default=2, show_default=True, type=click.IntRange(1, 16))
 @click.option("--shares", default=3, show_default=True, type=click.IntRange(1, 16))
 @click.option("--paper-backup", is_flag=True, help="Show the words for writing on paper.")
+@click.option("--custodian", "custodians", multiple=True, metavar="NAME",
+              help="Who takes each paper share, in share order (once per share); recorded "
+                   "in the transcript's custodian table.")  # fmt: skip
 @click.option("--no-backup", is_flag=True, help="Accept a seed with no backup (lab only).")
 @click.option("--provision/--no-provision", "do_provision", default=True, show_default=True)
 @click.option("--witnesses", default=0, show_default=True, type=click.IntRange(0, 16),
@@ -50,12 +53,13 @@ def generate_seed_cmd(
     templates: tuple[str, ...], account: int, network: str, eth_chain_id: int,
     sol_cluster: str, client: str, pool_size: int,
     export_dir: Path, fmt: str, threshold: int, shares: int, paper_backup: bool,
-    no_backup: bool, do_provision: bool, witnesses: int, roster_path: Path | None,
+    custodians: tuple[str, ...], no_backup: bool, do_provision: bool, witnesses: int,
+    roster_path: Path | None,
 ) -> None:  # fmt: skip
     """Generate a seed from HSM + OS + dice entropy, back it up, provision the key pool."""
     params = GenerateSeed(
         actor=operator_name, transcript=transcript_path,
-        backup=BackupPlan(BackupFormat(fmt), threshold, shares, paper_backup),
+        backup=BackupPlan(BackupFormat(fmt), threshold, shares, paper_backup, custodians),
         no_backup=no_backup, provision=do_provision,
         pool=pool_params(templates, account, network, client, pool_size, export_dir,
                          eth_chain_id, sol_cluster),

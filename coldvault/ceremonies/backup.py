@@ -21,6 +21,7 @@ from coldvault.crypto.bip32 import master_fingerprint
 from coldvault.errors import InputError
 from coldvault.keys.entropy import MIN_ROLLS, DiceRejected, mix_entropy
 
+MAX_CUSTODIAN_NAME = 64
 MAX_ATTEMPTS = 3
 SEED_BYTES = 32
 MAX_SHARES = 16
@@ -55,6 +56,7 @@ class BackupPlan:
     threshold: int = 1
     shares: int = 1
     paper: bool = False
+    custodians: tuple[str, ...] = ()  # who takes each paper share, in share order (public)
 
     def __post_init__(self) -> None:
         check_type("fmt", self.fmt, BackupFormat)
@@ -68,6 +70,26 @@ class BackupPlan:
                 raise ParameterError(
                     "threshold", "1-of-N SLIP-39 sharing is not allowed; use N = 1."
                 )
+        if self.custodians:
+            self._check_custodians()
+
+    def _check_custodians(self) -> None:
+        pieces = self.shares if self.fmt is BackupFormat.SLIP39 else 1
+        what = f"{pieces} shares" if pieces > 1 else "1 mnemonic"
+        if not self.paper:
+            raise ParameterError("custodian", "--custodian names who takes a paper share; "
+                                 "add --paper-backup or leave --custodian out.")  # fmt: skip
+        if len(self.custodians) != pieces:
+            raise ParameterError("custodian", f"--custodian was given {len(self.custodians)} "
+                                 f"times for {what}: name one custodian per share, in order.")
+        for name in self.custodians:
+            if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_CUSTODIAN_NAME or \
+                    not name.isprintable():  # fmt: skip
+                raise ParameterError("custodian", "A --custodian name is 1 to "
+                                     f"{MAX_CUSTODIAN_NAME} printable characters.")
+        if len({n.strip().casefold() for n in self.custodians}) != len(self.custodians):
+            raise ParameterError("custodian", "A custodian is named for two shares: one person "
+                                 "holding two shares weakens the threshold.")
 
     def to_dict(self) -> dict[str, object]:
         """What the transcript records: what exists, never what was only asked for (with
@@ -77,7 +99,13 @@ class BackupPlan:
             data["backup"] = "none"
         elif self.fmt is BackupFormat.SLIP39:
             data.update({"share_threshold": self.threshold, "share_count": self.shares})
+        if self.custodians:
+            data["custodians"] = list(self.custodians)
         return data
+
+    def custodian(self, share: int) -> str:
+        """Who takes paper share ``share`` (1-based), or "" when none was named."""
+        return self.custodians[share - 1].strip() if self.custodians else ""
 
 
 def read_dice(op: Operator, run: CeremonyRun, hsm_random: Callable[[int], bytes]) -> bytearray:
@@ -144,8 +172,9 @@ def make_seed(
         seed = run.secret(mnemonics.mnemonic_to_seed(phrase))
         if plan.paper:
             words = phrase.split()
-            show_words(op, run, "the 24-word mnemonic", words)
+            show_words(op, run, "the 24-word mnemonic", words, heading=_sheet(plan, 1, 1))
             check_words(op, "the mnemonic", words)
+            _record_sheet(run, plan, 1, "mnemonic")
             del words
         del phrase
     elif not plan.paper:
@@ -165,11 +194,29 @@ def make_seed(
         )
         for i, share in enumerate(shares, start=1):
             words = share.split()
-            show_words(op, run, f"share {i} of {plan.shares}", words)
+            show_words(op, run, f"share {i} of {plan.shares}", words,
+                       heading=_sheet(plan, i, plan.shares))  # fmt: skip
             check_words(op, f"share {i}", words)
+            _record_sheet(run, plan, i, f"share {i}")
             del words
         shares.clear()
     return seed, master_fingerprint(seed).hex()
+
+
+def _sheet(plan: BackupPlan, share: int, count: int) -> str:
+    who = plan.custodian(share)
+    if not who:
+        return ""
+    piece = f"Share {share} of {count}" if plan.fmt is BackupFormat.SLIP39 else "The mnemonic"
+    return f"{piece}, written down and kept by {who}."
+
+
+def _record_sheet(run: CeremonyRun, plan: BackupPlan, share: int, target: str) -> None:
+    """The custodian <-> share line of the record (public: the share's number and its
+    custodian, never a word)."""
+    who = plan.custodian(share)
+    if who:
+        run.record("paper-share-shown", {"target": target, "custodians": [who]})
 
 
 def recover_seed(op: Operator, run: CeremonyRun, fmt: BackupFormat) -> bytearray:

@@ -315,7 +315,8 @@ def _enrol(
         binding = recipients[target.id].binding()
         run.record(
             "target-enrolled",
-            {"target": target.id, "site": target.site, **device,
+            {"target": target.id, "site": target.site, "custodians": list(target.custodians),
+             **device,
              "key_sha256": binding.get("key_sha256", "")},
         )  # fmt: skip
         op.ok(f"{target.id} at {target.site}: share key ready.")
@@ -435,7 +436,8 @@ def write_backup(
                 finally:
                     wipe(words)
                 progress.mark(target.id, "shown")
-                run.record("paper-share-shown", {"target": target.id, "site": target.site})
+                run.record("paper-share-shown", {"target": target.id, "site": target.site,
+                                                 "custodians": list(target.custodians)})
                 continue
             path = blob_path(out, target)
             _write_new(path, blobs[target.id])

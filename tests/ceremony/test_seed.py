@@ -61,13 +61,17 @@ def shares_script(op: ScriptedOperator, count: int = 3) -> None:
         op.then(*op.check_words(f"share {i} of {count}", f"share {i}"))
 
 
+CUSTODIANS = ("Carol Custodian", "Dave Custodian", "Erin Custodian")
+
+
 def generate(token: LabToken, tmp_path: Path) -> tuple[ScriptedOperator, list[str], object]:
     """A SLIP-39 2-of-3 seed with paper backup, the dice refused once; the whole pool."""
     op = ScriptedOperator(
         (CONFIRM_ROOM, True), hsm_pin(token), (DICE, "6" * 120), (DICE, fair_dice())
     )
     shares_script(op)
-    result = generate_seed(op, seed_params(tmp_path, "seed"), token.token)
+    plan = BackupPlan(BackupFormat.SLIP39, 2, 3, paper=True, custodians=CUSTODIANS)
+    result = generate_seed(op, seed_params(tmp_path, "seed", backup=plan), token.token)
     shares = [" ".join(op.words[f"share {i} of 3"]) for i in (1, 2, 3)]
     return op, shares, result
 
@@ -133,6 +137,11 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
         "close",
     ):
         assert step in steps
+    # who took which paper share: on the sheet's heading and in the record, never a word
+    sheets = [e["data"] for e in entries if e["step"] == "paper-share-shown"]
+    assert sheets == [{"target": f"share {i}", "custodians": [name]}
+                      for i, name in enumerate(CUSTODIANS, start=1)]  # fmt: skip
+    assert "Share 2 of 3, written down and kept by Dave Custodian." in op.said("info")
     assert entries[0]["ceremony_id"] == result.closed.ceremony_id  # type: ignore[attr-defined]
     assert f"Ceremony id: {entries[0]['ceremony_id']}" in op.said("info")
     assert entries[-1]["hash"] == result.closed.final_hash  # type: ignore[attr-defined]
@@ -286,3 +295,20 @@ def test_extend_pool_needs_the_admin_quorum(hsm_token: LabToken, tmp_path: Path)
     with pytest.raises(ParameterError, match="extend-pool needs --roster"):
         extend_pool(ScriptedOperator(), params, hsm_token.token, cards=None)  # type: ignore[arg-type]
     assert not (tmp_path / "t.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("plan", "says"),
+    [
+        (lambda: BackupPlan(BackupFormat.SLIP39, 2, 3, True, ("A", "B")), "given 2 times for 3"),
+        (lambda: BackupPlan(BackupFormat.SLIP39, 2, 3, False, ("A", "B", "C")), "--paper-backup"),
+        (lambda: BackupPlan(BackupFormat.SLIP39, 2, 3, True, ("A", "B", "a ")), "two shares"),
+        (lambda: BackupPlan(BackupFormat.SLIP39, 2, 3, True, ("A", "B", " ")), "1 to 64"),
+        (lambda: BackupPlan(BackupFormat.BIP39, paper=True, custodians=("A", "B")), "1 mnemonic"),
+    ],
+)
+def test_share_custodians_are_one_per_share(plan: object, says: str) -> None:
+    """A custodian list that does not name one distinct person per paper share is refused
+    before anything starts (exit 2 at the console)."""
+    with pytest.raises(ParameterError, match=says):
+        plan()  # type: ignore[operator]
