@@ -231,13 +231,14 @@ class Policy:
             tier_groups = w.groups_for(tier)
             groups.append(tier_groups)
             bound = "unbounded" if tier is None or tier.up_to is None else tier.up_to
-            shown = "no upper bound" if isinstance(bound, str) else format_amount(asset, bound)
+            shown = ("the top tier, no upper bound" if isinstance(bound, str)
+                     else f"the tier up to {format_amount(asset, bound)}")  # fmt: skip
             of_groups = f", {tier_groups}" if tier_groups else ""
             check(
                 "approval-tier",
                 True,
                 f"{format_amount(asset, amount)} needs {need} approvals{of_groups} "
-                f"(tier up to {shown}).",
+                f"({shown}).",
                 asset=asset,
                 amount=amount,
                 approvals=need,
