@@ -227,6 +227,36 @@ def psbt(descriptor: str, pay_to: str, amount: int, fee: int, out: Path) -> None
     click.echo(f"wrote {out} ({len(data)} bytes): pay {amount} sat to {pay_to}, fee {fee} sat")
 
 
+@main.command()
+@click.option("--request", "request_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The unsigned PSBT the coordinator sent (from 'psbt').")  # fmt: skip
+@click.option("--signed", "signed_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The signed PSBT decoded from the appliance's response.")  # fmt: skip
+@click.option("--network", type=click.Choice(["main", "test", "regtest", "signet"]),
+              default="main", show_default=True)  # fmt: skip
+@json_option
+def broadcast_check(request_path: Path, signed_path: Path, network: str) -> None:
+    """The lab's coordinator before broadcasting (embit): the signed PSBT is the requested
+    transaction, every signature verifies and it finalizes; shows each output in full and
+    the fee. Exit 1 when the signed transaction must not be broadcast."""
+    from hardware_emulators.demo import parties
+
+    view = parties.coordinator_check(
+        request_path.read_bytes(), signed_path.read_bytes(), network
+    )
+    if wants_json():
+        emit_json({"ok": True, "txid": view.txid, "fee": view.fee, "raw_tx": view.raw_tx,
+                   "outputs": [{"address": a, "amount": v} for a, v in view.outputs]})
+        return
+    click.echo(f"transaction {view.txid}: the requested one, signed; embit finalized it")
+    for address, value in view.outputs:
+        click.echo(f"  pays {value:,} sat to {address}")
+    click.echo(f"  fee {view.fee:,} sat")
+    click.echo(f"raw transaction ({len(view.raw_tx) // 2} bytes) ready to broadcast")
+
+
 @main.command(hidden=True)
 @pass_ctx
 def serve(obj: _Ctx) -> None:

@@ -24,6 +24,7 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script, p2tr, p2wpkh, p2wsh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
+from coldvault.errors import InputError, Refused
 from coldvault.policy import Destination, DestinationKind, Evidence
 from coldvault.requests.base import Chain
 
@@ -240,6 +241,59 @@ def verify_p2wpkh_signatures(psbt: PSBT) -> None:
                 raise RuntimeError("signature is not SIGHASH_ALL")
             if not CPub(pub.sec()).verify(sig[:-1], sighash, hasher=None):
                 raise RuntimeError(f"input {i}: the signature does not verify")
+
+
+class CoordinatorInputError(InputError):
+    """A PSBT the lab's coordinator cannot read."""
+
+    code = "lab-psbt-unreadable"
+
+
+class SignedTransactionDiffers(Refused):
+    """The signed response is not the transaction the coordinator asked for, or does not
+    finalize: the coordinator does not broadcast it."""
+
+    code = "lab-signed-differs"
+
+
+@dataclass(frozen=True)
+class CoordinatorView:
+    """What the coordinator's wallet shows before broadcasting: every output in full, the
+    fee, and the final transaction embit built from the signatures."""
+
+    txid: str
+    outputs: tuple[tuple[str, int], ...]  # (address, satoshi)
+    fee: int
+    raw_tx: str
+
+
+def _read_psbt(data: bytes, what: str) -> PSBT:
+    try:
+        return PSBT.parse(data)
+    except Exception as exc:  # noqa: BLE001 - embit raises many kinds for bad bytes
+        raise CoordinatorInputError(f"The {what} is not a PSBT embit can read ({exc}).") from exc
+
+
+def coordinator_check(request: bytes, signed: bytes, network: str = "main") -> CoordinatorView:
+    """The online coordinator's side of a signing (embit, not coldvault): the signed PSBT
+    must hold exactly the requested transaction, every signature must verify against
+    embit's own sighash, and embit's finalizer must complete it."""
+    from embit.networks import NETWORKS
+
+    asked, got = _read_psbt(request, "request"), _read_psbt(signed, "signed response")
+    if asked.tx.txid() != got.tx.txid():
+        raise SignedTransactionDiffers(
+            f"The signed transaction {got.tx.txid().hex()} is not the requested "
+            f"{asked.tx.txid().hex()}: do not broadcast it."
+        )
+    try:
+        raw, _ = finalize_psbt(signed)
+    except (RuntimeError, ValueError) as exc:
+        raise SignedTransactionDiffers(f"The signed PSBT does not finalize: {exc}.") from exc
+    net = NETWORKS[network]
+    outputs = tuple((out.script_pubkey.address(net), out.value) for out in got.tx.vout)
+    spent = sum(inp.witness_utxo.value for inp in got.inputs)
+    return CoordinatorView(got.tx.txid().hex(), outputs, spent - sum(v for _, v in outputs), raw)
 
 
 def bitcoin_demo_root() -> bip32.HDKey:  # pragma: no cover - convenience for docs
