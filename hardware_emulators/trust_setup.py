@@ -78,7 +78,12 @@ def ensure_key(keystore: Pkcs11Keystore, algorithm: KeyAlgorithm, key_id: bytes,
 
 def on_card(lab: Lab, reader: int, action: Callable[[OpenPgpSession], T]) -> T:
     """Run ``action`` on a selected session with the card already in ``reader``."""
-    connection = PcscConnection(lab.pcsc.reader_names()[reader])
+    return on_reader(lab.pcsc.reader_names()[reader], action)
+
+
+def on_reader(reader: str, action: Callable[[OpenPgpSession], T]) -> T:
+    """Run ``action`` on a selected OpenPGP session of the card in PC/SC reader ``reader``."""
+    connection = PcscConnection(reader)
     try:
         session = OpenPgpSession(connection)
         session.select()

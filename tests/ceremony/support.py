@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from coldvault.backends import pcsc
-from coldvault.backends.pcsc import PcscConnection
 from coldvault.cards import OpenPgpSession
+from hardware_emulators.trust_setup import on_reader
 
 #: An answer: the text typed, True/False for a confirmation, a function of the question,
 #: or an exception raised at the prompt (KeyboardInterrupt: Ctrl-C).
@@ -177,13 +177,7 @@ def on_card(card: Any, port: int, reader: str, action: Callable[[OpenPgpSession]
     """Insert ``card``, run ``action`` on a selected OpenPGP session, remove the card."""
     card.insert(port)
     try:
-        connection = PcscConnection(reader)
-        try:
-            session = OpenPgpSession(connection)
-            session.select()
-            return action(session)
-        finally:
-            connection.close()
+        return on_reader(reader, action)
     finally:
         card.remove()
         pcsc.wait_for_removal(reader, timeout=10)  # before the next card goes in
@@ -220,13 +214,7 @@ def on_cards(pairs: Sequence[tuple[Any, Callable[[OpenPgpSession], Any]]], pcsc_
         batch = pairs[start:start + width]
         with cards_in_readers([card for card, _ in batch], pcsc_lab) as readers:
             for (_, action), reader in zip(batch, readers, strict=True):
-                connection = PcscConnection(reader)
-                try:
-                    session = OpenPgpSession(connection)
-                    session.select()
-                    results.append(action(session))
-                finally:
-                    connection.close()
+                results.append(on_reader(reader, action))
     return results
 
 
