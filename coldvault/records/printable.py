@@ -73,6 +73,13 @@ _SUMMARIES = {
     "replace-card": "A card was replaced in the roster with the admin quorum's approval.",
     "backup": "The seed was split into shares, each sealed to a key that never leaves its "
     "site's HSM or custodian's card, written and read back through its own target.",
+    "card-unblock": "A card holder's blocked or forgotten user PIN was replaced with a new one "
+    "on their card (RESET RETRY COUNTER), authorised by the card's admin PIN or its resetting "
+    "code. No PIN or code is recorded.",
+    "card-change-pin": "A card's user or admin PIN was changed with the current one. No PIN is "
+    "recorded.",
+    "card-set-reset-code": "A card's resetting code was set with the admin PIN, so that the "
+    "holder can unblock their user PIN without an admin. The code is not recorded.",
     "drill": "A restore drill rebuilt the seed in memory from the surviving shares of a lost-"
     "site scenario, compared it with the registered wallets and wiped it.",
 }
@@ -190,6 +197,8 @@ def _participants(entries: list[dict[str, Any]]) -> list[Participant]:
             add(Participant(holder, "admin approver", serial, site))
         elif step == WITNESS_STEP and holder:
             add(Participant(holder, f"witness ({_text(data.get('role'))})", serial))
+        elif step == "card-presented" and holder:
+            add(Participant(holder, "card holder", serial))
         elif step == "room-checked" and data.get("confirmed_by"):
             add(Participant(_text(data["confirmed_by"]), "room check"))
     return list(people.values())
@@ -248,7 +257,8 @@ _FACT_KEYS = (
     "master_fingerprint", "version", "kind", "sha256", "roster_sha256", "record_sha256",
     "report_sha256", "passed", "rebuilt_fingerprint", "scenario", "plan", "set_identifier",
     "reason", "admin_threshold", "appliance_id", "token", "imported", "key_count", "approvals",
-    "threshold",
+    "threshold", "credential", "authorised_by", "result", "user_pin_tries", "admin_pin_tries",
+    "reset_code_tries",
 )  # fmt: skip
 
 
