@@ -52,6 +52,7 @@ from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.ceremonies.sharding import RECORD_FILE, admin_sign_file, load_backup
 from coldvault.keys.keystore import Keystore
 from coldvault.quorum.roster import Roster
+from coldvault.records.printable import SHARE_STEP
 
 
 class ConsoleShareAccess:
@@ -221,6 +222,7 @@ def restore_drill(
              "rebuilt_fingerprint": report.rebuilt_fingerprint},
         )  # fmt: skip
         for outcome in report.shares:
+            run.record(SHARE_STEP, outcome.record_entry())
             line = f"{outcome.target} at {outcome.site}: {outcome.status}"
             if outcome.status == "failed":
                 op.error(f"{line} -- {outcome.message}")

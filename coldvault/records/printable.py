@@ -31,6 +31,8 @@ from coldvault.records.transcript import (
 
 #: The step a ceremony records the numbers of the tamper-evident bags sealed in it.
 BAGS_STEP = "tamper-bags"
+#: The step a drill records each share offered in (target, custodians, site, outcome).
+SHARE_STEP = "share-offered"
 #: The mark printed across every page of a record that is not a completed, verified ceremony.
 ABORTED_MARK = "ABORTED \u2014 INCOMPLETE"
 OPEN_MARK = "INCOMPLETE \u2014 NOT CLOSED"
@@ -124,6 +126,7 @@ class PrintableRecord:
     equipment: tuple[tuple[str, str], ...]  # (kind, serial)
     bags: tuple[str, ...]
     custodians: Table | None
+    shares: Table | None  # a drill's shares offered, each with its outcome
     facts: tuple[tuple[str, str], ...]
     qr_values: tuple[QrValue, ...]
     steps: Table
@@ -250,6 +253,29 @@ def _custodians(entries: list[dict[str, Any]]) -> Table | None:
         "Custodians and shares (public data only)",
         ("share target", "site", "held on", "sealed share SHA-256", "read back"),
         tuple((t, r["site"], r["medium"], r["sealed"], r["read"]) for t, r in rows.items()),
+    )
+
+
+def _shares_offered(entries: list[dict[str, Any]]) -> Table | None:
+    """A drill's shares: each target offered, who holds it, where, and what happened."""
+    rows = []
+    for entry in entries:
+        if entry["step"] != SHARE_STEP:
+            continue
+        data = entry["data"]
+        custodians = data.get("custodians")
+        rows.append((
+            _text(data.get("target")),
+            ", ".join(_text(c) for c in custodians) if isinstance(custodians, list) else "",
+            _text(data.get("site")), _text(data.get("held_on")), _text(data.get("position")),
+            _text(data.get("outcome")),
+        ))  # fmt: skip
+    if not rows:
+        return None
+    return Table(
+        "Shares offered in the drill (public data only)",
+        ("share target", "custodians", "site", "held on", "share", "outcome"),
+        tuple(rows),
     )
 
 
@@ -380,6 +406,7 @@ def transcript_record(path: Path, *, roster: Any = None) -> PrintableRecord:
         equipment=tuple(_equipment(entries)),
         bags=tuple(_bags(entries)),
         custodians=_custodians(entries),
+        shares=_shares_offered(entries),
         facts=tuple(_facts(entries)),
         qr_values=tuple(qr_values),
         steps=steps,
@@ -400,6 +427,7 @@ __all__ = [
     "ABORTED_MARK",
     "BAGS_STEP",
     "OPEN_MARK",
+    "SHARE_STEP",
     "UNVERIFIED_MARK",
     "Participant",
     "PrintableRecord",
