@@ -223,9 +223,10 @@ def restore_drill(
         )  # fmt: skip
         for outcome in report.shares:
             run.record(SHARE_STEP, outcome.record_entry())
-            line = f"{outcome.target} at {outcome.site}: {outcome.status}"
+            line = (f"{outcome.target} at {outcome.site} ({', '.join(outcome.custodians)}; "
+                    f"{outcome.position}): {outcome.outcome}")  # fmt: skip
             if outcome.status == "failed":
-                op.error(f"{line} -- {outcome.message}")
+                op.error(line)
             elif outcome.status == "used":
                 op.ok(line)
             else:

@@ -138,6 +138,11 @@ def test_failures_name_the_share_and_its_site(
     assert any("'a-card' at 'site-a'" in r and "1 try left" in r for r in report.reasons)
     assert read_report(result.report_path).passed is False
     _check_shares_offered(backup.plan, result)
+    assert any(line.startswith("c-hsm at site-c (") and "): refused: " in line
+               for line in op.said("error"))  # fmt: skip
+    assert any(line.startswith("b-hsm at site-b (")
+               and line.endswith("): not reachable in the scenario")
+               for line in op.said("info"))  # fmt: skip
 
     # two sites lost: too few, saying what is missing and from where
     op = _operator(backup_tokens)
