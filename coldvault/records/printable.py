@@ -200,7 +200,7 @@ def _participants(entries: list[dict[str, Any]]) -> list[Participant]:
             add(Participant(holder, "admin approver", serial, site))
         elif step == WITNESS_STEP and holder:
             add(Participant(holder, f"witness ({_text(data.get('role'))})", serial))
-        elif step == "card-presented" and holder:
+        elif step == "card-presented":  # a card without a name still gets a signature line
             add(Participant(holder, "card holder", serial))
         elif step == "room-checked" and data.get("confirmed_by"):
             add(Participant(_text(data["confirmed_by"]), "room check"))

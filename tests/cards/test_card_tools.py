@@ -264,6 +264,9 @@ def _check_transcripts(tmp_path: Path, last: dict[str, Any], secrets: tuple[str,
     assert pdf.read_bytes().startswith(b"%PDF")
     record = transcript_record(closed)
     assert record.mark == "" and ("card", CARD) in record.equipment
+    assert [(p.name, p.role, p.card_serial) for p in record.participants] == [
+        (OPERATOR, "operator", ""), ("", "card holder", CARD)  # the lab card has no name
+    ]  # fmt: skip
     assert ("authorised by", "resetting code") in record.facts
     assert ("reset code tries", "3") in record.facts
     aborted = transcript_record(next(
