@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ceremony_scripts import quorum_cards
 from ceremony_scripts.hardware import ReaderCards
 from ceremony_scripts.options import common_options, load_roster
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
@@ -26,6 +27,7 @@ from coldvault.backup.drill import DrillScenario, named_scenario, parse_scenario
 from coldvault.backup.history import DEFAULT_INTERVAL_DAYS, drill_history, verify_report
 from coldvault.backup.plan import Plan, load_plan
 from coldvault.ceremonies.drill import FreshToken, RestoreDrill, restore_drill
+from coldvault.ceremonies.proposals import genesis_hex, load_chain
 from coldvault.errors import EXIT_REFUSED
 from coldvault.policy import load_policy
 
@@ -108,20 +110,30 @@ def run_cmd(
 @click.option("--transcript", "transcript_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The drill's transcript (default: beside the report).")  # fmt: skip
-@click.option("--roster", "roster_path", required=True,
+@click.option("--roster", "roster_paths", required=True, multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="The signed roster: the report's admin signatures (and the witnesses) are "
-                   "checked against it.")  # fmt: skip
+                   "checked against it. Repeatable: the roster chain, genesis first; the "
+                   "newest roster counts.")  # fmt: skip
+@click.option("--genesis-sha256", default="",
+              help="The genesis roster SHA-256 pinned in the appliance configuration "
+                   "(trust.genesis_roster_sha256): the --roster chain must start at "
+                   "it.")  # fmt: skip
 @click.option("--min-witnesses", default=0, show_default=True, type=click.IntRange(0))
 @json_option
 def verify_cmd(
-    report: Path, transcript_path: Path | None, roster_path: Path, min_witnesses: int
-) -> None:
+    report: Path, transcript_path: Path | None, roster_paths: tuple[Path, ...],
+    genesis_sha256: str, min_witnesses: int,
+) -> None:  # fmt: skip
     """Check a drill report: the admin quorum's card signatures on it, and its transcript
-    (hash chain, witnesses, report SHA-256)."""
-    verified = verify_report(
-        report, transcript_path, roster=load_roster(roster_path), min_witnesses=min_witnesses
-    )
+    (hash chain, witnesses, report SHA-256); with --genesis-sha256, also that the roster
+    chain is the appliance's."""
+    genesis = genesis_hex(genesis_sha256)
+    if genesis or len(roster_paths) > 1:
+        roster, _docs = load_chain(roster_paths, genesis)
+    else:
+        roster = quorum_cards.load_roster(roster_paths[0])
+    verified = verify_report(report, transcript_path, roster=roster, min_witnesses=min_witnesses)
     if json_mode():
         emit(verified)
         return

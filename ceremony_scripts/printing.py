@@ -129,8 +129,9 @@ def render_pdf(record: PrintableRecord) -> bytes:
                             [30 * mm, width - 30 * mm]))
     story.append(Paragraph("Tamper-evident bags", h2))
     story.append(Paragraph(html.escape(bags_text(record)), body))
-    if record.custodians is not None:
-        story += _pdf_section_table(record.custodians, h2, mono, width)
+    for table in (record.custodians, record.shares):
+        if table is not None:
+            story += _pdf_section_table(table, h2, mono, width)
     if record.qr_values:
         story.append(Paragraph("Public values to re-enter (scan or type)", h2))
         for qr in record.qr_values:

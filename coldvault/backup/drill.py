@@ -174,9 +174,15 @@ class ShareAccess(Protocol):
 
 
 # -- the report -------------------------------------------------------------------------------
+#: What each :attr:`ShareOutcome.status` means on a record.
+OUTCOME_TEXT = {"used": "used", "failed": "refused", "lost": "not reachable in the scenario"}
+
+
 @dataclass(frozen=True)
 class ShareOutcome:
-    """What happened to one target: ``used``, ``failed`` (with the error) or ``lost``."""
+    """What happened to one target's share: ``used``, ``failed`` (refused, with the error)
+    or ``lost`` (not reachable in the scenario).  ``group`` and ``member`` count from 0,
+    as in the plan's scheme; :attr:`position` says them as people count (from 1)."""
 
     target: str
     site: str
@@ -187,6 +193,32 @@ class ShareOutcome:
     status: str
     error: str = ""
     message: str = ""
+    share_set: int = 0
+    group_name: str = ""
+
+    @property
+    def position(self) -> str:
+        """``set 1234, group 2 (sites), member 1``."""
+        named = f" ({self.group_name})" if self.group_name else ""
+        return f"set {self.share_set}, group {self.group + 1}{named}, member {self.member + 1}"
+
+    @property
+    def outcome(self) -> str:
+        """``used``, ``refused: <why>`` or ``not reachable in the scenario``."""
+        text = OUTCOME_TEXT.get(self.status, self.status)
+        return f"{text}: {self.message}" if self.status == "failed" and self.message else text
+
+    def record_entry(self) -> dict[str, object]:
+        """The transcript's entry for this share (public data; what a printed record lists)."""
+        return {
+            "target": self.target,
+            "custodians": list(self.custodians),
+            "site": self.site,
+            "held_on": self.kind,
+            "position": self.position,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -194,9 +226,13 @@ class ShareOutcome:
             "site": self.site,
             "kind": self.kind,
             "custodians": list(self.custodians),
+            "share_set": self.share_set,
             "group": self.group,
+            "group_name": self.group_name,
             "member": self.member,
+            "position": self.position,
             "status": self.status,
+            "outcome": self.outcome,
             "error": self.error,
             "message": self.message,
         }
@@ -282,7 +318,7 @@ class _Timer:
 
 
 def _outcome(
-    plan: Plan, target: Target, status: str, err: ColdvaultError | None = None
+    plan: Plan, record: BackupRecord, target: Target, status: str, err: ColdvaultError | None = None
 ) -> ShareOutcome:
     position = plan.position(target.id)
     return ShareOutcome(
@@ -295,6 +331,8 @@ def _outcome(
         status,
         err.code if err else "",
         err.message if err else "",
+        record.share_set.identifier,
+        plan.scheme.groups[position.group].name,
     )
 
 
@@ -385,15 +423,15 @@ def _collect(
     reasons: list[str] = []
     for target in plan.targets:
         if target not in available:
-            outcomes.append(_outcome(plan, target, "lost"))
+            outcomes.append(_outcome(plan, record, target, "lost"))
             continue
         try:
             words[target.id] = _open_one(record, target, blobs, access, retired)
         except ColdvaultError as err:
-            outcomes.append(_outcome(plan, target, "failed", err))
+            outcomes.append(_outcome(plan, record, target, "failed", err))
             reasons.append(f"Target {target.id!r} at {target.site!r}: {err.message}")
             continue
-        outcomes.append(_outcome(plan, target, "used"))
+        outcomes.append(_outcome(plan, record, target, "used"))
     return outcomes, reasons
 
 

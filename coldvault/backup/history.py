@@ -14,6 +14,7 @@ whether a drill is overdue.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any
 
 from coldvault import schema
 from coldvault.backup.approvals import REPORT_KIND, verify_signed
-from coldvault.errors import InputError
+from coldvault.errors import InputError, Refused
 from coldvault.policy.rules import DEFAULT_DRILL_INTERVAL_DAYS
 from coldvault.quorum.roster import Roster
 from coldvault.records.audit import AUDIT, AuditEntry, AuditLog
@@ -234,6 +235,23 @@ def _history(
     )
 
 
+def check_trail_free(trail: Path) -> None:
+    """Before a drill collects any share: the trail exists (:class:`DrillTrailMissing`) and
+    no other process holds it (:class:`DrillTrailBusy`: the running appliance keeps its
+    trail locked, and the drill must not wait until its end to find out).  Only a probe:
+    the lock is the one :class:`~coldvault.records.audit.AuditLog` takes, released here at
+    once; :func:`append_to_trail` takes it again to append."""
+    if not trail.is_file():
+        raise DrillTrailMissing(str(trail))
+    fd = os.open(trail, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DrillTrailBusy(str(trail)) from None
+    finally:
+        os.close(fd)  # closing the descriptor releases the probe's lock
+
+
 def append_to_trail(trail: Path, fields: dict[str, Any]) -> AuditEntry:
     """Append one drill (public fields: plan, scenario, started_at, passed, report_file,
     report_sha256...) to the appliance's audit trail, durably.  The trail must exist: it
@@ -281,6 +299,19 @@ class DrillTrailMissing(InputError):
         super().__init__(
             f"The appliance audit trail {path} does not exist: give the audit.jsonl in the "
             "state_dir of the appliance configuration (the drill never starts a new trail)."
+        )
+        self.path = path
+
+
+class DrillTrailBusy(Refused):
+    """The appliance audit trail is held by another process: the appliance is running."""
+
+    code = "drill-trail-busy"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"The appliance audit trail {path} is in use by another process (the appliance is "
+            "running); stop the appliance, then run the drill. No share was collected."
         )
         self.path = path
 
@@ -382,8 +413,10 @@ __all__ = [
     "read_retired",
     "retired_sets",
     "write_retired",
+    "DrillTrailBusy",
     "DrillTrailMissing",
     "append_to_trail",
+    "check_trail_free",
     "trail_history",
     "REPORT_FORMAT",
     "REPORT_SUFFIX",

@@ -47,6 +47,8 @@ OPENPGP_RID_PIX = bytes.fromhex("D27600012401")
 TEST_MANUFACTURERS = frozenset({0x0000, 0xFFFF})
 MIN_PIN_LENGTH = {0x81: 6, 0x82: 6, 0x83: 8}
 MAX_PIN_LENGTH = 127
+#: The resetting code (DO D3) is at least 8 characters (spec 3.4, 4.3.4).
+MIN_RESET_CODE_LENGTH = 8
 PRIVATE_DOS = range(1, 5)
 MAX_CARDHOLDER_NAME = 39
 SIGNATURE_LENGTH = 64
@@ -94,12 +96,61 @@ class PinBlocked(AuthError):
         hint = (
             "the card must be reset by an administrator"
             if pw is Pw.ADMIN
-            else "unblock it with the admin PIN (coldvault card unblock)"
+            else "unblock it with the admin PIN (coldvault card unblock) or with the card's "
+            "resetting code (coldvault card unblock --reset-code)"
         )
         super().__init__(f"The card's {pw.label} is blocked; {hint}.")
         self.pw = pw
         self.tries_left = 0
         self.attempts_remaining = 0
+
+
+class WrongResetCode(AuthError):
+    """The card rejected its resetting code; carries the code's tries left.  The user PIN
+    was not changed."""
+
+    code = "card-wrong-reset-code"
+
+    def __init__(self, tries_left: int) -> None:
+        plural = "try" if tries_left == 1 else "tries"
+        counter = (
+            f"{tries_left} {plural} left before it blocks" if tries_left
+            else "it is now blocked (0 tries left); the admin PIN can still unblock the user "
+            "PIN (coldvault card unblock)"
+        )  # fmt: skip
+        super().__init__(
+            f"The card rejected the resetting code; {counter}. The user PIN was not changed."
+        )
+        self.tries_left = tries_left
+        self.attempts_remaining = tries_left
+
+
+class ResetCodeUnusable(AuthError):
+    """The card has no resetting code, or it is blocked (its counter is 0)."""
+
+    code = "reset-code-unusable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The card's resetting code is not set or is blocked (0 tries left); unblock the "
+            "user PIN with the admin PIN (coldvault card unblock), or have an admin set a new "
+            "code (coldvault card set-reset-code)."
+        )
+        self.tries_left = 0
+        self.attempts_remaining = 0
+
+
+class ResetCodeFormatError(AuthError):
+    """A resetting code has an impossible length; nothing was sent to the card."""
+
+    code = "reset-code-format"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"The resetting code must be {MIN_RESET_CODE_LENGTH} to {MAX_PIN_LENGTH} "
+            "characters long; it was not sent to the card."
+        )
+        self.minimum = MIN_RESET_CODE_LENGTH
 
 
 class PinRequired(AuthError):
@@ -153,6 +204,7 @@ class Do(enum.IntEnum):
     FP_SIG = 0xC7
     GEN_TIMES = 0xCD
     TIME_SIG = 0xCE
+    RESETTING_CODE = 0xD3
     PUBLIC_KEY = 0x7F49
     POINT = 0x86
 
@@ -438,6 +490,48 @@ class OpenPgpSession:
             self._send(Ins.RESET_RETRY_COUNTER, 0x02, Pw.SIGN, raw, le=False)
         finally:
             wipe(raw)
+
+    @staticmethod
+    def _reset_code_bytes(code: str) -> bytearray:
+        raw = bytearray(code.encode("utf-8"))
+        if not MIN_RESET_CODE_LENGTH <= len(raw) <= MAX_PIN_LENGTH:
+            wipe(raw)
+            raise ResetCodeFormatError()
+        return raw
+
+    def set_reset_code(self, code: str) -> None:
+        """PUT DATA D3: set the resetting code (admin PIN verified); its counter is 3."""
+        raw = self._reset_code_bytes(code)
+        try:
+            self._send(Ins.PUT_DATA, 0x00, Do.RESETTING_CODE, raw, le=False,
+                       pw=Pw.ADMIN, tag=Do.RESETTING_CODE)  # fmt: skip
+        finally:
+            wipe(raw)
+
+    def reset_pin_with_code(self, code: str, new_pin: str) -> None:
+        """RESET RETRY COUNTER with P1=00: the resetting code and a new user PIN in one
+        command; raises :class:`WrongResetCode` (tries left) or :class:`ResetCodeUnusable`."""
+        raw_code = self._reset_code_bytes(code)
+        try:
+            raw_pin = self._pin_bytes(new_pin, Pw.USER)
+        except BaseException:
+            wipe(raw_code)
+            raise
+        data = raw_code + raw_pin
+        try:
+            _, sw = self._send(Ins.RESET_RETRY_COUNTER, 0x00, Pw.SIGN, data, le=False,
+                               check=False)  # fmt: skip
+        finally:
+            wipe(raw_code)
+            wipe(raw_pin)
+            wipe(data)
+        if sw == Sw.OK:
+            return
+        if sw & 0xFFF0 == 0x63C0:
+            raise WrongResetCode(sw & 0x0F)
+        if sw == Sw.AUTH_BLOCKED:
+            raise ResetCodeUnusable()
+        raise status_error(sw, Ins.RESET_RETRY_COUNTER)
 
     # -- keys and signing -----------------------------------------------------------------
     def set_algorithm(self, algorithm: CardAlgorithm) -> None:

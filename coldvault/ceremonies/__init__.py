@@ -34,7 +34,8 @@ recovery), ``exports``, ``seed``, ``provision``, ``appliance``, ``enrol``, ``pro
 (what admins are shown), ``approve``, ``register`` (multisig wallets from coordinators),
 ``revoke``, ``devices`` (backup tokens and custodian
 cards as share targets, their PIN prompts), ``sharding`` (``ceremony backup``), ``drill``
-(``drill run``), ``card_pins`` (a holder's ``coldvault card status|unblock|change-pin``).
+(``drill run``), ``card_pins`` (a holder's ``coldvault card
+status|unblock|change-pin|set-reset-code``, each change with its transcript).
 """
 
 from coldvault.ceremonies.appliance import InitAppliance, init_appliance

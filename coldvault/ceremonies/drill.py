@@ -34,7 +34,12 @@ from coldvault.backup.approvals import RECORD_KIND, REPORT_KIND, verify_signed
 from coldvault.backup.check import DEFAULT_COLLUSION, DEFAULT_SURVIVE
 from coldvault.backup.drill import DrillReport, DrillScenario, RestoreRequest, run_drill
 from coldvault.backup.envelope import KeyAgreement
-from coldvault.backup.history import REPORT_SUFFIX, append_to_trail, retired_sets
+from coldvault.backup.history import (
+    REPORT_SUFFIX,
+    append_to_trail,
+    check_trail_free,
+    retired_sets,
+)
 from coldvault.backup.plan import Plan, Target
 from coldvault.backup.record import parse_record
 from coldvault.backup.restore import expectations_from_provisioning
@@ -52,6 +57,7 @@ from coldvault.ceremonies.run import CeremonyRun, Closed
 from coldvault.ceremonies.sharding import RECORD_FILE, admin_sign_file, load_backup
 from coldvault.keys.keystore import Keystore
 from coldvault.quorum.roster import Roster
+from coldvault.records.printable import SHARE_STEP
 
 
 class ConsoleShareAccess:
@@ -168,6 +174,8 @@ def restore_drill(
             "provisioning",
             "a restore needs the provisioning record of the key pool (with its keys).",
         )
+    if params.audit_trail is not None:  # before any transcript, prompt or share
+        check_trail_free(params.audit_trail)
     parameters: dict[str, Any] = {
         "plan": plan.id,
         "plan_sha256": plan.sha256,
@@ -221,9 +229,11 @@ def restore_drill(
              "rebuilt_fingerprint": report.rebuilt_fingerprint},
         )  # fmt: skip
         for outcome in report.shares:
-            line = f"{outcome.target} at {outcome.site}: {outcome.status}"
+            run.record(SHARE_STEP, outcome.record_entry())
+            line = (f"{outcome.target} at {outcome.site} ({', '.join(outcome.custodians)}; "
+                    f"{outcome.position}): {outcome.outcome}")  # fmt: skip
             if outcome.status == "failed":
-                op.error(f"{line} -- {outcome.message}")
+                op.error(line)
             elif outcome.status == "used":
                 op.ok(line)
             else:

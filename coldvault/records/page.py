@@ -93,9 +93,9 @@ def render_html(record: PrintableRecord) -> str:
                  f"<th>signature and date</th></tr>{rows}</table>")
     parts.append("<h2>Equipment</h2>" + _html_table(("kind", "serial"), record.equipment, cls="v"))
     parts.append(f"<h2>Tamper-evident bags</h2><p>{esc(bags_text(record))}</p>")
-    if record.custodians is not None:
-        c = record.custodians
-        parts.append(f"<h2>{esc(c.title)}</h2>" + _html_table(c.header, c.rows, cls="v"))
+    for c in (record.custodians, record.shares):
+        if c is not None:
+            parts.append(f"<h2>{esc(c.title)}</h2>" + _html_table(c.header, c.rows, cls="v"))
     if record.qr_values:
         parts.append("<h2>Public values to re-enter (scan or type)</h2>")
         for qr in record.qr_values:

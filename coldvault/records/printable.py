@@ -31,6 +31,8 @@ from coldvault.records.transcript import (
 
 #: The step a ceremony records the numbers of the tamper-evident bags sealed in it.
 BAGS_STEP = "tamper-bags"
+#: The step a drill records each share offered in (target, custodians, site, outcome).
+SHARE_STEP = "share-offered"
 #: The mark printed across every page of a record that is not a completed, verified ceremony.
 ABORTED_MARK = "ABORTED \u2014 INCOMPLETE"
 OPEN_MARK = "INCOMPLETE \u2014 NOT CLOSED"
@@ -73,6 +75,13 @@ _SUMMARIES = {
     "replace-card": "A card was replaced in the roster with the admin quorum's approval.",
     "backup": "The seed was split into shares, each sealed to a key that never leaves its "
     "site's HSM or custodian's card, written and read back through its own target.",
+    "card-unblock": "A card holder's blocked or forgotten user PIN was replaced with a new one "
+    "on their card (RESET RETRY COUNTER), authorised by the card's admin PIN or its resetting "
+    "code. No PIN or code is recorded.",
+    "card-change-pin": "A card's user or admin PIN was changed with the current one. No PIN is "
+    "recorded.",
+    "card-set-reset-code": "A card's resetting code was set with the admin PIN, so that the "
+    "holder can unblock their user PIN without an admin. The code is not recorded.",
     "drill": "A restore drill rebuilt the seed in memory from the surviving shares of a lost-"
     "site scenario, compared it with the registered wallets and wiped it.",
 }
@@ -117,6 +126,7 @@ class PrintableRecord:
     equipment: tuple[tuple[str, str], ...]  # (kind, serial)
     bags: tuple[str, ...]
     custodians: Table | None
+    shares: Table | None  # a drill's shares offered, each with its outcome
     facts: tuple[tuple[str, str], ...]
     qr_values: tuple[QrValue, ...]
     steps: Table
@@ -190,6 +200,8 @@ def _participants(entries: list[dict[str, Any]]) -> list[Participant]:
             add(Participant(holder, "admin approver", serial, site))
         elif step == WITNESS_STEP and holder:
             add(Participant(holder, f"witness ({_text(data.get('role'))})", serial))
+        elif step == "card-presented":  # a card without a name still gets a signature line
+            add(Participant(holder, "card holder", serial))
         elif step == "room-checked" and data.get("confirmed_by"):
             add(Participant(_text(data["confirmed_by"]), "room check"))
     return list(people.values())
@@ -244,11 +256,35 @@ def _custodians(entries: list[dict[str, Any]]) -> Table | None:
     )
 
 
+def _shares_offered(entries: list[dict[str, Any]]) -> Table | None:
+    """A drill's shares: each target offered, who holds it, where, and what happened."""
+    rows = []
+    for entry in entries:
+        if entry["step"] != SHARE_STEP:
+            continue
+        data = entry["data"]
+        custodians = data.get("custodians")
+        rows.append((
+            _text(data.get("target")),
+            ", ".join(_text(c) for c in custodians) if isinstance(custodians, list) else "",
+            _text(data.get("site")), _text(data.get("held_on")), _text(data.get("position")),
+            _text(data.get("outcome")),
+        ))  # fmt: skip
+    if not rows:
+        return None
+    return Table(
+        "Shares offered in the drill (public data only)",
+        ("share target", "custodians", "site", "held on", "share", "outcome"),
+        tuple(rows),
+    )
+
+
 _FACT_KEYS = (
     "master_fingerprint", "version", "kind", "sha256", "roster_sha256", "record_sha256",
     "report_sha256", "passed", "rebuilt_fingerprint", "scenario", "plan", "set_identifier",
     "reason", "admin_threshold", "appliance_id", "token", "imported", "key_count", "approvals",
-    "threshold",
+    "threshold", "credential", "authorised_by", "result", "user_pin_tries", "admin_pin_tries",
+    "reset_code_tries",
 )  # fmt: skip
 
 
@@ -370,6 +406,7 @@ def transcript_record(path: Path, *, roster: Any = None) -> PrintableRecord:
         equipment=tuple(_equipment(entries)),
         bags=tuple(_bags(entries)),
         custodians=_custodians(entries),
+        shares=_shares_offered(entries),
         facts=tuple(_facts(entries)),
         qr_values=tuple(qr_values),
         steps=steps,
@@ -390,6 +427,7 @@ __all__ = [
     "ABORTED_MARK",
     "BAGS_STEP",
     "OPEN_MARK",
+    "SHARE_STEP",
     "UNVERIFIED_MARK",
     "Participant",
     "PrintableRecord",

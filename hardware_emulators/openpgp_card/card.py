@@ -22,6 +22,8 @@ VERSION = bytes([3, 4])
 MAX_CHAIN = 4096
 MAX_DO = 255
 MIN_PIN = {0x81: 6, 0x82: 6, 0x83: 8}
+#: The resetting code's minimum length (spec 3.4, DO D3: 8 bytes or empty to delete it).
+MIN_RC = 8
 MAX_PIN = 127
 #: Historical bytes: category 00, card service data (31 C0: select by full/partial DF
 #: name), card capabilities (73 C0 01 80: command chaining, no extended Lc/Le),
@@ -100,6 +102,7 @@ class Tag(enum.IntEnum):
     TIME_SIG = 0xCE
     TIME_DEC = 0xCF
     TIME_AUT = 0xD0
+    RESETTING_CODE = 0xD3
     KEY_INFO = 0xDE
     ALGO_INFO = 0xFA
     CERT = 0x7F21
@@ -290,7 +293,7 @@ class OpenPgpCard:
                 MAX_PIN,
                 MAX_PIN,
                 s.pw1.tries,
-                0,  # no resetting code set
+                s.rc.tries if s.rc is not None else 0,  # 0: no resetting code set
                 s.pw3.tries,
             ]
         )
@@ -449,17 +452,32 @@ class OpenPgpCard:
         return b""
 
     def _reset_retry_counter(self, apdu: Apdu) -> bytes:
+        """Spec 3.4 §7.2.4: P1=00 -- data is the resetting code followed by the new PW1, the
+        code checked against its own retry counter (3 tries, then blocked: 6983); P1=02 --
+        data is the new PW1, PW3 verified.  Either way PW1 is set with full tries."""
         if apdu.p2 != 0x81:
             raise CardStatus(Sw.WRONG_P1P2)
-        if apdu.p1 == 0x00:  # with resetting code: none is ever set on this card
-            raise CardStatus(Sw.SECURITY_STATUS)
-        if apdu.p1 != 0x02:
+        if apdu.p1 == 0x00:
+            rc = self.state.rc
+            if rc is None or rc.tries == 0:  # not set, or blocked
+                raise CardStatus(Sw.AUTH_BLOCKED)
+            code, new = apdu.data[: rc.length], apdu.data[rc.length :]
+            if not rc.matches(code):
+                rc.tries -= 1
+                self._save()
+                raise CardStatus(0x63C0 | rc.tries)
+            rc.tries = 3
+        elif apdu.p1 == 0x02:
+            if 0x83 not in self.verified:
+                raise CardStatus(Sw.SECURITY_STATUS)
+            new = apdu.data
+        else:
             raise CardStatus(Sw.WRONG_P1P2)
-        if 0x83 not in self.verified:
-            raise CardStatus(Sw.SECURITY_STATUS)
-        if not MIN_PIN[0x81] <= len(apdu.data) <= MAX_PIN:
+        if not MIN_PIN[0x81] <= len(new) <= MAX_PIN:
+            self._save()
             raise CardStatus(Sw.WRONG_DATA)
-        self.state.pw1 = Pin.create(apdu.data)
+        self.state.pw1 = Pin.create(new)
+        self.verified -= {0x81, 0x82}
         self._save()
         return b""
 
@@ -479,7 +497,11 @@ class OpenPgpCard:
             return b""
         if 0x83 not in self.verified:
             raise CardStatus(Sw.SECURITY_STATUS)
-        if tag in _ALGO_TAG:
+        if tag == Tag.RESETTING_CODE:  # write only; empty data deletes the code
+            if data and not MIN_RC <= len(data) <= MAX_PIN:
+                raise CardStatus(Sw.WRONG_DATA)
+            s.rc = Pin.create(data) if data else None
+        elif tag in _ALGO_TAG:
             slot = _ALGO_TAG[tag]
             table = keys.DECRYPTION if slot == "dec" else keys.SIGNING
             attrs = keys.normalise(data)

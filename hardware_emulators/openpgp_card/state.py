@@ -95,6 +95,8 @@ class CardState:
     url: bytes = b""
     login: bytes = b""
     private_dos: dict[int, bytes] = field(default_factory=dict)
+    #: the resetting code (DO D3), None while none is set; its retry counter is ``rc.tries``
+    rc: Pin | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +117,7 @@ class CardState:
             "url": self.url.hex(),
             "login": self.login.hex(),
             "private_dos": {f"{k:04X}": v.hex() for k, v in self.private_dos.items()},
+            "rc": self.rc.to_json() if self.rc is not None else None,
         }
 
     @classmethod
@@ -144,6 +147,7 @@ class CardState:
             url=bytes.fromhex(d.get("url", "")),
             login=bytes.fromhex(d.get("login", "")),
             private_dos={int(k, 16): bytes.fromhex(v) for k, v in d.get("private_dos", {}).items()},
+            rc=Pin.from_json(d["rc"]) if d.get("rc") else None,
         )
 
 

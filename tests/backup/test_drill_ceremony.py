@@ -6,11 +6,14 @@ against its transcript, the history and its overdue warning."""
 from __future__ import annotations
 
 import json
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ceremony_scripts.cli import ceremony
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backup.drill import DrillScenario
 from coldvault.backup.history import (
@@ -22,6 +25,7 @@ from coldvault.backup.history import (
 from coldvault.ceremonies.drill import FreshToken, RestoreDrill, restore_drill
 from coldvault.ceremonies.sharding import RECORD_FILE
 from coldvault.keys.pool import AccountSpec, Template, provision
+from coldvault.records.printable import transcript_record
 from tests.backup.conftest import USER_PIN
 from tests.backup.lab_backup import direct_sessions, lab_backup
 from tests.backup.lab_devices import LabDevices, RuleOperator
@@ -136,6 +140,12 @@ def test_failures_name_the_share_and_its_site(
     assert any("'c-hsm' at 'site-c'" in r for r in report.reasons)
     assert any("'a-card' at 'site-a'" in r and "1 try left" in r for r in report.reasons)
     assert read_report(result.report_path).passed is False
+    _check_shares_offered(backup.plan, result)
+    assert any(line.startswith("c-hsm at site-c (") and "): refused: " in line
+               for line in op.said("error"))  # fmt: skip
+    assert any(line.startswith("b-hsm at site-b (")
+               and line.endswith("): not reachable in the scenario")
+               for line in op.said("info"))  # fmt: skip
 
     # two sites lost: too few, saying what is missing and from where
     op = _operator(backup_tokens)
@@ -146,3 +156,49 @@ def test_failures_name_the_share_and_its_site(
     assert any("Too few shares" in r and "1 more needed" in r for r in result.report.reasons)
     history = drill_history(tmp_path / "drills")
     assert len(history.reports) == 2 and history.overdue and "No restore drill" in history.warning
+
+
+def _check_shares_offered(plan, result) -> None:
+    """Every target of the plan is listed once, in the report and in the printed record, with
+    its custodians, site, medium, share position and outcome (used / refused with the reason
+    / not reachable in the scenario)."""
+    report = result.report
+    listed = {s["target"]: s for s in json.loads(result.report_path.read_text())["shares"]}
+    assert set(listed) == {t.id for t in plan.targets}
+    expected = {}
+    for target in plan.targets:
+        position = plan.position(target.id)
+        group = plan.scheme.groups[position.group]
+        where = (f"set {report.share_set}, group {position.group + 1} ({group.name}), "
+                 f"member {position.member + 1}")  # fmt: skip
+        entry = listed[target.id]
+        assert entry["custodians"] == list(target.custodians) and entry["site"] == target.site
+        assert entry["kind"] == target.kind.value and entry["position"] == where
+        assert entry["share_set"] == report.share_set and entry["group_name"] == group.name
+        expected[target.id] = (", ".join(target.custodians), target.site, target.kind.value,
+                               where)  # fmt: skip
+    assert listed["b-hsm"]["outcome"] == "not reachable in the scenario"  # site-b lost
+    assert listed["a-hsm"]["outcome"] == listed["c-card"]["outcome"] == "used"
+    assert listed["c-hsm"]["outcome"].startswith("refused: ")
+    assert listed["c-hsm"]["outcome"] == f"refused: {listed['c-hsm']['message']}"
+    assert "1 try left" in listed["a-card"]["outcome"]
+
+    record = transcript_record(result.closed.transcript)
+    assert record.shares is not None and record.complete
+    rows = {row[0]: row for row in record.shares.rows}
+    assert set(rows) == set(listed)
+    for target, row in rows.items():
+        assert row[1:5] == expected[target] and row[5] == listed[target]["outcome"]
+
+    pdf = result.closed.transcript.with_suffix(".pdf")
+    done = CliRunner().invoke(
+        ceremony, ["transcript", "render", str(result.closed.transcript), "--pdf", str(pdf)]
+    )
+    assert done.exit_code == 0, done.output
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+    flat = " ".join(text.split())
+    assert "Shares offered in the drill" in flat
+    assert "not reachable in the scenario" in flat and "refused:" in flat
+    for target in listed:
+        assert target in flat

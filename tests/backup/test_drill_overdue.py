@@ -15,14 +15,22 @@ from click.testing import CliRunner
 from appliance.config import load_config
 from appliance.daemon import Appliance
 from ceremony_scripts.drills import drill
+from coldvault.backup.drill import DrillScenario
 from coldvault.backup.history import (
     REPORT_FORMAT,
+    DrillTrailBusy,
     DrillTrailMissing,
     append_to_trail,
+    check_trail_free,
     trail_history,
 )
+from coldvault.backup.plan import parse_plan
+from coldvault.ceremonies.drill import RestoreDrill, restore_drill
 from coldvault.policy import PolicyInvalid, parse_policy, policy_toml
 from coldvault.quorum.documents import write_signed_document
+from coldvault.records.audit import AuditLog
+from tests.backup.lab_devices import RuleOperator
+from tests.backup.plans import lab_plan
 from tests.integrity.conftest import SoftCollector, Ui, World, _sign_doc
 
 DAY = 86_400
@@ -79,6 +87,25 @@ def test_the_drill_never_starts_a_trail(tmp_path: Path) -> None:
     with pytest.raises(DrillTrailMissing, match="does not exist"):
         _drill(tmp_path / "state" / "audit.jsonl", T0, passed=True)
     assert not (tmp_path / "state").exists()
+
+
+def test_the_drill_refuses_a_trail_the_running_appliance_holds(tmp_path: Path) -> None:
+    """Refused before any transcript, prompt or share; the trail and the drill go on once
+    the appliance lets go."""
+    trail = tmp_path / "state" / "audit.jsonl"
+    trail.parent.mkdir()
+    params = RestoreDrill(actor="lead", plan=parse_plan(lab_plan()), backup_dir=tmp_path,
+                          scenario=DrillScenario.site_lost("site-b"),
+                          reports_dir=tmp_path / "drills", audit_trail=trail)  # fmt: skip
+    op = RuleOperator()  # any prompt fails the test
+    with AuditLog(trail) as held:  # the appliance holds its trail while it runs
+        with pytest.raises(DrillTrailBusy, match="stop the appliance"):
+            restore_drill(op, params, devices=None)  # type: ignore[arg-type]
+        held.append("startup", {"n": 1})  # the appliance's own lock was never disturbed
+    assert op.asked == [] and not list((tmp_path / "drills").glob("*.jsonl"))
+    check_trail_free(trail)  # free again once the appliance stopped
+    _drill(trail, T0, passed=True)
+    assert [r.passed for r in trail_history(trail, now=T0).reports] == [True]
 
 
 def _report(directory: Path, name: str, started_at: int, passed: bool) -> None:

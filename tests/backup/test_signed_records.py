@@ -5,6 +5,7 @@ naming the cause."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -113,6 +114,13 @@ def test_record_and_report_signed_by_the_admin_quorum_and_the_drill_audited(
     assert "The backup record is signed by Dave Admin, Erin Admin." in op.said("ok")
     verified = verify_report(result.report_path, roster=roster)
     assert verified.signed_by == ("Dave Admin", "Erin Admin")
+    # the roster checked against the genesis pinned in the appliance configuration
+    pinned = hashlib.sha256(chain.path.read_bytes()).hexdigest()
+    for genesis, status, error in ((pinned, 0, None), ("ab" * 32, 2, "roster-mismatch")):
+        cli = CliRunner().invoke(drill, ["verify", str(result.report_path), "--roster",
+                                         str(chain.path), "--genesis-sha256", genesis, "--json"])
+        assert cli.exit_code == status, cli.output
+        assert json.loads(cli.stdout).get("error") == error
 
     entries = [line.entry for line in walk(trail, audit.AUDIT)]  # the chain checked
     assert [e["event"] for e in entries] == ["startup", "ceremony"]

@@ -144,7 +144,43 @@ def test_reset_retry_counter_needs_admin(card: Card) -> None:
     assert card.cmd(0x2C, 0x02, 0x81, b"654", le=None)[1] == 0x6A80  # too short
     assert card.cmd(0x2C, 0x02, 0x81, b"654321", le=None)[1] == 0x9000
     assert card.verify(0x81, "654321") == 0x9000
-    assert card.cmd(0x2C, 0x00, 0x81, b"00000000654321", le=None)[1] == 0x6982  # no RC set
+    # no resetting code set: its counter is 0, so the P1=00 form is blocked
+    assert card.cmd(0xCA, 0, 0xC4)[0][5] == 0
+    assert card.cmd(0x2C, 0x00, 0x81, b"00000000654321", le=None)[1] == 0x6983
+
+
+def test_resetting_code_unblocks_pw1_and_blocks_after_three_wrong_codes(card: Card) -> None:
+    assert card.put(0xD3, b"RC-12345") == 0x6982  # setting it needs PW3
+    assert card.verify(0x83, "12345678") == 0x9000
+    assert card.put(0xD3, b"short") == 0x6A80  # 8 bytes at least
+    assert card.put(0xD3, b"RC-12345") == 0x9000
+    assert card.get(0xD3)[1] == 0x6A88  # write only
+    assert card.cmd(0xCA, 0, 0xC4)[0][5] == 3
+    for _ in range(3):
+        card.verify(0x81, "999999")
+    card.card.power_off()  # a new session: PW3 no longer verified
+    assert card.send(SELECT)[1] == 0x9000
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-12345" + b"654", le=None)[1] == 0x6A80  # too short
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-12345" + b"654321", le=None)[1] == 0x9000
+    assert card.cmd(0xCA, 0, 0xC4)[0][4:6] == bytes([3, 3])
+    assert card.verify(0x81, "654321") == 0x9000
+    # wrong codes count down the code's own counter (PW1 and PW3 untouched), then block it
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-00000" + b"111111", le=None)[1] == 0x63C2
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-00000" + b"111111", le=None)[1] == 0x63C1
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-00000" + b"111111", le=None)[1] == 0x63C0
+    assert card.cmd(0x2C, 0x00, 0x81, b"RC-12345" + b"111111", le=None)[1] == 0x6983
+    status = card.cmd(0xCA, 0, 0xC4)[0]
+    assert (status[4], status[5], status[6]) == (3, 0, 3)
+    assert card.verify(0x81, "654321") == 0x9000  # the PIN was not changed
+    saved = card_state.load_or_create(card.path, serial=None)
+    assert saved.rc is not None and saved.rc.tries == 0
+    assert "RC-12345" not in card.path.read_text()  # stored as a salted hash
+    # the admin sets it again (counter back to 3), or deletes it with empty data
+    assert card.verify(0x83, "12345678") == 0x9000
+    assert card.put(0xD3, b"RC-67890") == 0x9000
+    assert card.cmd(0xCA, 0, 0xC4)[0][5] == 3
+    assert card.put(0xD3, b"") == 0x9000
+    assert card.cmd(0xCA, 0, 0xC4)[0][5] == 0
 
 
 def test_change_reference_data(card: Card) -> None:
