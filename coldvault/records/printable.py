@@ -223,7 +223,8 @@ def _equipment(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _custodians(entries: list[dict[str, Any]]) -> Table | None:
-    """The custodian <-> share table of a backup: target, site, medium, sealed share, read back."""
+    """The custodian <-> share table of a backup or of a seed's paper shares: target, who
+    holds it, site, medium, sealed share, read back."""
     rows: dict[str, dict[str, str]] = {}
     for entry in entries:
         data, step = entry["data"], entry["step"]
@@ -232,9 +233,11 @@ def _custodians(entries: list[dict[str, Any]]) -> Table | None:
             "target-enrolled", "share-written", "paper-share-shown", "share-read-back",
         ):  # fmt: skip
             continue
-        row = rows.setdefault(
-            target, {"site": _text(data.get("site")), "medium": "", "sealed": "", "read": "no"}
-        )
+        row = rows.setdefault(target, {"site": _text(data.get("site")), "custodians": "",
+                                       "medium": "", "sealed": "", "read": "no"})  # fmt: skip
+        named = data.get("custodians")
+        if isinstance(named, list) and named:
+            row["custodians"] = ", ".join(_text(n) for n in named)
         if step == "target-enrolled":
             if data.get("kind") == "hsm":
                 label, serial = _text(data.get("label")), _text(data.get("serial"))
@@ -251,8 +254,9 @@ def _custodians(entries: list[dict[str, Any]]) -> Table | None:
         return None
     return Table(
         "Custodians and shares (public data only)",
-        ("share target", "site", "held on", "sealed share SHA-256", "read back"),
-        tuple((t, r["site"], r["medium"], r["sealed"], r["read"]) for t, r in rows.items()),
+        ("share target", "custodians", "site", "held on", "sealed share SHA-256", "read back"),
+        tuple((t, r["custodians"], r["site"], r["medium"], r["sealed"], r["read"])
+              for t, r in rows.items()),  # fmt: skip
     )
 
 

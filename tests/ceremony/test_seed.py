@@ -27,6 +27,7 @@ from coldvault.crypto import mnemonics
 from coldvault.errors import Cancelled
 from coldvault.keys.keystore import KeyAlgorithm
 from coldvault.keys.pool import AccountSpec, Template, derive_pool
+from coldvault.records.printable import transcript_record
 from coldvault.records.transcript import TranscriptExists, read_entries, verify
 from hardware_emulators.ceremony_driver import fair_dice
 
@@ -142,6 +143,10 @@ def test_generate_seed_then_provision(hsm_token: LabToken, tmp_path: Path) -> No
     assert sheets == [{"target": f"share {i}", "custodians": [name]}
                       for i, name in enumerate(CUSTODIANS, start=1)]  # fmt: skip
     assert "Share 2 of 3, written down and kept by Dave Custodian." in op.said("info")
+    table = transcript_record(path).custodians
+    assert table is not None and [row[:2] for row in table.rows] == [
+        (f"share {i}", name) for i, name in enumerate(CUSTODIANS, start=1)
+    ]
     assert entries[0]["ceremony_id"] == result.closed.ceremony_id  # type: ignore[attr-defined]
     assert f"Ceremony id: {entries[0]['ceremony_id']}" in op.said("info")
     assert entries[-1]["hash"] == result.closed.final_hash  # type: ignore[attr-defined]
