@@ -23,7 +23,7 @@ from embit.descriptor.errors import DescriptorError
 from embit.descriptor.miniscript import Sortedmulti
 from embit.ec import PublicKey
 
-from coldvault.crypto.bip32 import HDKey
+from coldvault.crypto.bip32 import HDKey, public_child
 from coldvault.crypto.paths import HARDENED
 from coldvault.errors import ConfigError, Refused
 from coldvault.requests.base import Chain
@@ -83,8 +83,9 @@ class WalletScripts:
     """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache.
 
     The descriptor is parsed and checked by embit once; each ``<branch>/<index>`` then costs
-    one public child derivation per key from the key's cached ``<branch>`` node (libsecp256k1
-    through bip-utils), and the scripts are built from those keys as the descriptor says
+    one public child derivation per key from the key's cached ``<branch>`` node
+    (:func:`~coldvault.crypto.bip32.public_child`: HMAC-SHA512 and one libsecp256k1
+    tweak), and the scripts are built from those keys as the descriptor says
     (``tests/requests/test_wallet_scripts.py`` checks them against embit's own derivation)."""
 
     wallet: Wallet
@@ -96,7 +97,10 @@ class WalletScripts:
     #: every key's account-level node, in descriptor order, and where ours is among them
     _accounts: list[HDKey] = field(default_factory=list, init=False, repr=False)
     _ours: int = field(default=0, init=False, repr=False)
-    _branches: dict[int, list[HDKey]] = field(default_factory=dict, init=False, repr=False)
+    #: every key's ``<branch>`` node as (public key, chain code), in descriptor order
+    _branches: dict[int, list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     #: multisig: (threshold, sorted keys?)
     _multi: tuple[int, bool] | None = field(default=None, init=False, repr=False)
 
@@ -178,7 +182,7 @@ class WalletScripts:
         hit = self._cache.get((branch, index))
         if hit is not None:
             return hit
-        pubs = [node.derive((index,)).public_key for node in self._branch(branch)]
+        pubs = [public_child(key, chain, index)[0] for key, chain in self._branch(branch)]
         redeem = witness = None
         if self._multi is None:
             key = PublicKey.parse(pubs[0])
@@ -204,8 +208,11 @@ class WalletScripts:
         self._cache[(branch, index)] = derived
         return derived
 
-    def _branch(self, branch: int) -> list[HDKey]:
+    def _branch(self, branch: int) -> list[tuple[bytes, bytes]]:
         nodes = self._branches.get(branch)
         if nodes is None:
-            nodes = self._branches[branch] = [node.derive((branch,)) for node in self._accounts]
+            nodes = self._branches[branch] = [
+                (child.public_key, child.chain_code)
+                for child in (node.derive((branch,)) for node in self._accounts)
+            ]
         return nodes
