@@ -24,6 +24,7 @@ from embit.descriptor.miniscript import Sortedmulti
 from embit.ec import PublicKey
 
 from coldvault.crypto.bip32 import HDKey, public_child
+from coldvault.crypto.hashes import hash160
 from coldvault.crypto.paths import HARDENED
 from coldvault.errors import ConfigError, Refused
 from coldvault.requests.base import Chain
@@ -184,23 +185,27 @@ class WalletScripts:
             return hit
         pubs = [public_child(key, chain, index)[0] for key, chain in self._branch(branch)]
         redeem = witness = None
-        if self._multi is None:
-            key = PublicKey.parse(pubs[0])
-            spk = script.p2pkh(key) if self.script_type is ScriptType.P2PKH else script.p2wpkh(key)
+        if self._multi is None:  # the key is compressed SEC1 (public_child writes no other)
+            key_hash = hash160(pubs[0])
+            if self.script_type is ScriptType.P2PKH:
+                # DUP HASH160 <20> EQUALVERIFY CHECKSIG
+                spk = b"\x76\xa9\x14" + key_hash + b"\x88\xac"
+            else:
+                spk = b"\x00\x14" + key_hash  # 0 <20>
             if self.script_type is ScriptType.P2SH_P2WPKH:
-                redeem, spk = spk, script.p2sh(spk)
+                redeem, spk = spk, _p2sh(spk)
         else:
             threshold, sorted_keys = self._multi
             ordered = sorted(pubs) if sorted_keys else pubs
             ws = script.multisig(threshold, [PublicKey.parse(p) for p in ordered])
-            witness, spk = ws.data, script.p2wsh(ws)
+            witness, spk = ws.data, script.p2wsh(ws).data
             if self.script_type is ScriptType.P2SH_P2WSH:
-                redeem, spk = spk, script.p2sh(spk)
+                redeem, spk = spk, _p2sh(spk)
         derived = Derived(
             branch=branch,
             index=index,
-            script_pubkey=spk.data,
-            redeem_script=redeem.data if redeem is not None else None,
+            script_pubkey=spk,
+            redeem_script=redeem,
             witness_script=witness,
             our_pubkey=pubs[self._ours],
             our_path=self.account + (branch, index),
@@ -216,3 +221,8 @@ class WalletScripts:
                 for child in (node.derive((branch,)) for node in self._accounts)
             ]
         return nodes
+
+
+def _p2sh(redeem: bytes) -> bytes:
+    """HASH160 <20> EQUAL: the P2SH output script of ``redeem``."""
+    return b"\xa9\x14" + hash160(redeem) + b"\x87"
