@@ -391,15 +391,19 @@ _PUBLIC_ATTRIBUTES = (Attribute.ID, Attribute.KEY_TYPE, Attribute.EC_PARAMS, Att
 def _pair_attributes(private: Any, public: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
     """The attributes a look-up checks, read in one ``C_GetAttributeValue`` per object (a
     file-backed token such as SoftHSM re-reads the object's file for every request), or
-    ``None`` when the token will not hand them over together (a key that is not EC has no
-    ``CKA_EC_PARAMS``): the caller then reads them one by one, as it always did."""
+    ``None`` when the token does not hand every one of them over (python-pkcs11 leaves out
+    what the token calls unavailable: a key that is not EC has no ``CKA_EC_PARAMS``) or
+    refuses the request: the caller then reads them one by one, as it always did."""
     try:
-        return (
-            private.get_attributes(_PRIVATE_ATTRIBUTES),
-            public.get_attributes(_PUBLIC_ATTRIBUTES),
-        )
+        private_attrs = private.get_attributes(_PRIVATE_ATTRIBUTES)
+        public_attrs = public.get_attributes(_PUBLIC_ATTRIBUTES)
     except p11.PKCS11Error:
         return None
+    if len(private_attrs) != len(_PRIVATE_ATTRIBUTES):
+        return None
+    if len(public_attrs) != len(_PUBLIC_ATTRIBUTES):
+        return None
+    return private_attrs, public_attrs
 
 
 def _algorithm_in(attrs: dict[Any, Any], token_label: str) -> KeyAlgorithm:
