@@ -13,6 +13,7 @@ collection.  :meth:`HDKey.private_key` hands the caller a ``bytearray`` copy to 
 from __future__ import annotations
 
 import enum
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from bip_utils import Base58ChecksumError, Base58Decoder, Bip32KeyNetVersions, B
 
 from coldvault.crypto.errors import CryptoInputError
 from coldvault.crypto.paths import HARDENED, parse_path
-from coldvault.crypto.secp256k1 import is_scalar
+from coldvault.crypto.secp256k1 import SECP256K1_N, is_scalar
 
 SERIALISED_LENGTH = 78
 
@@ -223,6 +224,24 @@ class HDKey:
         return f"HDKey({kind}, network={self._network}, depth={self.depth}, fp={fp})"
 
 
+def public_child(public_key: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
+    """BIP-32 CKDpub: the compressed public key and the chain code of the non-hardened
+    child ``index`` of the node (``public_key``, ``chain_code``), by HMAC-SHA512 and one
+    libsecp256k1 tweak.  It is what :meth:`HDKey.derive` computes for such a child, without
+    building bip-utils' key objects (a wallet re-derives one key per input it proves)."""
+    if not 0 <= index < HARDENED:
+        raise ValueError("a public derivation takes a non-hardened index")
+    if len(chain_code) != 32:
+        raise ValueError("a chain code is 32 bytes")
+    digest = hmac.digest(chain_code, public_key + index.to_bytes(4, "big"), "sha512")
+    tweak = digest[:32]
+    if int.from_bytes(tweak, "big") >= SECP256K1_N:  # BIP-32: no child at this index
+        raise ValueError(f"index {index} has no valid child")
+    # ValueError for a key that is not a point, or a child at infinity (BIP-32: no child)
+    child = coincurve.PublicKey(public_key).add(tweak)
+    return child.format(compressed=True), digest[32:]
+
+
 def master_fingerprint(seed: bytes | bytearray) -> bytes:
     """4-byte fingerprint of the master key of ``seed`` (the wallet's public identity)."""
     return HDKey.from_seed(seed).fingerprint
@@ -235,4 +254,5 @@ __all__ = [
     "Network",
     "check_extended_key",
     "master_fingerprint",
+    "public_child",
 ]

@@ -177,15 +177,19 @@ def seal_digest(head: str, through_seq: int) -> bytes:
     ).digest()
 
 
-def seal_ok(public_key: bytes, head: str, through_seq: int, signature_hex: str) -> bool:
+def seal_ok(
+    public_key: bytes | coincurve.PublicKey, head: str, through_seq: int, signature_hex: str
+) -> bool:
+    """The seal's signature (``r || s`` in hex) is by ``public_key`` over ``head`` and
+    ``through_seq``. ``public_key``: SEC1 bytes, or a key parsed once for many seals."""
     try:
         sig = bytes.fromhex(signature_hex)
         if len(sig) != 64:
             return False
         der = EcdsaSignature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")).der
-        return bool(
-            coincurve.PublicKey(public_key).verify(der, seal_digest(head, through_seq), hasher=None)
-        )
+        if not isinstance(public_key, coincurve.PublicKey):
+            public_key = coincurve.PublicKey(public_key)
+        return bool(public_key.verify(der, seal_digest(head, through_seq), hasher=None))
     except (ValueError, TypeError):
         return False
 
@@ -207,7 +211,9 @@ def _compact(signature: object) -> bytes:
     raise SealFailed("the sealer returned an unsupported signature type")
 
 
-def _check_seal(index: int, entry: AuditEntry, public_key: bytes | None) -> None:
+def _check_seal(
+    index: int, entry: AuditEntry, public_key: bytes | coincurve.PublicKey | None
+) -> None:
     f = entry.fields
     if f.get("head") != entry.prev or f.get("through_seq") != index - 1:
         raise AuditSealInvalid(index, "it does not name the entry before it")
@@ -227,10 +233,16 @@ def _scan(
     events: dict[str, int] = {}
     first_time = last_time = None
     line = None
+    key: bytes | coincurve.PublicKey | None = public_key
+    if public_key is not None:
+        try:
+            key = coincurve.PublicKey(public_key)  # once, not per seal
+        except (ValueError, TypeError):
+            pass  # not a key: every seal is refused, as seal_ok refuses it
     for line in walk(path, AUDIT, allow_torn_tail=allow_torn_tail):
         event = line.entry["event"]
         if event == "seal":
-            _check_seal(line.index, AuditEntry.from_dict(line.entry), public_key)
+            _check_seal(line.index, AuditEntry.from_dict(line.entry), key)
             seals, sealed_through, last_seal_index = seals + 1, line.index - 1, line.index
         events[event] = events.get(event, 0) + 1
         first_time = first_time or line.entry["time"]

@@ -91,7 +91,8 @@ from coldvault.errors import HardwareError, IntegrityError
 GENESIS = "0" * 64
 #: every chain log stores an entry's own hash under this key
 HASH_KEY = "hash"
-_HASH_KEY_BYTES = HASH_KEY.encode()
+#: how a line spells the start of its ``hash`` member when ``hash`` is not its first key
+_HASH_MEMBER = b',"' + HASH_KEY.encode() + b'":"'
 #: deepest JSON nesting of a line (the entry object itself is level 1)
 MAX_DEPTH = jsonsafe.DEFAULT_MAX_DEPTH
 
@@ -353,32 +354,37 @@ def _canonical_fast(raw: bytes) -> dict[str, Any] | None:
 
     orjson writes sorted keys without spaces like :func:`canonical` except for non-ASCII
     text, DEL and some floats (``0.00001`` against ``1e-05``), so a line holding none of
-    them and equal to orjson's own encoding of its object is canonical.  Lines with more
-    brackets than the nesting bound take the exact path, which checks the bound."""
+    them and equal to orjson's own encoding of its object is canonical.  Objects nested
+    deeper than the bound take the exact path, which refuses them."""
     if not raw.isascii() or b"\x7f" in raw:
         return None
-    if raw.count(b"[") + raw.count(b"{") > jsonsafe.DEFAULT_MAX_DEPTH:
-        return None  # the exact path checks the nesting bound
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict or orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) != raw[:-1]:
+    if type(obj) is not dict:
         return None
-    return obj if _floats_agree(obj) else None
+    dumped = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    if len(dumped) != len(raw) - 1 or not raw.startswith(dumped):  # raw is dumped + b"\n"
+        return None
+    return obj if _values_agree(obj) else None
 
 
-def _floats_agree(value: object) -> bool:
-    """Every float in ``value`` is written alike by orjson and :func:`canonical`."""
-    stack = [value]
+def _values_agree(value: dict[str, Any] | list[Any]) -> bool:
+    """``value`` (the line's object, level 1) nests at most :data:`MAX_DEPTH` deep, and
+    every float in it is written alike by orjson and :func:`canonical`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]  # containers only; scalars where they stand
+    dumps = orjson.dumps
     while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            stack.extend(item.values())
-        elif type(item) is list:
-            stack.extend(item)
-        elif type(item) is float and orjson.dumps(item) != float.__repr__(item).encode():
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
             return False
+        for inner in item.values() if type(item) is dict else item:
+            kind = type(inner)
+            if kind is dict or kind is list:
+                stack.append((inner, depth + 1))
+            elif kind is float and dumps(inner) != float.__repr__(inner).encode():
+                return False
     return True
 
 
@@ -438,12 +444,11 @@ def _line_hash(fmt: ChainFormat, entry: Mapping[str, Any], raw: bytes, sliceable
     the canonical JSON of the entry without its hash.  Anything else is serialised."""
     digest = entry[HASH_KEY]
     if sliceable and len(digest) == 64 and digest.isascii() and digest.isalnum():
-        member = b',"' + _HASH_KEY_BYTES + b'":"' + digest.encode() + b'"'
-        at = raw.rfind(member)
-        if at > 0:
-            return hashlib.sha256(
-                fmt.domain + raw[:at] + raw[at + len(member) : len(raw) - 1]
-            ).hexdigest()
+        at = raw.rfind(_HASH_MEMBER)  # then the digest, its closing quote, the rest
+        start = at + len(_HASH_MEMBER)
+        end = start + 65
+        if at > 0 and raw[start : end - 1] == digest.encode() and raw[end - 1] == 34:  # '"'
+            return hashlib.sha256(fmt.domain + raw[:at] + raw[end:-1]).hexdigest()
     return fmt.entry_hash(entry)
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from coldvault.crypto import mnemonics, slip10
-from coldvault.crypto.bip32 import HDKey, InvalidExtendedKey, Network, check_extended_key
+from coldvault.crypto.bip32 import (
+    HDKey,
+    InvalidExtendedKey,
+    Network,
+    check_extended_key,
+    public_child,
+)
+from coldvault.crypto.paths import HARDENED
 from coldvault.crypto.slip10 import Curve, UnsupportedDerivation
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -41,6 +48,31 @@ def test_bip32_chain(seed_hex: str, name: str, chain: dict) -> None:
     pub = HDKey.from_extended_key(chain["ext_pub"])
     assert not pub.is_private and pub.public_key == node.public_key
     assert node.public().xpub() == chain["ext_pub"]
+
+
+def test_public_child_is_the_vectors_public_derivation() -> None:
+    """Every non-hardened step of the BIP-32 vectors, derived from the parent's public key
+    and chain code alone, gives the vector's child key and chain code."""
+    steps = 0
+    for seed_hex, _, chain in _chains(BIP32["valid"]):
+        if not chain["indices"] or chain["indices"][-1] & HARDENED:
+            continue
+        *parent_path, last = chain["indices"]
+        parent = HDKey.from_seed(bytes.fromhex(seed_hex)).derive(parent_path)
+        child = HDKey.from_extended_key(chain["ext_pub"])
+        assert public_child(parent.public_key, parent.chain_code, last) == (
+            child.public_key,
+            child.chain_code,
+        )
+        steps += 1
+    assert steps >= 4
+    node = HDKey.from_seed(bytes(range(32))).derive("m/84h/1h/0h/1")
+    for index in (0, 1, 999, HARDENED - 1):
+        assert public_child(node.public_key, node.chain_code, index)[0] == (
+            node.public().derive((index,)).public_key
+        )
+    with pytest.raises(ValueError, match="non-hardened"):
+        public_child(node.public_key, node.chain_code, HARDENED)
 
 
 def test_bip32_path_text_equals_indices() -> None:

@@ -96,7 +96,17 @@ def test_attributes_as_seen_by_pkcs11_tool(keystore, softhsm_lab, lab_config) ->
 
 
 # ------------------------------------------------------------------------------- negatives
-def test_key_on_unsupported_curve(keystore: Pkcs11Keystore, softhsm_lab, lab_config) -> None:
+@pytest.mark.parametrize(
+    "key_type,hex_id,named",
+    [
+        ("EC:prime256v1", "9256", "06082a8648ce3d030107"),  # prime256v1 OID
+        # a key with no CKA_EC_PARAMS at all
+        ("rsa:1024", "9257", "a RSA key"),
+    ],
+)
+def test_key_on_unsupported_curve(
+    keystore: Pkcs11Keystore, softhsm_lab, lab_config, key_type: str, hex_id: str, named: str
+) -> None:
     token = lab_config.appliance_token()
     subprocess.run(
         [
@@ -110,11 +120,11 @@ def test_key_on_unsupported_curve(keystore: Pkcs11Keystore, softhsm_lab, lab_con
             token.user_pin,
             "--keypairgen",
             "--key-type",
-            "EC:prime256v1",
+            key_type,
             "--id",
-            "9256",
+            hex_id,
             "--label",
-            "p256",
+            "unsupported",
         ],
         env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
         capture_output=True,
@@ -123,10 +133,10 @@ def test_key_on_unsupported_curve(keystore: Pkcs11Keystore, softhsm_lab, lab_con
     )
     try:
         with pytest.raises(UnsupportedKey) as err:
-            keystore.find_key(bytes.fromhex("9256"))
-        assert err.value.key_id == "9256"
-        assert "06082a8648ce3d030107" in err.value.description  # prime256v1 OID
-        assert bytes.fromhex("9256") not in {k.key_id for k in keystore.list_keys()}
+            keystore.find_key(bytes.fromhex(hex_id))
+        assert err.value.key_id == hex_id
+        assert named in err.value.description
+        assert bytes.fromhex(hex_id) not in {k.key_id for k in keystore.list_keys()}
     finally:
         for kind in ("privkey", "pubkey"):
             subprocess.run(
@@ -143,7 +153,7 @@ def test_key_on_unsupported_curve(keystore: Pkcs11Keystore, softhsm_lab, lab_con
                     "--type",
                     kind,
                     "--id",
-                    "9256",
+                    hex_id,
                 ],
                 env=dict(os.environ, SOFTHSM2_CONF=str(softhsm_lab.conf_path)),
                 capture_output=True,

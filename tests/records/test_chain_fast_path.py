@@ -8,14 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from coldvault import jsonsafe
 from coldvault.errors import IntegrityError
 from coldvault.records import audit
 from coldvault.records.audit import AUDIT
-from coldvault.records.chain import Defect, _canonical_fast, canonical, walk
+from coldvault.records.chain import MAX_DEPTH, Defect, _canonical_fast, canonical, walk
 
 from . import golden
 
@@ -99,3 +101,34 @@ def test_the_golden_trail_verifies_over_both_paths() -> None:
     assert any(fast) and not all(fast)  # a note with non-ASCII text is on the exact path
     report = audit.verify(golden.AUDIT_FILE, golden.AUDIT_PUBLIC_KEY)
     assert report.entries == len(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), VALUES | st.floats(), max_size=6))
+@example({"a": 1e16, "b": [0.00001]})
+def test_lines_spelt_the_orjson_way_pass_only_when_canonical(obj: dict[str, Any]) -> None:
+    """Floats, the part the two encoders may spell apart, are checked only when the line
+    has one: a line orjson wrote is taken as canonical exactly when the exact encoder
+    writes the same bytes."""
+    try:
+        line = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) + b"\n"
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: orjson writes no such line
+        assume(False)
+    fast = _canonical_fast(line)
+    if fast is not None:
+        assert canonical(fast) + b"\n" == line
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, MAX_DEPTH + 1])
+def test_the_fast_path_keeps_the_nesting_bound(depth: int) -> None:
+    """A canonical line nested one level deeper than the bound is left to the exact path,
+    which refuses it; one at the bound is taken."""
+    line = b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}\n"
+    assert canonical(json.loads(line)) + b"\n" == line
+    fast = _canonical_fast(line)
+    if depth <= MAX_DEPTH:
+        assert fast == json.loads(line)
+    else:
+        assert fast is None
+        with pytest.raises(jsonsafe.JsonTooDeep):
+            jsonsafe.loads(line)

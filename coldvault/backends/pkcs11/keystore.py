@@ -375,11 +375,47 @@ def _octet_string(value: bytes) -> bytes:
 
 
 def _algorithm_of(key: Any, token_label: str) -> KeyAlgorithm:
-    key_id = bytes(key.id or b"")
     key_type = key.key_type
     params = (
         bytes(key[Attribute.EC_PARAMS]) if key_type in (KeyType.EC, KeyType.EC_EDWARDS) else b""
     )
+    return _algorithm(bytes(key.id or b""), key_type, params, token_label)
+
+
+#: what a look-up reads of an EC key pair, in one request per object (see ``_pair_attributes``)
+_PRIVATE_ATTRIBUTES = (Attribute.ID, Attribute.KEY_TYPE, Attribute.EC_PARAMS,
+                       Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.LABEL)  # fmt: skip
+_PUBLIC_ATTRIBUTES = (Attribute.ID, Attribute.KEY_TYPE, Attribute.EC_PARAMS, Attribute.EC_POINT)
+
+
+def _pair_attributes(private: Any, public: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+    """The attributes a look-up checks, read in one ``C_GetAttributeValue`` per object (a
+    file-backed token such as SoftHSM re-reads the object's file for every request), or
+    ``None`` when the token does not hand every one of them over (python-pkcs11 leaves out
+    what the token calls unavailable: a key that is not EC has no ``CKA_EC_PARAMS``) or
+    refuses the request: the caller then reads them one by one, as it always did."""
+    try:
+        private_attrs = private.get_attributes(_PRIVATE_ATTRIBUTES)
+        public_attrs = public.get_attributes(_PUBLIC_ATTRIBUTES)
+    except p11.PKCS11Error:
+        return None
+    if len(private_attrs) != len(_PRIVATE_ATTRIBUTES):
+        return None
+    if len(public_attrs) != len(_PUBLIC_ATTRIBUTES):
+        return None
+    return private_attrs, public_attrs
+
+
+def _algorithm_in(attrs: dict[Any, Any], token_label: str) -> KeyAlgorithm:
+    """:func:`_algorithm_of` from attributes already read (:func:`_pair_attributes`)."""
+    key_type = attrs[Attribute.KEY_TYPE]
+    params = (
+        bytes(attrs[Attribute.EC_PARAMS]) if key_type in (KeyType.EC, KeyType.EC_EDWARDS) else b""
+    )
+    return _algorithm(bytes(attrs[Attribute.ID] or b""), key_type, params, token_label)
+
+
+def _algorithm(key_id: bytes, key_type: Any, params: bytes, token_label: str) -> KeyAlgorithm:
     if key_type == KeyType.EC and params == SECP256K1_PARAMS:
         return KeyAlgorithm.SECP256K1
     if key_type == KeyType.EC_EDWARDS and params in (ED25519_OID_PARAMS, ED25519_NAME_PARAMS):
@@ -577,17 +613,28 @@ class Pkcs11Keystore:
                 )
             if not public:
                 raise UnsupportedKey(label, key_id, "a private key without its public-key object")
-            algorithm = _algorithm_of(private[0], label)
-            if _algorithm_of(public[0], label) is not algorithm:
+            pair = _pair_attributes(private[0], public[0])
+            if pair is not None:
+                attrs, public_attrs = pair
+                algorithm = _algorithm_in(attrs, label)
+                public_algorithm = _algorithm_in(public_attrs, label)
+                point = bytes(public_attrs[Attribute.EC_POINT])
+            else:
+                algorithm = _algorithm_of(private[0], label)
+                public_algorithm = _algorithm_of(public[0], label)
+                attrs = private[0].get_attributes(
+                    [Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.LABEL]
+                )
+                point = b""  # read below, once the pair is known to match
+            if public_algorithm is not algorithm:
                 raise UnsupportedKey(label, key_id, "a private key whose public key does not match")
-            attrs = private[0].get_attributes(
-                [Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.LABEL]
-            )
+            if pair is None:
+                point = bytes(public[0][Attribute.EC_POINT])
             info = KeyInfo(
                 key_id=key_id,
                 label=str(attrs[Attribute.LABEL]),
                 algorithm=algorithm,
-                public_key=_public_bytes(algorithm, bytes(public[0][Attribute.EC_POINT])),
+                public_key=_public_bytes(algorithm, point),
                 sensitive=bool(attrs[Attribute.SENSITIVE]),
                 extractable=bool(attrs[Attribute.EXTRACTABLE]),
             )

@@ -23,7 +23,8 @@ from embit.descriptor.errors import DescriptorError
 from embit.descriptor.miniscript import Sortedmulti
 from embit.ec import PublicKey
 
-from coldvault.crypto.bip32 import HDKey
+from coldvault.crypto.bip32 import HDKey, public_child
+from coldvault.crypto.hashes import hash160
 from coldvault.crypto.paths import HARDENED
 from coldvault.errors import ConfigError, Refused
 from coldvault.requests.base import Chain
@@ -83,8 +84,9 @@ class WalletScripts:
     """Descriptor-backed script derivation for one registered Bitcoin wallet, with a cache.
 
     The descriptor is parsed and checked by embit once; each ``<branch>/<index>`` then costs
-    one public child derivation per key from the key's cached ``<branch>`` node (libsecp256k1
-    through bip-utils), and the scripts are built from those keys as the descriptor says
+    one public child derivation per key from the key's cached ``<branch>`` node
+    (:func:`~coldvault.crypto.bip32.public_child`: HMAC-SHA512 and one libsecp256k1
+    tweak), and the scripts are built from those keys as the descriptor says
     (``tests/requests/test_wallet_scripts.py`` checks them against embit's own derivation)."""
 
     wallet: Wallet
@@ -96,7 +98,10 @@ class WalletScripts:
     #: every key's account-level node, in descriptor order, and where ours is among them
     _accounts: list[HDKey] = field(default_factory=list, init=False, repr=False)
     _ours: int = field(default=0, init=False, repr=False)
-    _branches: dict[int, list[HDKey]] = field(default_factory=dict, init=False, repr=False)
+    #: every key's ``<branch>`` node as (public key, chain code), in descriptor order
+    _branches: dict[int, list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     #: multisig: (threshold, sorted keys?)
     _multi: tuple[int, bool] | None = field(default=None, init=False, repr=False)
 
@@ -178,25 +183,29 @@ class WalletScripts:
         hit = self._cache.get((branch, index))
         if hit is not None:
             return hit
-        pubs = [node.derive((index,)).public_key for node in self._branch(branch)]
+        pubs = [public_child(key, chain, index)[0] for key, chain in self._branch(branch)]
         redeem = witness = None
-        if self._multi is None:
-            key = PublicKey.parse(pubs[0])
-            spk = script.p2pkh(key) if self.script_type is ScriptType.P2PKH else script.p2wpkh(key)
+        if self._multi is None:  # the key is compressed SEC1 (public_child writes no other)
+            key_hash = hash160(pubs[0])
+            if self.script_type is ScriptType.P2PKH:
+                # DUP HASH160 <20> EQUALVERIFY CHECKSIG
+                spk = b"\x76\xa9\x14" + key_hash + b"\x88\xac"
+            else:
+                spk = b"\x00\x14" + key_hash  # 0 <20>
             if self.script_type is ScriptType.P2SH_P2WPKH:
-                redeem, spk = spk, script.p2sh(spk)
+                redeem, spk = spk, _p2sh(spk)
         else:
             threshold, sorted_keys = self._multi
             ordered = sorted(pubs) if sorted_keys else pubs
             ws = script.multisig(threshold, [PublicKey.parse(p) for p in ordered])
-            witness, spk = ws.data, script.p2wsh(ws)
+            witness, spk = ws.data, script.p2wsh(ws).data
             if self.script_type is ScriptType.P2SH_P2WSH:
-                redeem, spk = spk, script.p2sh(spk)
+                redeem, spk = spk, _p2sh(spk)
         derived = Derived(
             branch=branch,
             index=index,
-            script_pubkey=spk.data,
-            redeem_script=redeem.data if redeem is not None else None,
+            script_pubkey=spk,
+            redeem_script=redeem,
             witness_script=witness,
             our_pubkey=pubs[self._ours],
             our_path=self.account + (branch, index),
@@ -204,8 +213,16 @@ class WalletScripts:
         self._cache[(branch, index)] = derived
         return derived
 
-    def _branch(self, branch: int) -> list[HDKey]:
+    def _branch(self, branch: int) -> list[tuple[bytes, bytes]]:
         nodes = self._branches.get(branch)
         if nodes is None:
-            nodes = self._branches[branch] = [node.derive((branch,)) for node in self._accounts]
+            nodes = self._branches[branch] = [
+                (child.public_key, child.chain_code)
+                for child in (node.derive((branch,)) for node in self._accounts)
+            ]
         return nodes
+
+
+def _p2sh(redeem: bytes) -> bytes:
+    """HASH160 <20> EQUAL: the P2SH output script of ``redeem``."""
+    return b"\xa9\x14" + hash160(redeem) + b"\x87"
