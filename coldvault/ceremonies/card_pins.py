@@ -204,13 +204,17 @@ def unblock_user_pin(
     return CardPinChange(status, closed)
 
 
-def _unblock_with_admin(op: Operator, session: OpenPgpSession, serial: str) -> None:
+def _verify_admin(op: Operator, session: OpenPgpSession, serial: str) -> None:
     admin = op.secret(f"Admin PIN for card {serial}")
     try:
         session.verify_pin(admin, Pw.ADMIN)
     finally:
         del admin
     op.ok(f"Admin PIN accepted by card {serial}.")
+
+
+def _unblock_with_admin(op: Operator, session: OpenPgpSession, serial: str) -> None:
+    _verify_admin(op, session, serial)
     user = new_pin(op, f"New user PIN for card {serial}", min_length=MIN_USER_PIN)
     try:
         session.reset_pin(user)
@@ -267,12 +271,7 @@ def set_reset_code(op: Operator, cards: Cards, params: CeremonyParams) -> CardPi
         with _card(run, cards, RESET_CODE, ADMIN) as (session, serial, before):
             op.info(f"Card {serial}: setting the resetting code (now "
                     f"{_reset_code_tries(before.reset_code_tries)}).")  # fmt: skip
-            admin = op.secret(f"Admin PIN for card {serial}")
-            try:
-                session.verify_pin(admin, Pw.ADMIN)
-            finally:
-                del admin
-            op.ok(f"Admin PIN accepted by card {serial}.")
+            _verify_admin(op, session, serial)
             code = new_pin(op, f"New resetting code for card {serial}",
                            min_length=MIN_RESET_CODE_LENGTH)  # fmt: skip
             try:
