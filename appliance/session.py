@@ -28,7 +28,7 @@ from typing import Protocol
 
 from appliance.states import State, StateMachine
 from coldvault.errors import Cancelled, ColdvaultError, QuorumError, Unfinished
-from coldvault.keys.keystore import KeyAlgorithm, KeyInfo, Signature, Signer, held_key
+from coldvault.keys.keystore import KeyInfo, Signer, held_key
 from coldvault.policy import Decision, Policy
 from coldvault.quorum.approvals import Approval, ApprovalSession, ApprovalToken, ReplayGuard
 from coldvault.quorum.roster import Roster
@@ -173,15 +173,6 @@ class SigningSession:
         refuses the request as what it is (never as "the HSM holds no key")."""
         return held_key(self.keystore, key_id)
 
-    def _sign(self, prepared: PreparedRequest) -> list[Signature]:
-        signatures: list[Signature] = []
-        for job in prepared.jobs:
-            if job.algorithm is KeyAlgorithm.SECP256K1:
-                signatures.append(self.keystore.sign_ecdsa(job.key_id, job.payload))
-            else:
-                signatures.append(self.keystore.sign_ed25519(job.key_id, job.payload))
-        return signatures
-
     # -- the flow ----------------------------------------------------------------------
     def process(self, received: Received) -> SessionResult:
         """Run one assembled request to its response frames, or raise the refusal."""
@@ -275,7 +266,7 @@ class SigningSession:
                 },
             )
             self.checkpoint("signing-audited")
-            signatures = self._sign(prepared)
+            signatures = self.keystore.sign_all(prepared.jobs)
             self.checkpoint("hsm-signed")
             seq, head = int(getattr(signing, "seq", -1)), str(getattr(signing, "hash", ""))
             # the response carries the audit head it follows (docs/audit.md)

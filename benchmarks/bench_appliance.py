@@ -266,7 +266,7 @@ class Bench:
             ui=self.screen, collector=None, hsm_pin="",  # type: ignore[arg-type]  # noqa: S106
         )  # fmt: skip
         self.session = SigningSession(
-            keystore=_Timed(keystore, self.timeline, {"sign_ecdsa": "hsm"}),
+            keystore=_Timed(keystore, self.timeline, {"sign_all": "hsm"}),
             wallets=self.wallets,
             policy=world.policy,
             roster=world.roster,

@@ -13,7 +13,7 @@ verifies for the same key and digest).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import coincurve
 
@@ -48,6 +48,12 @@ class EcdsaSignature:
 
     r: int
     s: int
+    #: the one (public key, digest) this signature was verified for: a request's signature
+    #: is checked by the keystore and again before it is inserted into the response, with
+    #: the same key and digest; the second answer is this one (see :meth:`verify`)
+    _verified: tuple[bytes, bytes] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not (is_scalar(self.r) and is_scalar(self.s)):
@@ -108,7 +114,12 @@ class EcdsaSignature:
         ``digest``.  libsecp256k1 accepts low-S only: a high-S signature is ``False``."""
         if len(digest) != 32:
             raise ValueError("an ECDSA digest is 32 bytes")
-        return bool(coincurve.PublicKey(public_key).verify(self.der, digest, hasher=None))
+        if self._verified == (public_key, digest):
+            return True  # the same question, already answered yes for this (r, s)
+        ok = bool(coincurve.PublicKey(public_key).verify(self.der, digest, hasher=None))
+        if ok:
+            object.__setattr__(self, "_verified", (bytes(public_key), bytes(digest)))
+        return ok
 
     def recovery_id(self, public_key: bytes, digest: bytes) -> int | None:
         """The recovery id (0 or 1) that recovers ``public_key`` from this signature over

@@ -89,6 +89,20 @@ class KeyNotFound(HardwareError):
         self.key_id = key_id.hex()
 
 
+class ToSign(Protocol):
+    """One signature to make (``coldvault.requests.base.SignJob`` is one)."""
+
+    @property
+    def key_id(self) -> bytes: ...
+
+    @property
+    def algorithm(self) -> KeyAlgorithm: ...
+
+    #: secp256k1: the 32-byte digest; Ed25519: the full message.
+    @property
+    def payload(self) -> bytes: ...
+
+
 class Signer(Protocol):
     """What the signing appliance needs from one logged-in token."""
 
@@ -103,6 +117,11 @@ class Signer(Protocol):
 
     def sign_ed25519(self, key_id: bytes, message: bytes) -> Ed25519Signature:
         """Sign a message with an Ed25519 key, verified on the host."""
+        ...
+
+    def sign_all(self, jobs: Sequence[ToSign]) -> list[Signature]:
+        """One signature per job, in order, each made and checked as :meth:`sign_ecdsa` or
+        :meth:`sign_ed25519` makes it; the first failure is raised and nothing returned."""
         ...
 
 

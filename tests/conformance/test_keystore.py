@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import dataclass
 
 import coincurve
 import nacl.signing
@@ -241,6 +242,77 @@ def test_a_signature_failing_host_verification_is_never_returned(hsm) -> None:
     with pytest.raises(SignatureCheckFailed) as err:
         hsm.sign_ed25519(kid("liar-ed"), b"message")
     assert err.value.algorithm == "Ed25519"
+
+
+@dataclass(frozen=True)
+class Job:
+    key_id: bytes
+    algorithm: KeyAlgorithm
+    payload: bytes
+
+
+@requires(*SECP256K1, *ED25519)
+def test_sign_all_signs_every_job_in_order_as_the_single_calls_do(hsm) -> None:
+    """A request's batch: several keys of both kinds, more jobs than one checking group."""
+    k1 = [hsm.generate_key(KeyAlgorithm.SECP256K1, kid(f"all-k1-{i}"), f"all-k1-{i}")
+          for i in range(3)]
+    ed = hsm.generate_key(KeyAlgorithm.ED25519, kid("all-ed"), "all-ed")
+    jobs, keys = [], []
+    for i in range(37):
+        if i % 9 == 4:
+            jobs.append(Job(ed.key_id, KeyAlgorithm.ED25519, b"message %d" % i))
+            keys.append(ed)
+        else:
+            info = k1[i % 3]
+            jobs.append(Job(info.key_id, KeyAlgorithm.SECP256K1,
+                            hashlib.sha256(b"digest %d" % i).digest()))
+            keys.append(info)
+    signatures = hsm.sign_all(jobs)
+    assert len(signatures) == len(jobs)
+    for job, info, sig in zip(jobs, keys, signatures, strict=True):
+        if job.algorithm is KeyAlgorithm.SECP256K1:
+            assert isinstance(sig, EcdsaSignature) and sig.s <= N // 2
+            assert ecdsa_ok(info.public_key, sig, job.payload)
+        else:
+            assert ed25519_ok(info.public_key, sig.raw, job.payload)
+    # in job order: each signature is its own job's, not a neighbour's
+    assert not ecdsa_ok(keys[1].public_key, signatures[0], jobs[0].payload)
+    assert hsm.sign_all([]) == []
+
+
+@requires(*SECP256K1, *ED25519)
+def test_sign_all_refuses_a_bad_batch_before_the_first_signature(hsm, monkeypatch) -> None:
+    hsm.generate_key(KeyAlgorithm.SECP256K1, kid("pre-k1"), "pre-k1")
+    hsm.generate_key(KeyAlgorithm.ED25519, kid("pre-ed"), "pre-ed")
+    good = [Job(kid("pre-k1"), KeyAlgorithm.SECP256K1, bytes([i]) * 32) for i in range(20)]
+    made: list[bytes] = []
+    sign_with = hsm._sign_with
+    monkeypatch.setattr(hsm, "_sign_with", lambda key, job: made.append(job.key_id)
+                        or sign_with(key, job))
+    with pytest.raises(KeyNotFound):
+        hsm.sign_all([*good, Job(kid("absent"), KeyAlgorithm.SECP256K1, b"\x00" * 32)])
+    with pytest.raises(KeyAlgorithmMismatch):
+        hsm.sign_all([*good, Job(kid("pre-ed"), KeyAlgorithm.SECP256K1, b"\x00" * 32)])
+    with pytest.raises(ValueError, match="32 bytes"):
+        hsm.sign_all([*good, Job(kid("pre-k1"), KeyAlgorithm.SECP256K1, b"\x00" * 31)])
+    assert made == []
+    assert len(hsm.sign_all(good)) == 20 and len(made) == 20
+
+
+@requires(*SECP256K1)
+def test_sign_all_returns_nothing_when_one_signature_fails_the_host_check(hsm) -> None:
+    hsm.generate_key(KeyAlgorithm.SECP256K1, kid("all-ok"), "all-ok")
+    hsm.import_private_key(KeyAlgorithm.SECP256K1, b"\x05" * 32, kid("all-liar"), "all-liar")
+    other = coincurve.PrivateKey(b"\x06" * 32).public_key.format(compressed=False)
+    _make_the_token_lie(hsm, kid("all-liar"), KeyAlgorithm.SECP256K1, b"\x04\x41" + other)
+    jobs = [Job(kid("all-liar" if i == 35 else "all-ok"), KeyAlgorithm.SECP256K1,
+                hashlib.sha256(bytes([i])).digest()) for i in range(40)]
+    with pytest.raises(SignatureCheckFailed) as err:
+        hsm.sign_all(jobs)
+    assert err.value.key_id == kid("all-liar").hex()
+    # the keystore is usable afterwards: the checking thread is gone, the lock released
+    assert len(hsm.sign_all(jobs[:3])) == 3
+    assert not [t for t in threading.enumerate() if t.name == "coldvault-signature-check"]
 
 
 # --------------------------------------------------------------------------- refusals

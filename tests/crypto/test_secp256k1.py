@@ -153,3 +153,22 @@ def test_recovery_id_matches_libsecp256k1() -> None:
         assert sig.recovery_id(public, digest) == recid
         other = coincurve.PrivateKey(b"\x22" * 32).public_key.format()
         assert sig.recovery_id(other, digest) is None
+
+
+def test_a_verified_answer_is_reused_only_for_the_same_key_and_digest() -> None:
+    """The keystore and the response builder ask the same question about one signature; the
+    second answer is remembered -- for exactly that key and digest, never another."""
+    digest = hashlib.sha256(b"memo").digest()
+    sig, _, ours = _sign(b"\x07" * 32, digest)
+    _, _, theirs = _sign(b"\x08" * 32, digest)
+    assert sig.verify(ours, digest)
+    assert sig.verify(ours, digest)  # remembered
+    assert not sig.verify(theirs, digest)
+    assert not sig.verify(ours, hashlib.sha256(digest).digest())
+    assert sig.verify(ours, digest)
+    # what was remembered is no part of the value
+    fresh = EcdsaSignature(sig.r, sig.s)
+    assert fresh == sig and hash(fresh) == hash(sig) and repr(fresh) == repr(sig)
+    # a high-S twin is not verified by libsecp256k1, and nothing about it is remembered
+    twin = EcdsaSignature(sig.r, N - sig.s)
+    assert not twin.verify(ours, digest) and not twin.verify(ours, digest)

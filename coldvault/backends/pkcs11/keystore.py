@@ -5,7 +5,8 @@ network-less HSM attached to the appliance.
 Threading: python-pkcs11 with SoftHSM2 is **not thread-safe**.  Every PKCS#11 call made by
 this module runs under one process-wide re-entrant lock, so a stray second thread is
 serialised rather than corrupting the module; the supported pattern remains one keystore (one
-PKCS#11 worker) per process.  The PKCS#11 module is loaded once per process and path, and is
+PKCS#11 worker) per process.  :meth:`Pkcs11Keystore.sign_all` starts a second thread that
+only checks signatures on the host; it makes no PKCS#11 call.  The PKCS#11 module is loaded once per process and path, and is
 finalised (``C_Finalize``) when the last keystore using it closes, so a later open re-reads
 configuration such as ``SOFTHSM2_CONF``.
 
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import enum
 import os
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -60,7 +62,9 @@ from coldvault.keys.keystore import (
     KeyInfo,
     KeyNotFound,
     Keystore,
+    Signature,
     TokenInfo,
+    ToSign,
 )
 
 __all__ = [
@@ -850,42 +854,102 @@ class Pkcs11Keystore:
 
         Raw ``r || s`` of the wrong length or out of range, or a signature that does not
         verify with libsecp256k1, is discarded as :class:`SignatureCheckFailed`."""
-        if not isinstance(digest, bytes) or len(digest) != 32:
-            raise ValueError("digest must be 32 bytes")
-        with _LOCK:
-            key, info = self._signing_key(key_id, KeyAlgorithm.SECP256K1)
-            self.require(Mechanism.ECDSA, "sign with secp256k1 keys")
-            with translated(
-                self._info.label, key_id=key_id, purpose="sign with ECDSA", mechanism="CKM_ECDSA"
-            ):
-                raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
-        try:
-            signature = EcdsaSignature.from_compact(raw).low_s()
-            ok = signature.verify(info.public_key, digest)
-        except (InvalidSignature, ValueError, TypeError):
-            ok = False
-        if not ok:
-            raise SignatureCheckFailed(self._info.label, key_id, "secp256k1 ECDSA")
+        signature = self._sign_checked(_Job(key_id, KeyAlgorithm.SECP256K1, digest))
+        assert isinstance(signature, EcdsaSignature)  # noqa: S101 - by the job's algorithm
         return signature
 
     def sign_ed25519(self, key_id: bytes, message: bytes) -> Ed25519Signature:
         """CKM_EDDSA (pure Ed25519) over ``message``, verified on the host."""
-        if not isinstance(message, bytes):
-            raise ValueError("message must be bytes")
+        signature = self._sign_checked(_Job(key_id, KeyAlgorithm.ED25519, message))
+        assert isinstance(signature, Ed25519Signature)  # noqa: S101 - by the job's algorithm
+        return signature
+
+    def sign_all(self, jobs: Sequence[ToSign]) -> list[Signature]:
+        """One signature per job, in order, made and checked exactly as :meth:`sign_ecdsa`
+        and :meth:`sign_ed25519` make them, but pipelined: this thread keeps the token busy
+        while a second thread checks the signatures it returned (low-S, verification with
+        libsecp256k1 or libsodium), so the host checks overlap the token's work instead of
+        adding to it.  Signatures are handed over in groups of :data:`_CHECK_GROUP` (one
+        thread wake-up per signature cost more than the check itself).  No PKCS#11 call is
+        made outside this thread and the module lock.
+
+        Every payload is validated, every key looked up and every mechanism checked before
+        the first signature.  The first failure (an HSM error, or
+        :class:`SignatureCheckFailed`) stops the token within a group and is raised; then
+        nothing is returned."""
+        for job in jobs:
+            _check_payload(job)
+        results: list[Signature | None] = [None] * len(jobs)
+        failures: list[BaseException] = []
+        made: queue.SimpleQueue[list[tuple[int, bytes]] | None] = queue.SimpleQueue()
         with _LOCK:
-            key, info = self._signing_key(key_id, KeyAlgorithm.ED25519)
-            self.require(Mechanism.EDDSA, "sign with Ed25519 keys")
-            with translated(
-                self._info.label, key_id=key_id, purpose="sign with EdDSA", mechanism="CKM_EDDSA"
-            ):
-                raw = bytes(key.sign(message, mechanism=Mechanism.EDDSA))
+            keys = [self._signing_key(job.key_id, job.algorithm) for job in jobs]
+            for algorithm in {job.algorithm for job in jobs}:
+                self._require_signing(algorithm)
+
+        def check() -> None:
+            while (group := made.get()) is not None:
+                for index, raw in group:
+                    if failures:
+                        break  # the batch has already failed: drain
+                    try:
+                        results[index] = self._checked(jobs[index], raw, keys[index][1])
+                    except BaseException as exc:  # noqa: BLE001 - raised by the signing thread
+                        failures.append(exc)
+
+        checker = threading.Thread(target=check, name="coldvault-signature-check", daemon=True)
+        checker.start()
+        group: list[tuple[int, bytes]] = []
         try:
-            signature = Ed25519Signature(raw)
-            ok = signature.verify(info.public_key, message)
-        except ValueError:
+            with _LOCK:
+                for index, (job, (key, _)) in enumerate(zip(jobs, keys, strict=True)):
+                    group.append((index, self._sign_with(key, job)))
+                    if len(group) == _CHECK_GROUP:
+                        made.put(group)
+                        group = []
+                        if failures:
+                            break
+            made.put(group)
+        finally:
+            made.put(None)
+            checker.join()
+        if failures:
+            raise failures[0]
+        return [r for r in results if r is not None]
+
+    def _sign_checked(self, job: ToSign) -> Signature:
+        _check_payload(job)
+        with _LOCK:
+            key, info = self._signing_key(job.key_id, job.algorithm)
+            self._require_signing(job.algorithm)
+            raw = self._sign_with(key, job)
+        return self._checked(job, raw, info)
+
+    def _require_signing(self, algorithm: KeyAlgorithm) -> None:
+        mechanism, _, words, _ = _MECHANISMS[algorithm]
+        self.require(mechanism, f"sign with {words} keys")
+
+    def _sign_with(self, key: Any, job: ToSign) -> bytes:
+        """The token's raw signature for ``job`` by ``key`` (the caller holds the lock)."""
+        mechanism, name, _, purpose = _MECHANISMS[job.algorithm]
+        with translated(self._info.label, key_id=job.key_id, purpose=purpose, mechanism=name):
+            return bytes(key.sign(job.payload, mechanism=mechanism))
+
+    def _checked(self, job: ToSign, raw: bytes, info: KeyInfo) -> Signature:
+        """``raw`` as a signature that verifies for the key over the payload (ECDSA: low-S),
+        or :class:`SignatureCheckFailed`; makes no PKCS#11 call."""
+        signature: Signature
+        try:
+            if job.algorithm is KeyAlgorithm.SECP256K1:
+                signature = EcdsaSignature.from_compact(raw).low_s()
+            else:
+                signature = Ed25519Signature(raw)
+            ok = signature.verify(info.public_key, job.payload)
+        except (InvalidSignature, ValueError, TypeError):
             ok = False
         if not ok:
-            raise SignatureCheckFailed(self._info.label, key_id, "Ed25519")
+            algorithm = "secp256k1 ECDSA" if job.algorithm is KeyAlgorithm.SECP256K1 else "Ed25519"
+            raise SignatureCheckFailed(self._info.label, job.key_id, algorithm)
         return signature
 
     def random(self, length: int) -> bytes:
@@ -897,6 +961,31 @@ class Pkcs11Keystore:
         if len(data) != length:
             raise Pkcs11Error(f"HSM token {self._info.label!r} returned too few random bytes.")
         return data
+
+
+@dataclass(frozen=True)
+class _Job:
+    key_id: bytes
+    algorithm: KeyAlgorithm
+    payload: bytes
+
+
+#: the PKCS#11 mechanism each key algorithm signs with, and the words its errors use
+_MECHANISMS = {
+    KeyAlgorithm.SECP256K1: (Mechanism.ECDSA, "CKM_ECDSA", "secp256k1", "sign with ECDSA"),
+    KeyAlgorithm.ED25519: (Mechanism.EDDSA, "CKM_EDDSA", "Ed25519", "sign with EdDSA"),
+}
+
+
+#: signatures handed to the checking thread at a time (benchmarks/bench_appliance.py)
+_CHECK_GROUP = 16
+
+
+def _check_payload(job: ToSign) -> None:
+    if not isinstance(job.payload, bytes):
+        raise ValueError("a signing payload must be bytes")
+    if job.algorithm is KeyAlgorithm.SECP256K1 and len(job.payload) != 32:
+        raise ValueError("digest must be 32 bytes")
 
 
 if TYPE_CHECKING:  # mypy proves the class satisfies the Keystore protocol
