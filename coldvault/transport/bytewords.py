@@ -41,6 +41,11 @@ WORDS: tuple[str, ...] = tuple(_WORDS_BLOB[i : i + 4] for i in range(0, 1024, 4)
 #: Minimal form (first + last letter) per byte.
 MINIMAL: tuple[str, ...] = tuple(w[0] + w[3] for w in WORDS)
 
+#: ``bytes.translate`` tables to each byte's first and last letter: minimal encoding is two
+#: translations interleaved (C speed; a long reply is ~1,000 frames of ~200 bytes)
+_FIRST = bytes(ord(w[0]) for w in WORDS)
+_LAST = bytes(ord(w[3]) for w in WORDS)
+
 _WORD_TO_BYTE: dict[str, int] = {w: i for i, w in enumerate(WORDS)}
 _MINIMAL_TO_BYTE: dict[str, int] = {m: i for i, m in enumerate(MINIMAL)}
 _SEPARATOR = {"standard": " ", "uri": "-"}
@@ -128,7 +133,10 @@ def encode(data: bytes, style: Style | str = Style.MINIMAL) -> str:
     style = Style(style)
     body = _with_checksum(data)
     if style is Style.MINIMAL:
-        return "".join([MINIMAL[b] for b in body])
+        letters = bytearray(2 * len(body))
+        letters[0::2] = body.translate(_FIRST)
+        letters[1::2] = body.translate(_LAST)
+        return letters.decode("ascii")
     return _SEPARATOR[style].join([WORDS[b] for b in body])
 
 
