@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from appliance.config import OUTPUT_SINKS
 from appliance.errors_out import (
     EXIT_STATUS_HELP,
     ReportingGroup,
@@ -28,12 +27,13 @@ from ceremony_scripts.card_tools import card
 from ceremony_scripts.cli import ceremony, transcript
 from ceremony_scripts.drills import drill
 from ceremony_scripts.plans import backup
+from coldvault.config import OUTPUT_SINKS
 from coldvault.records.audit import verify
 
 if TYPE_CHECKING:
-    from appliance.config import ApplianceConfig
     from appliance.console import OperatorConsole
     from appliance.daemon import Appliance
+    from coldvault.config import ApplianceConfig
 
 
 def _no_color(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -61,8 +61,8 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str | None]:
     (emulated) frame source: opened only if the configuration allows emulated hardware and
     the running command was given ``--allow-emulated``, and refused here, before anything
     is read, otherwise."""
-    from appliance.config import BUILT_IN_SOURCES, ApplianceConfig
     from coldvault.backends.qr_decode import default_decoder
+    from coldvault.config import BUILT_IN_SOURCES, ApplianceConfig
     from coldvault.transport.frames import (
         FrameSource,
         FrameSourceSettings,
@@ -114,9 +114,9 @@ def _input_texts(cfg: object, frames: Path | None) -> Iterator[str | None]:
 def _build(config: Path, allow_emulated: bool, dev_allow_network: bool
            ) -> tuple[Appliance, OperatorConsole]:
     from appliance.approvals import CardApprovalCollector
-    from appliance.config import load_config
     from appliance.console import OperatorConsole
     from appliance.daemon import Appliance
+    from coldvault.config import load_config
 
     cfg = load_config(config)
     ui = OperatorConsole(timeout=cfg.timeouts.review)
@@ -266,9 +266,9 @@ def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
                         expect_sealed_through=book.audit_sealed_through() if book else None)
         checked = []
         if anchor_config is not None:
-            from appliance.config import load_config
             from appliance.console import OperatorConsole
             from appliance.daemon import read_anchor
+            from coldvault.config import load_config
 
             cfg = load_config(anchor_config)
             pin = OperatorConsole(timeout=cfg.timeouts.review).secret(
@@ -294,8 +294,8 @@ def audit_verify(trail: Path, audit_pubkey: str, ledger_db: Path | None,
 # ------------------------------------------------------------------ state recovery
 # (docs/audit.md "Recovery": a torn audit tail, a lost state directory)
 def _recovery_console(config: Path) -> tuple[ApplianceConfig, str]:
-    from appliance.config import load_config
     from appliance.console import OperatorConsole
+    from coldvault.config import load_config
 
     cfg = load_config(config)
     ui = OperatorConsole(timeout=cfg.timeouts.review)

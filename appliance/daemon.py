@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from appliance.config import ApplianceConfig
 from appliance.display import FrameScreen, show_on_screen, write_gif, write_png_dir
 from appliance.netcheck import live_network_interfaces
 from appliance.session import (
@@ -34,6 +33,7 @@ from appliance.states import InputEnded, State, TimedOut
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
 from coldvault.backup.history import trail_history
+from coldvault.config import ApplianceConfig
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID, KeyAlgorithm
 from coldvault.policy import Policy, load_policy

@@ -1,7 +1,7 @@
 """Showing a signed response: each frame is rendered only when its turn to be shown comes.
 
 Sinks (``[output] sink``, or ``coldvault appliance run --sink``; the names are
-:data:`appliance.config.OUTPUT_SINKS`):
+:data:`coldvault.config.OUTPUT_SINKS`):
 
 * ``terminal`` -- production: the frames are drawn as text QR codes on the appliance's own
   console (:func:`coldvault.transport.render.render_terminal`), one after the other at the

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.config import ApplianceConfig
 from appliance.daemon import load_trust
 from ceremony_scripts.quorum_cards import ceremony_token
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
@@ -49,6 +48,7 @@ from coldvault.ceremonies.hardware import Cards
 from coldvault.ceremonies.operator import Operator, confirm_or_cancel
 from coldvault.ceremonies.params import CeremonyParams
 from coldvault.ceremonies.run import CeremonyRun
+from coldvault.config import ApplianceConfig
 from coldvault.errors import ColdvaultError, Refused
 from coldvault.keys.keystore import AUDIT_KEY_ID
 from coldvault.quorum.approvals import Tally

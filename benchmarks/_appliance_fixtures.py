@@ -55,7 +55,7 @@ APPLIANCE_ID = "cv-bench-01"
 TOKEN = TokenSpec("cv-bench", so_pin="bench-so-pin", user_pin="bench-user-pin")  # noqa: S106
 #: message bytes per UR fragment of the *request* (coldvault's setting in bench_qr)
 REQUEST_FRAGMENT = 800
-#: the appliance's default reply density (appliance/config.py ``[output] fragment_len``)
+#: the appliance's default reply density (coldvault/config.py ``[output] fragment_len``)
 REPLY_FRAGMENT = 200
 CARD_SERIALS = ("BENCH-APR-1", "BENCH-APR-2")
 

@@ -43,12 +43,12 @@ from typing import Any
 import coincurve
 from pkcs11 import Mechanism
 
-from appliance.config import ApplianceConfig
 from appliance.daemon import Appliance
 from appliance.display import TERMINAL_MASK
 from appliance.session import SigningSession
 from benchmarks import _appliance_fixtures as fx
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.config import ApplianceConfig
 from coldvault.errors import ColdvaultError, QuorumError
 from coldvault.keys.keystore import AUDIT_KEY_ID
 from coldvault.quorum.approvals import ApprovalSession

@@ -17,7 +17,13 @@ import click
 
 from ceremony_scripts import quorum_cards
 from ceremony_scripts.hardware import ReaderCards
-from ceremony_scripts.options import common_options, load_roster
+from ceremony_scripts.options import (
+    common_options,
+    config_option,
+    config_roster,
+    from_config,
+    load_roster,
+)
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
 from ceremony_scripts.plans import collusion_option, survive_option
 from ceremony_scripts.sharding import ConsoleShareDevices, backup_token_options
@@ -72,24 +78,31 @@ def _scenario(plan: Plan, value: str) -> DrillScenario:
 @click.option("--audit-trail", type=click.Path(dir_okay=False, path_type=Path),
               help="The appliance's audit trail (audit.jsonl in the appliance configuration's "
                    "state_dir) to append the drill to.")  # fmt: skip
+@config_option
 @json_option
 def run_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
     allow_emulated: bool, plan_path: Path, backup_dir: Path, scenario: str, reports_dir: Path,
     provisioning: Path | None, restore_token: str, use_passphrase: bool, collusion: int,
     survive: int, witnesses: int, roster_path: Path | None, audit_trail: Path | None,
+    config_path: Path | None,
 ) -> None:  # fmt: skip
     """Run a restore drill: collect the surviving shares (each holder types their own PIN),
-    rebuild in memory, compare, optionally restore into a fresh token; write the report."""
+    rebuild in memory, compare, optionally restore into a fresh token; write the report.
+    With --config, the appliance's roster chain and audit trail are used."""
     if restore_token and provisioning is None:
         raise click.UsageError("--restore-token needs --provisioning.")
+    cfg = from_config(config_path, roster=roster_path, **{"audit-trail": audit_trail})
+    roster = config_roster(cfg) if cfg else load_roster(roster_path)
+    if cfg is not None:
+        audit_trail = cfg.audit_log
     plan = load_plan(plan_path)
     params = RestoreDrill(
         actor=operator_name, transcript=transcript_path, plan=plan, backup_dir=backup_dir,
         scenario=_scenario(plan, scenario), reports_dir=reports_dir,
         provisioning=provisioning.read_bytes() if provisioning else None,
         use_passphrase=use_passphrase, collusion=collusion, survive=survive,
-        witnesses=witnesses, roster=load_roster(roster_path), audit_trail=audit_trail,
+        witnesses=witnesses, roster=roster, audit_trail=audit_trail,
     )  # fmt: skip
     op = ConsoleOperator(assume_yes=assume_yes)
     devices = ConsoleShareDevices(op, module, allow_emulated=allow_emulated)
@@ -110,26 +123,32 @@ def run_cmd(
 @click.option("--transcript", "transcript_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The drill's transcript (default: beside the report).")  # fmt: skip
-@click.option("--roster", "roster_paths", required=True, multiple=True,
+@click.option("--roster", "roster_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="The signed roster: the report's admin signatures (and the witnesses) are "
                    "checked against it. Repeatable: the roster chain, genesis first; the "
-                   "newest roster counts.")  # fmt: skip
+                   "newest roster counts. Or --config.")  # fmt: skip
 @click.option("--genesis-sha256", default="",
               help="The genesis roster SHA-256 pinned in the appliance configuration "
                    "(trust.genesis_roster_sha256): the --roster chain must start at "
                    "it.")  # fmt: skip
 @click.option("--min-witnesses", default=0, show_default=True, type=click.IntRange(0))
+@config_option
 @json_option
 def verify_cmd(
     report: Path, transcript_path: Path | None, roster_paths: tuple[Path, ...],
-    genesis_sha256: str, min_witnesses: int,
+    genesis_sha256: str, min_witnesses: int, config_path: Path | None,
 ) -> None:  # fmt: skip
     """Check a drill report: the admin quorum's card signatures on it, and its transcript
-    (hash chain, witnesses, report SHA-256); with --genesis-sha256, also that the roster
-    chain is the appliance's."""
+    (hash chain, witnesses, report SHA-256); with --genesis-sha256 or --config, also that
+    the roster chain is the appliance's."""
+    cfg = from_config(config_path, roster=roster_paths, **{"genesis-sha256": genesis_sha256})
+    if cfg is None and not roster_paths:
+        raise click.UsageError("Give the roster chain: --roster (repeatable) or --config.")
     genesis = genesis_hex(genesis_sha256)
-    if genesis or len(roster_paths) > 1:
+    if cfg is not None:
+        roster = config_roster(cfg)
+    elif genesis or len(roster_paths) > 1:
         roster, _docs = load_chain(roster_paths, genesis)
     else:
         roster = quorum_cards.load_roster(roster_paths[0])
@@ -158,15 +177,21 @@ def verify_cmd(
 @click.option("--roster", "roster_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The signed roster whose admins approved --policy.")  # fmt: skip
+@config_option
 @json_option
 def list_cmd(
     reports_dir: Path, interval_days: int | None, policy_path: Path | None,
-    roster_path: Path | None,
+    roster_path: Path | None, config_path: Path | None,
 ) -> None:  # fmt: skip
-    """The stored drill reports, oldest first, with the overdue warning."""
+    """The stored drill reports, oldest first, with the overdue warning (at the appliance
+    policy's drill_interval_days with --config)."""
+    cfg = from_config(config_path, policy=policy_path, roster=roster_path)
     if interval_days is None:
         interval_days = DEFAULT_INTERVAL_DAYS
-        if policy_path is not None:
+        if cfg is not None:
+            policy = load_policy(cfg.policy_file, roster=config_roster(cfg))
+            interval_days = policy.drill_interval_days
+        elif policy_path is not None:
             roster = load_roster(roster_path)
             if roster is None:
                 raise click.UsageError("--policy needs --roster (the admins who approved it).")

@@ -11,6 +11,8 @@ import click
 from ceremony_scripts import quorum_cards
 from ceremony_scripts.ui import ASK_BAGS
 from coldvault.ceremonies.params import PoolParams
+from coldvault.ceremonies.proposals import load_chain
+from coldvault.config import ApplianceConfig, load_config
 from coldvault.keys.pool import Template
 from coldvault.quorum.roster import Roster
 
@@ -107,6 +109,35 @@ def roster_chain_options(func: F) -> F:
     ])  # fmt: skip
 
 
+def config_option(func: F) -> F:
+    """``--config``: the appliance configuration, for what it names (see :func:`from_config`)."""
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="The appliance configuration (appliance.toml): its audit trail (state_dir), its "
+        "roster chain checked from its pinned genesis, and its policy.",
+    )(func)
+
+
+def from_config(path: Path | None, **given: object) -> ApplianceConfig | None:
+    """The configuration at ``path`` (a ConfigError names a bad file), refusing any option
+    in ``given`` (``{option name: value}``) that was given too: the configuration names it."""
+    if path is None:
+        return None
+    clash = [name for name, value in given.items() if value]
+    if clash:
+        raise click.UsageError(
+            f"--config names the appliance's own {', '.join(clash)}; leave out "
+            f"{', '.join('--' + n for n in clash)}."
+        )
+    return load_config(path)
+
+
+def config_roster(cfg: ApplianceConfig) -> Roster:
+    """The newest roster of the configuration's chain, verified from its pinned genesis."""
+    roster, _docs = load_chain(cfg.roster_files, cfg.genesis_roster_sha256)
+    return roster
+
+
 def load_roster(path: Path | None) -> Roster | None:
     """A ``--roster`` file with its approvals, checked against its own admins."""
     return quorum_cards.load_roster(path) if path is not None else None
@@ -114,6 +145,9 @@ def load_roster(path: Path | None) -> Roster | None:
 
 __all__ = [
     "common_options",
+    "config_option",
+    "config_roster",
+    "from_config",
     "hsm_options",
     "load_roster",
     "pool_options",

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image, ImageStat
 
 from appliance import cli as appliance_cli
-from appliance.config import ApplianceConfig, load_config
 from coldvault.backends import qr_decode
 from coldvault.backends.serial_scanner import ScannerError, ScannerLineTooLong, SerialScanner
 from coldvault.backends.v4l2_camera import V4l2Camera
+from coldvault.config import ApplianceConfig, load_config
 from coldvault.errors import (
     EXIT_BAD_INPUT,
     ConfigError,

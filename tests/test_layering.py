@@ -39,6 +39,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"records"}),
     frozenset({"backup"}),
     frozenset({"ceremonies"}),
+    frozenset({"config"}),
 )
 #: Beside the stack: imports any library package, imported by none of them.
 BESIDE = "backends"

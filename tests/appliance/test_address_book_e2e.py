@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 
 from appliance.approvals import CardApprovalCollector
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.qr_decode import default_decoder
 from coldvault.ceremonies.proposals import DocumentKind
+from coldvault.config import load_config
 from coldvault.errors import ColdvaultError
 from coldvault.keys.pool import ProvisioningRecord
 from coldvault.policy import AssetLimits, Evidence, policy_toml

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_config
 from appliance.netcheck import live_network_interfaces
 from appliance.states import State, StateMachine
+from coldvault.config import load_config
 from coldvault.errors import ConfigError
 
 GOOD = """

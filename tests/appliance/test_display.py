@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import ApplianceConfig
 from appliance.console import OperatorConsole
 from appliance.daemon import Appliance
 from appliance.display import FrameScreen, show_on_screen
 from coldvault.backends.qr_decode import available_decoders
+from coldvault.config import ApplianceConfig
 from coldvault.transport import render as qr_render
 from coldvault.transport.assemble import Assembler
 from coldvault.transport.formats import TransportFormat

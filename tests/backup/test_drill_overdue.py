@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from ceremony_scripts.drills import drill
 from coldvault.backup.drill import DrillScenario
@@ -26,6 +25,7 @@ from coldvault.backup.history import (
 )
 from coldvault.backup.plan import parse_plan
 from coldvault.ceremonies.drill import RestoreDrill, restore_drill
+from coldvault.config import load_config
 from coldvault.policy import PolicyInvalid, parse_policy, policy_toml
 from coldvault.quorum.documents import write_signed_document
 from coldvault.records.audit import AuditLog
@@ -133,6 +133,50 @@ def test_drill_list_warns_when_overdue(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "Warning" not in result.stderr
     result = runner.invoke(drill, ["list", "--reports", str(reports), "--interval-days", "5"])
     assert "was 10 days ago, more than the 5-day interval" in result.stderr
+
+
+@pytest.mark.lab
+def test_drill_commands_read_the_appliance_configuration(world: World, tmp_path: Path) -> None:
+    """--config: the appliance's signed policy sets the interval, its roster chain (checked
+    from the pinned genesis) the admins; an option the configuration names is refused."""
+    text = (world.root / "policy.toml").read_text()
+    policy = dataclasses.replace(parse_policy(text), version=2, drill_interval_days=30)
+    write_signed_document(world.root / "policy.toml",
+                          _sign_doc("policy", 2, policy_toml(policy).encode(), world.admins))
+    reports, config = tmp_path / "drills", str(world.config())
+    _report(reports, "recent", int(time.time()) - 40 * DAY, True)
+    runner = CliRunner()
+    plain = runner.invoke(drill, ["list", "--reports", str(reports), "--json"])
+    assert plain.exit_code == 0 and json.loads(plain.stdout)["interval_days"] == 180
+    listed = runner.invoke(drill, ["list", "--reports", str(reports), "--config", config])
+    assert listed.exit_code == 0
+    assert "was 40 days ago, more than the 30-day interval" in listed.stderr
+    data = json.loads(runner.invoke(drill, ["list", "--reports", str(reports), "--config",
+                                            config, "--json"]).stdout)  # fmt: skip
+    assert data["overdue"] is True and data["interval_days"] == 30
+
+    clash = runner.invoke(drill, ["list", "--config", config, "--policy", config])
+    assert clash.exit_code == 2 and "leave out --policy" in clash.output
+    clash = runner.invoke(drill, ["run", "--operator", "O", "--module", "m", "--plan", config,
+                                  "--backup", str(tmp_path), "--scenario", "site-b lost",
+                                  "--config", config, "--audit-trail", str(world.trail)])
+    assert clash.exit_code == 2 and "leave out --audit-trail" in clash.output
+    missing = runner.invoke(drill, ["list", "--config", str(tmp_path / "nope.toml"), "--json"])
+    assert missing.exit_code == 2
+    assert json.loads(missing.stdout)["error"] == "config"
+    assert "nope.toml does not exist" in json.loads(missing.stdout)["message"]
+    # a configuration whose roster chain does not start at its pinned genesis is refused
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text(_repin(Path(config).read_text(), "ab" * 32))
+    refused = runner.invoke(drill, ["list", "--reports", str(reports), "--config",
+                                    str(bad_config), "--json"])  # fmt: skip
+    assert refused.exit_code == 2 and json.loads(refused.stdout)["error"] == "roster-mismatch"
+
+
+def _repin(config: str, genesis: str) -> str:
+    lines = [f'genesis_roster_sha256 = "{genesis}"' if line.startswith("genesis_roster_sha256")
+             else line for line in config.splitlines()]
+    return "\n".join(lines) + "\n"
 
 
 def test_the_policy_carries_the_drill_interval() -> None:

@@ -64,6 +64,26 @@ def _admins_sign(slot: CardSlot, chain: Genesis) -> None:
     slot.expect(INSERT.format(n=2), chain.cards[ERIN])
 
 
+def _appliance_config(root: Path, roster: Path, genesis: str, state: Path) -> Path:
+    """An appliance configuration naming this roster chain, pin and state directory."""
+    path = root / "appliance.toml"
+    path.write_text(f"""[appliance]
+id = "{APPLIANCE}"
+state_dir = "{state}"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "coldvault-appliance"
+
+[trust]
+rosters = ["{roster}"]
+genesis_roster_sha256 = "{genesis}"
+policy = "policy.toml"
+wallets = "wallets.toml"
+""")
+    return path
+
+
 def _tamper(path: Path, change) -> None:  # type: ignore[no-untyped-def]
     approvals = approvals_path(path)
     data = json.loads(approvals.read_text())
@@ -121,6 +141,16 @@ def test_record_and_report_signed_by_the_admin_quorum_and_the_drill_audited(
                                          str(chain.path), "--genesis-sha256", genesis, "--json"])
         assert cli.exit_code == status, cli.output
         assert json.loads(cli.stdout).get("error") == error
+    # ... or read from the appliance configuration itself (--config), which names both
+    for genesis, status, error in ((pinned, 0, None), ("ab" * 32, 2, "roster-mismatch")):
+        config = _appliance_config(tmp_path, chain.path, genesis, state)
+        cli = CliRunner().invoke(drill, ["verify", str(result.report_path), "--config",
+                                         str(config), "--json"])  # fmt: skip
+        assert cli.exit_code == status, cli.output
+        assert json.loads(cli.stdout).get("error") == error
+    config = _appliance_config(tmp_path, chain.path, pinned, state)
+    cli = CliRunner().invoke(drill, ["verify", str(result.report_path), "--config", str(config)])
+    assert cli.exit_code == 0 and "signed by Dave Admin, Erin Admin" in cli.output
 
     entries = [line.entry for line in walk(trail, audit.AUDIT)]  # the chain checked
     assert [e["event"] for e in entries] == ["startup", "ceremony"]

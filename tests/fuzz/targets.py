@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from appliance.config import load_config
 from coldvault.backup.drill import parse_scenario
 from coldvault.backup.envelope import parse_sealed
 from coldvault.backup.plan import parse_plan
 from coldvault.backup.record import parse_record
+from coldvault.config import load_config
 from coldvault.policy.errors import UnprovenDestination
 from coldvault.policy.load import parse_policy
 from coldvault.quorum.approvals import ApprovalToken

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_config
 from coldvault import schema
 from coldvault.backup.drill import MAX_SCENARIO_BYTES, parse_scenario
 from coldvault.backup.errors import PlanInvalid
 from coldvault.backup.plan import parse_plan
+from coldvault.config import load_config
 from coldvault.errors import ConfigError, InputError
 from coldvault.requests.wallets import parse_wallets
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from appliance.session import SessionResult
 from coldvault.backends.pkcs11.anchor import TokenAnchorStore
 from coldvault.backends.pkcs11.keystore import Pkcs11Keystore
+from coldvault.config import load_config
 from coldvault.crypto import wipe
 from coldvault.errors import ColdvaultError
 from coldvault.keys.entropy import mix_entropy

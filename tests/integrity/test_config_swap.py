@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from appliance.config import load_config
 from appliance.daemon import Appliance
+from coldvault.config import load_config
 from coldvault.quorum.documents import (
     SignedDocument,
     load_signed_document,

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
-from appliance.config import load_config
 from appliance.recovery import StateNotLost, StateReset, reset_state
 from coldvault.ceremonies.params import CeremonyParams
+from coldvault.config import load_config
 from coldvault.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_REFUSED, ColdvaultError, QuorumError
 from coldvault.quorum.approvals import Approval
 from coldvault.quorum.errors import ThresholdNotMet

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.approvals import CardApprovalCollector
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from coldvault.backends.qr_decode import default_decoder
+from coldvault.config import load_config
 from coldvault.errors import ColdvaultError
 from coldvault.transport import render as qr_render
 from coldvault.transport.formats import TransportFormat

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from coldvault.backends.qr_decode import default_decoder
 from coldvault.cards.errors import CardTimeout
+from coldvault.config import load_config
 from coldvault.errors import EXIT_DONE, AuthError, ColdvaultError, HardwareError, QuorumError
 from coldvault.errors import exit_status as documented_exit_status
 from coldvault.quorum.approvals import ApprovalSession

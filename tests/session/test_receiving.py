@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from appliance.config import load_config
 from appliance.daemon import Appliance
 from appliance.states import InputEnded, TimedOut
 from coldvault.backends.qr_decode import default_decoder
+from coldvault.config import load_config
 from coldvault.errors import EXIT_BAD_INPUT, exit_status
 from coldvault.transport import frames as frames_mod
 from coldvault.transport import render as qr_render

@@ -6,9 +6,9 @@ Threading: python-pkcs11 with SoftHSM2 is **not thread-safe**.  Every PKCS#11 ca
 this module runs under one process-wide re-entrant lock, so a stray second thread is
 serialised rather than corrupting the module; the supported pattern remains one keystore (one
 PKCS#11 worker) per process.  :meth:`Pkcs11Keystore.sign_all` starts a second thread that
-only checks signatures on the host; it makes no PKCS#11 call.  The PKCS#11 module is loaded once per process and path, and is
-finalised (``C_Finalize``) when the last keystore using it closes, so a later open re-reads
-configuration such as ``SOFTHSM2_CONF``.
+only checks signatures on the host; it makes no PKCS#11 call.  The PKCS#11 module is loaded
+once per process and path, and is finalised (``C_Finalize``) when the last keystore using it
+closes, so a later open re-reads configuration such as ``SOFTHSM2_CONF``.
 
 Errors: PKCS#11 failures are translated in exactly one place,
 :func:`coldvault.backends.pkcs11.errors.translated`; the error classes live in

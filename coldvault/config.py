@@ -1,6 +1,9 @@
 """Appliance configuration (TOML). Every problem is a ConfigError naming the key.
 
 See docs/appliance.md for the file format. Secrets (PINs) are never read from this file.
+The appliance runs from it; the drill commands read it for the appliance's audit trail,
+roster chain, genesis pin and policy. It is the top layer of the library: no library
+package reads it.
 """
 
 from __future__ import annotations
