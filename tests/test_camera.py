@@ -4,6 +4,7 @@ source ``virtual-camera`` chosen by configuration), the serial scanner over a re
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -358,3 +359,20 @@ def test_v4l2_camera_clear_error_without_opencv_or_device() -> None:
     assert isinstance(info.value, HardwareError)
     message = str(info.value)
     assert "OpenCV" in message or "does not exist" in message
+
+
+def test_serial_scanner_polls_a_silent_pipe() -> None:
+    """stdin or a pipe: nothing arriving gives control back (ticks) instead of blocking;
+    lines typed later arrive whole; closing the writer ends the input."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as pipe:
+        lines = SerialScanner(stream=pipe).lines(ticks=True)
+        started = time.monotonic()
+        assert next(lines) is None  # silence: a tick after one poll, not a hang
+        assert time.monotonic() - started < 1
+        os.write(write_end, FRAMES[0].encode() + b"\r\n" + FRAMES[1][:10].encode())
+        got = [x for x in itertools.islice(lines, 3) if x is not None]
+        assert got == [FRAMES[0]]
+        os.write(write_end, FRAMES[1][10:].encode() + b"\n")
+        os.close(write_end)
+        assert [x for x in lines if x is not None] == [FRAMES[1]]

@@ -1,7 +1,9 @@
 """Hardware QR scanners that "type" each decoded code as a line of text.
 
 Serial (USB-CDC/UART) scanners are read with pyserial; HID keyboard-wedge scanners and
-test harnesses are read from any binary stream (stdin, a pty, a pipe).  Lines end with CR,
+test harnesses are read from any binary stream (stdin, a pty, a pipe; one with a file
+descriptor is polled like a serial port, so a silent pipe never blocks the reader's
+deadlines).  Lines end with CR,
 LF or CRLF; empty lines are skipped.  A line longer than ``max_line_len`` is read to its
 end without being kept (memory stays bounded) and then reported as
 :class:`ScannerLineTooLong`; the end of the stream simply ends :meth:`SerialScanner.lines`
@@ -13,6 +15,7 @@ Implements :class:`coldvault.transport.frames.TextSource`.
 from __future__ import annotations
 
 import os
+import select
 import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal, overload
@@ -22,6 +25,18 @@ from coldvault.transport.frames import CameraError
 
 #: Longest accepted line: a version-40 QR holds at most 4,296 alphanumeric characters.
 DEFAULT_MAX_LINE_LEN = 8192
+#: How long one poll of a silent scanner waits (the serial port's read timeout too).
+_POLL_SECONDS = 0.05
+#: At least any stream's buffer size (io.DEFAULT_BUFFER_SIZE is 8 KiB).
+_READ_MAX = 1 << 16
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    """The descriptor under ``stream`` (stdin, a pipe, a pty); None for in-memory streams."""
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 class ScannerError(CameraError):
@@ -89,7 +104,7 @@ class SerialScanner:
                 device=port,
             )
         try:
-            return serial.Serial(port, baudrate=baudrate, timeout=0.05)
+            return serial.Serial(port, baudrate=baudrate, timeout=_POLL_SECONDS)
         except (serial.SerialException, OSError) as exc:
             raise ScannerError(
                 f"The QR scanner device {port} cannot be opened ({exc.__class__.__name__}); "
@@ -113,8 +128,15 @@ class SerialScanner:
         stream = self._stream
         if stream is None:
             return None
+        fd = _fileno(stream)
+        if fd is not None:  # poll like the serial port: a silent pipe gives control back
+            ready, _, _ = select.select([fd], [], [], _POLL_SECONDS)
+            if not ready:
+                return b""
         reader = getattr(stream, "read1", None)
-        chunk = reader(4096) if reader is not None else stream.read(1)
+        # one read of at most _READ_MAX takes everything a buffered reader holds and leaves
+        # nothing behind it, so the next poll of the descriptor sees every byte not yet read
+        chunk = reader(_READ_MAX) if reader is not None else stream.read(1)
         return chunk or None
 
     @overload

@@ -161,3 +161,34 @@ def test_scanner_end_of_input_and_overlong_line(app: tuple[Appliance, QuietUi]) 
     assert "longer than 8192 characters" in str(long_line.value)
     assert appliance.session is not None
     assert appliance.session.machine.state.value == "idle"
+
+
+def test_a_silent_scanner_pipe_times_out_at_the_deadline(
+    app: tuple[Appliance, QuietUi],
+) -> None:
+    """A keyboard-wedge scanner on standard input (``source = "scanner"``, ``path = "-"``)
+    that goes quiet mid-request: the reader polls the pipe, so the receiving deadline holds
+    (it used to block in read() until the next byte, for ever)."""
+    import os
+    import time
+
+    from coldvault.backends.serial_scanner import SerialScanner
+
+    appliance, _ui = app
+    stream = encode_reply(TransportFormat.UR, "crypto-psbt", bytes(range(256)) * 4,
+                          max_fragment_len=100)
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, stream.frames(1)[0].encode() + b"\r\n")  # one part, then silence
+        with os.fdopen(read_end, "rb", closefd=False) as pipe:
+            started = time.monotonic()
+            with pytest.raises(TimedOut) as info:
+                appliance.receive(SerialScanner(stream=pipe).lines(ticks=True))
+            waited = time.monotonic() - started
+        assert str(info.value) == "Timed out after 1 s while receiving; nothing was signed."
+        assert 0.9 < waited < 5  # the 1 s deadline, not the pipe's next byte
+        assert appliance.session is not None
+        assert appliance.session.machine.state.value == "idle"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
