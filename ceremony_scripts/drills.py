@@ -23,6 +23,8 @@ from ceremony_scripts.options import (
     config_roster,
     from_config,
     load_roster,
+    require_signers,
+    unsigned_option,
 )
 from ceremony_scripts.output import CeremonyGroup, emit, json_mode, json_option
 from ceremony_scripts.plans import collusion_option, survive_option
@@ -79,19 +81,22 @@ def _scenario(plan: Plan, value: str) -> DrillScenario:
               help="The appliance's audit trail (audit.jsonl in the appliance configuration's "
                    "state_dir) to append the drill to.")  # fmt: skip
 @config_option
+@unsigned_option
 @json_option
 def run_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
     allow_emulated: bool, plan_path: Path, backup_dir: Path, scenario: str, reports_dir: Path,
     provisioning: Path | None, restore_token: str, use_passphrase: bool, collusion: int,
     survive: int, witnesses: int, roster_path: Path | None, audit_trail: Path | None,
-    config_path: Path | None,
+    config_path: Path | None, unsigned: bool,
 ) -> None:  # fmt: skip
     """Run a restore drill: collect the surviving shares (each holder types their own PIN),
     rebuild in memory, compare, optionally restore into a fresh token; write the report.
     With --config, the appliance's roster chain and audit trail are used."""
     if restore_token and provisioning is None:
         raise click.UsageError("--restore-token needs --provisioning.")
+    require_signers("drill report", given=roster_path is not None or config_path is not None,
+                    unsigned=unsigned, how="--config or --roster")
     cfg = from_config(config_path, roster=roster_path, **{"audit-trail": audit_trail})
     roster = config_roster(cfg) if cfg else load_roster(roster_path)
     if cfg is not None:

@@ -138,6 +138,29 @@ def config_roster(cfg: ApplianceConfig) -> Roster:
     return roster
 
 
+def unsigned_option(func: F) -> F:
+    """``--unsigned``: the explicit choice of a record no admin quorum signs."""
+    return click.option(
+        "--unsigned", is_flag=True,
+        help="Write the record without the admin quorum's signatures (a rehearsal): no check "
+        "of it will pass. Without --roster (or --config) this flag is required.",
+    )(func)
+
+
+def require_signers(what: str, *, given: bool, unsigned: bool, how: str = "--roster") -> None:
+    """Refuse, before anything happens, a ceremony whose record would go unsigned by
+    mistake: the signed-record checks refuse it, so the ceremony would have to be held
+    again."""
+    if given and unsigned:
+        raise click.UsageError(f"--unsigned contradicts {how}: choose one.")
+    if not given and not unsigned:
+        raise click.UsageError(
+            f"Without {how} the {what} is not signed by the admin quorum, and every check "
+            f"of it refuses it. Give {how} (the signed roster), or --unsigned for a "
+            "rehearsal whose record nobody can verify."
+        )
+
+
 def load_roster(path: Path | None) -> Roster | None:
     """A ``--roster`` file with its approvals, checked against its own admins."""
     return quorum_cards.load_roster(path) if path is not None else None
@@ -151,6 +174,8 @@ __all__ = [
     "hsm_options",
     "load_roster",
     "pool_options",
+    "require_signers",
+    "unsigned_option",
     "pool_params",
     "roster_chain_options",
     "stack",

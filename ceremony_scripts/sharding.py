@@ -12,7 +12,12 @@ import click
 
 from ceremony_scripts import quorum_cards
 from ceremony_scripts.hardware import ReaderCards
-from ceremony_scripts.options import common_options, load_roster
+from ceremony_scripts.options import (
+    common_options,
+    load_roster,
+    require_signers,
+    unsigned_option,
+)
 from ceremony_scripts.output import emit, json_option
 from ceremony_scripts.plans import collusion_option, survive_option
 from ceremony_scripts.ui import ConsoleOperator
@@ -79,15 +84,17 @@ def backup_token_options(func):  # type: ignore[no-untyped-def]
 @click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
               help="Signed roster: its admin quorum signs the record; witnesses "
                    "must be active cards in it.")  # fmt: skip
+@unsigned_option
 @json_option
 def backup_cmd(
     operator_name: str, transcript_path: Path | None, assume_yes: bool, module: str,
     allow_emulated: bool, plan_path: Path, out: Path, source: str, use_passphrase: bool,
     expect_fingerprint: str, collusion: int, survive: int, witnesses: int,
-    roster_path: Path | None,
+    roster_path: Path | None, unsigned: bool,
 ) -> None:  # fmt: skip
     """Shard the seed to a backup plan: seal each share to its token or card, read every
-    share back, write the public backup record."""
+    share back, write the public backup record (signed by the admin quorum of --roster)."""
+    require_signers("backup record", given=roster_path is not None, unsigned=unsigned)
     params = ShardBackup(
         actor=operator_name, transcript=transcript_path, plan=load_plan(plan_path), out=out,
         source=source, use_passphrase=use_passphrase, expect_fingerprint=expect_fingerprint,

@@ -55,7 +55,7 @@ def test_ceremony_backup_on_the_terminal(hsm: SoftHsmLab, tmp_path: Path) -> Non
     plan.write_text(_plan(hsm))
     out = tmp_path / "backup"
     argv = ["backup", "--operator", "Olga Operator", "--allow-emulated", "--module",
-            hsm.module_path, "--plan", str(plan), "--out", str(out), "--json",
+            hsm.module_path, "--plan", str(plan), "--out", str(out), "--json", "--unsigned",
             "--expect-fingerprint", FINGERPRINT,
             "--transcript", str(tmp_path / "backup.jsonl")]  # fmt: skip
     log = tmp_path / "pexpect.log"
@@ -115,7 +115,7 @@ def test_drill_on_the_terminal(hsm: SoftHsmLab, tmp_path: Path) -> None:
     pins = [(f"User PIN of backup token {t} \\(t{i} at s{i}\\): ", PIN)
             for i, t in enumerate(TOKENS)]  # fmt: skip
     child = spawn(["backup", "--operator", "O", "--allow-emulated", "--module", hsm.module_path,
-                   "--plan", str(plan), "--out", str(out), "--yes",
+                   "--plan", str(plan), "--out", str(out), "--yes", "--unsigned",
                    "--transcript", str(tmp_path / "backup.jsonl")], hsm.env, log)  # fmt: skip
     answer(child, [("SLIP-39 share 1: ", SHARES[1]), ("SLIP-39 share 2: ", SHARES[2]),
                    *pins, *pins])  # fmt: skip
@@ -125,7 +125,7 @@ def test_drill_on_the_terminal(hsm: SoftHsmLab, tmp_path: Path) -> None:
 
     child = spawn_coldvault(
         ["drill", "run", "--operator", "Lead", "--allow-emulated", "--module", hsm.module_path,
-         "--plan", str(plan), "--backup", str(out), "--scenario", "s1 lost",
+         "--plan", str(plan), "--backup", str(out), "--scenario", "s1 lost", "--unsigned",
          "--reports", str(reports), "--provisioning", str(provisioning),
          "--restore-token", FRESH, "--json"],
         hsm.env, log,
@@ -160,6 +160,7 @@ def test_drill_on_the_terminal(hsm: SoftHsmLab, tmp_path: Path) -> None:
     child = spawn_coldvault(
         ["drill", "run", "--operator", "Lead", "--allow-emulated", "--module", hsm.module_path,
          "--plan", str(plan), "--backup", str(out), "--scenario", "s1, s2 lost", "--yes",
+         "--unsigned",
          "--reports", str(reports), "--json"], hsm.env, log,
     )  # fmt: skip
     answer(child, [pins[0]])
@@ -169,3 +170,31 @@ def test_drill_on_the_terminal(hsm: SoftHsmLab, tmp_path: Path) -> None:
     assert failed["passed"] is False and "Too few shares" in " ".join(failed["reasons"])
     text = log.read_text()
     assert PIN not in text and " ".join(SHARES[1].split()[:4]) not in text
+
+
+def test_an_unsigned_record_is_an_explicit_choice(tmp_path: Path) -> None:
+    """Forgetting --roster would leave a backup record or drill report no check accepts (the
+    ceremony held again); it is refused before any prompt or file, unless --unsigned says
+    so. Both together contradict each other."""
+    from click.testing import CliRunner
+
+    from appliance.cli import main
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text("not read: refused first")
+    roster = tmp_path / "roster.json"
+    roster.write_text("{}")
+    base = {
+        "ceremony backup": ["ceremony", "backup", "--operator", "O", "--module", "m",
+                            "--plan", str(plan), "--out", str(tmp_path / "out")],
+        "drill run": ["drill", "run", "--operator", "O", "--module", "m", "--plan", str(plan),
+                      "--backup", str(tmp_path), "--scenario", "s1 lost"],
+    }  # fmt: skip
+    for name, argv in base.items():
+        missing = CliRunner().invoke(main, [*argv, "--json"])
+        assert missing.exit_code == 2, (name, missing.output)
+        assert "not signed by the admin quorum" in missing.output
+        assert "--unsigned" in missing.output
+        both = CliRunner().invoke(main, [*argv, "--roster", str(roster), "--unsigned"])
+        assert both.exit_code == 2 and "--unsigned contradicts" in both.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.toml", "roster.json"]
