@@ -13,6 +13,7 @@ collection.  :meth:`HDKey.private_key` hands the caller a ``bytearray`` copy to 
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -238,8 +239,15 @@ def public_child(public_key: bytes, chain_code: bytes, index: int) -> tuple[byte
     if int.from_bytes(tweak, "big") >= SECP256K1_N:  # BIP-32: no child at this index
         raise ValueError(f"index {index} has no valid child")
     # ValueError for a key that is not a point, or a child at infinity (BIP-32: no child)
-    child = coincurve.PublicKey(public_key).add(tweak)
+    child = _parent_point(bytes(public_key)).add(tweak)
     return child.format(compressed=True), digest[32:]
+
+
+@functools.lru_cache(maxsize=64)
+def _parent_point(public_key: bytes) -> coincurve.PublicKey:
+    """The parsed parent key (public data): a wallet derives every input's key from the
+    same few branch nodes, so each is parsed once, not once per child."""
+    return coincurve.PublicKey(public_key)
 
 
 def master_fingerprint(seed: bytes | bytearray) -> bytes:

@@ -50,6 +50,10 @@ class Field:
     offset: int = field(default=-1, compare=False)
 
 
+#: the key prefix of each one-byte key type (every type BIP-174 defines)
+_TYPE_PREFIX = tuple(bytes([t]) for t in range(0xFD))
+
+
 @dataclass(frozen=True)
 class KvMap:
     """A PSBT map: its fields in their original order."""
@@ -62,7 +66,8 @@ class KvMap:
             self._index.update((f.key, f) for f in self.fields)
 
     def get(self, key_type: int, key_data: bytes = b"") -> bytes | None:
-        f = self._index.get(compact_size(key_type) + key_data)
+        prefix = _TYPE_PREFIX[key_type] if key_type < 0xFD else compact_size(key_type)
+        f = self._index.get(prefix + key_data)
         return None if f is None else f.value
 
     def all(self, key_type: int) -> tuple[Field, ...]:
@@ -227,8 +232,12 @@ def read_map(r: Reader, limits: Limits, where: str) -> KvMap:
         if key_len > limits.max_key_bytes:
             raise PsbtTooLarge(f"{where} has a {key_len}-byte key", field=where, offset=start)
         key = r.read(key_len, f"{where} key")
-        kr = Reader(key, what=where)
-        key_type = kr.compact(f"{where} key type")
+        if key[0] < 0xFD:  # a one-byte key type (every type BIP-174 defines)
+            key_type, type_len = key[0], 1
+        else:
+            kr = Reader(key, what=where)
+            key_type = kr.compact(f"{where} key type")
+            type_len = kr.pos
         value = r.read(r.compact(f"{where} value length"), f"{where} value")
         if key in index:
             raise PsbtDuplicateKey(
@@ -240,7 +249,7 @@ def read_map(r: Reader, limits: Limits, where: str) -> KvMap:
                 field=where,
                 offset=start,
             )
-        f = Field(key_type, key[kr.pos :], key, value, start)
+        f = Field(key_type, key[type_len:], key, value, start)
         fields.append(f)
         index[key] = f
 

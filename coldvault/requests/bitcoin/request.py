@@ -90,15 +90,17 @@ def _key_job(ours: OurInput, ws: WalletScripts, lookup_key: KeyLookup) -> bytes:
     i, d = ours.spend.index, ours.derived
     key_id = derived_key_id(ws.fingerprint, d.our_path)
     info = lookup_key(key_id)
+    if info is not None and info.algorithm is KeyAlgorithm.SECP256K1 and (
+        info.public_key == d.our_pubkey
+    ):
+        return key_id
     where = f"{ws.wallet.master_fingerprint}/{path_to_str(d.our_path, prefix='')}"
     if info is None:
         raise KeyNotHeld(f"the HSM holds no key {where} needed by input {i}", input_index=i)
-    if info.algorithm is not KeyAlgorithm.SECP256K1 or info.public_key != d.our_pubkey:
-        raise KeyNotHeld(
-            f"the HSM key {where} has a different public key than the one input {i} needs",
-            input_index=i,
-        )
-    return key_id
+    raise KeyNotHeld(
+        f"the HSM key {where} has a different public key than the one input {i} needs",
+        input_index=i,
+    )
 
 
 def prepare_psbt(

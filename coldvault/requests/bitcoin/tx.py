@@ -47,7 +47,10 @@ class Reader:
 
     def compact(self, what: str) -> int:
         start = self.pos
-        first = self.read(1, what)[0]
+        if start >= self.end:
+            self.read(1, what)  # raises PsbtTruncated
+        first = self.data[start]
+        self.pos = start + 1
         if first < 0xFD:
             return first
         size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
