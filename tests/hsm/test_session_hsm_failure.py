@@ -252,3 +252,34 @@ def test_signatures_are_typed_values(keystore, world) -> None:
     _, key_id, _ = world
     sig = keystore.sign_ecdsa(key_id, b"\x01" * 32)
     assert isinstance(sig, EcdsaSignature) and sig.is_low_s
+
+
+@DEAD_SESSION_NOISE
+def test_an_hsm_failing_in_the_middle_of_a_batch_returns_no_signature(keystore, world) -> None:
+    """The token's session dies after 20 of 40 signatures (a real C_Sign failure on the
+    SoftHSM token, not a stand-in): sign_all raises the HSM's error, returns nothing, and
+    leaves no checking thread behind."""
+    import threading
+
+    from coldvault.requests.base import SignJob
+
+    _, key_id, _ = world
+    jobs = [SignJob(key_id, KeyAlgorithm.SECP256K1, bytes([i]) * 32, f"input {i}")
+            for i in range(40)]  # fmt: skip
+    made = 0
+    sign_with = keystore._sign_with
+
+    def dies_after_twenty(key: object, job: SignJob) -> bytes:
+        nonlocal made
+        if made == 20:
+            keystore._live().close()  # C_Logout + C_CloseSession on the real token
+        made += 1
+        return sign_with(key, job)
+
+    keystore._sign_with = dies_after_twenty  # fault injection, as the tests above do
+    with pytest.raises(Pkcs11Error) as err:
+        keystore.sign_all(jobs)
+    assert isinstance(err.value, HardwareError)
+    assert err.value.ckr == "SessionHandleInvalid" and made == 21
+    assert "sign with ECDSA" in err.value.message
+    assert not [t for t in threading.enumerate() if t.name == "coldvault-signature-check"]
