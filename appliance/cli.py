@@ -177,9 +177,14 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
     With --once the command's outcome is the request's: exit 0 when it was signed, else the
     refusal's exit status; with --json (which needs --once) stdout holds its one document.
     Without --once every request's outcome is shown on the console and recorded in the
-    audit trail, and the appliance runs until it is stopped (Ctrl-C).
+    audit trail, and the appliance runs until it is stopped (Ctrl-C) or its input ends (the
+    image files run out, standard input closes). A request just handled that is still in
+    front of the camera is not taken again until the view has been empty.
     """
+    import hashlib
+
     from appliance.session import SignedNotShown
+    from appliance.states import InputEnded
     from coldvault.errors import ColdvaultError
 
     if wants_json() and not once:
@@ -191,12 +196,15 @@ def appliance_run(config: Path, allow_emulated: bool, dev_allow_network: bool,
     with app:
         report = app.start()
         ui.info(f"Appliance {report.appliance_id} ready. Waiting for a request.")
+        just_handled: bytes | None = None
         while True:
             texts = _input_texts(app.config, frames)
             try:
-                result = app.handle(app.receive(texts))
+                received = app.receive(texts, just_handled=just_handled)
+                just_handled = hashlib.sha256(received.payload).digest()
+                result = app.handle(received)
             except ColdvaultError as err:
-                if once:
+                if once or isinstance(err, InputEnded):
                     raise  # the command's outcome: reported by the root group
                 ui.error(err.message)
                 continue

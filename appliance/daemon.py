@@ -14,6 +14,7 @@ interrupted requests; :mod:`coldvault.records.responses`), each settlement audit
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -51,8 +52,14 @@ from coldvault.records.audit import verify
 from coldvault.records.ledger import Ledger
 from coldvault.records.reconcile import TrailTotals, check_ledger
 from coldvault.records.responses import ResponseStore
+from coldvault.requests.base import request_fingerprint
 from coldvault.requests.wallets import Wallet, parse_wallets
-from coldvault.transport.assemble import Assembler, Progress
+from coldvault.transport.assemble import (
+    Assembler,
+    MixedFormatError,
+    MixedMessageError,
+    Progress,
+)
 from coldvault.transport.formats import Received
 from coldvault.transport.reply import FrameStream
 
@@ -376,13 +383,18 @@ class Appliance:
         self.stop()
 
     # ------------------------------------------------------------------ the job
-    def receive(self, texts: Iterable[str | None], *, progress: bool = True) -> Received:
+    def receive(self, texts: Iterable[str | None], *, progress: bool = True,
+                just_handled: bytes | None = None) -> Received:
         """Feed QR texts into an assembler until a request is complete.
 
-        ``None`` in ``texts`` is a tick (a frame with nothing new): the receiving timeout is
-        checked on every item, so it holds while a camera shows the same code for ever.
-        Raises :class:`TimedOut` when the time runs out and :class:`InputEnded` when the
-        input ends first."""
+        ``None`` in ``texts`` is a tick (a frame with nothing new) and ``""``
+        (:data:`~coldvault.transport.frames.NOTHING_IN_VIEW`) a frame without any code: the
+        receiving timeout is checked on every item, so it holds while a camera shows the
+        same code for ever. ``just_handled`` is the SHA-256 of the request handled last (a
+        running appliance's loop): that request, still in front of the camera, is not taken
+        again until the view has been empty -- taking it away and showing it again
+        re-presents it. Raises :class:`TimedOut` when the time runs out and
+        :class:`InputEnded` when the input ends first."""
         if self.session is None:
             raise ValueError("start() the appliance first")
         machine = self.session.machine
@@ -391,26 +403,54 @@ class Appliance:
         assembler = Assembler()
         deadline = time.monotonic() + self.config.timeouts.receiving
         last: Progress | None = None
+        held = just_handled  # cleared once the view was empty
+        told = False
+        replaying = False  # the transfer under way began after the held request completed
         try:
             for text in texts:
                 if time.monotonic() > deadline:
                     break
-                if text is None:
+                if not text:
+                    if text is not None:  # nothing in view: a request shown now is new
+                        held = None
                     continue
                 try:
                     p = assembler.feed(text)
+                except (MixedFormatError, MixedMessageError) as err:
+                    if not replaying:
+                        # a foreign frame never aborts a transfer: report and go on
+                        self.ui.warn(f"ignored a frame: {err.message}")
+                        continue
+                    # the transfer under way is the held request cycling on; the
+                    # coordinator has moved on to another one: follow it
+                    assembler, last, replaying = Assembler(), None, False
+                    try:
+                        p = assembler.feed(text)
+                    except ColdvaultError as again:
+                        self.ui.warn(f"ignored a frame: {again.message}")
+                        continue
                 except ColdvaultError as err:
-                    # a garbled or foreign frame never aborts a transfer: report and go on
+                    # a garbled frame never aborts a transfer: report and go on
                     self.ui.warn(f"ignored a frame: {err.message}")
                     continue
                 moved = last is None or p.parts_received != last.parts_received
-                if progress and p.accepted and moved:
+                if progress and p.accepted and moved and not replaying:
                     show = getattr(self.ui, "progress", None)
                     if show is not None:
                         show(p)
                 last = p
                 if p.complete:
-                    return assembler.result()
+                    result = assembler.result()
+                    if held is None or hashlib.sha256(result.payload).digest() != held:
+                        return result
+                    if not told:
+                        told = True
+                        self.ui.info(
+                            f"Request {request_fingerprint(held)} was just handled and is still "
+                            "in view: it is not taken again. Take it away; show it again to "
+                            "present it again."
+                        )
+                    assembler, last, replaying = Assembler(), None, True
         except ColdvaultError:
             machine.reset()  # the input itself failed: a scanner gone, an over-long line
             raise

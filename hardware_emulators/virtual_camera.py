@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter
 
-from coldvault.transport.frames import FrameSourceSettings, image_file_frames
+from coldvault.transport.frames import FrameSourceSettings, ImageFileError, image_file_frames
 
 CANVAS = (1280, 720)
 
@@ -181,14 +181,33 @@ class VirtualCamera:
             yield frame
 
 
+def screen(directory: Path) -> Iterator[Image.Image]:
+    """A coordinator's screen as the camera sees it, for ever: the PNG files of
+    ``directory`` in name order, read again at every pass, so whoever writes the directory
+    changes what is shown; an empty directory is a blank screen (no code in view). A file
+    that cannot be read at that moment (being written, just removed) is skipped."""
+    blank = Image.new("L", (256, 256), 255)
+    while True:
+        shown = False
+        for item in sorted(directory.glob("*.png")):
+            try:
+                images = image_file_frames(item)
+            except (ImageFileError, OSError):
+                continue
+            for image in images:
+                shown = True
+                yield image
+        if not shown:
+            yield blank
+
+
 def open_source(settings: FrameSourceSettings) -> VirtualCamera:
-    """The registered ``virtual-camera`` frame source: the PNG files of a directory (in name
-    order), or one PNG or GIF, replayed in a loop with the configured drops and blur, without
-    sleeping (the appliance reads until the request is complete)."""
+    """The registered ``virtual-camera`` frame source: a directory is a screen (its PNG files
+    in name order, read again at every pass, :func:`screen`); one PNG or GIF is replayed in
+    a loop. With the configured drops and blur, without sleeping (the appliance reads until
+    the request is complete)."""
     path = Path(settings.path)
-    items: list[str | os.PathLike[str]] = (
-        list(sorted(path.glob("*.png"))) if path.is_dir() else [path]
-    )
+    items: FrameInput | Iterable[Image.Image] = screen(path) if path.is_dir() else [path]
     return VirtualCamera(
         items,
         fps=settings.fps,

@@ -36,6 +36,7 @@ from coldvault.transport import bbqr
 from coldvault.transport import render as qr_render
 from coldvault.transport.frames import (
     FRAME_SOURCE_GROUP,
+    NOTHING_IN_VIEW,
     CameraError,
     EmulatedInputRefused,
     FrameSource,
@@ -181,10 +182,29 @@ def test_virtual_camera_is_registered_by_entry_point(png_dir: Path) -> None:
     settings = FrameSourceSettings(path=str(png_dir), fps=5, drop_rate=0.3, seed=2)
     source = open_registered_source("virtual-camera", settings, allow_emulated=True)
     assert isinstance(source, VirtualCamera) and isinstance(source, FrameSource)
-    assert source.drop_rate == 0.3 and source.loop and not source.realtime
+    assert source.drop_rate == 0.3 and not source.realtime
     texts = _first_texts(frame_texts(source.frames(), qr_decode.default_decoder()), 4)
     assert sorted(texts) == sorted(FRAMES[:4])
     assert source.stats.dropped > 0  # it looped past the dropped frames
+
+
+def test_a_directory_is_a_screen_whose_content_changes(tmp_path: Path) -> None:
+    """The virtual camera reads its directory again at every pass: a code written there is
+    seen, an emptied directory is a blank screen (NOTHING_IN_VIEW), and a code shown again
+    after that is yielded again (the dedupe run ended with the empty view)."""
+    settings = FrameSourceSettings(path=str(tmp_path), fps=5)
+    source = open_registered_source("virtual-camera", settings, allow_emulated=True)
+    texts = frame_texts(source.frames(), qr_decode.default_decoder(), ticks=True)
+    assert next(texts) == NOTHING_IN_VIEW  # nothing on the screen yet
+    (tmp_path / "a.png").write_bytes(qr_render.render_png(FRAMES[0]))
+    seen = [next(texts) for _ in range(4)]
+    assert seen[:2] in ([NOTHING_IN_VIEW, FRAMES[0]], [FRAMES[0], None])
+    assert set(seen[2:]) == {None}  # the same code held: nothing new
+    (tmp_path / "a.png").unlink()
+    assert next(texts) == NOTHING_IN_VIEW
+    (tmp_path / "a.png").write_bytes(qr_render.render_png(FRAMES[0]))
+    assert [t for t in itertools.islice(texts, 3) if t] == [FRAMES[0]]  # shown again
+    source.close()
 
 
 def test_registered_source_is_refused_before_its_module_is_imported(tmp_path: Path) -> None:

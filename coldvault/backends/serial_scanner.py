@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal, overload
 
 from coldvault.errors import InputError
-from coldvault.transport.frames import CameraError
+from coldvault.transport.frames import NOTHING_IN_VIEW, SILENT_SECONDS, CameraError
 
 #: Longest accepted line: a version-40 QR holds at most 4,296 alphanumeric characters.
 DEFAULT_MAX_LINE_LEN = 8192
@@ -149,24 +149,32 @@ class SerialScanner:
         """The scanned lines, until end of input (or ``idle_timeout``, or :meth:`close`).
 
         With ``ticks`` every poll that brings no complete line yields ``None``, so a reader
-        with a deadline gets control back while the scanner is silent. A line longer than
-        ``max_line_len`` raises :class:`ScannerLineTooLong` once its end has been read."""
+        with a deadline gets control back while the scanner is silent, and the first poll
+        after :data:`~coldvault.transport.frames.SILENT_SECONDS` of silence yields
+        :data:`~coldvault.transport.frames.NOTHING_IN_VIEW` (a scanner that sees no code
+        sends nothing). A line longer than ``max_line_len`` raises
+        :class:`ScannerLineTooLong` once its end has been read."""
         buffer = bytearray()
         discarding = False
         last_data = time.monotonic()
+        silence_told = False
         while not self._closed:
             chunk = self._read_chunk()
             if chunk is None:
                 break
             if not chunk:
-                if self.idle_timeout is not None and (
-                    time.monotonic() - last_data > self.idle_timeout
-                ):
+                silent = time.monotonic() - last_data
+                if self.idle_timeout is not None and silent > self.idle_timeout:
                     break
                 if ticks:
-                    yield None
+                    if silent >= SILENT_SECONDS and not silence_told:
+                        silence_told = True
+                        yield NOTHING_IN_VIEW
+                    else:
+                        yield None
                 continue
             last_data = time.monotonic()
+            silence_told = False
             complete = False
             for byte in chunk:
                 if byte in (0x0A, 0x0D):

@@ -67,8 +67,14 @@ class Review:
     @property
     def fingerprint(self) -> str:
         """Short request fingerprint shown to operator and approvers, e.g. ``"3F2A-9C01-77BE"``."""
-        h = hashlib.sha256(b"coldvault/request-fingerprint\x00" + self.request_digest).hexdigest()
-        return "-".join(h[i : i + 4] for i in range(0, 12, 4)).upper()
+        return request_fingerprint(self.request_digest)
+
+
+def request_fingerprint(request_digest: bytes) -> str:
+    """The short fingerprint of the request whose bytes have this SHA-256 (as the review
+    shows it)."""
+    h = hashlib.sha256(b"coldvault/request-fingerprint\x00" + request_digest).hexdigest()
+    return "-".join(h[i : i + 4] for i in range(0, 12, 4)).upper()
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,13 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+#: What a source with ticks yields when it saw no code at all: a camera frame without any
+#: QR code, or a scanner silent for :data:`SILENT_SECONDS` (``None`` is "nothing new").
+NOTHING_IN_VIEW = ""
+#: How long a scanner must stay silent before it counts as seeing nothing.
+SILENT_SECONDS = 1.0
+
+
 @runtime_checkable
 class TextSource(Protocol):
     """Yields already-decoded QR texts (a hardware scanner that types out each code)."""
@@ -208,29 +215,34 @@ def frame_texts(
     """Decode every frame and yield the QR texts found.
 
     With ``dedupe`` the same text seen on consecutive frames (a camera holding on one QR
-    code) is yielded once. With ``ticks`` a frame that brings nothing new yields ``None``,
-    so a reader waiting with a deadline gets control back on every frame, even while the
-    camera shows the same code for ever. ``idle_pause`` (seconds, at most
-    :data:`MAX_IDLE_PAUSE`) is slept after such a frame: a source that replays frames as
-    fast as it can does not spin a core.
+    code) is yielded once; a frame without any code ends the run, so a code taken away and
+    shown again is yielded again. With ``ticks`` a frame that brings nothing new yields
+    ``None``, and a frame in which no code was found yields :data:`NOTHING_IN_VIEW`, so a
+    reader waiting with a deadline gets control back on every frame, even while the camera
+    shows the same code for ever, and knows when the view was empty. ``idle_pause``
+    (seconds, at most :data:`MAX_IDLE_PAUSE`) is slept after such a frame: a source that
+    replays frames as fast as it can does not spin a core.
     """
     if idle_pause < 0:
         raise ValueError("idle_pause must not be negative")
     pause = min(idle_pause, MAX_IDLE_PAUSE)
     previous: str | None = None
     for frame in frames:
-        fresh = False
+        fresh = seen = False
         for text in decoder.decode(frame):
+            seen = True
             if dedupe and text == previous:
                 continue
             previous = text
             fresh = True
             yield text
+        if not seen:
+            previous = None
         if not fresh:
             if pause:
                 time.sleep(pause)
             if ticks:
-                yield None
+                yield None if seen else NOTHING_IN_VIEW
 
 
 # --------------------------------------------------------------------------- registered sources

@@ -192,3 +192,47 @@ def test_a_silent_scanner_pipe_times_out_at_the_deadline(
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_the_request_just_handled_is_not_taken_again_until_the_view_was_empty(
+    app: tuple[Appliance, QuietUi],
+) -> None:
+    """A running appliance's loop: the request it just handled, still in front of the
+    camera (single-part, or an animated multipart that keeps cycling), is not taken again;
+    once the view has been empty (the code taken away), showing it again presents it again;
+    any other request is taken at once."""
+    import hashlib
+
+    from coldvault.requests.base import request_fingerprint
+    from coldvault.transport.assemble import Assembler
+    from coldvault.transport.frames import NOTHING_IN_VIEW
+
+    appliance, ui = app
+    multi = encode_reply(TransportFormat.UR, "crypto-psbt", bytes(range(256)) * 4,
+                         max_fragment_len=100).frames(40)  # fmt: skip
+    single = encode_reply(TransportFormat.UR, "crypto-psbt", b"\x70\x73\x62\x74\xff" + b"x" * 50,
+                          max_fragment_len=1000).frames(1)  # fmt: skip
+    assembler = Assembler()
+    for text in multi:
+        assembler.feed(text)
+    handled = hashlib.sha256(assembler.result().payload).digest()
+
+    # still in view, cycling for ever: never taken; the operator is told once
+    with pytest.raises(InputEnded):
+        appliance.receive(iter([*multi, None, *multi]), just_handled=handled)
+    notes = [m for m in ui.messages if "was just handled and is still in view" in m]
+    assert notes == [
+        f"Request {request_fingerprint(handled)} was just handled and is still in view: it is "
+        "not taken again. Take it away; show it again to present it again."
+    ]
+    # taken away (an empty view), then shown again: taken
+    received = appliance.receive(iter([*multi[:5], NOTHING_IN_VIEW, *multi]),
+                                 just_handled=handled)  # fmt: skip
+    assert hashlib.sha256(received.payload).digest() == handled
+    # the coordinator moves on to another request: taken at once
+    received = appliance.receive(iter([*multi, *single]), just_handled=handled)
+    assert received.payload != assembler.result().payload
+    # without just_handled (--once, or the first request) nothing is held back
+    received = appliance.receive(iter(multi))
+    assert hashlib.sha256(received.payload).digest() == handled
+    appliance.session.machine.reset()  # type: ignore[union-attr]
