@@ -61,6 +61,7 @@ from coldvault.transport.assemble import (
     Progress,
 )
 from coldvault.transport.formats import Received
+from coldvault.transport.frames import SILENT_SECONDS
 from coldvault.transport.reply import FrameStream
 
 
@@ -392,8 +393,10 @@ class Appliance:
         receiving timeout is checked on every item, so it holds while a camera shows the
         same code for ever. ``just_handled`` is the SHA-256 of the request handled last (a
         running appliance's loop): that request, still in front of the camera, is not taken
-        again until the view has been empty -- taking it away and showing it again
-        re-presents it. Raises :class:`TimedOut` when the time runs out and
+        again until the view has been empty for
+        :data:`~coldvault.transport.frames.SILENT_SECONDS` (one frame that decodes to
+        nothing is a blurred frame, not an empty view) -- taking it away and showing it
+        again re-presents it. Raises :class:`TimedOut` when the time runs out and
         :class:`InputEnded` when the input ends first."""
         if self.session is None:
             raise ValueError("start() the appliance first")
@@ -406,14 +409,20 @@ class Appliance:
         held = just_handled  # cleared once the view was empty
         told = False
         replaying = False  # the transfer under way began after the held request completed
+        empty_since: float | None = None  # since when the source has seen no code at all
         try:
             for text in texts:
                 if time.monotonic() > deadline:
                     break
                 if not text:
-                    if text is not None:  # nothing in view: a request shown now is new
-                        held = None
+                    if text is None:  # a code in view, nothing new: the view is not empty
+                        empty_since = None
+                    elif empty_since is None:
+                        empty_since = time.monotonic()
+                    elif time.monotonic() - empty_since >= SILENT_SECONDS:
+                        held = None  # nothing in view for a while: a request shown now is new
                     continue
+                empty_since = None
                 try:
                     p = assembler.feed(text)
                 except (MixedFormatError, MixedMessageError) as err:

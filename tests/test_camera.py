@@ -390,6 +390,10 @@ def test_serial_scanner_polls_a_silent_pipe() -> None:
         started = time.monotonic()
         assert next(lines) is None  # silence: a tick after one poll, not a hang
         assert time.monotonic() - started < 1
+        # silent for a second: nothing in view, at every poll from then on
+        assert next(t for t in lines if t is not None) == NOTHING_IN_VIEW
+        assert time.monotonic() - started >= 1
+        assert next(lines) == NOTHING_IN_VIEW
         os.write(write_end, FRAMES[0].encode() + b"\r\n" + FRAMES[1][:10].encode())
         got = [x for x in itertools.islice(lines, 3) if x is not None]
         assert got == [FRAMES[0]]

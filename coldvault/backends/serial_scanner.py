@@ -149,15 +149,14 @@ class SerialScanner:
         """The scanned lines, until end of input (or ``idle_timeout``, or :meth:`close`).
 
         With ``ticks`` every poll that brings no complete line yields ``None``, so a reader
-        with a deadline gets control back while the scanner is silent, and the first poll
-        after :data:`~coldvault.transport.frames.SILENT_SECONDS` of silence yields
-        :data:`~coldvault.transport.frames.NOTHING_IN_VIEW` (a scanner that sees no code
-        sends nothing). A line longer than ``max_line_len`` raises
+        with a deadline gets control back while the scanner is silent; once it has been
+        silent for :data:`~coldvault.transport.frames.SILENT_SECONDS` each poll yields
+        :data:`~coldvault.transport.frames.NOTHING_IN_VIEW` instead (a scanner that sees no
+        code sends nothing). A line longer than ``max_line_len`` raises
         :class:`ScannerLineTooLong` once its end has been read."""
         buffer = bytearray()
         discarding = False
         last_data = time.monotonic()
-        silence_told = False
         while not self._closed:
             chunk = self._read_chunk()
             if chunk is None:
@@ -167,14 +166,9 @@ class SerialScanner:
                 if self.idle_timeout is not None and silent > self.idle_timeout:
                     break
                 if ticks:
-                    if silent >= SILENT_SECONDS and not silence_told:
-                        silence_told = True
-                        yield NOTHING_IN_VIEW
-                    else:
-                        yield None
+                    yield NOTHING_IN_VIEW if silent >= SILENT_SECONDS else None
                 continue
             last_data = time.monotonic()
-            silence_told = False
             complete = False
             for byte in chunk:
                 if byte in (0x0A, 0x0D):

@@ -75,9 +75,11 @@ class FrameSource(Protocol):
 
 
 #: What a source with ticks yields when it saw no code at all: a camera frame without any
-#: QR code, or a scanner silent for :data:`SILENT_SECONDS` (``None`` is "nothing new").
+#: QR code, or a poll of a scanner silent for :data:`SILENT_SECONDS` (``None`` is "nothing
+#: new"). One such frame is not an empty view (a blurred frame decodes to nothing too):
+#: readers wait for :data:`SILENT_SECONDS` of them.
 NOTHING_IN_VIEW = ""
-#: How long a scanner must stay silent before it counts as seeing nothing.
+#: How long a source must see nothing before the view counts as empty.
 SILENT_SECONDS = 1.0
 
 

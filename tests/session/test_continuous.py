@@ -84,7 +84,7 @@ def test_a_request_left_on_the_screen_is_handled_once(world: SessionWorld) -> No
 
             # 2. taken away, then shown again: presented again (and refused again)
             _show(screen, None)
-            time.sleep(1)
+            time.sleep(2)  # a blank screen for more than a second: the view was empty
             _show(screen, refused)
             child.expect("whitelist")
             child.expect(HELD)

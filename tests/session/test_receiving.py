@@ -202,6 +202,7 @@ def test_the_request_just_handled_is_not_taken_again_until_the_view_was_empty(
     once the view has been empty (the code taken away), showing it again presents it again;
     any other request is taken at once."""
     import hashlib
+    import time
 
     from coldvault.requests.base import request_fingerprint
     from coldvault.transport.assemble import Assembler
@@ -225,9 +226,27 @@ def test_the_request_just_handled_is_not_taken_again_until_the_view_was_empty(
         f"Request {request_fingerprint(handled)} was just handled and is still in view: it is "
         "not taken again. Take it away; show it again to present it again."
     ]
-    # taken away (an empty view), then shown again: taken
-    received = appliance.receive(iter([*multi[:5], NOTHING_IN_VIEW, *multi]),
-                                 just_handled=handled)  # fmt: skip
+    # one frame that decodes to nothing (a blurred frame) is not an empty view
+    with pytest.raises(InputEnded):
+        appliance.receive(iter([*multi, NOTHING_IN_VIEW, *multi]), just_handled=handled)
+
+    def taken_away(seconds: float) -> Iterator[str | None]:
+        yield from multi[:5]
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:  # frames without any code
+            yield NOTHING_IN_VIEW
+        yield NOTHING_IN_VIEW
+        yield from multi
+
+    # taken away (a second of empty view), then shown again: taken
+    quick = appliance.config  # this module's 1 s receiving timeout is shorter than that
+    appliance.config = dataclasses.replace(
+        quick, timeouts=dataclasses.replace(quick.timeouts, receiving=30.0)
+    )
+    try:
+        received = appliance.receive(taken_away(1.1), just_handled=handled)
+    finally:
+        appliance.config = quick
     assert hashlib.sha256(received.payload).digest() == handled
     # the coordinator moves on to another request: taken at once
     received = appliance.receive(iter([*multi, *single]), just_handled=handled)
