@@ -159,6 +159,90 @@ def read_anchor(config: ApplianceConfig, hsm_pin: str, *, allow_emulated: bool) 
     return None if raw is None else Anchor.from_bytes(raw)
 
 
+class _Intake:
+    """What :meth:`Appliance.receive` does with each text from the source: assemble it,
+    and say when a request is complete.
+
+    * A garbled frame never aborts a transfer; it is reported and skipped.
+    * A frame of another transfer is skipped too -- unless the transfer under way has made
+      no progress for :data:`~coldvault.transport.frames.SILENT_SECONDS` (the coordinator
+      moved on to another request) or is the request just handled cycling on: then the new
+      transfer is followed.
+    * ``just_handled`` (the SHA-256 of the request a running appliance handled last) is not
+      taken again until the source has seen no code at all for ``SILENT_SECONDS``: one frame
+      that decodes to nothing is a blurred frame, not an empty view.
+    """
+
+    def __init__(self, ui: Ui, just_handled: bytes | None, *, progress: bool) -> None:
+        self.ui, self.held, self.progress = ui, just_handled, progress
+        self.assembler = Assembler()
+        self.last: Progress | None = None
+        self.told = False
+        #: the transfer under way began after the held request completed (it cycles on)
+        self.replaying = False
+        self.progressed_at = time.monotonic()
+        #: since when the source has seen no code at all
+        self.empty_since: float | None = None
+
+    def take(self, text: str | None) -> Received | None:
+        now = time.monotonic()
+        if not text:
+            if text is None:  # a code in view, nothing new: the view is not empty
+                self.empty_since = None
+            elif self.empty_since is None:
+                self.empty_since = now
+            elif now - self.empty_since >= SILENT_SECONDS:
+                self.held = None  # nothing in view for a while: a request shown now is new
+            return None
+        self.empty_since = None
+        p = self._feed(text, now)
+        if p is None:
+            return None
+        moved = self.last is None or p.parts_received != self.last.parts_received
+        if p.accepted and moved:
+            self.progressed_at = now
+            show = getattr(self.ui, "progress", None)
+            if self.progress and not self.replaying and show is not None:
+                show(p)
+        self.last = p
+        if not p.complete:
+            return None
+        result = self.assembler.result()
+        if self.held is None or hashlib.sha256(result.payload).digest() != self.held:
+            return result
+        if not self.told:
+            self.told = True
+            self.ui.info(
+                f"Request {request_fingerprint(self.held)} was just handled and is still in "
+                "view: it is not taken again. Take it away; show it again to present it again."
+            )
+        self._restart(replaying=True, now=now)
+        return None
+
+    def _feed(self, text: str, now: float) -> Progress | None:
+        try:
+            return self.assembler.feed(text)
+        except (MixedFormatError, MixedMessageError) as err:
+            if not (self.replaying or now - self.progressed_at >= SILENT_SECONDS):
+                self.ui.warn(f"ignored a frame: {err.message}")
+                return None
+            if not self.replaying:
+                self.ui.warn(
+                    "the transfer under way stopped (no new part for a second); following the "
+                    "new one"
+                )
+            self._restart(replaying=False, now=now)
+            return self._feed(text, now)
+        except ColdvaultError as err:
+            self.ui.warn(f"ignored a frame: {err.message}")
+            return None
+
+    def _restart(self, *, replaying: bool, now: float) -> None:
+        self.assembler, self.last, self.replaying = Assembler(), None, replaying
+        self.progressed_at = now
+
+
+
 class Appliance:
     def __init__(
         self,
@@ -403,67 +487,20 @@ class Appliance:
         machine = self.session.machine
         if machine.state is State.IDLE:
             machine.to(State.RECEIVING)
-        assembler = Assembler()
+        intake = _Intake(self.ui, just_handled, progress=progress)
         deadline = time.monotonic() + self.config.timeouts.receiving
-        last: Progress | None = None
-        held = just_handled  # cleared once the view was empty
-        told = False
-        replaying = False  # the transfer under way began after the held request completed
-        empty_since: float | None = None  # since when the source has seen no code at all
         try:
             for text in texts:
                 if time.monotonic() > deadline:
                     break
-                if not text:
-                    if text is None:  # a code in view, nothing new: the view is not empty
-                        empty_since = None
-                    elif empty_since is None:
-                        empty_since = time.monotonic()
-                    elif time.monotonic() - empty_since >= SILENT_SECONDS:
-                        held = None  # nothing in view for a while: a request shown now is new
-                    continue
-                empty_since = None
-                try:
-                    p = assembler.feed(text)
-                except (MixedFormatError, MixedMessageError) as err:
-                    if not replaying:
-                        # a foreign frame never aborts a transfer: report and go on
-                        self.ui.warn(f"ignored a frame: {err.message}")
-                        continue
-                    # the transfer under way is the held request cycling on; the
-                    # coordinator has moved on to another one: follow it
-                    assembler, last, replaying = Assembler(), None, False
-                    try:
-                        p = assembler.feed(text)
-                    except ColdvaultError as again:
-                        self.ui.warn(f"ignored a frame: {again.message}")
-                        continue
-                except ColdvaultError as err:
-                    # a garbled frame never aborts a transfer: report and go on
-                    self.ui.warn(f"ignored a frame: {err.message}")
-                    continue
-                moved = last is None or p.parts_received != last.parts_received
-                if progress and p.accepted and moved and not replaying:
-                    show = getattr(self.ui, "progress", None)
-                    if show is not None:
-                        show(p)
-                last = p
-                if p.complete:
-                    result = assembler.result()
-                    if held is None or hashlib.sha256(result.payload).digest() != held:
-                        return result
-                    if not told:
-                        told = True
-                        self.ui.info(
-                            f"Request {request_fingerprint(held)} was just handled and is still "
-                            "in view: it is not taken again. Take it away; show it again to "
-                            "present it again."
-                        )
-                    assembler, last, replaying = Assembler(), None, True
+                received = intake.take(text)
+                if received is not None:
+                    return received
         except ColdvaultError:
             machine.reset()  # the input itself failed: a scanner gone, an over-long line
             raise
         machine.reset()
+        last = intake.last
         if time.monotonic() <= deadline:
             raise InputEnded(last.parts_received if last else 0,
                              last.parts_expected if last else 0)

@@ -255,3 +255,46 @@ def test_the_request_just_handled_is_not_taken_again_until_the_view_was_empty(
     received = appliance.receive(iter(multi))
     assert hashlib.sha256(received.payload).digest() == handled
     appliance.session.machine.reset()  # type: ignore[union-attr]
+
+
+def test_a_transfer_that_stops_gives_way_to_the_next_one(
+    app: tuple[Appliance, QuietUi],
+) -> None:
+    """The coordinator shows part of one request, then switches to another: while the first
+    still moves, frames of the second are skipped (a frame of another transfer never aborts
+    one under way); once it has made no progress for a second, the second is followed."""
+    import time
+
+    from coldvault.transport.assemble import Assembler
+
+    appliance, ui = app
+    first = encode_reply(TransportFormat.UR, "crypto-psbt", bytes(range(256)) * 4,
+                         max_fragment_len=100).frames(3)  # 3 of its 11 parts  # fmt: skip
+    second = encode_reply(TransportFormat.UR, "crypto-psbt", bytes(range(255, -1, -1)) * 3,
+                          max_fragment_len=100).frames(40)  # fmt: skip
+
+    def switch_after(seconds: float) -> Iterator[str | None]:
+        yield from first
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:  # the second request's frames, over and over
+            yield from second[:2]
+        yield from second
+
+    quick = appliance.config
+    appliance.config = dataclasses.replace(
+        quick, timeouts=dataclasses.replace(quick.timeouts, receiving=30.0)
+    )
+    try:
+        received = appliance.receive(switch_after(1.2))
+    finally:
+        appliance.config = quick
+    expected = Assembler()
+    for text in second:
+        if expected.feed(text).complete:
+            break
+    assert received.payload == expected.result().payload
+    assert any("ignored a frame" in m for m in ui.messages)  # skipped while the first moved
+    assert any("the transfer under way stopped" in m for m in ui.messages)
+    # a transfer that keeps moving is never given up for another one
+    with pytest.raises(InputEnded):
+        appliance.receive(iter([first[0], second[0], first[1], second[1], first[2]]))
