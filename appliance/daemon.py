@@ -238,9 +238,8 @@ class _Intake:
             return None
 
     def _restart(self, *, replaying: bool, now: float) -> None:
-        self.assembler, self.last, self.replaying = Assembler(), None, replaying
-        self.progressed_at = now
-
+        self.assembler.reset()
+        self.last, self.replaying, self.progressed_at = None, replaying, now
 
 
 class Appliance:
